@@ -1,0 +1,54 @@
+//! The crate-wide error. Each format module owns a detailed error type; this enum wraps them,
+//! so callers can match on "which format failed" and still print the full evidence.
+use std::path::PathBuf;
+
+/// Any failure of a reader or writer in this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on a named file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A tensor's declared shape and dtype do not match its byte length.
+    #[error("tensor `{name}`: {dtype:?} {shape:?} needs {expected} bytes, got {actual}")]
+    TensorSize {
+        /// The tensor's name.
+        name: String,
+        /// Its dtype.
+        dtype: crate::DType,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Bytes implied by dtype and shape.
+        expected: u64,
+        /// Bytes actually present.
+        actual: u64,
+    },
+    /// A size computation overflowed or exceeded a [`crate::Limits`] bound.
+    #[error("{what}: {actual} exceeds the limit of {limit}")]
+    Limit {
+        /// What was being sized.
+        what: String,
+        /// The value found.
+        actual: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
