@@ -1,6 +1,8 @@
 //! The command line: clap definitions, dispatch, and all printing.
 //!
 //! Exit codes: 0 ok, 1 a check failed, 2 usage or I/O error.
+//! Each subcommand's handler lives in its own file (`cli/<command>.rs`); this file holds the
+//! clap definitions and the dispatch.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
