@@ -5,3 +5,5 @@
 pub mod arch;
 pub mod cli;
 pub mod convert;
+pub mod diff;
+pub mod fingerprint;
