@@ -7,3 +7,4 @@ pub mod cli;
 pub mod convert;
 pub mod diff;
 pub mod fingerprint;
+pub mod report;
