@@ -1,0 +1,231 @@
+//! Opening any supported checkpoint as a timm state dict.
+//!
+//! The format is detected from the content, never from the extension alone:
+//! - a directory, a `.tar.gz` release tarball, a `<prefix>.index` file or a bare `<prefix>`
+//!   whose `.index` exists → TensorFlow tensor bundle (needs an architecture to map names);
+//! - `PK\x03\x04` → `torch.save` zip format; a pickle protocol byte `0x80` → legacy `torch.save`;
+//! - an 8-byte little-endian header length followed by `{` → safetensors.
+use std::path::{Path, PathBuf};
+
+use zoo_converters::{pth, safetensors, tf_bundle::Bundle, StateDict};
+
+use crate::arch::Spec;
+use crate::convert::{plan_tf, MappingError, Plan, SourceTensor, WeightSet};
+
+/// A detected container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFormat {
+    /// TensorFlow V2 checkpoint.
+    TfBundle,
+    /// TF checkpoint inside a `.tar.gz` release tarball.
+    TfTarball,
+    /// `torch.save` zip.
+    PthZip,
+    /// `torch.save` legacy (pre-1.6).
+    PthLegacy,
+    /// safetensors.
+    Safetensors,
+}
+
+/// Errors opening a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Could not tell what the file is.
+    #[error("{path}: not a recognised checkpoint (expected a TF bundle prefix/.index/.tar.gz, a torch.save .pth, or .safetensors; first bytes {head:02x?})")]
+    Unknown {
+        /// The path.
+        path: PathBuf,
+        /// Its first bytes.
+        head: Vec<u8>,
+    },
+    /// A TF checkpoint needs an architecture to map its names.
+    #[error("{path}: a TensorFlow checkpoint needs an architecture (--arch) to map its variables to timm names")]
+    NeedsArch {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The format reader failed.
+    #[error(transparent)]
+    Read(#[from] zoo_converters::Error),
+    /// The TF checkpoint does not match the architecture.
+    #[error("{path}: {source}")]
+    Mapping {
+        /// The path.
+        path: PathBuf,
+        /// All problems.
+        source: MappingError,
+    },
+    /// A state dict does not match the architecture.
+    #[error("{path}: {} problem(s) against `{arch}`:\n  {}", problems.len(), problems.join("\n  "))]
+    Mismatch {
+        /// The path.
+        path: PathBuf,
+        /// The architecture.
+        arch: String,
+        /// Every problem, one line each.
+        problems: Vec<String>,
+    },
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What [`open`] found.
+#[derive(Debug)]
+pub struct Opened {
+    /// The detected format.
+    pub format: SourceFormat,
+    /// Tensors with timm keys (mapped for TF sources).
+    pub tensors: StateDict,
+    /// The conversion plan, for TF sources.
+    pub plan: Option<Plan>,
+}
+
+/// Detects the format of `path`.
+pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
+    let io = |source| CheckpointError::Io { path: path.to_owned(), source };
+    if path.is_dir() || tf_prefix(path).is_some() {
+        return Ok(SourceFormat::TfBundle);
+    }
+    let mut head = [0u8; 16];
+    let n = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]).map_err(io)? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
+    };
+    let head = &head[..n];
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(SourceFormat::TfTarball)
+    } else if head.starts_with(b"PK\x03\x04") {
+        Ok(SourceFormat::PthZip)
+    } else if head.first() == Some(&0x80) {
+        Ok(SourceFormat::PthLegacy)
+    } else if head.len() > 8 && head[8] == b'{' {
+        Ok(SourceFormat::Safetensors)
+    } else {
+        Err(CheckpointError::Unknown { path: path.to_owned(), head: head.to_vec() })
+    }
+}
+
+/// The bundle prefix for a `.index` path, a bare prefix, or a directory holding one checkpoint.
+fn tf_prefix(path: &Path) -> Option<PathBuf> {
+    let s = path.to_string_lossy();
+    if let Some(p) = s.strip_suffix(".index") {
+        return Some(PathBuf::from(p));
+    }
+    if !path.exists() && PathBuf::from(format!("{s}.index")).is_file() {
+        return Some(path.to_owned());
+    }
+    if path.is_dir() {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "index"))
+            .collect();
+        found.sort();
+        return found.pop().map(|p| p.with_extension(""));
+    }
+    None
+}
+
+/// Converts an open bundle's tensors to timm keys and layouts, following `spec`.
+pub fn map_bundle(bundle: &Bundle, spec: &Spec, weights: WeightSet, path: &Path) -> Result<(StateDict, Plan), CheckpointError> {
+    let inventory: Vec<SourceTensor> = bundle
+        .entries()
+        .iter()
+        .map(|e| SourceTensor { name: e.name.clone(), dtype: e.dtype, shape: e.shape.clone() })
+        .collect();
+    let plan = plan_tf(spec, &inventory, weights)
+        .map_err(|source| CheckpointError::Mapping { path: path.to_owned(), source })?;
+    let mut tensors = Vec::with_capacity(plan.items.len());
+    for item in &plan.items {
+        let t = bundle.read(&item.source)?;
+        let t = match item.map.layout.permutation() {
+            None => t,
+            // The plan checked rank and shape, so the permutation is valid.
+            Some(perm) => t.permute(perm).ok_or_else(|| CheckpointError::Mismatch {
+                path: path.to_owned(),
+                arch: spec.config.to_string(),
+                problems: vec![format!("`{}`: cannot permute {:?} by {perm:?}", item.source, t.shape())],
+            })?,
+        };
+        tensors.push((item.map.target.name.clone(), t));
+    }
+    Ok((tensors, plan))
+}
+
+/// Checks a timm state dict against `spec`: every key present with its shape, nothing unexpected
+/// except `num_batches_tracked` counters (which are dropped). Returns the tensors in spec order.
+pub fn check_against(tensors: StateDict, spec: &Spec, path: &Path) -> Result<StateDict, CheckpointError> {
+    let mut by_name: std::collections::BTreeMap<String, zoo_converters::Tensor> = tensors.into_iter().collect();
+    let mut problems = vec![];
+    let mut out = vec![];
+    for p in spec.params() {
+        match by_name.remove(&p.name) {
+            None => problems.push(format!("{}: missing (expected shape {:?})", p.name, p.shape)),
+            Some(t) if t.shape() != p.shape.as_slice() => {
+                problems.push(format!("{}: shape {:?}, the architecture needs {:?}", p.name, t.shape(), p.shape))
+            }
+            Some(t) if t.dtype() != zoo_converters::DType::F32 => {
+                problems.push(format!("{}: dtype {}, expected F32", p.name, t.dtype().name()))
+            }
+            Some(t) => out.push((p.name, t)),
+        }
+    }
+    for (k, t) in by_name {
+        if !crate::fingerprint::is_bookkeeping(&k) {
+            problems.push(format!("{k}: unexpected key (shape {:?})", t.shape()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(CheckpointError::Mismatch { path: path.to_owned(), arch: spec.config.to_string(), problems })
+    }
+}
+
+/// Opens any supported checkpoint. TF sources need `spec`; other sources are checked against it
+/// when given.
+pub fn open(path: &Path, spec: Option<&Spec>, weights: WeightSet) -> Result<Opened, CheckpointError> {
+    let format = detect(path)?;
+    match format {
+        SourceFormat::TfBundle | SourceFormat::TfTarball => {
+            let spec = spec.ok_or_else(|| CheckpointError::NeedsArch { path: path.to_owned() })?;
+            let scratch;
+            let prefix = if format == SourceFormat::TfTarball {
+                scratch = tempfile::tempdir().map_err(|source| CheckpointError::Io { path: path.to_owned(), source })?;
+                zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())?
+            } else {
+                tf_prefix(path).unwrap_or_else(|| path.to_owned())
+            };
+            let bundle = Bundle::open(&prefix)?;
+            let (tensors, plan) = map_bundle(&bundle, spec, weights, path)?;
+            Ok(Opened { format, tensors, plan: Some(plan) })
+        }
+        SourceFormat::PthZip | SourceFormat::PthLegacy | SourceFormat::Safetensors => {
+            let tensors = if format == SourceFormat::Safetensors {
+                safetensors::read(path)?.0
+            } else {
+                pth::read(path)?
+            };
+            let tensors = match spec {
+                Some(spec) => check_against(tensors, spec, path)?,
+                None => tensors,
+            };
+            Ok(Opened { format, tensors, plan: None })
+        }
+    }
+}
