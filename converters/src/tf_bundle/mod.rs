@@ -741,6 +741,196 @@ mod tests {
         assert_eq!(tf_dtype_name(7), "DT_STRING");
     }
 
+    fn index_bytes(
+        header: Option<proto::HeaderProto>,
+        entries: &[(&str, proto::EntryProto)],
+    ) -> Vec<u8> {
+        let mut t = table::TableBuilder::new(1 << 16);
+        if let Some(h) = header {
+            t.add(b"", &h.encode());
+        }
+        for (name, e) in entries {
+            t.add(name.as_bytes(), &e.encode());
+        }
+        t.finish()
+    }
+
+    fn header() -> proto::HeaderProto {
+        proto::HeaderProto {
+            num_shards: 1,
+            producer: 1,
+            ..Default::default()
+        }
+    }
+
+    fn f32_entry() -> proto::EntryProto {
+        proto::EntryProto {
+            dtype: 1,
+            dims: vec![2, 3],
+            size: 24,
+            ..Default::default()
+        }
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Index, BundleError> {
+        Index::parse_inner(bytes, Path::new("x.index"), &Limits::default())
+    }
+
+    #[test]
+    fn well_formed_index_parses() {
+        let idx = parse(&index_bytes(Some(header()), &[("a", f32_entry())])).unwrap();
+        assert_eq!(idx.num_shards, 1);
+        assert_eq!(idx.entries[0].shape, vec![2, 3]);
+        assert_eq!(idx.entries[0].dtype, DType::F32);
+    }
+
+    #[test]
+    fn string_and_unknown_dtypes_are_typed_errors() {
+        for (n, name) in [
+            (7, "DT_STRING"),
+            (8, "DT_COMPLEX64"),
+            (20, "DT_RESOURCE"),
+            (0, "DT_INVALID"),
+            (999, "unknown"),
+        ] {
+            let e = proto::EntryProto {
+                dtype: n,
+                ..f32_entry()
+            };
+            let err = parse(&index_bytes(Some(header()), &[("s", e)])).unwrap_err();
+            assert!(
+                matches!(&err, BundleError::UnsupportedDtype { dtype, tensor, .. } if *dtype == n && tensor == "s"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn slices_big_endian_and_newer_versions_are_unsupported() {
+        let sliced = proto::EntryProto {
+            slices: 1,
+            ..f32_entry()
+        };
+        // `encode` does not write slices; append one empty field 7 by hand.
+        let mut t = table::TableBuilder::new(1 << 16);
+        t.add(b"", &header().encode());
+        let mut v = sliced.encode();
+        v.extend_from_slice(&[(7 << 3) | 2, 0]);
+        t.add(b"p", &v);
+        let err = parse(&t.finish()).unwrap_err();
+        assert!(
+            matches!(err, BundleError::Unsupported { ref what, .. } if what.contains("slices")),
+            "{err}"
+        );
+
+        let big = proto::HeaderProto {
+            endianness: 1,
+            ..header()
+        };
+        let err = parse(&index_bytes(Some(big), &[])).unwrap_err();
+        assert!(
+            matches!(err, BundleError::Unsupported { ref what, .. } if what.contains("endianness 1")),
+            "{err}"
+        );
+
+        let newer = proto::HeaderProto {
+            min_consumer: 2,
+            ..header()
+        };
+        let err = parse(&index_bytes(Some(newer), &[])).unwrap_err();
+        assert!(
+            matches!(err, BundleError::Unsupported { ref what, .. } if what.contains("min_consumer 2")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inconsistent_entries_are_rejected() {
+        let cases: Vec<(proto::EntryProto, &str)> = vec![
+            (
+                proto::EntryProto {
+                    size: 25,
+                    ..f32_entry()
+                },
+                "needs 24 bytes, entry says size 25",
+            ),
+            (
+                proto::EntryProto {
+                    shard_id: 1,
+                    ..f32_entry()
+                },
+                "shard_id 1 not in 0..1",
+            ),
+            (
+                proto::EntryProto {
+                    shard_id: -1,
+                    ..f32_entry()
+                },
+                "shard_id -1",
+            ),
+            (
+                proto::EntryProto {
+                    offset: -5,
+                    ..f32_entry()
+                },
+                "negative offset",
+            ),
+            (
+                proto::EntryProto {
+                    dims: vec![-1, 3],
+                    ..f32_entry()
+                },
+                "dimension -1",
+            ),
+            (
+                proto::EntryProto {
+                    unknown_rank: true,
+                    ..f32_entry()
+                },
+                "unknown rank",
+            ),
+            (
+                proto::EntryProto {
+                    dims: vec![i64::MAX, i64::MAX],
+                    size: 0,
+                    ..f32_entry()
+                },
+                "overflows",
+            ),
+        ];
+        for (e, want) in cases {
+            let mut t = table::TableBuilder::new(1 << 16);
+            t.add(b"", &header().encode());
+            let mut v = e.encode();
+            if e.unknown_rank {
+                // `encode` does not write unknown_rank: add `shape { unknown_rank: true }`.
+                v.extend_from_slice(&[(2 << 3) | 2, 2, 3 << 3, 1]);
+            }
+            t.add(b"t", &v);
+            let err = parse(&t.finish()).unwrap_err();
+            assert!(
+                matches!(err, BundleError::BadEntry { ref entry, .. } if entry == "t"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(want), "{err} lacks {want}");
+        }
+    }
+
+    #[test]
+    fn missing_header_is_an_error() {
+        let err = parse(&index_bytes(None, &[("a", f32_entry())])).unwrap_err();
+        assert!(matches!(err, BundleError::MissingHeader { .. }), "{err}");
+        let err = parse(&index_bytes(None, &[])).unwrap_err();
+        assert!(matches!(err, BundleError::MissingHeader { .. }), "{err}");
+        let zero = proto::HeaderProto {
+            num_shards: 0,
+            ..header()
+        };
+        let err = parse(&index_bytes(Some(zero), &[])).unwrap_err();
+        assert!(err.to_string().contains("num_shards is 0"), "{err}");
+    }
+
     #[test]
     fn shard_names_follow_tensorflow() {
         assert_eq!(
