@@ -38,6 +38,9 @@ pub enum Error {
         /// The configured limit.
         limit: u64,
     },
+    /// A TensorFlow tensor bundle (V2 checkpoint) could not be read or written.
+    #[error(transparent)]
+    TfBundle(#[from] crate::tf_bundle::BundleError),
 }
 
 /// Shorthand for results of this crate.

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod tensor;
+pub mod tf_bundle;
 
 pub use error::{Error, Result};
 pub use tensor::{DType, Limits, StateDict, Tensor};
