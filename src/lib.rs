@@ -4,3 +4,5 @@
 //! The binary is a thin layer over this library ([`cli`]); only `cli` prints.
 pub mod arch;
 pub mod cli;
+pub mod filesize;
+pub mod flops;
