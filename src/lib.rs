@@ -6,5 +6,7 @@ pub mod arch;
 pub mod cli;
 pub mod convert;
 pub mod diff;
+pub mod filesize;
 pub mod fingerprint;
+pub mod flops;
 pub mod report;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod flops;
+
 /// zoo: keep a model zoo honest.
 #[derive(Debug, Parser)]
 #[command(name = "zoo", version, about, long_about = None)]
@@ -22,6 +24,8 @@ enum Command {
         /// A variant (`b0`…`l2`) or `efficientnet:width=…,depth=…,classes=…`.
         spec: String,
     },
+    /// Count operations under every named convention (macs, flops, fvcore, thop-2020).
+    Flops(flops::FlopsArgs),
 }
 
 /// Outcome of a command that ran to completion.
@@ -54,5 +58,6 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             println!("{}", serde_json::to_string_pretty(&spec)?);
             Ok(Status::Ok)
         }
+        Command::Flops(args) => flops::run(args),
     }
 }

@@ -1,0 +1,604 @@
+//! Predicts the byte size of `torch.save(state_dict)` for a [`Spec`], without writing anything.
+//!
+//! Both containers are emulated opcode by opcode (pickle protocol 2, as `torch.save` uses), so
+//! the prediction is exact, not an estimate.
+//!
+//! **Legacy (pre-1.6, `_use_new_zipfile_serialization=False`)**: five things back to back:
+//! 1. magic-number pickle (`LONG1 0x1950a86a20f9469cfc6c`, 15 bytes), protocol-version pickle
+//!    (`1001`, 6 bytes), sys-info pickle (`{protocol_version, little_endian, type_sizes}`,
+//!    116 bytes): 137 bytes together;
+//! 2. the state-dict pickle; each tensor is `_rebuild_tensor_v2(persid, offset, size, stride,
+//!    requires_grad, OrderedDict())` whose persistent id is `('storage', <Type>Storage, key,
+//!    'cpu', numel, None)`, `key` being `str(storage._cdata)` (a pointer, 14 decimal digits on
+//!    x86-64 Linux);
+//! 3. the pickled sorted list of storage keys;
+//! 4. per storage: `numel` as u64 LE, then the raw LE data.
+//!
+//! **Zip (torch ≥ 1.6; record set as torch 2.13 writes it)**: an uncompressed zip whose records
+//! are `<archive>/data.pkl` (same pickle, keys `"0"`, `"1"`, …, persistent id without the view
+//! field), `.format_version`, `.storage_alignment`, `byteorder`, `data/<i>` per storage,
+//! `version`, `.data/serialization_id`. Each local header (30 bytes + name) carries an `FB`
+//! extra field padding the data to 64 bytes; each record is followed by a 16-byte data
+//! descriptor; the central directory has 46 bytes + name per record; the archive ends with a
+//! zip64 end record (56), zip64 locator (20) and end record (22). Offsets and sizes beyond
+//! 4 GiB follow PyTorch's `getPadding` but have not been checked against a real file.
+//!
+//! An `OrderedDict` state dict (what `Module.state_dict()` returns) also pickles its
+//! `_metadata` attribute: one `{'version': v}` per module, in module pre-order, BatchNorm
+//! version 2, everything else 1. Which modules exist depends on the code that built the model,
+//! so it is a [`Metadata`] layout, not derived from the parameters alone.
+use crate::arch::{ParamKind, Spec};
+
+/// pickle `BATCHSIZE` (CPython `Modules/_pickle.c`): items per MARK … SETITEMS/APPENDS.
+const BATCH: u64 = 1000;
+
+/// Which `.pth` container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Container {
+    /// Pre-1.6 `torch.save`: pickles followed by raw storages.
+    Legacy,
+    /// torch ≥ 1.6 `torch.save`: an uncompressed zip.
+    Zip,
+}
+
+/// The `_metadata` a state dict carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metadata {
+    /// A plain `dict` without `_metadata` (e.g. loaded from safetensors, then saved).
+    None,
+    /// `Module.state_dict()` of the 2020 timm (0.1.x) EfficientNet: per module `act1`/`act2`
+    /// activations (a `ds` block also has an `act2` identity), `se.avg_pool` inside each SE,
+    /// and `global_pool.pool` inside the head pool.
+    Timm2020,
+}
+
+/// Everything about a saved state dict that the spec does not fix.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SaveLayout {
+    /// `_metadata` layout.
+    pub metadata: Metadata,
+    /// Whether every BatchNorm has an int64 `num_batches_tracked` after `running_var`.
+    pub num_batches_tracked: bool,
+    /// Decimal digits of the legacy storage keys (`str(storage._cdata)`).
+    pub storage_key_width: usize,
+    /// Zip archive root (torch uses the file stem).
+    pub archive_name: String,
+}
+
+impl SaveLayout {
+    /// The Noisy Student release files (timm `v0.1-weights`, 2020): legacy `torch.save` of
+    /// `Module.state_dict()` with `num_batches_tracked`, 14-digit storage keys. Reproduces every
+    /// `File Size` on the card.
+    pub fn timm_2020_release(archive_name: &str) -> SaveLayout {
+        SaveLayout {
+            metadata: Metadata::Timm2020,
+            num_batches_tracked: true,
+            storage_key_width: 14,
+            archive_name: archive_name.to_owned(),
+        }
+    }
+
+    /// A plain dict of the spec's tensors (no `num_batches_tracked`, no `_metadata`), as the
+    /// tiny fixture was written.
+    pub fn plain(archive_name: &str) -> SaveLayout {
+        SaveLayout {
+            metadata: Metadata::None,
+            num_batches_tracked: false,
+            storage_key_width: 14,
+            archive_name: archive_name.to_owned(),
+        }
+    }
+}
+
+/// One entry of the saved dict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    name: String,
+    shape: Vec<usize>,
+    dtype: StorageType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StorageType {
+    Float,
+    Long,
+}
+
+impl StorageType {
+    fn itemsize(self) -> u64 {
+        match self {
+            StorageType::Float => 4,
+            StorageType::Long => 8,
+        }
+    }
+    fn class(self) -> &'static str {
+        match self {
+            StorageType::Float => "FloatStorage",
+            StorageType::Long => "LongStorage",
+        }
+    }
+}
+
+impl Entry {
+    fn numel(&self) -> u64 {
+        self.shape.iter().map(|&d| d as u64).product()
+    }
+}
+
+fn entries(spec: &Spec, layout: &SaveLayout) -> Vec<Entry> {
+    let mut out = vec![];
+    for p in spec.params() {
+        let nbt = layout.num_batches_tracked && p.kind == ParamKind::RunningVar;
+        let prefix = p.name.strip_suffix(".running_var").map(str::to_owned);
+        out.push(Entry {
+            name: p.name,
+            shape: p.shape,
+            dtype: StorageType::Float,
+        });
+        if let (true, Some(prefix)) = (nbt, prefix) {
+            out.push(Entry {
+                name: format!("{prefix}.num_batches_tracked"),
+                shape: vec![],
+                dtype: StorageType::Long,
+            });
+        }
+    }
+    out
+}
+
+/// `_metadata` entries `(module path, version)` in `state_dict()` order.
+pub fn metadata_entries(spec: &Spec, metadata: Metadata) -> Vec<(String, u8)> {
+    let Metadata::Timm2020 = metadata else {
+        return vec![];
+    };
+    let mut m: Vec<(String, u8)> = vec![];
+    let mut add = |name: String, version: u8| m.push((name, version));
+    add(String::new(), 1);
+    add(spec.stem.conv.name.clone(), 1);
+    add(spec.stem.bn.name.clone(), 2);
+    add("act1".into(), 1);
+    add("blocks".into(), 1);
+    for (s, stage) in spec.stages.iter().enumerate() {
+        add(format!("blocks.{s}"), 1);
+        for b in stage {
+            let p = b.prefix();
+            add(p.clone(), 1);
+            let mut act = 1;
+            if let Some(e) = &b.expand {
+                add(e.conv.name.clone(), 1);
+                add(e.bn.name.clone(), 2);
+                add(format!("{p}.act{act}"), 1);
+                act += 1;
+            }
+            add(b.depthwise.conv.name.clone(), 1);
+            add(b.depthwise.bn.name.clone(), 2);
+            add(format!("{p}.act{act}"), 1);
+            if let Some(se) = &b.se {
+                add(format!("{p}.se"), 1);
+                add(format!("{p}.se.avg_pool"), 1);
+                add(se.reduce.name.clone(), 1);
+                add(format!("{p}.se.act1"), 1);
+                add(se.expand.name.clone(), 1);
+            }
+            add(b.project.conv.name.clone(), 1);
+            add(b.project.bn.name.clone(), 2);
+            if b.expand.is_none() {
+                // timm 0.1.x DepthwiseSeparableConv: `act2 = nn.Identity()` without a pw act.
+                add(format!("{p}.act2"), 1);
+            }
+        }
+    }
+    add(spec.head.conv.name.clone(), 1);
+    add(spec.head.bn.name.clone(), 2);
+    add("act2".into(), 1);
+    add("global_pool".into(), 1);
+    add("global_pool.pool".into(), 1);
+    add(spec.classifier.name.clone(), 1);
+    m
+}
+
+/// Byte counter for a protocol-2 pickle as CPython's C pickler writes it: tracks the memo so
+/// `BINPUT`/`BINGET` (memo index < 256) vs `LONG_BINPUT`/`LONG_BINGET` are sized right.
+#[derive(Debug, Default)]
+struct PickleSize {
+    bytes: u64,
+    memo: u64,
+}
+
+impl PickleSize {
+    fn op(&mut self, n: u64) {
+        self.bytes += n;
+    }
+    /// Memoizes the object just written; returns its memo index.
+    fn put(&mut self) -> u64 {
+        let idx = self.memo;
+        self.bytes += if idx < 256 { 2 } else { 5 };
+        self.memo += 1;
+        idx
+    }
+    fn get(&mut self, idx: u64) {
+        self.bytes += if idx < 256 { 2 } else { 5 };
+    }
+    /// `BINUNICODE` + put.
+    fn str(&mut self, len: usize) -> u64 {
+        self.op(5 + len as u64);
+        self.put()
+    }
+    /// A memoized constant: written and memoized once, then `BINGET`.
+    fn once(&mut self, slot: &mut Option<u64>, first: impl FnOnce(&mut Self)) {
+        match *slot {
+            Some(idx) => self.get(idx),
+            None => {
+                first(self);
+                *slot = Some(self.put());
+            }
+        }
+    }
+    /// `BININT1`/`BININT2`/`BININT`/`LONG1`.
+    fn int(&mut self, v: u64) {
+        self.op(match v {
+            0..=0xff => 2,
+            0x100..=0xffff => 3,
+            0x1_0000..=0x7fff_ffff => 5,
+            _ => {
+                // LONG1: opcode, length byte, minimal two's complement little-endian.
+                let bits = 64 - v.leading_zeros() as u64 + 1;
+                2 + bits.div_ceil(8)
+            }
+        });
+    }
+    /// `GLOBAL module\nname\n` (not memoized here).
+    fn global(&mut self, module: &str, name: &str) {
+        self.op(1 + module.len() as u64 + 1 + name.len() as u64 + 1);
+    }
+    /// A tuple of ints: `EMPTY_TUPLE` (not memoized), `TUPLE1..3`, or `MARK … TUPLE`; + put.
+    fn int_tuple(&mut self, items: &[u64]) {
+        if items.is_empty() {
+            self.op(1);
+            return;
+        }
+        if items.len() > 3 {
+            self.op(1);
+        }
+        for &v in items {
+            self.int(v);
+        }
+        self.op(1);
+        self.put();
+    }
+}
+
+/// Extra bytes of MARK/SETITEMS/SETITEM around `n` items of an exact `dict`.
+fn exact_dict_framing(n: u64) -> u64 {
+    match n {
+        0 => 0,
+        1 => 1,
+        _ => (n / BATCH + 1) * 2,
+    }
+}
+
+/// … of a dict subclass (`OrderedDict`), pickled through `__reduce__`'s item iterator.
+fn iter_dict_framing(n: u64) -> u64 {
+    let last = match n % BATCH {
+        0 => 0,
+        1 => 1,
+        _ => 2,
+    };
+    n / BATCH * 2 + last
+}
+
+/// … of an exact `list`.
+fn exact_list_framing(n: u64) -> u64 {
+    match n {
+        0 => 0,
+        1 => 1,
+        _ => n.div_ceil(BATCH) * 2,
+    }
+}
+
+#[derive(Default)]
+struct Memo {
+    rebuild: Option<u64>,
+    storage: Option<u64>,
+    float: Option<u64>,
+    long: Option<u64>,
+    cpu: Option<u64>,
+    ordered_dict: Option<u64>,
+    version: Option<u64>,
+}
+
+/// Size of the state-dict pickle. `key_len(i)` is the length of storage `i`'s key.
+fn state_dict_pickle(
+    entries: &[Entry],
+    metadata: &[(String, u8)],
+    ordered: bool,
+    legacy: bool,
+    key_len: impl Fn(usize) -> usize,
+) -> u64 {
+    let mut p = PickleSize::default();
+    let mut memo = Memo::default();
+    p.op(2); // PROTO 2
+    if ordered {
+        p.once(&mut memo.ordered_dict, |p| {
+            p.global("collections", "OrderedDict")
+        });
+        p.op(2); // EMPTY_TUPLE, REDUCE
+        p.put();
+        p.op(iter_dict_framing(entries.len() as u64));
+    } else {
+        p.op(1); // EMPTY_DICT
+        p.put();
+        p.op(exact_dict_framing(entries.len() as u64));
+    }
+    for (i, e) in entries.iter().enumerate() {
+        p.str(e.name.len());
+        p.once(&mut memo.rebuild, |p| {
+            p.global("torch._utils", "_rebuild_tensor_v2")
+        });
+        p.op(2); // MARK (args), MARK (persistent id)
+        p.once(&mut memo.storage, |p| p.op(5 + "storage".len() as u64));
+        let slot = match e.dtype {
+            StorageType::Float => &mut memo.float,
+            StorageType::Long => &mut memo.long,
+        };
+        p.once(slot, |p| p.global("torch", e.dtype.class()));
+        p.str(key_len(i));
+        p.once(&mut memo.cpu, |p| p.op(5 + "cpu".len() as u64));
+        p.int(e.numel());
+        if legacy {
+            p.op(1); // NONE: view_metadata
+        }
+        p.op(1); // TUPLE
+        p.put();
+        p.op(1); // BINPERSID
+        p.int(0); // storage_offset
+        let shape: Vec<u64> = e.shape.iter().map(|&d| d as u64).collect();
+        let mut stride = vec![0u64; shape.len()];
+        let mut acc = 1;
+        for (s, &d) in stride.iter_mut().zip(&shape).rev() {
+            *s = acc;
+            acc *= d;
+        }
+        p.int_tuple(&shape);
+        p.int_tuple(&stride);
+        p.op(1); // NEWFALSE: requires_grad
+        p.once(&mut memo.ordered_dict, |p| {
+            p.global("collections", "OrderedDict")
+        });
+        p.op(2); // EMPTY_TUPLE, REDUCE: backward hooks
+        p.put();
+        p.op(1); // TUPLE (6 args)
+        p.put();
+        p.op(1); // REDUCE
+        p.put();
+    }
+    if ordered && !metadata.is_empty() {
+        // BUILD state {'_metadata': OrderedDict(...)}
+        p.op(1); // EMPTY_DICT
+        p.put();
+        p.str("_metadata".len());
+        p.once(&mut memo.ordered_dict, |p| {
+            p.global("collections", "OrderedDict")
+        });
+        p.op(2); // EMPTY_TUPLE, REDUCE
+        p.put();
+        p.op(iter_dict_framing(metadata.len() as u64));
+        for (name, version) in metadata {
+            p.str(name.len());
+            p.op(1); // EMPTY_DICT
+            p.put();
+            p.once(&mut memo.version, |p| p.op(5 + "version".len() as u64));
+            p.int(u64::from(*version));
+            p.op(1); // SETITEM
+        }
+        p.op(2); // SETITEM ('_metadata'), BUILD
+    }
+    p.op(1); // STOP
+    p.bytes
+}
+
+/// The three header pickles of a legacy file (magic number, protocol version, sys info).
+fn legacy_header() -> u64 {
+    let magic = 2 + 2 + 10 + 1; // PROTO, LONG1 len 10, STOP
+    let protocol = 2 + 3 + 1; // PROTO, BININT2 1001, STOP
+    let mut p = PickleSize::default();
+    p.op(2 + 1); // PROTO, EMPTY_DICT
+    p.put();
+    p.op(1); // MARK
+    p.str("protocol_version".len());
+    p.int(1001);
+    p.str("little_endian".len());
+    p.op(1); // NEWTRUE
+    p.str("type_sizes".len());
+    p.op(1); // EMPTY_DICT
+    p.put();
+    p.op(1); // MARK
+    for (k, _) in [("short", 2), ("int", 4), ("long", 4)] {
+        p.str(k.len());
+        p.int(2);
+    }
+    p.op(3); // SETITEMS, SETITEMS, STOP
+    magic + protocol + p.bytes
+}
+
+/// Byte breakdown of a predicted `.pth`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SizePrediction {
+    /// Which container.
+    pub container: Container,
+    /// Legacy: the three header pickles (137). Zip: 0.
+    pub header: u64,
+    /// The state-dict pickle (`data.pkl` in a zip).
+    pub pickle: u64,
+    /// Legacy: the storage-key list pickle. Zip: 0.
+    pub key_list: u64,
+    /// Legacy: Σ (8 + numel·itemsize). Zip: Σ numel·itemsize.
+    pub storages: u64,
+    /// Zip: everything else (headers, padding, descriptors, small records, directory). Legacy: 0.
+    pub zip_overhead: u64,
+    /// Tensors saved.
+    pub tensors: usize,
+    /// The file size.
+    pub total: u64,
+}
+
+/// Predicts the size of `torch.save(state_dict)` for `spec` under `layout`.
+pub fn predict(spec: &Spec, layout: &SaveLayout, container: Container) -> SizePrediction {
+    let entries = entries(spec, layout);
+    let metadata = metadata_entries(spec, layout.metadata);
+    let ordered = layout.metadata != Metadata::None;
+    let data: Vec<u64> = entries
+        .iter()
+        .map(|e| e.numel() * e.dtype.itemsize())
+        .collect();
+    match container {
+        Container::Legacy => {
+            let width = layout.storage_key_width;
+            let pickle = state_dict_pickle(&entries, &metadata, ordered, true, |_| width);
+            let n = entries.len() as u64;
+            let mut keys = PickleSize::default();
+            keys.op(2 + 1); // PROTO, EMPTY_LIST
+            keys.put();
+            keys.op(exact_list_framing(n));
+            for _ in 0..n {
+                keys.str(width);
+            }
+            keys.op(1); // STOP
+            let storages = data.iter().map(|d| 8 + d).sum();
+            let header = legacy_header();
+            SizePrediction {
+                container,
+                header,
+                pickle,
+                key_list: keys.bytes,
+                storages,
+                zip_overhead: 0,
+                tensors: entries.len(),
+                total: header + pickle + keys.bytes + storages,
+            }
+        }
+        Container::Zip => {
+            let pickle = state_dict_pickle(&entries, &metadata, ordered, false, |i| {
+                decimal_digits(i as u64)
+            });
+            let root = &layout.archive_name;
+            let mut records: Vec<(String, u64)> = vec![
+                (format!("{root}/data.pkl"), pickle),
+                (format!("{root}/.format_version"), 1),
+                (format!("{root}/.storage_alignment"), 2),
+                (format!("{root}/byteorder"), "little".len() as u64),
+            ];
+            records.extend(
+                data.iter()
+                    .enumerate()
+                    .map(|(i, &d)| (format!("{root}/data/{i}"), d)),
+            );
+            records.push((format!("{root}/version"), 2));
+            records.push((format!("{root}/.data/serialization_id"), 40));
+            let total = zip_size(&records);
+            let storages: u64 = data.iter().sum();
+            SizePrediction {
+                container,
+                header: 0,
+                pickle,
+                key_list: 0,
+                storages,
+                zip_overhead: total - storages - pickle,
+                tensors: entries.len(),
+                total,
+            }
+        }
+    }
+}
+
+fn decimal_digits(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Size of an uncompressed zip as PyTorch's `PyTorchStreamWriter` (miniz) writes it.
+fn zip_size(records: &[(String, u64)]) -> u64 {
+    const LOCAL: u64 = 30;
+    const CENTRAL: u64 = 46;
+    const ALIGN: u64 = 64;
+    const U32_MAX: u64 = u32::MAX as u64;
+    let mut cursor = 0u64;
+    let mut central = 0u64;
+    for (name, size) in records {
+        let name = name.len() as u64;
+        // PyTorch `getPadding`: data starts after the header, name and a 4-byte FB header
+        // (plus zip64 fields for large sizes/offsets), rounded up to ALIGN.
+        let mut start = cursor + LOCAL + name + 4;
+        let mut zip64 = 0;
+        if *size >= U32_MAX || cursor >= U32_MAX {
+            zip64 += 4;
+            if *size >= U32_MAX {
+                zip64 += 16;
+            }
+            if cursor >= U32_MAX {
+                zip64 += 8;
+            }
+            start += zip64;
+        }
+        let data_start = start.div_ceil(ALIGN) * ALIGN;
+        let descriptor = if *size >= U32_MAX { 24 } else { 16 };
+        let central_extra = if zip64 > 0 { zip64 } else { 0 };
+        central += CENTRAL + name + central_extra;
+        cursor = data_start + size + descriptor;
+    }
+    cursor + central + 56 + 20 + 22
+}
+
+/// A documented file size checked against the prediction.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SizeCheck {
+    /// The card's number.
+    pub documented: u64,
+    /// What the spec predicts.
+    pub predicted: SizePrediction,
+    /// The real file's size, when it is at hand.
+    pub actual: Option<u64>,
+    /// `predicted.total == documented` (and `actual == documented` when known).
+    pub passed: bool,
+}
+
+/// Checks a card's `File Size` against the size predicted for `container` under `layout`;
+/// `actual` is the real file's size if it is cached.
+pub fn check_file_size(
+    spec: &Spec,
+    documented: u64,
+    container: Container,
+    layout: &SaveLayout,
+    actual: Option<u64>,
+) -> SizeCheck {
+    let predicted = predict(spec, layout, container);
+    let passed = predicted.total == documented && actual.is_none_or(|a| a == documented);
+    SizeCheck {
+        documented,
+        predicted,
+        actual,
+        passed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_137_bytes() {
+        assert_eq!(legacy_header(), 137);
+    }
+
+    #[test]
+    fn framing_follows_cpython_batches() {
+        assert_eq!(exact_dict_framing(197), 2);
+        assert_eq!(exact_dict_framing(1000), 4); // a trailing empty MARK SETITEMS
+        assert_eq!(iter_dict_framing(1000), 2);
+        assert_eq!(iter_dict_framing(1001), 3);
+        assert_eq!(exact_list_framing(1001), 4);
+        assert_eq!(decimal_digits(0), 1);
+        assert_eq!(decimal_digits(196), 3);
+    }
+}
