@@ -543,8 +543,8 @@ fn zip_size(records: &[(String, u64)]) -> u64 {
         }
         let data_start = start.div_ceil(ALIGN) * ALIGN;
         let descriptor = if *size >= U32_MAX { 24 } else { 16 };
-        let central_extra = if zip64 > 0 { zip64 } else { 0 };
-        central += CENTRAL + name + central_extra;
+        // miniz repeats the zip64 fields in the central directory entry.
+        central += CENTRAL + name + zip64;
         cursor = data_start + size + descriptor;
     }
     cursor + central + 56 + 20 + 22
