@@ -38,6 +38,18 @@ pub enum Error {
         /// The configured limit.
         limit: u64,
     },
+    /// A PyTorch `.pth` file could not be read or written.
+    #[error(transparent)]
+    Pth(#[from] crate::pth::Error),
+    /// A safetensors file could not be read or written.
+    #[error(transparent)]
+    Safetensors(#[from] crate::safetensors::Error),
+    /// A `.npy` file could not be read.
+    #[error(transparent)]
+    Npy(#[from] crate::npy::Error),
+    /// A pickle could not be interpreted.
+    #[error(transparent)]
+    Pickle(#[from] crate::pickle::Error),
 }
 
 /// Shorthand for results of this crate.
