@@ -1031,7 +1031,7 @@ pub fn view_end(offset: u64, shape: &[usize], stride: &[usize]) -> Option<u64> {
     }
     let mut last = offset;
     for (&n, &s) in shape.iter().zip(stride) {
-        let step = (n as u64 - 1).checked_mul(s as u64).unwrap_or(u64::MAX);
+        let step = (n as u64 - 1).saturating_mul(s as u64);
         last = last.saturating_add(step);
     }
     Some(last.saturating_add(1))

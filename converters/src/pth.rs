@@ -683,7 +683,7 @@ fn load_legacy<R: Read + Seek>(
                 },
             })?;
         let count = u64::from_le_bytes(count);
-        let bytes = count.checked_mul(dtype.size() as u64).unwrap_or(u64::MAX);
+        let bytes = count.saturating_mul(dtype.size() as u64);
         let start = at + 8;
         let available = len.saturating_sub(start);
         if bytes > available {
@@ -713,10 +713,7 @@ fn load_legacy<R: Read + Seek>(
 impl<R: Read + Seek> Storages<R> {
     /// The bytes of one storage, checked against its declared size before allocation.
     fn load(&mut self, path: &Path, s: &StorageRef) -> Result<Vec<u8>> {
-        let expected = s
-            .numel
-            .checked_mul(s.dtype.size() as u64)
-            .unwrap_or(u64::MAX);
+        let expected = s.numel.saturating_mul(s.dtype.size() as u64);
         match self {
             Storages::Zip { archive, root, len } => {
                 let name = format!("{root}/data/{}", s.key);

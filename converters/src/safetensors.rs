@@ -27,6 +27,9 @@ use ::safetensors::Dtype;
 
 use crate::tensor::{DType, Limits, StateDict, Tensor};
 
+/// One entry of a [`StateDict`].
+type Named = (String, Tensor);
+
 /// The safetensors crate's bound on the header size.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
@@ -249,7 +252,7 @@ fn header<'a>(
     path: &Path,
     tensors: &'a StateDict,
     metadata: &BTreeMap<String, String>,
-) -> Result<(Vec<u8>, Vec<&'a (String, Tensor)>)> {
+) -> Result<(Vec<u8>, Vec<&'a Named>)> {
     let mut order: Vec<&(String, Tensor)> = tensors.iter().collect();
     order.sort_by(|(ln, lt), (rn, rt)| {
         from_dtype(rt.dtype())
