@@ -24,6 +24,11 @@ use std::collections::HashMap;
 
 use crate::tensor::{byte_len, DType, Limits};
 
+/// Longest storage key or location accepted (torch writes short decimal keys and device
+/// names), and longest str that dict keys are de-duplicated by value (longer ones by
+/// identity). Keeps per-opcode copying small however often a pickle repeats a string.
+const MAX_KEY_LEN: usize = 256;
+
 /// Index of an object in [`Unpickled::objects`].
 pub type ObjId = usize;
 
@@ -521,7 +526,7 @@ impl<'a> Machine<'a> {
 
     fn dict_key(&self, key: ObjId) -> DictKey {
         match &self.objects[key] {
-            Object::Str(s) => DictKey::Str(s.clone()),
+            Object::Str(s) if s.len() <= MAX_KEY_LEN => DictKey::Str(s.clone()),
             Object::Int(i) => DictKey::Int(*i),
             Object::Bool(b) => DictKey::Int(i64::from(*b)),
             _ => DictKey::Identity(key),
@@ -940,6 +945,16 @@ impl<'a> Machine<'a> {
                 if bytes > self.limits.max_tensor_bytes {
                     return Err(self.limit("tensor bytes", bytes, self.limits.max_tensor_bytes));
                 }
+                let numel = shape.iter().map(|&d| d as u64).product::<u64>();
+                if numel > storage.numel {
+                    return Err(self.bad_call(
+                        g,
+                        format!(
+                            "view {shape:?} stride {strides:?} has {numel} elements, more than its storage `{}` ({}): overlapping views are not materialised",
+                            storage.key, storage.numel
+                        ),
+                    ));
+                }
                 if let Some(end) = view_end(offset, &shape, &strides) {
                     if end > storage.numel {
                         return Err(self.bad_call(
@@ -991,12 +1006,12 @@ impl<'a> Machine<'a> {
             return Err(self.wrong("persistent id storage class", "torch.*Storage", items[1]));
         };
         let key = match &self.objects[items[2]] {
-            Object::Str(s) => s.clone(),
+            Object::Str(s) if s.len() <= MAX_KEY_LEN => s.clone(),
             Object::Int(i) => i.to_string(),
             _ => return Err(self.wrong("storage key", "str", items[2])),
         };
         let location = match &self.objects[items[3]] {
-            Object::Str(s) => s.clone(),
+            Object::Str(s) if s.len() <= MAX_KEY_LEN => s.clone(),
             _ => return Err(self.wrong("storage location", "str", items[3])),
         };
         let numel = self.count(items[4], "storage numel")?;
@@ -1233,11 +1248,17 @@ mod tests {
     fn view_out_of_storage_is_rejected() {
         let mut p = StateDictPickler::new();
         p.add("w", DType::F32, &[2, 2]);
-        let mut bytes = p.finish();
-        // numel 4 (`K\x04tQ`) → 3
+        let bytes = p.finish();
+        // numel 4 (`K\x04tQ`), then storage offset `K\x00`
         let at = bytes.windows(4).position(|w| w == b"K\x04tQ").unwrap();
-        bytes[at + 1] = 3;
-        let e = unpickle(&bytes, &Limits::default()).unwrap_err();
-        assert!(e.to_string().contains("reaches element 4"), "{e}");
+        let mut shifted = bytes.clone();
+        assert_eq!(&shifted[at + 4..at + 6], b"K\x00");
+        shifted[at + 5] = 1;
+        let e = unpickle(&shifted, &Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("reaches element 5"), "{e}");
+        let mut small = bytes;
+        small[at + 1] = 3;
+        let e = unpickle(&small, &Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("more than its storage"), "{e}");
     }
 }

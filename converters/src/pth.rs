@@ -277,7 +277,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
         .iter()
         .flat_map(|f| f.tensors.iter().map(|(_, t)| *t))
         .collect();
-    let mut cache = StorageCache::new(&all);
+    let mut cache = StorageCache::new(&all, len);
     for f in &found {
         let tensors = materialise(path, &f.tensors, &mut cache, &mut loaded.storages)?;
         state_dicts.push(FoundStateDict {
@@ -320,7 +320,7 @@ fn read_from<R: Read + Seek>(
             limit: limits.max_tensors,
         });
     }
-    let mut cache = StorageCache::new(&refs);
+    let mut cache = StorageCache::new(&refs, len);
     materialise(path, &chosen.tensors, &mut cache, &mut loaded.storages)
 }
 
@@ -768,10 +768,17 @@ impl<R: Read + Seek> Storages<R> {
 struct StorageCache {
     uses: HashMap<String, usize>,
     data: HashMap<String, Vec<u8>>,
+    /// Bytes still allowed for tensors built from this file (see [`EXPANSION`]).
+    budget: u64,
 }
 
+/// Shared storages let one stored byte appear in several tensors (tied weights, views).
+/// A file may expand by at most this factor (plus 1 MiB) when materialised, so a small
+/// file cannot make the reader allocate without bound.
+const EXPANSION: u64 = 16;
+
 impl StorageCache {
-    fn new(tensors: &[&TensorRef]) -> Self {
+    fn new(tensors: &[&TensorRef], file_len: u64) -> Self {
         let mut uses = HashMap::new();
         for t in tensors {
             *uses.entry(t.storage.key.clone()).or_insert(0) += 1;
@@ -779,6 +786,7 @@ impl StorageCache {
         StorageCache {
             uses,
             data: HashMap::new(),
+            budget: file_len.saturating_mul(EXPANSION).saturating_add(1 << 20),
         }
     }
 }
@@ -792,6 +800,16 @@ fn materialise<R: Read + Seek>(
     let mut out = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let key = &t.storage.key;
+        let bytes = byte_len(t.storage.dtype, &t.shape).unwrap_or(u64::MAX);
+        if bytes > cache.budget {
+            return Err(Error::Limit {
+                path: path.to_owned(),
+                what: format!("bytes of tensors built from shared storages (at `{name}`)"),
+                actual: bytes,
+                limit: cache.budget,
+            });
+        }
+        cache.budget -= bytes;
         if !cache.data.contains_key(key) {
             let bytes = storages.load(path, &t.storage)?;
             cache.data.insert(key.clone(), bytes);
@@ -888,12 +906,17 @@ fn find_tensor_dicts(u: &Unpickled) -> Vec<TensorDict<'_>> {
         });
         return found;
     }
-    // Depth-first in file order, without recursion; the depth bound also stops cycles.
+    // Depth-first in file order, without recursion; each dict is looked at once (under the
+    // first path that reaches it), which also stops cycles and shared-reference blow-ups.
+    let mut seen = HashSet::new();
     let mut todo = vec![(u.root, String::new(), 0usize)];
     while let Some((id, path, depth)) = todo.pop() {
         let Object::Dict { items, .. } = u.get(id) else {
             continue;
         };
+        if !seen.insert(id) {
+            continue;
+        }
         let mut children = Vec::new();
         for &(k, v) in items {
             let Object::Str(key) = u.get(k) else { continue };
@@ -902,8 +925,11 @@ fn find_tensor_dicts(u: &Unpickled) -> Vec<TensorDict<'_>> {
             } else {
                 format!("{path}.{key}")
             };
+            if !matches!(u.get(v), Object::Dict { .. }) || seen.contains(&v) {
+                continue;
+            }
             match as_tensor_dict(u, v) {
-                Some(tensors) if !tensors.is_empty() => found.push(TensorDict {
+                Some(tensors) if !tensors.is_empty() && seen.insert(v) => found.push(TensorDict {
                     path: child,
                     dict: v,
                     tensors,
