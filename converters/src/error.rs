@@ -41,6 +41,18 @@ pub enum Error {
     /// A TensorFlow tensor bundle (V2 checkpoint) could not be read or written.
     #[error(transparent)]
     TfBundle(#[from] crate::tf_bundle::BundleError),
+    /// A PyTorch `.pth` file could not be read or written.
+    #[error(transparent)]
+    Pth(#[from] crate::pth::Error),
+    /// A safetensors file could not be read or written.
+    #[error(transparent)]
+    Safetensors(#[from] crate::safetensors::Error),
+    /// A `.npy` file could not be read.
+    #[error(transparent)]
+    Npy(#[from] crate::npy::Error),
+    /// A pickle could not be interpreted.
+    #[error(transparent)]
+    Pickle(#[from] crate::pickle::Error),
 }
 
 /// Shorthand for results of this crate.

@@ -13,6 +13,10 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod npy;
+pub mod pickle;
+pub mod pth;
+pub mod safetensors;
 pub mod tensor;
 pub mod tf_bundle;
 

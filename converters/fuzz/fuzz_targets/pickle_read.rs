@@ -1,4 +1,17 @@
-//! Placeholder: filled in on another branch.
+//! Arbitrary bytes through the data-only pickle interpreter: it must return Ok or a typed
+//! error, never panic, and stay within its limits.
 #![no_main]
+use libfuzzer_sys::fuzz_target;
+use zoo_converters::{pickle, Limits};
 
-libfuzzer_sys::fuzz_target!(|_data: &[u8]| {});
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits {
+        max_tensor_bytes: 1 << 24,
+        max_pickle_items: 1 << 16,
+        ..Limits::default()
+    };
+    if let Ok(u) = pickle::unpickle(data, &limits) {
+        assert!(u.len <= data.len());
+        assert!(u.root < u.objects.len());
+    }
+});
