@@ -89,7 +89,10 @@ pub struct Opened {
 
 /// Detects the format of `path`.
 pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_owned(), source };
+    let io = |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    };
     if path.is_dir() || tf_prefix(path).is_some() {
         return Ok(SourceFormat::TfBundle);
     }
@@ -116,7 +119,10 @@ pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
     } else if head.len() > 8 && head[8] == b'{' {
         Ok(SourceFormat::Safetensors)
     } else {
-        Err(CheckpointError::Unknown { path: path.to_owned(), head: head.to_vec() })
+        Err(CheckpointError::Unknown {
+            path: path.to_owned(),
+            head: head.to_vec(),
+        })
     }
 }
 
@@ -142,24 +148,41 @@ fn tf_prefix(path: &Path) -> Option<PathBuf> {
 }
 
 /// Converts an open bundle's tensors to timm keys and layouts, following `spec`.
-pub fn map_bundle(bundle: &Bundle, spec: &Spec, weights: WeightSet, path: &Path) -> Result<(StateDict, Plan), CheckpointError> {
+pub fn map_bundle(
+    bundle: &Bundle,
+    spec: &Spec,
+    weights: WeightSet,
+    path: &Path,
+) -> Result<(StateDict, Plan), CheckpointError> {
     let inventory: Vec<SourceTensor> = bundle
         .entries()
         .iter()
-        .map(|e| SourceTensor { name: e.name.clone(), dtype: e.dtype, shape: e.shape.clone() })
+        .map(|e| SourceTensor {
+            name: e.name.clone(),
+            dtype: e.dtype,
+            shape: e.shape.clone(),
+        })
         .collect();
-    let plan = plan_tf(spec, &inventory, weights)
-        .map_err(|source| CheckpointError::Mapping { path: path.to_owned(), source })?;
+    let plan = plan_tf(spec, &inventory, weights).map_err(|source| CheckpointError::Mapping {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut tensors = Vec::with_capacity(plan.items.len());
     for item in &plan.items {
-        let t = bundle.read(&item.source)?;
+        let t = bundle
+            .read(&item.source)
+            .map_err(zoo_converters::Error::from)?;
         let t = match item.map.layout.permutation() {
             None => t,
             // The plan checked rank and shape, so the permutation is valid.
             Some(perm) => t.permute(perm).ok_or_else(|| CheckpointError::Mismatch {
                 path: path.to_owned(),
                 arch: spec.config.to_string(),
-                problems: vec![format!("`{}`: cannot permute {:?} by {perm:?}", item.source, t.shape())],
+                problems: vec![format!(
+                    "`{}`: cannot permute {:?} by {perm:?}",
+                    item.source,
+                    t.shape()
+                )],
             })?,
         };
         tensors.push((item.map.target.name.clone(), t));
@@ -169,19 +192,32 @@ pub fn map_bundle(bundle: &Bundle, spec: &Spec, weights: WeightSet, path: &Path)
 
 /// Checks a timm state dict against `spec`: every key present with its shape, nothing unexpected
 /// except `num_batches_tracked` counters (which are dropped). Returns the tensors in spec order.
-pub fn check_against(tensors: StateDict, spec: &Spec, path: &Path) -> Result<StateDict, CheckpointError> {
-    let mut by_name: std::collections::BTreeMap<String, zoo_converters::Tensor> = tensors.into_iter().collect();
+pub fn check_against(
+    tensors: StateDict,
+    spec: &Spec,
+    path: &Path,
+) -> Result<StateDict, CheckpointError> {
+    let mut by_name: std::collections::BTreeMap<String, zoo_converters::Tensor> =
+        tensors.into_iter().collect();
     let mut problems = vec![];
     let mut out = vec![];
     for p in spec.params() {
         match by_name.remove(&p.name) {
-            None => problems.push(format!("{}: missing (expected shape {:?})", p.name, p.shape)),
-            Some(t) if t.shape() != p.shape.as_slice() => {
-                problems.push(format!("{}: shape {:?}, the architecture needs {:?}", p.name, t.shape(), p.shape))
-            }
-            Some(t) if t.dtype() != zoo_converters::DType::F32 => {
-                problems.push(format!("{}: dtype {}, expected F32", p.name, t.dtype().name()))
-            }
+            None => problems.push(format!(
+                "{}: missing (expected shape {:?})",
+                p.name, p.shape
+            )),
+            Some(t) if t.shape() != p.shape.as_slice() => problems.push(format!(
+                "{}: shape {:?}, the architecture needs {:?}",
+                p.name,
+                t.shape(),
+                p.shape
+            )),
+            Some(t) if t.dtype() != zoo_converters::DType::F32 => problems.push(format!(
+                "{}: dtype {}, expected F32",
+                p.name,
+                t.dtype().name()
+            )),
             Some(t) => out.push((p.name, t)),
         }
     }
@@ -193,39 +229,63 @@ pub fn check_against(tensors: StateDict, spec: &Spec, path: &Path) -> Result<Sta
     if problems.is_empty() {
         Ok(out)
     } else {
-        Err(CheckpointError::Mismatch { path: path.to_owned(), arch: spec.config.to_string(), problems })
+        Err(CheckpointError::Mismatch {
+            path: path.to_owned(),
+            arch: spec.config.to_string(),
+            problems,
+        })
     }
 }
 
 /// Opens any supported checkpoint. TF sources need `spec`; other sources are checked against it
 /// when given.
-pub fn open(path: &Path, spec: Option<&Spec>, weights: WeightSet) -> Result<Opened, CheckpointError> {
+pub fn open(
+    path: &Path,
+    spec: Option<&Spec>,
+    weights: WeightSet,
+) -> Result<Opened, CheckpointError> {
     let format = detect(path)?;
     match format {
         SourceFormat::TfBundle | SourceFormat::TfTarball => {
-            let spec = spec.ok_or_else(|| CheckpointError::NeedsArch { path: path.to_owned() })?;
+            let spec = spec.ok_or_else(|| CheckpointError::NeedsArch {
+                path: path.to_owned(),
+            })?;
             let scratch;
             let prefix = if format == SourceFormat::TfTarball {
-                scratch = tempfile::tempdir().map_err(|source| CheckpointError::Io { path: path.to_owned(), source })?;
-                zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())?
+                scratch = tempfile::tempdir().map_err(|source| CheckpointError::Io {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())
+                    .map_err(zoo_converters::Error::from)?
             } else {
                 tf_prefix(path).unwrap_or_else(|| path.to_owned())
             };
-            let bundle = Bundle::open(&prefix)?;
+            let bundle = Bundle::open(&prefix).map_err(zoo_converters::Error::from)?;
             let (tensors, plan) = map_bundle(&bundle, spec, weights, path)?;
-            Ok(Opened { format, tensors, plan: Some(plan) })
+            Ok(Opened {
+                format,
+                tensors,
+                plan: Some(plan),
+            })
         }
         SourceFormat::PthZip | SourceFormat::PthLegacy | SourceFormat::Safetensors => {
             let tensors = if format == SourceFormat::Safetensors {
-                safetensors::read(path)?.0
+                safetensors::read(path)
+                    .map_err(zoo_converters::Error::from)?
+                    .0
             } else {
-                pth::read(path)?
+                pth::read(path).map_err(zoo_converters::Error::from)?
             };
             let tensors = match spec {
                 Some(spec) => check_against(tensors, spec, path)?,
                 None => tensors,
             };
-            Ok(Opened { format, tensors, plan: None })
+            Ok(Opened {
+                format,
+                tensors,
+                plan: None,
+            })
         }
     }
 }

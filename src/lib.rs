@@ -3,6 +3,7 @@
 //!
 //! The binary is a thin layer over this library ([`cli`]); only `cli` prints.
 pub mod arch;
+pub mod checkpoint;
 pub mod cli;
 pub mod convert;
 pub mod diff;
