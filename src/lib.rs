@@ -3,4 +3,8 @@
 //!
 //! The binary is a thin layer over this library ([`cli`]); only `cli` prints.
 pub mod arch;
+pub mod card;
 pub mod cli;
+pub mod diagnostic;
+pub mod registry;
+pub mod schema;
