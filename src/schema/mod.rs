@@ -1309,25 +1309,61 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
 // ---------------------------------------------------------------------------------------------
 // JSON Schema
 
+/// Draft 2020-12.
+fn generator() -> SchemaGenerator {
+    schemars::generate::SchemaSettings::draft2020_12().into_generator()
+}
+
+/// Optional keys are absent rather than `null` in cards (`null` is not a valid value for any of
+/// them), so drop the `{"type": "null"}` alternative that `Option` adds.
+fn drop_null_alternatives(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(obj) => {
+            if let Some(serde_json::Value::Array(alts)) = obj.get_mut("anyOf") {
+                alts.retain(|a| a != &serde_json::json!({"type": "null"}));
+                if alts.len() == 1 {
+                    if let Some(serde_json::Value::Object(only)) = alts.pop() {
+                        obj.remove("anyOf");
+                        for (k, val) in only {
+                            obj.entry(k).or_insert(val);
+                        }
+                    }
+                }
+            }
+            obj.values_mut().for_each(drop_null_alternatives);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_null_alternatives),
+        _ => {}
+    }
+}
+
 /// The generated schema files: (`file name`, pretty JSON with a trailing newline). The first is
 /// the full model-index schema; the second is the `Zoo:` block alone.
 pub fn schema_files() -> Vec<(&'static str, String)> {
-    let render = |mut schema: Schema, id: &str| {
-        if let Some(obj) = schema.as_object_mut() {
+    let render = |schema: Schema, id: &str| {
+        let mut value = schema.to_value();
+        if let Some(obj) = value.as_object_mut() {
             obj.insert("$id".into(), serde_json::Value::String(id.into()));
         }
-        let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        drop_null_alternatives(&mut value);
+        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
         text.push('\n');
         text
     };
     vec![
         (
             "model-index.schema.json",
-            render(schemars::schema_for!(ModelIndex), "model-index.schema.json"),
+            render(
+                generator().into_root_schema_for::<ModelIndex>(),
+                "model-index.schema.json",
+            ),
         ),
         (
             "zoo-extension.schema.json",
-            render(schemars::schema_for!(Zoo), "zoo-extension.schema.json"),
+            render(
+                generator().into_root_schema_for::<Zoo>(),
+                "zoo-extension.schema.json",
+            ),
         ),
     ]
 }
