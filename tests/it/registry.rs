@@ -198,3 +198,38 @@ fn cli_list_and_show() {
         "{err}"
     );
 }
+
+/// The registry's standard fields (everything but `Zoo:`) are the published cards, byte for byte,
+/// so `zoo docs` can regenerate them.
+#[test]
+fn registry_standard_fields_equal_the_published_cards() {
+    use zoo::card::Card;
+    use zoo::schema::yaml::{emit, Node, Seq};
+    use zoo::schema::FieldValue;
+
+    let strip = |rel: &str| {
+        let path = crate::root().join("registry").join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut card = Card::parse(&path, &text).0.unwrap();
+        let index = &mut card.blocks[0].index;
+        for m in index.models.iter_mut().flatten() {
+            assert!(m.zoo.take().is_some(), "{} has a Zoo block", m.name());
+        }
+        index.clone()
+    };
+
+    let published = std::fs::read_to_string(crate::fixture("cards/noisy-student.md")).unwrap();
+    let start = published.find("<!--\n").unwrap() + 5;
+    let end = published.rfind("-->").unwrap();
+    assert_eq!(strip("efficientnet/noisy-student.yml").to_yaml(), &published[start..end]);
+
+    let published = std::fs::read_to_string(crate::fixture("cards/l2-ns-475.md")).unwrap();
+    let start = published.find("```yaml\n").unwrap() + 8;
+    let end = published.rfind("```").unwrap();
+    let index = strip("efficientnet/tf-efficientnet.yml");
+    let models = Node::Seq(Seq {
+        items: index.models.unwrap().iter().map(FieldValue::to_node).collect(),
+        pos: Default::default(),
+    });
+    assert_eq!(emit(&models), &published[start..end]);
+}
