@@ -26,6 +26,9 @@ pub const ROOT_FILE: &str = "model-index.yml";
 /// Most files a registry may hold; guards against pointing `--registry` at a huge tree.
 const MAX_FILES: usize = 10_000;
 
+/// Largest card file read (model-index files are kilobytes; this guards against wrong paths).
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// What can go wrong with a registry or a lookup.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -52,12 +55,12 @@ pub enum RegistryError {
         message: String,
     },
     /// A registry file or directory could not be read.
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}: {error}", .path.display())]
     Io {
         /// The path.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// The model has no `Zoo: Architecture`.
     #[error("model `{model}` has no `Zoo: Architecture`")]
@@ -66,12 +69,12 @@ pub enum RegistryError {
         model: String,
     },
     /// The model's architecture does not parse.
-    #[error("model `{model}`: {source}")]
+    #[error("model `{model}`: {error}")]
     Arch {
         /// The model.
         model: String,
-        /// The parse error.
-        source: ArchError,
+        /// The parse error (in the message, so not also a `source`).
+        error: ArchError,
     },
 }
 
@@ -137,9 +140,9 @@ impl ModelEntry {
             .ok_or_else(|| RegistryError::MissingArchitecture {
                 model: self.name().to_string(),
             })?;
-        text.as_str().parse().map_err(|source| RegistryError::Arch {
+        text.as_str().parse().map_err(|error| RegistryError::Arch {
             model: self.name().to_string(),
-            source,
+            error,
         })
     }
 
@@ -202,7 +205,7 @@ impl Source for Embedded {
             .map(str::to_string)
             .ok_or_else(|| RegistryError::Io {
                 path: self.display(rel),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "not in the embedded registry",
                 ),
@@ -219,7 +222,7 @@ impl Disk {
     fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), RegistryError> {
         let io = |source| RegistryError::Io {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         };
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(io)?
@@ -264,7 +267,25 @@ impl Source for Disk {
     }
     fn read(&self, rel: &str) -> Result<String, RegistryError> {
         let path = self.0.join(rel);
-        std::fs::read_to_string(&path).map_err(|source| RegistryError::Io { path, source })
+        let len = std::fs::metadata(&path)
+            .map_err(|error| RegistryError::Io {
+                path: path.clone(),
+                error,
+            })?
+            .len();
+        if len > MAX_FILE_BYTES {
+            return Err(RegistryError::Io {
+                path,
+                error: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{len} bytes is more than a model card may have ({MAX_FILE_BYTES})"),
+                ),
+            });
+        }
+        std::fs::read_to_string(&path).map_err(|source| RegistryError::Io {
+            path,
+            error: source,
+        })
     }
     fn display(&self, rel: &str) -> PathBuf {
         self.0.join(rel)

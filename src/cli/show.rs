@@ -50,6 +50,20 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
     }
     println!("  defined at:  {}:{}", entry.file.display(), entry.pos);
     println!("  trainable parameters (from the architecture): {params}");
+    let size = entry
+        .input()
+        .and_then(|i| i.image_size.as_ref())
+        .map(|c| c.value);
+    if let (Some(flops), Some(size)) = (entry.zoo().and_then(|z| z.flops.as_ref()), size) {
+        if let (Some(conv), Some(rule)) = (&flops.convention, &flops.input_rule) {
+            let (h, w) = rule.value.input_hw(size);
+            println!(
+                "  documented FLOPs convention: {} on a {h}x{w} input ({})",
+                conv.value.as_str(),
+                rule.value.as_str()
+            );
+        }
+    }
     println!();
     let node = crate::schema::yaml::Node::Seq(crate::schema::yaml::Seq {
         items: vec![entry.model.to_node()],

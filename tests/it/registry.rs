@@ -221,14 +221,22 @@ fn registry_standard_fields_equal_the_published_cards() {
     let published = std::fs::read_to_string(crate::fixture("cards/noisy-student.md")).unwrap();
     let start = published.find("<!--\n").unwrap() + 5;
     let end = published.rfind("-->").unwrap();
-    assert_eq!(strip("efficientnet/noisy-student.yml").to_yaml(), &published[start..end]);
+    assert_eq!(
+        strip("efficientnet/noisy-student.yml").to_yaml(),
+        &published[start..end]
+    );
 
     let published = std::fs::read_to_string(crate::fixture("cards/l2-ns-475.md")).unwrap();
     let start = published.find("```yaml\n").unwrap() + 8;
     let end = published.rfind("```").unwrap();
     let index = strip("efficientnet/tf-efficientnet.yml");
     let models = Node::Seq(Seq {
-        items: index.models.unwrap().iter().map(FieldValue::to_node).collect(),
+        items: index
+            .models
+            .unwrap()
+            .iter()
+            .map(FieldValue::to_node)
+            .collect(),
         pos: Default::default(),
     });
     assert_eq!(emit(&models), &published[start..end]);
