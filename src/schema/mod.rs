@@ -1279,6 +1279,15 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                 );
             }
         }
+        for h in [&f.sha256, &f.sha256_prefix].into_iter().flatten() {
+            if h.0.style == yaml::Style::Plain && !matches!(h.0.value(), ScalarValue::Text(_)) {
+                cx.report(
+                    Severity::Warning,
+                    h.pos(),
+                    format!("quote `{}`: YAML reads it as a number", h.as_str()),
+                );
+            }
+        }
         if let Some(p) = &f.sha256_prefix {
             let s = p.as_str();
             if s.is_empty() || s.len() > 64 || !is_hex(s) {
@@ -1286,6 +1295,21 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                     p.pos(),
                     format!("`Sha256 Prefix` must be lowercase hex digits, found `{s}`"),
                 );
+            } else if let Some(named) = f
+                .file
+                .as_ref()
+                .and_then(|n| n.as_str().rsplit_once('-'))
+                .and_then(|(_, tail)| tail.split('.').next())
+                .filter(|h| h.len() >= 8 && is_hex(h))
+            {
+                if !named.starts_with(s) && !s.starts_with(named) {
+                    cx.error(
+                        p.pos(),
+                        format!(
+                            "`Sha256 Prefix` `{s}` disagrees with the file name's hash `{named}`"
+                        ),
+                    );
+                }
             } else if let Some(full) = &f.sha256 {
                 if !full.as_str().starts_with(s) {
                     cx.error(

@@ -171,3 +171,74 @@ fn check_cards_cli_exits_1_with_located_errors() {
     let (code, _, err) = zoo(&["check-cards", "tests/fixtures/cards/does-not-exist.md"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn list_metrics_string_papers_and_registry_files_round_trip() {
+    let text = "\
+Type: model-index
+Collections:
+- Name: C
+  Paper: https://arxiv.org/abs/1911.04252
+Models:
+- Name: m
+  In Collection: C
+  Results:
+  - Task: Image Classification
+    Dataset: ImageNet
+    Metrics:
+    - Name: Top 1 Accuracy
+      Value: 78.66%
+    - Name: Top 5 Accuracy
+      Value: 94.37
+";
+    let path = Path::new("inline.yml");
+    let (card, diags) = Card::parse(path, text);
+    assert_eq!(diags, vec![]);
+    let card = card.unwrap();
+    let m = &card.blocks[0].index.models.as_ref().unwrap()[0];
+    assert_eq!(m.top1().unwrap().value, 78.66);
+    assert!(matches!(
+        card.blocks[0].index.collections.as_ref().unwrap()[0].paper,
+        Some(zoo::schema::Paper::Link(_))
+    ));
+    assert_eq!(card.write(), text);
+
+    // Registry files round trip too, apart from their leading `#` comment lines.
+    for rel in [
+        "efficientnet/noisy-student.yml",
+        "efficientnet/tf-efficientnet.yml",
+    ] {
+        let path = crate::root().join("registry").join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let body: String = text
+            .lines()
+            .skip_while(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let card = Card::parse(&path, &text).0.unwrap();
+        assert_eq!(card.index_yaml(), body, "{rel}");
+    }
+}
+
+#[test]
+fn sha256_prefix_must_match_the_file_name() {
+    let text = "\
+Models:
+- Name: m
+  Zoo:
+    Architecture: b0
+    Files:
+    - Role: timm-pth
+      File: tf_efficientnet_b0_ns-c0e6a31c.pth
+      Urls:
+      - https://example.com/tf_efficientnet_b0_ns-c0e6a31c.pth
+      Sha256 Prefix: 'deadbeef'
+      Format: pth-legacy
+";
+    let (_, diags) = Card::parse(Path::new("p.yml"), text);
+    let got: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        ["p.yml:10:22: error: `Sha256 Prefix` `deadbeef` disagrees with the file name's hash `c0e6a31c`"]
+    );
+}
