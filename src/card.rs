@@ -103,7 +103,7 @@ impl Card {
         let kind = CardKind::of(path);
         let mut diags = Vec::new();
         let ranges = match kind {
-            CardKind::Yaml => Vec::from([0..text.len()]),
+            CardKind::Yaml => std::iter::once(0..text.len()).collect(),
             CardKind::Markdown => {
                 let ranges = comment_blocks(text, path, &mut diags);
                 if ranges.is_empty() && diags.is_empty() {
