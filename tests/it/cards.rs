@@ -242,3 +242,19 @@ Models:
         ["p.yml:10:22: error: `Sha256 Prefix` `deadbeef` disagrees with the file name's hash `c0e6a31c`"]
     );
 }
+
+#[test]
+fn check_cards_follows_imports_of_a_root_index() {
+    let (code, out, err) = zoo(&["check-cards", "registry/model-index.yml", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let diags: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(diags, serde_json::json!([]));
+    // Checked together, the registry and the published card define the same models twice.
+    let (code, out, _) = zoo(&[
+        "check-cards",
+        "registry/model-index.yml",
+        "tests/fixtures/cards/noisy-student.md",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(out.matches("error: duplicate model").count(), 9, "{out}");
+}
