@@ -3,11 +3,15 @@
 //!
 //! The binary is a thin layer over this library ([`cli`]); only `cli` prints.
 pub mod arch;
+pub mod card;
 pub mod checkpoint;
 pub mod cli;
 pub mod convert;
+pub mod diagnostic;
 pub mod diff;
 pub mod filesize;
 pub mod fingerprint;
 pub mod flops;
+pub mod registry;
 pub mod report;
+pub mod schema;

@@ -5,14 +5,23 @@
 //! clap definitions and the dispatch.
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 pub mod flops;
+mod check_cards;
+mod list;
+mod schema;
+mod show;
 
 /// zoo: keep a model zoo honest.
 #[derive(Debug, Parser)]
 #[command(name = "zoo", version, about, long_about = None)]
 pub struct Cli {
+    /// Read the registry from this directory (its `model-index.yml`) instead of the embedded one.
+    #[arg(long, global = true, value_name = "DIR", env = "ZOO_REGISTRY")]
+    registry: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,6 +35,40 @@ enum Command {
     },
     /// Count operations under every named convention (macs, flops, fvcore, thop-2020).
     Flops(flops::FlopsArgs),
+    /// List the registry's models (name, aliases, image size, parameters, FLOPs).
+    List {
+        /// Glob patterns over names and aliases (`*b6*`, `tf_efficientnet_b?_ns`); all if none.
+        patterns: Vec<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show everything the registry knows about one model.
+    Show {
+        /// A model name or alias (`b6_ns`, `tf_efficientnet_b6.ns_jft_in1k`).
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of model-index files (with the `Zoo:` extension).
+    Schema {
+        /// Write `model-index.schema.json` and `zoo-extension.schema.json` into DIR instead.
+        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "schemas")]
+        write: Option<PathBuf>,
+        /// Compare the files in DIR with the generated ones; exit 1 if stale.
+        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "schemas", conflicts_with = "write")]
+        check: Option<PathBuf>,
+    },
+    /// Strictly check model-index YAML files and markdown cards; exit 1 on errors.
+    CheckCards {
+        /// Files to check (`.yml`/`.yaml`, or `.md` with the index in an HTML comment).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Outcome of a command that ran to completion.
@@ -59,5 +102,25 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             Ok(Status::Ok)
         }
         Command::Flops(args) => flops::run(args),
+        Command::List { patterns, json } => {
+            list::run(&load_registry(&cli.registry)?, &patterns, json)
+        }
+        Command::Show { name, json } => show::run(&load_registry(&cli.registry)?, &name, json),
+        Command::Schema { write, check } => schema::run(write.as_deref(), check.as_deref()),
+        Command::CheckCards { paths, json } => check_cards::run(&paths, json),
     }
+}
+
+/// The registry named by `--registry`, or the embedded one.
+fn load_registry(dir: &Option<PathBuf>) -> anyhow::Result<crate::registry::Registry> {
+    let registry = match dir {
+        Some(dir) => crate::registry::Registry::load(dir)?,
+        None => crate::registry::Registry::embedded()?,
+    };
+    for d in registry.diagnostics() {
+        if d.severity == crate::diagnostic::Severity::Warning {
+            eprintln!("{d}");
+        }
+    }
+    Ok(registry)
 }

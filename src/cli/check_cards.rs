@@ -1,0 +1,34 @@
+//! `zoo check-cards PATH... [--json]`: strict schema check; exit 1 on errors.
+use std::path::PathBuf;
+
+use super::Status;
+use crate::diagnostic::Severity;
+
+pub(super) fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<Status> {
+    for p in paths {
+        if !p.is_file() {
+            anyhow::bail!("cannot read {}: not a file", p.display());
+        }
+    }
+    let diags = crate::registry::check_cards(paths);
+    let count = |s| diags.iter().filter(|d| d.severity == s).count();
+    let errors = count(Severity::Error);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&diags)?);
+    } else {
+        for d in &diags {
+            println!("{d}");
+        }
+        eprintln!(
+            "checked {} file(s): {errors} error(s), {} warning(s), {} info",
+            paths.len(),
+            count(Severity::Warning),
+            count(Severity::Info)
+        );
+    }
+    Ok(if errors > 0 {
+        Status::Failed
+    } else {
+        Status::Ok
+    })
+}

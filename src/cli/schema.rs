@@ -1,0 +1,33 @@
+//! `zoo schema [--write [DIR] | --check [DIR]]`.
+use std::path::Path;
+
+use super::Status;
+
+pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<Status> {
+    let files = crate::schema::schema_files();
+    if let Some(dir) = write {
+        std::fs::create_dir_all(dir)?;
+        for (name, text) in &files {
+            crate::card::write_atomic(&dir.join(name), text)?;
+            eprintln!("wrote {}", dir.join(name).display());
+        }
+        return Ok(Status::Ok);
+    }
+    if let Some(dir) = check {
+        let mut stale = false;
+        for (name, text) in &files {
+            let path = dir.join(name);
+            let current = std::fs::read_to_string(&path).unwrap_or_default();
+            if current != *text {
+                println!(
+                    "{} is stale; run `cargo run -- schema --write`",
+                    path.display()
+                );
+                stale = true;
+            }
+        }
+        return Ok(if stale { Status::Failed } else { Status::Ok });
+    }
+    print!("{}", files[0].1);
+    Ok(Status::Ok)
+}

@@ -1,0 +1,32 @@
+//! The one integration-test binary (modules per area).
+mod cards;
+mod registry;
+mod schema_file;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The crate root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture path under `tests/fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// Runs the built `zoo` binary in the crate root; returns (exit code, stdout, stderr).
+pub fn zoo(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("ZOO_REGISTRY")
+        .output()
+        .expect("run the zoo binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
