@@ -770,6 +770,7 @@ mod tests {
     #[test]
     fn mask_matches_the_documented_formula() {
         for crc in [0u32, 1, 0xdead_beef, u32::MAX] {
+            #[allow(clippy::manual_rotate)] // the formula as TensorFlow documents it
             let formula = ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8);
             assert_eq!(mask_crc(crc), formula);
         }
