@@ -23,7 +23,7 @@ use tar::EntryType;
 use super::BundleError;
 use crate::{Limits, Result};
 
-/// Extracts `tar_gz` into `dest_dir` (which must exist) and returns the prefix of the one
+/// Extracts `tar_gz` into `dest_dir` (created if missing) and returns the prefix of the one
 /// checkpoint inside (`dest_dir/<dir>/model.ckpt` for `<dir>/model.ckpt.index`).
 pub fn unpack_tarball(tar_gz: &Path, dest_dir: &Path) -> Result<PathBuf> {
     Ok(unpack(tar_gz, dest_dir, &Limits::default())?)
@@ -38,6 +38,7 @@ fn unpack(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<PathBuf, Bu
     };
     let io_err = |e: io::Error| BundleError::io(tar_gz, e);
     let file = File::open(tar_gz).map_err(io_err)?;
+    fs::create_dir_all(dest_dir).map_err(|e| BundleError::io(dest_dir, e))?;
     let mut archive = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
     let mut indexes = Vec::new();
     let mut count = 0u64;

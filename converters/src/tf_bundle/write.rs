@@ -18,6 +18,17 @@ use super::table::TableBuilder;
 use super::{index_path, mask_crc, shard_path, tf_dtype_number, BundleError};
 use crate::{Result, Tensor};
 
+/// A temp file in `dir` with ordinary permissions (rw-r--r-- before the umask), not the 0600
+/// that temp files get by default: the result is a checkpoint, not a secret.
+fn new_temp(dir: &Path) -> Result<NamedTempFile, BundleError> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(".zoo-bundle-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(|e| BundleError::io(dir, e))
+}
+
 /// TensorFlow's index block size (256 KiB).
 const DEFAULT_BLOCK_SIZE: usize = 256 * 1024;
 
@@ -88,7 +99,7 @@ impl BundleWriter {
             f.as_file().sync_all().map_err(|e| self.io(e))?;
             self.done.push(f);
         }
-        let f = NamedTempFile::new_in(&self.dir).map_err(|e| BundleError::io(&self.dir, e))?;
+        let f = new_temp(&self.dir)?;
         self.current = Some(BufWriter::with_capacity(1 << 20, f));
         self.current_len = 0;
         Ok(())
@@ -171,7 +182,7 @@ impl BundleWriter {
         }
         let bytes = table.finish();
         let path = index_path(&self.prefix);
-        let mut f = NamedTempFile::new_in(&self.dir).map_err(|e| BundleError::io(&self.dir, e))?;
+        let mut f = new_temp(&self.dir)?;
         f.write_all(&bytes).map_err(|e| BundleError::io(&path, e))?;
         f.as_file()
             .sync_all()
