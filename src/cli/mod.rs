@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod fetch;
+pub mod hash;
+
 /// zoo: keep a model zoo honest.
 #[derive(Debug, Parser)]
 #[command(name = "zoo", version, about, long_about = None)]
@@ -22,6 +25,10 @@ enum Command {
         /// A variant (`b0`…`l2`) or `efficientnet:width=…,depth=…,classes=…`.
         spec: String,
     },
+    /// Download (or find in a cache) a weight file, verified by sha256.
+    Fetch(fetch::FetchArgs),
+    /// Print the sha256 and size of files.
+    Hash(hash::HashArgs),
 }
 
 /// Outcome of a command that ran to completion.
@@ -54,5 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
             println!("{}", serde_json::to_string_pretty(&spec)?);
             Ok(Status::Ok)
         }
+        Command::Fetch(args) => fetch::run(args),
+        Command::Hash(args) => hash::run(args),
     }
 }
