@@ -90,6 +90,31 @@ fn main() {
         downloads.push((*label, best));
     }
 
+    // Reference: curl writing the same URL to the same places (no hashing), when installed.
+    let mut curl = Vec::new();
+    for (label, base) in &targets {
+        let out_path = base.join("curl.bin");
+        let mut best = None::<Duration>;
+        for _ in 0..2 {
+            let t = Instant::now();
+            let status = Command::new("curl")
+                .args(["-s", "-f", "-o"])
+                .arg(&out_path)
+                .arg(server.url("/bench.bin"))
+                .status();
+            let elapsed = t.elapsed();
+            if !matches!(status, Ok(s) if s.success()) {
+                best = None;
+                break;
+            }
+            best = Some(best.map_or(elapsed, |b| b.min(elapsed)));
+            std::fs::remove_file(&out_path).ok();
+        }
+        if let Some(b) = best {
+            curl.push((*label, b));
+        }
+    }
+
     let rate = |d: Duration| len as f64 / 1e6 / d.as_secs_f64();
     let sha_cpu = std::fs::read_to_string("/proc/cpuinfo")
         .map(|c| c.contains(" sha_ni"))
@@ -114,8 +139,15 @@ fn main() {
             rate(*d)
         );
     }
+    for (label, d) in &curl {
+        println!(
+            "| curl loopback → {label:<6} (no hash) | {:8.3} | {:7.0} | reference     |",
+            d.as_secs_f64(),
+            rate(*d)
+        );
+    }
     println!(
-        "zoo hash throughput = {:.1} % of sha256sum",
+        "zoo hash throughput = {:.1} % of sha256sum\n",
         100.0 * theirs.as_secs_f64() / ours.as_secs_f64()
     );
 }
