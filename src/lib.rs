@@ -9,6 +9,7 @@ pub mod cli;
 pub mod convert;
 pub mod diagnostic;
 pub mod diff;
+pub mod fetch;
 pub mod filesize;
 pub mod fingerprint;
 pub mod flops;

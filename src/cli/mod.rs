@@ -14,6 +14,8 @@ mod check_cards;
 mod list;
 mod schema;
 mod show;
+pub mod fetch;
+pub mod hash;
 
 /// zoo: keep a model zoo honest.
 #[derive(Debug, Parser)]
@@ -69,6 +71,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Download (or find in a cache) a weight file, verified by sha256.
+    Fetch(fetch::FetchArgs),
+    /// Print the sha256 and size of files.
+    Hash(hash::HashArgs),
 }
 
 /// Outcome of a command that ran to completion.
@@ -108,6 +114,8 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Show { name, json } => show::run(&load_registry(&cli.registry)?, &name, json),
         Command::Schema { write, check } => schema::run(write.as_deref(), check.as_deref()),
         Command::CheckCards { paths, json } => check_cards::run(&paths, json),
+        Command::Fetch(args) => fetch::run(args),
+        Command::Hash(args) => hash::run(args),
     }
 }
 

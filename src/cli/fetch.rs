@@ -1,0 +1,207 @@
+//! `zoo fetch`: download (or find) a weight file, verified, into the cache.
+//!
+//! Exit codes: 0 fetched/verified; 1 the bytes did not verify (hash or size mismatch);
+//! 2 anything else, including `--offline` with the file missing (usage/IO/network class).
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Status;
+use crate::fetch::{Cache, FetchError, FetchOptions, Fetched, FileSpec, Origin, ProgressSink};
+
+/// Arguments of `zoo fetch` (ad-hoc form: the file is described on the command line).
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// URL of the file; repeat for mirrors of the same bytes (tried in order). http(s):// or file://.
+    #[arg(long = "url", value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+    /// Expected full sha256 (64 hex digits).
+    #[arg(long, value_name = "HEX", conflicts_with = "sha256_prefix")]
+    pub sha256: Option<String>,
+    /// Expected leading hex digits of the sha256 (timm's 8-hex suffix); the full hash is then
+    /// pinned in --lock-file.
+    #[arg(long, value_name = "HEX")]
+    pub sha256_prefix: Option<String>,
+    /// Expected size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub size: Option<u64>,
+    /// File name in the cache (default: last path segment of the first URL).
+    #[arg(long, value_name = "FILE")]
+    pub name: Option<String>,
+    /// Never touch the network (also: ZOO_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// Re-hash a cache hit instead of trusting it.
+    #[arg(long)]
+    pub verify: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// URL prefix tried before the file's own URLs (the file name is appended); repeatable.
+    #[arg(long = "mirror", value_name = "URL-PREFIX")]
+    pub mirrors: Vec<String>,
+    /// Lock file pinning full sha256s learned from prefix-only hashes.
+    #[arg(long, value_name = "PATH")]
+    pub lock_file: Option<PathBuf>,
+    /// Retries per URL on connection errors, timeouts and 5xx.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// Connect timeout and longest stall of a read, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub timeout: f64,
+}
+
+/// True when `ZOO_OFFLINE` asks for offline mode (`1`, `true`, `yes`, `on`).
+pub fn offline_from_env() -> bool {
+    std::env::var("ZOO_OFFLINE")
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `zoo fetch`.
+pub fn run(args: FetchArgs) -> anyhow::Result<Status> {
+    let file_name = match &args.name {
+        Some(n) => n.clone(),
+        None => name_from_url(&args.urls[0]).with_context(|| {
+            format!(
+                "cannot derive a file name from {}; pass --name",
+                args.urls[0]
+            )
+        })?,
+    };
+    let spec = FileSpec {
+        file_name,
+        urls: args.urls.clone(),
+        size: args.size,
+        sha256: args.sha256.clone(),
+        sha256_prefix: args.sha256_prefix.clone(),
+    };
+    anyhow::ensure!(
+        args.timeout.is_finite() && args.timeout > 0.0,
+        "--timeout must be a positive number of seconds"
+    );
+    let opts = FetchOptions {
+        offline: args.offline || offline_from_env(),
+        mirrors: args.mirrors.clone(),
+        progress: std::io::stderr()
+            .is_terminal()
+            .then(|| Arc::new(BarSink::default()) as Arc<dyn ProgressSink>),
+        timeout: Duration::from_secs_f64(args.timeout),
+        retries: args.retries,
+        lock_file: args.lock_file.clone(),
+        ..FetchOptions::default()
+    };
+    let cache = Cache::from_env()?;
+    let result = if args.verify {
+        match cache.verify(&spec, &opts) {
+            Err(FetchError::NotCached { .. }) => cache.fetch(&spec, &opts),
+            other => other,
+        }
+    } else {
+        cache.fetch(&spec, &opts)
+    };
+    match result {
+        Ok(fetched) => {
+            print_fetched(&fetched, args.json)?;
+            Ok(Status::Ok)
+        }
+        Err(err) if err.is_verification_failure() => {
+            eprintln!("error: verification failed: {err}");
+            Ok(Status::Failed)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn print_fetched(fetched: &Fetched, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(fetched)?);
+        return Ok(());
+    }
+    let origin = match &fetched.origin {
+        Origin::Cache => "cache".to_string(),
+        Origin::Download { url } => format!("downloaded from {url}"),
+        Origin::LocalFile { path } => format!("copied from {}", path.display()),
+        Origin::TorchHub { path } => format!("reused torch.hub file {}", path.display()),
+        Origin::HfCache { path } => format!("reused Hugging Face file {}", path.display()),
+    };
+    println!(
+        "{}  {}  {} bytes  {} ({origin})",
+        fetched.sha256,
+        fetched.file_name,
+        fetched.size,
+        fetched.path.display()
+    );
+    Ok(())
+}
+
+/// Last non-empty path segment of a URL, without query or fragment.
+fn name_from_url(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next()?;
+    let name = path.trim_end_matches('/').rsplit('/').next()?;
+    (!name.is_empty() && !name.contains(':')).then(|| name.to_string())
+}
+
+/// indicatif bar on stderr (only created when stderr is a terminal).
+#[derive(Default)]
+struct BarSink {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl ProgressSink for BarSink {
+    fn start(&self, file_name: &str, _url: &str, total: Option<u64>, already: u64) {
+        let bar = match total {
+            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(file_name.to_string());
+        bar.set_position(already);
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Ok(slot) = self.bar.lock() {
+            if let Some(bar) = slot.as_ref() {
+                bar.inc(bytes);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(bar) = slot.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_from_url;
+
+    #[test]
+    fn derives_names() {
+        assert_eq!(
+            name_from_url("https://h/a/b/model.safetensors?download=1").as_deref(),
+            Some("model.safetensors")
+        );
+        assert_eq!(name_from_url("https://h/").as_deref(), Some("h"));
+    }
+}
