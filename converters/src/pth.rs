@@ -229,7 +229,8 @@ pub struct FoundStateDict {
 pub struct Checkpoint {
     /// Every tensor dict, in file order (outer dicts before the dicts nested in them).
     pub state_dicts: Vec<FoundStateDict>,
-    /// Top-level entries holding a str, int, float or bool (e.g. `epoch`, `arch`), as text.
+    /// Top-level entries holding an int, float, bool or str of up to 1 KiB (e.g. `epoch`,
+    /// `arch`), as text.
     pub scalars: Vec<(String, String)>,
 }
 
@@ -648,7 +649,8 @@ fn load_legacy<R: Read + Seek>(
     let mut spans = HashMap::with_capacity(key_ids.len());
     for &id in key_ids {
         let key = match keys.get(id) {
-            Object::Str(s) => s.clone(),
+            // storage keys are short (checked by the interpreter for the persistent ids)
+            Object::Str(s) if s.len() <= 256 => s.clone(),
             Object::Int(i) => i.to_string(),
             other => {
                 return Err(legacy(
@@ -819,8 +821,25 @@ fn materialise<R: Read + Seek>(
             *u
         });
         let esize = t.storage.dtype.size();
-        let numel: usize = t.shape.iter().product();
-        let contiguous = t.stride == strides(&t.shape) || numel <= 1;
+        // One key can be named by several persistent ids; all must agree on the size.
+        let stored = cache.data.get(key).map_or(0, |d| d.len() as u64);
+        let declared = t.storage.numel.saturating_mul(esize as u64);
+        if stored != declared {
+            return Err(Error::StorageSize {
+                path: path.to_owned(),
+                key: key.clone(),
+                what: "storage declared with two different sizes",
+                expected: declared,
+                actual: stored,
+            });
+        }
+        // The shape passed the tensor byte limit in the pickle interpreter, so this fits.
+        let numel: usize = if t.shape.contains(&0) {
+            0
+        } else {
+            t.shape.iter().product()
+        };
+        let contiguous = numel <= 1 || t.stride == strides(&t.shape);
         let whole = t.offset == 0 && (numel as u64) == t.storage.numel;
         let data = if remaining == Some(0) && contiguous && whole {
             cache.data.remove(key).unwrap_or_default()
@@ -847,27 +866,28 @@ fn materialise<R: Read + Seek>(
 /// The view's extent was checked against the storage numel by the pickle interpreter and the
 /// storage length against that numel, so indexing is in bounds.
 fn gather(storage: &[u8], esize: usize, t: &TensorRef) -> Vec<u8> {
-    let numel: usize = t.shape.iter().product();
-    let offset = t.offset as usize;
-    if numel == 0 {
+    if t.shape.contains(&0) {
         return Vec::new();
     }
-    if t.stride == strides(&t.shape) || numel == 1 {
+    let numel: usize = t.shape.iter().product();
+    let offset = t.offset as usize;
+    if numel == 1 || t.stride == strides(&t.shape) {
         return storage[offset * esize..(offset + numel) * esize].to_vec();
     }
     let rank = t.shape.len();
     let mut out = Vec::with_capacity(numel * esize);
     let mut idx = vec![0usize; rank];
     let mut pos = offset;
+    // `pos` only leaves the view (and may wrap) after the last element, when it is not read.
     for _ in 0..numel {
         out.extend_from_slice(&storage[pos * esize..(pos + 1) * esize]);
         for ax in (0..rank).rev() {
             idx[ax] += 1;
-            pos += t.stride[ax];
+            pos = pos.wrapping_add(t.stride[ax]);
             if idx[ax] < t.shape[ax] {
                 break;
             }
-            pos -= t.stride[ax] * t.shape[ax];
+            pos = pos.wrapping_sub(t.stride[ax].wrapping_mul(t.shape[ax]));
             idx[ax] = 0;
         }
     }
@@ -908,28 +928,25 @@ fn find_tensor_dicts(u: &Unpickled) -> Vec<TensorDict<'_>> {
     }
     // Depth-first in file order, without recursion; each dict is looked at once (under the
     // first path that reaches it), which also stops cycles and shared-reference blow-ups.
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::from([u.root]);
     let mut todo = vec![(u.root, String::new(), 0usize)];
     while let Some((id, path, depth)) = todo.pop() {
         let Object::Dict { items, .. } = u.get(id) else {
             continue;
         };
-        if !seen.insert(id) {
-            continue;
-        }
         let mut children = Vec::new();
         for &(k, v) in items {
             let Object::Str(key) = u.get(k) else { continue };
+            if !matches!(u.get(v), Object::Dict { .. }) || !seen.insert(v) {
+                continue;
+            }
             let child = if path.is_empty() {
                 key.clone()
             } else {
                 format!("{path}.{key}")
             };
-            if !matches!(u.get(v), Object::Dict { .. }) || seen.contains(&v) {
-                continue;
-            }
             match as_tensor_dict(u, v) {
-                Some(tensors) if !tensors.is_empty() && seen.insert(v) => found.push(TensorDict {
+                Some(tensors) if !tensors.is_empty() => found.push(TensorDict {
                     path: child,
                     dict: v,
                     tensors,
@@ -1023,7 +1040,7 @@ fn scalars(u: &Unpickled) -> Vec<(String, String)> {
         .filter_map(|&(k, v)| {
             let key = u.as_str(k)?.to_owned();
             let value = match u.get(v) {
-                Object::Str(s) => s.clone(),
+                Object::Str(s) if s.len() <= 1024 => s.clone(),
                 Object::Int(i) => i.to_string(),
                 Object::Float(f) => f.to_string(),
                 Object::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
@@ -1239,5 +1256,13 @@ mod tests {
             stride: vec![1, 3],
         };
         assert_eq!(gather(&storage, 1, &r), vec![0, 3, 1, 4, 2, 5]);
+        // a size-1 dimension may carry any stride (torch does not normalise it)
+        let odd = TensorRef {
+            shape: vec![1, 3],
+            stride: vec![usize::MAX / 2, 1],
+            offset: 2,
+            ..r
+        };
+        assert_eq!(gather(&storage, 1, &odd), vec![2, 3, 4]);
     }
 }

@@ -387,3 +387,33 @@ fn torch_load_weights_only_accepts_written_files() {
         );
     }
 }
+
+/// Inputs that once crashed a fuzz target (minimised by `cargo fuzz tmin`) must now give
+/// Ok or a typed error.
+#[test]
+fn fuzz_regressions_replay() {
+    let root = fixture("fuzz/regressions");
+    let limits = Limits {
+        max_tensor_bytes: 1 << 24,
+        max_tensors: 1 << 12,
+        max_metadata_bytes: 1 << 22,
+        max_pickle_items: 1 << 16,
+        max_rank: 16,
+    };
+    for target in ["pickle_read", "pth_read"] {
+        for entry in std::fs::read_dir(root.join(target)).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                continue;
+            }
+            let data = std::fs::read(&path).unwrap();
+            match target {
+                "pickle_read" => drop(pickle::unpickle(&data, &limits)),
+                _ => drop(pth::read_bytes(&data, limits)),
+            }
+        }
+    }
+}
