@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use zoo_converters::StateDict;
 
-use crate::fetch_free_hash::sha256_file;
+use crate::fetch::sha256_file;
 
 /// Output container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, clap::ValueEnum)]
@@ -81,8 +81,10 @@ pub fn write_outputs(
     for &format in formats {
         let tmp = staging.path().join(format!("{name}.{}", format.extension()));
         let written = match format {
-            Format::Pth => zoo_converters::pth::write(&tmp, tensors),
-            Format::Safetensors => zoo_converters::safetensors::write(&tmp, tensors, metadata),
+            Format::Pth => zoo_converters::pth::write(&tmp, tensors).map_err(zoo_converters::Error::from),
+            Format::Safetensors => {
+                zoo_converters::safetensors::write(&tmp, tensors, metadata).map_err(zoo_converters::Error::from)
+            }
         };
         written.map_err(|source| OutputError::Write { path: tmp.clone(), source })?;
         let (sha256, size) = sha256_file(&tmp).map_err(io(&tmp))?;
