@@ -4,3 +4,4 @@
 //! The binary is a thin layer over this library ([`cli`]); only `cli` prints.
 pub mod arch;
 pub mod cli;
+pub mod torch;
