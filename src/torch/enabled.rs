@@ -76,7 +76,7 @@ impl<'a> StateDictSource<'a> {
 
     /// Appends the unused keys (except `num_batches_tracked`, which inference never reads) in
     /// state-dict order, and returns every problem.
-    fn finish(mut self, weights: &StateDict) -> Result<Vec<ParamProblem>, TorchError> {
+    fn finish(mut self, weights: &'a StateDict) -> Result<Vec<ParamProblem>, TorchError> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -346,7 +346,9 @@ struct SqueezeExcite {
 impl SqueezeExcite {
     fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
         let err = || torch_err(&self.reduce.name);
-        let s = x.f_mean_dim([2i64, 3], true, None).map_err(err())?;
+        let s = x
+            .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
+            .map_err(err())?;
         let s = self.reduce.forward(&s)?.f_silu().map_err(err())?;
         let s = self.expand.forward(&s)?.f_sigmoid().map_err(err())?;
         x.f_mul(&s).map_err(err())
@@ -482,7 +484,9 @@ impl EfficientNet {
         }
         let x = l.head.forward(&x)?;
         let err = || torch_err("classifier");
-        let pooled = x.f_mean_dim([2i64, 3], false, None).map_err(err())?;
+        let pooled = x
+            .f_mean_dim(&[2i64, 3][..], false, None::<Kind>)
+            .map_err(err())?;
         let logits = pooled
             .f_linear(&l.classifier_weight, Some(&l.classifier_bias))
             .map_err(err())?
