@@ -20,7 +20,7 @@ python="${PYTHON:-python3}"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-stamp_value="$(sha256sum "$req" "$0" | sha256sum | cut -c1-16)"
+stamp_value="$(cat "$req" "$0" | sha256sum | cut -c1-16)"
 stamp="$venv/.zoo-setup-stamp"
 
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$stamp_value" && -x "$venv/bin/python" ]]; then
