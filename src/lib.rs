@@ -16,3 +16,4 @@ pub mod flops;
 pub mod registry;
 pub mod report;
 pub mod schema;
+pub mod torch;
