@@ -9,13 +9,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub mod flops;
 mod check_cards;
+pub mod fetch;
+pub mod flops;
+pub mod hash;
 mod list;
 mod schema;
 mod show;
-pub mod fetch;
-pub mod hash;
 
 /// zoo: keep a model zoo honest.
 #[derive(Debug, Parser)]

@@ -5,6 +5,7 @@
 //! either mapped or ignored for a stated reason, every target tensor is produced, every shape is
 //! checked, and all problems are reported together in one [`MappingError`].
 pub mod output;
+pub mod pipeline;
 pub mod tf_efficientnet;
 
 use std::collections::{BTreeMap, BTreeSet};

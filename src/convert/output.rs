@@ -76,20 +76,37 @@ pub fn write_outputs(
         move |source| OutputError::Io { path, source }
     };
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
-    let staging = tempfile::Builder::new().prefix(".zoo-convert-").tempdir_in(out_dir).map_err(io(out_dir))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".zoo-convert-")
+        .tempdir_in(out_dir)
+        .map_err(io(out_dir))?;
     let mut staged = vec![];
     for &format in formats {
-        let tmp = staging.path().join(format!("{name}.{}", format.extension()));
+        let tmp = staging
+            .path()
+            .join(format!("{name}.{}", format.extension()));
         let written = match format {
-            Format::Pth => zoo_converters::pth::write(&tmp, tensors).map_err(zoo_converters::Error::from),
-            Format::Safetensors => {
-                zoo_converters::safetensors::write(&tmp, tensors, metadata).map_err(zoo_converters::Error::from)
+            Format::Pth => {
+                zoo_converters::pth::write(&tmp, tensors).map_err(zoo_converters::Error::from)
             }
+            Format::Safetensors => zoo_converters::safetensors::write(&tmp, tensors, metadata)
+                .map_err(zoo_converters::Error::from),
         };
-        written.map_err(|source| OutputError::Write { path: tmp.clone(), source })?;
+        written.map_err(|source| OutputError::Write {
+            path: tmp.clone(),
+            source,
+        })?;
         let (sha256, size) = sha256_file(&tmp).map_err(io(&tmp))?;
         let path = out_dir.join(format!("{name}-{}.{}", &sha256[..8], format.extension()));
-        staged.push((tmp, Output { format, path, sha256, size }));
+        staged.push((
+            tmp,
+            Output {
+                format,
+                path,
+                sha256,
+                size,
+            },
+        ));
     }
     let mut outputs = vec![];
     for (tmp, out) in staged {

@@ -125,20 +125,33 @@ pub enum ConvertError {
 }
 
 fn source_sha256(path: &Path) -> Result<String, ConvertError> {
-    let file = if path.is_file() { path.to_owned() } else { PathBuf::from(format!("{}.index", path.display())) };
+    let file = if path.is_file() {
+        path.to_owned()
+    } else {
+        PathBuf::from(format!("{}.index", path.display()))
+    };
     crate::fetch::sha256_file(&file)
         .map(|(h, _)| h)
         .map_err(|source| ConvertError::Io { path: file, source })
 }
 
 /// Provenance recorded in safetensors `__metadata__`.
-pub fn provenance(report_source: &Path, sha256: &str, spec: &Spec, weights: Option<WeightSet>, fp: &Fingerprint) -> BTreeMap<String, String> {
+pub fn provenance(
+    report_source: &Path,
+    sha256: &str,
+    spec: &Spec,
+    weights: Option<WeightSet>,
+    fp: &Fingerprint,
+) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert("format".into(), "pt".into());
     m.insert("zoo.version".into(), env!("CARGO_PKG_VERSION").into());
     m.insert(
         "zoo.source".into(),
-        report_source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        report_source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     );
     m.insert("zoo.source_sha256".into(), sha256.into());
     m.insert("zoo.arch".into(), spec.config.to_string());
@@ -151,27 +164,49 @@ pub fn provenance(report_source: &Path, sha256: &str, spec: &Spec, weights: Opti
 }
 
 /// Runs the converted model on the reference input and compares with the reference logits.
-pub fn check_inference(spec: &Spec, tensors: &StateDict, reference: Option<&ReferenceVectors>) -> Result<InferenceCheck, ConvertError> {
+pub fn check_inference(
+    spec: &Spec,
+    tensors: &StateDict,
+    reference: Option<&ReferenceVectors>,
+) -> Result<InferenceCheck, ConvertError> {
     let Some(r) = reference else {
-        return Ok(InferenceCheck::Skipped { reason: "no reference vectors for this model".into() });
+        return Ok(InferenceCheck::Skipped {
+            reason: "no reference vectors for this model".into(),
+        });
     };
     if !crate::torch::available() {
-        return Ok(InferenceCheck::Skipped { reason: "zoo was built without the `torch` feature".into() });
+        return Ok(InferenceCheck::Skipped {
+            reason: "zoo was built without the `torch` feature".into(),
+        });
     }
     let read = |p: &Path| -> Result<Tensor, ConvertError> {
-        zoo_converters::npy::read(p).map_err(|source| ConvertError::Read { path: p.to_owned(), source })
+        zoo_converters::npy::read(p).map_err(|e| ConvertError::Read {
+            path: p.to_owned(),
+            source: e.into(),
+        })
     };
     let input = read(&r.input)?;
     let expected = read(&r.logits)?;
     let model = EfficientNet::load(spec, tensors)?;
     let logits = model.forward(&input)?;
-    Ok(InferenceCheck::Ran(compare_logits(&logits, &expected, r.tolerance)?))
+    Ok(InferenceCheck::Ran(compare_logits(
+        &logits,
+        &expected,
+        r.tolerance,
+    )?))
 }
 
 /// Converts `source` for `spec` and writes the outputs.
-pub fn convert(source: &Path, spec: &Spec, opts: &ConvertOptions) -> Result<ConvertReport, ConvertError> {
+pub fn convert(
+    source: &Path,
+    spec: &Spec,
+    opts: &ConvertOptions,
+) -> Result<ConvertReport, ConvertError> {
     let opened = checkpoint::open(source, Some(spec), opts.weights)?;
-    let is_tf = matches!(opened.format, SourceFormat::TfBundle | SourceFormat::TfTarball);
+    let is_tf = matches!(
+        opened.format,
+        SourceFormat::TfBundle | SourceFormat::TfTarball
+    );
     let sha256 = source_sha256(source)?;
     let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
     let metadata = provenance(source, &sha256, spec, is_tf.then_some(opts.weights), &fp);
@@ -181,15 +216,28 @@ pub fn convert(source: &Path, spec: &Spec, opts: &ConvertOptions) -> Result<Conv
     let outputs = if failed {
         vec![]
     } else {
-        write_outputs(&opts.out_dir, &opts.name, &opts.formats, &opened.tensors, &metadata)?
+        write_outputs(
+            &opts.out_dir,
+            &opts.name,
+            &opts.formats,
+            &opened.tensors,
+            &metadata,
+        )?
     };
     // Prove each file holds exactly what was checked.
     for out in &outputs {
         let back = match out.format {
-            Format::Pth => zoo_converters::pth::read(&out.path),
-            Format::Safetensors => zoo_converters::safetensors::read(&out.path).map(|(t, _)| t),
+            Format::Pth => {
+                zoo_converters::pth::read(&out.path).map_err(zoo_converters::Error::from)
+            }
+            Format::Safetensors => zoo_converters::safetensors::read(&out.path)
+                .map(|(t, _)| t)
+                .map_err(zoo_converters::Error::from),
         }
-        .map_err(|source| ConvertError::Read { path: out.path.clone(), source })?;
+        .map_err(|source| ConvertError::Read {
+            path: out.path.clone(),
+            source,
+        })?;
         let got = fingerprint(back.iter().map(|(k, t)| (k, t)));
         if got.fingerprint != fp.fingerprint {
             return Err(ConvertError::ReadBack {
