@@ -157,6 +157,47 @@ impl ModelEntry {
             .and_then(|z| z.files.as_deref())
             .unwrap_or_default()
     }
+
+    /// The first weight file with `role`.
+    pub fn file(&self, role: crate::schema::FileRole) -> Option<&WeightFile> {
+        self.files()
+            .iter()
+            .find(|f| f.role.as_ref().is_some_and(|r| r.value == role))
+    }
+
+    /// Reference vectors, with paths resolved against the directory of the model's file.
+    pub fn reference(&self) -> Option<crate::convert::pipeline::ReferenceVectors> {
+        let r = self.zoo()?.reference.as_ref()?;
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        Some(crate::convert::pipeline::ReferenceVectors {
+            input: dir.join(r.input.as_ref()?.as_str()),
+            logits: dir.join(r.logits.as_ref()?.as_str()),
+            tolerance: r
+                .tolerance
+                .as_ref()
+                .map_or(crate::torch::DEFAULT_TOLERANCE, |t| t.value),
+        })
+    }
+}
+
+/// What the fetcher needs to know about a registry weight file.
+pub fn file_spec(w: &WeightFile) -> crate::fetch::FileSpec {
+    crate::fetch::FileSpec {
+        file_name: w
+            .file
+            .as_ref()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        urls: w
+            .urls
+            .iter()
+            .flatten()
+            .map(|u| u.as_str().to_owned())
+            .collect(),
+        size: w.size.as_ref().map(|c| c.value),
+        sha256: w.sha256.as_ref().map(|t| t.as_str().to_owned()),
+        sha256_prefix: w.sha256_prefix.as_ref().map(|t| t.as_str().to_owned()),
+    }
 }
 
 /// A loaded, cross-checked registry.
@@ -168,6 +209,8 @@ pub struct Registry {
     aliases: BTreeMap<String, String>,
     /// Warnings and info found while loading.
     diagnostics: Vec<Diagnostic>,
+    /// Where it was loaded from (`None` when embedded).
+    dir: Option<PathBuf>,
 }
 
 /// Files a registry is read from: relative path (with `/`) → text.
@@ -490,9 +533,16 @@ impl Registry {
         Registry::from_source(&Embedded)
     }
 
+    /// The directory it was loaded from (`None` for the embedded registry).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     /// The registry in `dir` (starting at `dir/model-index.yml`).
     pub fn load(dir: &Path) -> Result<Registry, RegistryError> {
-        Registry::from_source(&Disk(dir.to_path_buf()))
+        let mut r = Registry::from_source(&Disk(dir.to_path_buf()))?;
+        r.dir = Some(dir.to_path_buf());
+        Ok(r)
     }
 
     fn from_source(source: &dyn Source) -> Result<Registry, RegistryError> {
@@ -507,6 +557,7 @@ impl Registry {
             models,
             aliases,
             diagnostics: diags,
+            dir: None,
         })
     }
 

@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod check_cards;
+pub mod convert;
 pub mod fetch;
 pub mod flops;
 pub mod hash;
 mod list;
 mod schema;
 mod show;
+pub mod weights;
 
 /// zoo: keep a model zoo honest.
 #[derive(Debug, Parser)]
@@ -71,6 +73,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert a checkpoint to timm `.pth`/`.safetensors`, verified by running it.
+    Convert(convert::ConvertArgs),
+    /// Print container-independent weight fingerprints.
+    Fingerprint(weights::FingerprintArgs),
+    /// Compare two checkpoints tensor by tensor (exit 1 when they differ).
+    Diff(weights::DiffArgs),
     /// Download (or find in a cache) a weight file, verified by sha256.
     Fetch(fetch::FetchArgs),
     /// Print the sha256 and size of files.
@@ -114,6 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Show { name, json } => show::run(&load_registry(&cli.registry)?, &name, json),
         Command::Schema { write, check } => schema::run(write.as_deref(), check.as_deref()),
         Command::CheckCards { paths, json } => check_cards::run(&paths, json),
+        Command::Convert(args) => convert::run(args, || load_registry(&cli.registry)),
+        Command::Fingerprint(args) => weights::fingerprint_cmd(args),
+        Command::Diff(args) => weights::diff_cmd(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Hash(args) => hash::run(args),
     }

@@ -96,6 +96,13 @@ pub fn write_outputs(
             path: tmp.clone(),
             source,
         })?;
+        // Temp files are private (0600); the result is an ordinary readable file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+                .map_err(io(&tmp))?;
+        }
         let (sha256, size) = sha256_file(&tmp).map_err(io(&tmp))?;
         let path = out_dir.join(format!("{name}-{}.{}", &sha256[..8], format.extension()));
         staged.push((

@@ -1,0 +1,138 @@
+//! `zoo fingerprint FILE` and `zoo diff A B`: compare weights across containers.
+use std::path::PathBuf;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use super::Status;
+use crate::arch::{ArchConfig, Spec};
+use crate::checkpoint;
+use crate::convert::WeightSet;
+use crate::diff::diff;
+use crate::fingerprint::fingerprint;
+
+/// Arguments of `zoo fingerprint`.
+#[derive(Debug, clap::Args)]
+pub struct FingerprintArgs {
+    /// Checkpoints: TF bundle/.tar.gz (needs --arch), .pth (zip or legacy), .safetensors.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Architecture: maps TF names, and checks other containers key by key.
+    #[arg(long, value_name = "SPEC")]
+    pub arch: Option<String>,
+    /// TF weight set.
+    #[arg(long, value_enum, default_value = "ema")]
+    pub weights: WeightSet,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `zoo diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// First checkpoint.
+    pub a: PathBuf,
+    /// Second checkpoint.
+    pub b: PathBuf,
+    /// Architecture (needed for TF sources).
+    #[arg(long, value_name = "SPEC")]
+    pub arch: Option<String>,
+    /// TF weight set.
+    #[arg(long, value_enum, default_value = "ema")]
+    pub weights: WeightSet,
+    /// Largest absolute element difference counted as equal.
+    #[arg(long, default_value_t = 0.0)]
+    pub tol: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn spec(arch: &Option<String>) -> anyhow::Result<Option<Spec>> {
+    Ok(match arch {
+        Some(a) => Some(a.parse::<ArchConfig>()?.resolve()?),
+        None => None,
+    })
+}
+
+/// Runs `zoo fingerprint`.
+pub fn fingerprint_cmd(args: FingerprintArgs) -> anyhow::Result<Status> {
+    let spec = spec(&args.arch)?;
+    let mut rows = vec![];
+    for f in &args.files {
+        let opened = checkpoint::open(f, spec.as_ref(), args.weights)?;
+        let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
+        rows.push(serde_json::json!({"file": f, "format": opened.format, "fingerprint": fp}));
+        if !args.json {
+            println!(
+                "{}  {}  ({} params, {} buffers)",
+                fp.fingerprint,
+                f.display(),
+                fp.param_tensors,
+                fp.buffer_tensors
+            );
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(Status::Ok)
+}
+
+/// Runs `zoo diff`: exit 0 when identical within `--tol`, 1 otherwise.
+pub fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
+    let spec = spec(&args.arch)?;
+    let a = checkpoint::open(&args.a, spec.as_ref(), args.weights)?;
+    let b = checkpoint::open(&args.b, spec.as_ref(), args.weights)?;
+    let d = diff(&a.tensors, &b.tensors, args.tol);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        for k in &d.only_in_a {
+            println!("only in A: {k}");
+        }
+        for k in &d.only_in_b {
+            println!("only in B: {k}");
+        }
+        for m in &d.mismatched {
+            println!("shape/dtype: {}: A {} vs B {}", m.key, m.a, m.b);
+        }
+        let differing: Vec<_> = d.differing().collect();
+        if !differing.is_empty() {
+            let mut t = Table::new();
+            t.load_style(UTF8_FULL_CONDENSED);
+            t.set_header(["tensor", "max |A-B|", "max rel"]);
+            for x in &differing {
+                t.add_row([
+                    x.key.clone(),
+                    format!("{:.3e}", x.max_abs),
+                    format!("{:.3e}", x.max_rel),
+                ]);
+            }
+            println!("{t}");
+        }
+        let identical = d.tensors.iter().filter(|t| t.identical).count();
+        if d.is_equal() {
+            println!(
+                "identical: {} tensors ({} bit-identical) within tolerance {}",
+                d.tensors.len(),
+                identical,
+                d.tolerance
+            );
+        } else {
+            println!(
+                "different: {} of {} common tensors differ, {} only in A, {} only in B, {} shape mismatches",
+                differing.len(),
+                d.tensors.len(),
+                d.only_in_a.len(),
+                d.only_in_b.len(),
+                d.mismatched.len()
+            );
+        }
+    }
+    Ok(if d.is_equal() {
+        Status::Ok
+    } else {
+        Status::Failed
+    })
+}
