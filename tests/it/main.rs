@@ -1,5 +1,6 @@
 //! The one integration-test binary (modules per area).
 mod cards;
+mod convert;
 mod registry;
 mod schema_file;
 
