@@ -17,3 +17,4 @@ pub mod registry;
 pub mod report;
 pub mod schema;
 pub mod torch;
+pub mod validate;

@@ -545,11 +545,27 @@ impl Registry {
         Ok(r)
     }
 
+    /// Like [`Registry::load`] (or [`Registry::embedded`] for `None`), but a registry with
+    /// errors still loads, with the errors among its [`Registry::diagnostics`]: `zoo validate`
+    /// reports them beside every other check instead of stopping at the first file.
+    pub fn load_keep_errors(dir: Option<&Path>) -> Result<Registry, RegistryError> {
+        let mut r = match dir {
+            Some(d) => Registry::build(&Disk(d.to_path_buf()), true)?,
+            None => Registry::build(&Embedded, true)?,
+        };
+        r.dir = dir.map(Path::to_path_buf);
+        Ok(r)
+    }
+
     fn from_source(source: &dyn Source) -> Result<Registry, RegistryError> {
+        Registry::build(source, false)
+    }
+
+    fn build(source: &dyn Source, keep_errors: bool) -> Result<Registry, RegistryError> {
         let (cards, mut diags) = load_tree(source, ROOT_FILE)?;
         let (models, aliases) = cross_check(&cards, &mut diags);
         diagnostic::sort(&mut diags);
-        if diags.iter().any(Diagnostic::is_error) {
+        if !keep_errors && diags.iter().any(Diagnostic::is_error) {
             diags.sort_by_key(|d| d.severity);
             return Err(RegistryError::Invalid { diagnostics: diags });
         }

@@ -17,6 +17,7 @@ pub mod hash;
 mod list;
 mod schema;
 mod show;
+pub mod validate;
 pub mod weights;
 
 /// zoo: keep a model zoo honest.
@@ -79,6 +80,11 @@ enum Command {
     Fingerprint(weights::FingerprintArgs),
     /// Compare two checkpoints tensor by tensor (exit 1 when they differ).
     Diff(weights::DiffArgs),
+    /// Check every claim of every selected model; exit 1 if any check fails.
+    Validate(validate::ValidateArgs),
+    /// Work with validation reports.
+    #[command(subcommand)]
+    Report(validate::ReportCommand),
     /// Download (or find in a cache) a weight file, verified by sha256.
     Fetch(fetch::FetchArgs),
     /// Print the sha256 and size of files.
@@ -125,6 +131,8 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Convert(args) => convert::run(args, || load_registry(&cli.registry)),
         Command::Fingerprint(args) => weights::fingerprint_cmd(args),
         Command::Diff(args) => weights::diff_cmd(args),
+        Command::Validate(args) => validate::run(args, cli.registry.as_deref()),
+        Command::Report(cmd) => validate::report(cmd),
         Command::Fetch(args) => fetch::run(args),
         Command::Hash(args) => hash::run(args),
     }
