@@ -3,6 +3,7 @@ mod cards;
 mod convert;
 mod registry;
 mod schema_file;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
