@@ -21,8 +21,16 @@ setup:
 	@command -v c++ >/dev/null || { echo "need a C++ compiler (Debian: apt-get install g++)" >&2; exit 2; }
 	@scripts/setup.sh >/dev/null
 
+TINY := tests/fixtures/efficientnet-tiny
+# The main job: validate every model of the embedded registry offline (schema, FLOPs, parameters,
+# file size; checksum/inference are skipped until weights are cached), then convert the bundled
+# real TF checkpoint and prove the conversion by running it against TensorFlow's logits.
 run: setup
-	$(CARGO) run $(FEATURES) --quiet -- arch b0
+	$(CARGO) build $(FEATURES) --quiet
+	$(CARGO) run $(FEATURES) --quiet -- validate --offline
+	$(CARGO) run $(FEATURES) --quiet -- convert --from $(TINY)/efficientnet-tiny.tar.gz \
+		--arch efficientnet:width=0.05,depth=0.5,classes=10 --out target/tiny-converted \
+		--reference-input $(TINY)/input_preprocessed_nchw.npy --reference-logits $(TINY)/logits.npy
 
 test: setup
 	$(CARGO) test --workspace $(FEATURES) -- --include-ignored
