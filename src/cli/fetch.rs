@@ -16,8 +16,16 @@ use crate::fetch::{Cache, FetchError, FetchOptions, Fetched, FileSpec, Origin, P
 /// Arguments of `zoo fetch` (ad-hoc form: the file is described on the command line).
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {
-    /// URL of the file; repeat for mirrors of the same bytes (tried in order). http(s):// or file://.
-    #[arg(long = "url", value_name = "URL", required = true)]
+    /// Registry models (names, aliases or globs) whose weight files to fetch.
+    pub models: Vec<String>,
+    /// Fetch the files of every registry model.
+    #[arg(long, conflicts_with = "models")]
+    pub all: bool,
+    /// Which of a registry model's files (`timm-pth`, `tf-checkpoint`, `hf-safetensors`); all if not given.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Vec<String>,
+    /// URL of an ad-hoc file; repeat for mirrors of the same bytes (tried in order). http(s):// or file://.
+    #[arg(long = "url", value_name = "URL", required_unless_present_any = ["models", "all"], conflicts_with_all = ["models", "all"])]
     pub urls: Vec<String>,
     /// Expected full sha256 (64 hex digits).
     #[arg(long, value_name = "HEX", conflicts_with = "sha256_prefix")]
@@ -67,8 +75,75 @@ pub fn offline_from_env() -> bool {
         .unwrap_or(false)
 }
 
+/// Runs `zoo fetch NAME… | --all` over registry files.
+fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyhow::Result<Status> {
+    let patterns = if args.all {
+        vec!["*".to_string()]
+    } else {
+        args.models.clone()
+    };
+    let cache = Cache::from_env()?;
+    let opts = FetchOptions {
+        offline: args.offline || offline_from_env(),
+        mirrors: args.mirrors.clone(),
+        progress: std::io::stderr()
+            .is_terminal()
+            .then(|| Arc::new(BarSink::default()) as Arc<dyn ProgressSink>),
+        timeout: Duration::from_secs_f64(args.timeout),
+        retries: args.retries,
+        lock_file: Some(super::convert::lock_file(registry, &cache)),
+        ..FetchOptions::default()
+    };
+    let mut status = Status::Ok;
+    let mut failures = vec![];
+    for entry in registry.select(&patterns)? {
+        for file in entry.files() {
+            let role = file
+                .role
+                .as_ref()
+                .map(|r| r.raw.text.clone())
+                .unwrap_or_default();
+            if !args.role.is_empty() && !args.role.contains(&role) {
+                continue;
+            }
+            let spec = crate::registry::file_spec(file);
+            let result = if args.verify {
+                cache.verify(&spec, &opts)
+            } else {
+                cache.fetch(&spec, &opts)
+            };
+            match result {
+                Ok(fetched) => print_fetched(&fetched, args.json)?,
+                Err(err) => {
+                    if err.is_verification_failure() {
+                        status = Status::Failed;
+                    }
+                    failures.push(format!(
+                        "{} {} ({role}): {err}",
+                        entry.name(),
+                        spec.file_name
+                    ));
+                }
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if status == Status::Ok && !failures.is_empty() {
+        anyhow::bail!("{} file(s) could not be fetched", failures.len());
+    }
+    Ok(status)
+}
+
 /// Runs `zoo fetch`.
-pub fn run(args: FetchArgs) -> anyhow::Result<Status> {
+pub fn run(
+    args: FetchArgs,
+    registry: impl FnOnce() -> anyhow::Result<crate::registry::Registry>,
+) -> anyhow::Result<Status> {
+    if !args.models.is_empty() || args.all {
+        return run_registry(&args, &registry()?);
+    }
     let file_name = match &args.name {
         Some(n) => n.clone(),
         None => name_from_url(&args.urls[0]).with_context(|| {

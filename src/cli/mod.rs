@@ -133,7 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Diff(args) => weights::diff_cmd(args),
         Command::Validate(args) => validate::run(args, cli.registry.as_deref()),
         Command::Report(cmd) => validate::report(cmd),
-        Command::Fetch(args) => fetch::run(args),
+        Command::Fetch(args) => fetch::run(args, || load_registry(&cli.registry)),
         Command::Hash(args) => hash::run(args),
     }
 }

@@ -253,3 +253,27 @@ fn tiny_validates_with_fetch_and_corruption_fails() {
         "expected hash shown: {out}"
     );
 }
+
+/// `zoo fetch NAME` over the registry: downloads the model's file from the server, verified.
+#[test]
+fn fetch_by_registry_name() {
+    let server = http_server::TestServer::start();
+    let bytes = std::fs::read(fixture("efficientnet-tiny/efficientnet-tiny.tar.gz")).unwrap();
+    server.serve("/efficientnet-tiny.tar.gz", bytes);
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tiny_registry(tmp.path(), &server.url(""));
+    let cache = tmp.path().join("cache");
+    let (code, out, err) = zoo_cached(&cache, &["--registry", &reg, "fetch", "tiny", "--offline"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("efficientnet-tiny.tar.gz"), "{err}");
+    assert_eq!(server.request_count(), 0);
+    let (code, out, err) = zoo_cached(&cache, &["--registry", &reg, "fetch", "tiny"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("f536f9317239e351894faef5e8c1d847202a2028370e014c449d01cc0ef2ebe1"),
+        "{out}"
+    );
+    let (code, out, _) = zoo_cached(&cache, &["--registry", &reg, "fetch", "--all", "--verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(server.full_gets("/efficientnet-tiny.tar.gz"), 1);
+}
