@@ -75,6 +75,25 @@ pub fn offline_from_env() -> bool {
         .unwrap_or(false)
 }
 
+/// Fetch options from the command line, with a progress bar when stderr is a terminal.
+fn options(args: &FetchArgs, lock_file: Option<PathBuf>) -> anyhow::Result<FetchOptions> {
+    anyhow::ensure!(
+        args.timeout.is_finite() && args.timeout > 0.0,
+        "--timeout must be a positive number of seconds"
+    );
+    Ok(FetchOptions {
+        offline: args.offline || offline_from_env(),
+        mirrors: args.mirrors.clone(),
+        progress: std::io::stderr()
+            .is_terminal()
+            .then(|| Arc::new(BarSink::default()) as Arc<dyn ProgressSink>),
+        timeout: Duration::from_secs_f64(args.timeout),
+        retries: args.retries,
+        lock_file,
+        ..FetchOptions::default()
+    })
+}
+
 /// Runs `zoo fetch NAME… | --all` over registry files.
 fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyhow::Result<Status> {
     let patterns = if args.all {
@@ -83,17 +102,7 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
         args.models.clone()
     };
     let cache = Cache::from_env()?;
-    let opts = FetchOptions {
-        offline: args.offline || offline_from_env(),
-        mirrors: args.mirrors.clone(),
-        progress: std::io::stderr()
-            .is_terminal()
-            .then(|| Arc::new(BarSink::default()) as Arc<dyn ProgressSink>),
-        timeout: Duration::from_secs_f64(args.timeout),
-        retries: args.retries,
-        lock_file: Some(super::convert::lock_file(registry, &cache)),
-        ..FetchOptions::default()
-    };
+    let opts = options(args, Some(super::convert::lock_file(registry, &cache)))?;
     let mut status = Status::Ok;
     let mut failures = vec![];
     for entry in registry.select(&patterns)? {
@@ -160,21 +169,7 @@ pub fn run(
         sha256: args.sha256.clone(),
         sha256_prefix: args.sha256_prefix.clone(),
     };
-    anyhow::ensure!(
-        args.timeout.is_finite() && args.timeout > 0.0,
-        "--timeout must be a positive number of seconds"
-    );
-    let opts = FetchOptions {
-        offline: args.offline || offline_from_env(),
-        mirrors: args.mirrors.clone(),
-        progress: std::io::stderr()
-            .is_terminal()
-            .then(|| Arc::new(BarSink::default()) as Arc<dyn ProgressSink>),
-        timeout: Duration::from_secs_f64(args.timeout),
-        retries: args.retries,
-        lock_file: args.lock_file.clone(),
-        ..FetchOptions::default()
-    };
+    let opts = options(&args, args.lock_file.clone())?;
     let cache = Cache::from_env()?;
     let result = if args.verify {
         match cache.verify(&spec, &opts) {
