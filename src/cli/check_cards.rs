@@ -14,10 +14,10 @@ pub(super) fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<Status> {
     let count = |s| diags.iter().filter(|d| d.severity == s).count();
     let errors = count(Severity::Error);
     if json {
-        println!("{}", serde_json::to_string_pretty(&diags)?);
+        outln!("{}", serde_json::to_string_pretty(&diags)?);
     } else {
         for d in &diags {
-            println!("{d}");
+            outln!("{d}");
         }
         eprintln!(
             "checked {} file(s): {errors} error(s), {} warning(s), {} info",

@@ -192,7 +192,7 @@ pub fn run(
     };
     let report = pipeline::convert(&source, &spec, &opts)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
     }
@@ -204,7 +204,7 @@ pub fn run(
 }
 
 fn print_report(r: &ConvertReport) {
-    println!(
+    outln!(
         "converted {} ({:?}, sha256 {}) as {}",
         r.source.display(),
         r.source_format,
@@ -212,15 +212,15 @@ fn print_report(r: &ConvertReport) {
         r.arch
     );
     match r.weights {
-        Some(w) => println!(
+        Some(w) => outln!(
             "  {} tensors from the {} weights; {} source tensors skipped (optimizer slots, the other weight set, global_step)",
             r.tensors,
             w.as_str(),
             r.ignored
         ),
-        None => println!("  {} tensors", r.tensors),
+        None => outln!("  {} tensors", r.tensors),
     }
-    println!("  fingerprint {}", r.fingerprint.fingerprint);
+    outln!("  fingerprint {}", r.fingerprint.fingerprint);
     match &r.inference {
         InferenceCheck::Ran(c) => {
             let mut t = Table::new();
@@ -241,19 +241,19 @@ fn print_report(r: &ConvertReport) {
                 format!("{:.0}%", c.top5_agree * 100.0),
                 format!("{:.0e}", c.tolerance),
             ]);
-            println!("{t}");
+            outln!("{t}");
             if !c.passed {
-                println!(
+                outln!(
                     "  the converted model's logits differ from the reference by {:.3e} > {:.0e}: wrong weight set (EMA vs raw), \
                      a layout or padding error, or reference vectors from another model; nothing was written",
                     c.max_abs, c.tolerance
                 );
             }
         }
-        InferenceCheck::Skipped { reason } => println!("  inference: skipped ({reason})"),
+        InferenceCheck::Skipped { reason } => outln!("  inference: skipped ({reason})"),
     }
     for o in &r.outputs {
-        println!(
+        outln!(
             "  wrote {} ({} bytes, sha256 {})",
             o.path.display(),
             o.size,

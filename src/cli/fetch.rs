@@ -194,7 +194,7 @@ pub fn run(
 
 fn print_fetched(fetched: &Fetched, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(fetched)?);
+        outln!("{}", serde_json::to_string_pretty(fetched)?);
         return Ok(());
     }
     let origin = match &fetched.origin {
@@ -204,7 +204,7 @@ fn print_fetched(fetched: &Fetched, json: bool) -> anyhow::Result<()> {
         Origin::TorchHub { path } => format!("reused torch.hub file {}", path.display()),
         Origin::HfCache { path } => format!("reused Hugging Face file {}", path.display()),
     };
-    println!(
+    outln!(
         "{}  {}  {} bytes  {} ({origin})",
         fetched.sha256,
         fetched.file_name,

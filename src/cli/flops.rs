@@ -146,7 +146,7 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
         layers,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
     }
@@ -181,7 +181,7 @@ fn right(s: String) -> Cell {
 }
 
 fn print_report(report: &Report<'_>) {
-    println!(
+    outln!(
         "{}: {} parameters, {} buffer elements",
         report.arch,
         thousands(report.parameters),
@@ -210,9 +210,9 @@ fn print_report(report: &Report<'_>) {
             right(diff),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     for row in &report.counts {
-        println!("  {:<10} {}", row.count.convention.name(), row.description);
+        outln!("  {:<10} {}", row.count.convention.name(), row.description);
     }
     if let Some(layers) = &report.layers {
         let mut table = Table::new();
@@ -230,6 +230,6 @@ fn print_report(report: &Report<'_>) {
                 right(thousands(l.count)),
             ]);
         }
-        println!("{table}");
+        outln!("{table}");
     }
 }

@@ -31,12 +31,12 @@ pub fn run(args: HashArgs) -> anyhow::Result<Status> {
         let (sha256, size) =
             sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?;
         if !args.json {
-            println!("{sha256}  {size}  {}", path.display());
+            outln!("{sha256}  {size}  {}", path.display());
         }
         out.push(Hashed { path, sha256, size });
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(Status::Ok)
 }

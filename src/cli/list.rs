@@ -42,7 +42,7 @@ pub(crate) fn human(n: Option<u64>) -> String {
 pub(super) fn run(registry: &Registry, patterns: &[String], json: bool) -> anyhow::Result<Status> {
     let rows: Vec<Row> = registry.select(patterns)?.into_iter().map(row).collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(Status::Ok);
     }
     let mut table = Table::new();
@@ -60,6 +60,6 @@ pub(super) fn run(registry: &Registry, patterns: &[String], json: bool) -> anyho
             Cell::new(human(r.flops)).set_alignment(CellAlignment::Right),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(Status::Ok)
 }

@@ -9,6 +9,27 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that ends the process quietly (exit 0) when stdout is a closed pipe
+/// (`zoo list | head`), instead of panicking.
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("")) };
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
+}
+pub(crate) use outln;
+
+/// Writes one line to stdout; a broken pipe means the reader is done, which is not an error.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(2);
+    }
+}
+
 mod check_cards;
 pub mod convert;
 pub mod fetch;
@@ -118,7 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Arch { spec } => {
             let cfg: crate::arch::ArchConfig = spec.parse()?;
             let spec = cfg.resolve()?;
-            println!("{}", serde_json::to_string_pretty(&spec)?);
+            outln!("{}", serde_json::to_string_pretty(&spec)?);
             Ok(Status::Ok)
         }
         Command::Flops(args) => flops::run(args),

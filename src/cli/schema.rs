@@ -19,7 +19,7 @@ pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<
             let path = dir.join(name);
             let current = std::fs::read_to_string(&path).unwrap_or_default();
             if current != *text {
-                println!(
+                outln!(
                     "{} is stale; run `cargo run -- schema --write`",
                     path.display()
                 );

@@ -40,16 +40,16 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
             trainable_params: Some(params),
             model: &entry.model,
         };
-        println!("{}", serde_json::to_string_pretty(&shown)?);
+        outln!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(Status::Ok);
     }
-    println!("{}", entry.name());
-    println!("  aliases:     {}", entry.aliases().join(", "));
+    outln!("{}", entry.name());
+    outln!("  aliases:     {}", entry.aliases().join(", "));
     if let Some(c) = entry.collection.as_ref().and_then(|c| c.name.as_ref()) {
-        println!("  collection:  {}", c.as_str());
+        outln!("  collection:  {}", c.as_str());
     }
-    println!("  defined at:  {}:{}", entry.file.display(), entry.pos);
-    println!("  trainable parameters (from the architecture): {params}");
+    outln!("  defined at:  {}:{}", entry.file.display(), entry.pos);
+    outln!("  trainable parameters (from the architecture): {params}");
     let size = entry
         .input()
         .and_then(|i| i.image_size.as_ref())
@@ -57,14 +57,14 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
     if let (Some(flops), Some(size)) = (entry.zoo().and_then(|z| z.flops.as_ref()), size) {
         if let (Some(conv), Some(rule)) = (&flops.convention, &flops.input_rule) {
             let (h, w) = rule.value.input_hw(size);
-            println!(
+            outln!(
                 "  documented FLOPs convention: {} on a {h}x{w} input ({})",
                 conv.value.as_str(),
                 rule.value.as_str()
             );
         }
     }
-    println!();
+    outln!();
     let node = crate::schema::yaml::Node::Seq(crate::schema::yaml::Seq {
         items: vec![entry.model.to_node()],
         pos: Default::default(),

@@ -110,7 +110,7 @@ fn emit(report: &Report, json: bool, junit: Option<&std::path::Path>) -> anyhow:
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        outln!("{}", serde_json::to_string_pretty(report)?);
     } else {
         print_table(report);
     }
@@ -172,14 +172,14 @@ fn print_table(report: &Report) {
         }
         t.add_row(row);
     }
-    println!("{t}");
-    println!();
+    outln!("{t}");
+    outln!();
     for r in &report.results {
         let values = match (&r.documented, &r.measured) {
             (Some(d), Some(m)) => format!("documented {d}, measured {m}; "),
             _ => String::new(),
         };
-        println!(
+        outln!(
             "{} {} {}: {values}{}",
             cell(r.status),
             r.model,
@@ -188,9 +188,11 @@ fn print_table(report: &Report) {
         );
     }
     let s = report.summary();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{} passed, {} failed, {} skipped (skipped checks are not passes)",
-        s.pass, s.fail, s.skipped
+        s.pass,
+        s.fail,
+        s.skipped
     );
 }

@@ -64,7 +64,7 @@ pub fn fingerprint_cmd(args: FingerprintArgs) -> anyhow::Result<Status> {
         let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
         rows.push(serde_json::json!({"file": f, "format": opened.format, "fingerprint": fp}));
         if !args.json {
-            println!(
+            outln!(
                 "{}  {}  ({} params, {} buffers)",
                 fp.fingerprint,
                 f.display(),
@@ -74,7 +74,7 @@ pub fn fingerprint_cmd(args: FingerprintArgs) -> anyhow::Result<Status> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     }
     Ok(Status::Ok)
 }
@@ -86,16 +86,16 @@ pub fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
     let b = checkpoint::open(&args.b, spec.as_ref(), args.weights)?;
     let d = diff(&a.tensors, &b.tensors, args.tol);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        outln!("{}", serde_json::to_string_pretty(&d)?);
     } else {
         for k in &d.only_in_a {
-            println!("only in A: {k}");
+            outln!("only in A: {k}");
         }
         for k in &d.only_in_b {
-            println!("only in B: {k}");
+            outln!("only in B: {k}");
         }
         for m in &d.mismatched {
-            println!("shape/dtype: {}: A {} vs B {}", m.key, m.a, m.b);
+            outln!("shape/dtype: {}: A {} vs B {}", m.key, m.a, m.b);
         }
         let differing: Vec<_> = d.differing().collect();
         if !differing.is_empty() {
@@ -109,18 +109,18 @@ pub fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
                     format!("{:.3e}", x.max_rel),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}");
         }
         let identical = d.tensors.iter().filter(|t| t.identical).count();
         if d.is_equal() {
-            println!(
+            outln!(
                 "identical: {} tensors ({} bit-identical) within tolerance {}",
                 d.tensors.len(),
                 identical,
                 d.tolerance
             );
         } else {
-            println!(
+            outln!(
                 "different: {} of {} common tensors differ, {} only in A, {} only in B, {} shape mismatches",
                 differing.len(),
                 d.tensors.len(),
