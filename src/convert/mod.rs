@@ -4,6 +4,7 @@
 //! resolved [`Spec`] through [`tf_efficientnet::tensor_maps`]. It is strict: every source tensor is
 //! either mapped or ignored for a stated reason, every target tensor is produced, every shape is
 //! checked, and all problems are reported together in one [`MappingError`].
+pub mod stream;
 pub mod tf_efficientnet;
 
 use std::collections::{BTreeMap, BTreeSet};
