@@ -47,7 +47,9 @@ fn l2_plan(bundle: &Bundle) -> Plan {
 }
 
 /// Writes the synthetic checkpoint: every EMA variable L2 has, with its TF shape and cheap
-/// pseudo-random values, plus `global_step`.
+/// pseudo-random values, plus `global_step` and the raw stem kernel (tiny; `plan_tf` finds the
+/// model scope from the raw name `<scope>/stem/conv2d/kernel`, so an EMA-only checkpoint would
+/// not plan).
 fn generate(prefix: &Path) {
     let spec = ArchConfig::variant("l2")
         .expect("l2")
@@ -55,8 +57,13 @@ fn generate(prefix: &Path) {
         .expect("resolves");
     let mut w = BundleWriter::create(prefix).expect("create bundle");
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for map in tensor_maps(&spec, SCOPE) {
-        let shape = map.tf_shape();
+    let maps = tensor_maps(&spec, SCOPE);
+    let stem = maps.first().expect("a stem kernel");
+    let named = maps
+        .iter()
+        .map(|m| (format!("{}{EMA_SUFFIX}", m.tf_name), m.tf_shape()))
+        .chain([(stem.tf_name.clone(), stem.tf_shape())]);
+    for (name, shape) in named {
         let n: usize = shape.iter().product();
         let mut data = Vec::with_capacity(n * 4);
         for _ in 0..n {
@@ -67,7 +74,6 @@ fn generate(prefix: &Path) {
             let v = (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
             data.extend_from_slice(&v.to_le_bytes());
         }
-        let name = format!("{}{EMA_SUFFIX}", map.tf_name);
         let t = Tensor::new(&name, DType::F32, shape, data).expect("tensor");
         w.add(&name, &t).expect("add");
     }
