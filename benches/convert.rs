@@ -122,6 +122,8 @@ fn child(args: &[String]) {
 
 struct Run {
     wall: f64,
+    /// user + system CPU seconds of the child (from `/usr/bin/time`), if known.
+    cpu: Option<f64>,
     seconds: f64,
     peak_rss: u64,
     report: serde_json::Value,
@@ -134,7 +136,7 @@ fn run(program: &Path, args: &[&str], scratch: &Path) -> Run {
     let mut cmd = if time.exists() {
         let mut c = Command::new(time);
         c.arg("-f")
-            .arg("%e %M")
+            .arg("%e %M %U %S")
             .arg("-o")
             .arg(&time_out)
             .arg(program);
@@ -160,13 +162,23 @@ fn run(program: &Path, args: &[&str], scratch: &Path) -> Run {
         .find_map(|l| serde_json::from_str(l).ok())
         .expect("child prints a JSON line");
     let self_rss = report["peak_rss_bytes"].as_u64();
-    let time_rss = std::fs::read_to_string(&time_out)
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+    let timed = std::fs::read_to_string(&time_out).unwrap_or_default();
+    let field = |i: usize| timed.split_whitespace().nth(i);
+    let time_rss = field(1)
+        .and_then(|v| v.parse::<u64>().ok())
         .map(|kb| kb * 1024);
+    let cpu = match (field(2), field(3)) {
+        (Some(u), Some(s)) => u
+            .parse::<f64>()
+            .ok()
+            .zip(s.parse::<f64>().ok())
+            .map(|(u, s)| u + s),
+        _ => None,
+    };
     let _ = std::fs::remove_file(&time_out);
     Run {
         wall,
+        cpu,
         seconds: report["seconds"].as_f64().expect("seconds"),
         peak_rss: time_rss.or(self_rss).expect("a peak RSS"),
         report,
@@ -296,6 +308,14 @@ fn main() {
             }
         };
         let p = prefix.to_str().expect("utf-8 path");
+        // Start every run with no dirty output pages of an earlier run still being written
+        // back (torch.save does not fsync; its writeback would otherwise slow the next run).
+        let prep = || {
+            let _ = Command::new("sync")
+                .args([&zoo_pth, &zoo_st, &py_pth].iter().filter(|f| f.exists()))
+                .status();
+            prep();
+        };
         prep();
         let r = run(
             &me,
@@ -346,14 +366,15 @@ fn main() {
     );
     let gb = source_bytes as f64 / 1e9;
     println!(
-        "\n{:<26} {:>9} {:>9} {:>11} {:>11}",
-        "run", "wall s", "self s", "GB/s self", "peak RSS MB"
+        "\n{:<26} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "run", "wall s", "self s", "CPU s", "GB/s self", "peak RSS MB"
     );
     for (name, r) in &rows {
         println!(
-            "{name:<26} {:>9.2} {:>9.2} {:>11.2} {:>11.0}",
+            "{name:<26} {:>9.2} {:>9.2} {:>9} {:>11.2} {:>11.0}",
             r.wall,
             r.seconds,
+            r.cpu.map_or("?".into(), |c| format!("{c:.2}")),
             gb / r.seconds,
             r.peak_rss as f64 / 1e6
         );
@@ -368,6 +389,9 @@ fn main() {
             let speed_wall = py.wall / z.wall;
             let speed_self = py.seconds / z.seconds;
             let rss = z.peak_rss as f64 / py.peak_rss as f64;
+            if let (Some(zc), Some(pc)) = (z.cpu, py.cpu) {
+                println!("{mode}: python/zoo CPU time {:.1}×", pc / zc);
+            }
             println!(
                 "{mode}: python/zoo time {speed_wall:.1}× (wall), {speed_self:.1}× (self); zoo/python peak RSS {rss:.3} — targets ≥ 3× and ≤ 0.25: {}",
                 if speed_wall.min(speed_self) >= 3.0 && rss <= 0.25 { "met" } else { "NOT met" }
