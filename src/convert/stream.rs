@@ -48,9 +48,9 @@ pub enum StreamError {
     Read {
         /// Source tensor name.
         name: String,
-        /// The reader's error.
+        /// The reader's error (boxed: it is large and errors are rare).
         #[source]
-        source: zoo_converters::Error,
+        source: Box<zoo_converters::Error>,
     },
     /// The source tensor is not what the plan was made for.
     #[error(
@@ -68,7 +68,7 @@ pub enum StreamError {
     },
     /// Writing the `.pth` failed.
     #[error(transparent)]
-    Pth(#[from] zoo_converters::pth::Error),
+    Pth(Box<zoo_converters::pth::Error>),
     /// Writing the `.safetensors` failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -88,6 +88,12 @@ pub enum StreamError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl From<zoo_converters::pth::Error> for StreamError {
+    fn from(e: zoo_converters::pth::Error) -> Self {
+        StreamError::Pth(Box::new(e))
+    }
 }
 
 /// Converts `plan` from `bundle` into the requested outputs (either may be `None`), streaming
@@ -177,7 +183,7 @@ fn read_stage<'a>(
             .read(&item.source)
             .map_err(|source| StreamError::Read {
                 name: item.source.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let expected = item.map.tf_shape();
         if tensor.shape() != expected || tensor.dtype() != DType::F32 {
