@@ -142,6 +142,11 @@ impl Tensor {
     /// Returns the tensor with its axes permuted: output axis `i` is input axis `perm[i]`
     /// (numpy's `transpose(perm)`, torch's `permute`). `perm` must be a permutation of
     /// `0..rank`; otherwise `None`.
+    ///
+    /// Fast for large tensors: axes of size 1 are dropped and input axes that stay adjacent
+    /// are merged (a 1×1 conv's `[1,1,in,out]→[out,in,1,1]` is a plain 2-D transpose), then the
+    /// copy either moves whole contiguous rows or transposes tile by tile in the plane of the
+    /// output's and the input's innermost axes, so both reads and writes stay in cache.
     pub fn permute(&self, perm: &[usize]) -> Option<Tensor> {
         let rank = self.shape.len();
         if perm.len() != rank {
@@ -153,31 +158,149 @@ impl Tensor {
                 return None;
             }
         }
-        let esize = self.dtype.size();
-        let in_strides = strides(&self.shape);
         let out_shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
-        let src_strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
-        let numel = self.numel();
-        let mut out = Vec::with_capacity(self.data.len());
-        if numel > 0 {
-            let mut idx = vec![0usize; rank];
-            for _ in 0..numel {
-                let off: usize = idx.iter().zip(&src_strides).map(|(i, s)| i * s).sum();
-                out.extend_from_slice(&self.data[off * esize..(off + 1) * esize]);
-                for ax in (0..rank).rev() {
-                    idx[ax] += 1;
-                    if idx[ax] < out_shape[ax] {
-                        break;
-                    }
-                    idx[ax] = 0;
-                }
-            }
-        }
+        let (shape, src_strides) = simplify(&self.shape, perm);
+        let data = match self.dtype.size() {
+            1 => permute_bytes::<1>(&self.data, &shape, &src_strides),
+            2 => permute_bytes::<2>(&self.data, &shape, &src_strides),
+            4 => permute_bytes::<4>(&self.data, &shape, &src_strides),
+            _ => permute_bytes::<8>(&self.data, &shape, &src_strides),
+        };
         Some(Tensor {
             dtype: self.dtype,
             shape: out_shape,
-            data: out,
+            data,
         })
+    }
+}
+
+/// Side of the square tiles of the blocked transpose, in elements.
+const TILE: usize = 32;
+
+/// Reduces a permutation to its essential form: the output shape and, per output axis, the
+/// input element stride, with size-1 axes dropped and runs of output axes that are consecutive,
+/// in order, in the input merged into one axis. Never empty (a scalar becomes `[1]`).
+fn simplify(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let in_strides = strides(shape);
+    let mut out_shape: Vec<usize> = vec![];
+    let mut out_strides: Vec<usize> = vec![];
+    for &p in perm {
+        let (size, stride) = (shape[p], in_strides[p]);
+        if size == 1 {
+            continue;
+        }
+        match (out_shape.last_mut(), out_strides.last_mut()) {
+            // The previous output axis steps over exactly this axis in the input: merge.
+            (Some(last_size), Some(last_stride)) if *last_stride == stride * size => {
+                *last_size *= size;
+                *last_stride = stride;
+            }
+            _ => {
+                out_shape.push(size);
+                out_strides.push(stride);
+            }
+        }
+    }
+    if shape.contains(&0) {
+        return (vec![0], vec![1]);
+    }
+    if out_shape.is_empty() {
+        return (vec![1], vec![1]);
+    }
+    (out_shape, out_strides)
+}
+
+/// Gathers `N`-byte elements of `src` into output order. `shape` is the (simplified) output
+/// shape, `src_strides` the input element stride of each output axis.
+fn permute_bytes<const N: usize>(src: &[u8], shape: &[usize], src_strides: &[usize]) -> Vec<u8> {
+    let numel: usize = shape.iter().product();
+    let mut out = vec![0u8; numel * N];
+    if numel == 0 {
+        return out;
+    }
+    let rank = shape.len();
+    let out_strides = strides(shape);
+    let last = rank - 1;
+    if src_strides[last] == 1 {
+        // Innermost output axis is contiguous in the input: copy whole rows.
+        let row = shape[last] * N;
+        for_each_index(
+            shape,
+            &[last],
+            src_strides,
+            &out_strides,
+            |src_base, out_base| {
+                out[out_base * N..out_base * N + row]
+                    .copy_from_slice(&src[src_base * N..src_base * N + row]);
+            },
+        );
+        return out;
+    }
+    // The output axis that walks the input contiguously: the input's innermost axis of size > 1
+    // has stride 1 and survives simplification (merging keeps the inner stride), and it is not
+    // `last` here, so it is the smallest stride among the others.
+    let inner = (0..last).min_by_key(|&a| src_strides[a]).unwrap_or(0);
+    let (rows, cols) = (shape[inner], shape[last]);
+    let (row_src, col_src) = (src_strides[inner], src_strides[last]);
+    let row_out = out_strides[inner];
+    for_each_index(
+        shape,
+        &[inner, last],
+        src_strides,
+        &out_strides,
+        |src_base, out_base| {
+            for r0 in (0..rows).step_by(TILE) {
+                let r1 = (r0 + TILE).min(rows);
+                for c0 in (0..cols).step_by(TILE) {
+                    let c1 = (c0 + TILE).min(cols);
+                    for r in r0..r1 {
+                        let o = (out_base + r * row_out + c0) * N;
+                        let dst = &mut out[o..o + (c1 - c0) * N];
+                        let mut s = src_base + r * row_src + c0 * col_src;
+                        for d in dst.chunks_exact_mut(N) {
+                            d.copy_from_slice(&src[s * N..s * N + N]);
+                            s += col_src;
+                        }
+                    }
+                }
+            }
+        },
+    );
+    out
+}
+
+/// Calls `f(src_offset, out_offset)` (in elements) for every index of the axes of `shape`
+/// not listed in `skip`, with the skipped axes at 0, in row-major order.
+fn for_each_index(
+    shape: &[usize],
+    skip: &[usize],
+    src_strides: &[usize],
+    out_strides: &[usize],
+    mut f: impl FnMut(usize, usize),
+) {
+    let axes: Vec<usize> = (0..shape.len()).filter(|a| !skip.contains(a)).collect();
+    let mut idx = vec![0usize; axes.len()];
+    let (mut src, mut out) = (0usize, 0usize);
+    loop {
+        f(src, out);
+        // odometer over `axes`, innermost last
+        let mut k = axes.len();
+        loop {
+            if k == 0 {
+                return;
+            }
+            k -= 1;
+            let a = axes[k];
+            idx[k] += 1;
+            src += src_strides[a];
+            out += out_strides[a];
+            if idx[k] < shape[a] {
+                break;
+            }
+            src -= src_strides[a] * shape[a];
+            out -= out_strides[a] * shape[a];
+            idx[k] = 0;
+        }
     }
 }
 
@@ -250,6 +373,81 @@ mod tests {
         }
         assert_eq!(got, want);
         assert!(t.permute(&[0, 0, 1, 2]).is_none());
+    }
+
+    /// The obvious per-element gather, kept here only as the reference for `permute`.
+    fn naive_permute(t: &Tensor, perm: &[usize]) -> Vec<u8> {
+        let esize = t.dtype().size();
+        let in_strides = strides(t.shape());
+        let out_shape: Vec<usize> = perm.iter().map(|&p| t.shape()[p]).collect();
+        let mut out = vec![];
+        let mut idx = vec![0usize; out_shape.len()];
+        for _ in 0..t.numel() {
+            let off: usize = idx.iter().zip(perm).map(|(i, &p)| i * in_strides[p]).sum();
+            out.extend_from_slice(&t.data()[off * esize..(off + 1) * esize]);
+            for ax in (0..idx.len()).rev() {
+                idx[ax] += 1;
+                if idx[ax] < out_shape[ax] {
+                    break;
+                }
+                idx[ax] = 0;
+            }
+        }
+        out
+    }
+
+    fn patterned(dtype: DType, shape: Vec<usize>) -> Tensor {
+        let n = byte_len(dtype, &shape).unwrap() as usize;
+        // distinct bytes per position (mod 251) so any misplaced byte shows
+        let data = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        Tensor::new("t", dtype, shape, data).unwrap()
+    }
+
+    #[test]
+    fn permute_conversion_layouts_match_naive() {
+        for (shape, perm) in [
+            (vec![3, 3, 24, 40], vec![3, 2, 0, 1]),
+            (vec![1, 1, 96, 70], vec![3, 2, 0, 1]),
+            (vec![5, 5, 67, 1], vec![2, 3, 0, 1]),
+            (vec![130, 33], vec![1, 0]),
+            (vec![1, 1], vec![1, 0]),
+            (vec![0, 4], vec![1, 0]),
+        ] {
+            let t = patterned(DType::F32, shape.clone());
+            let p = t.permute(&perm).unwrap();
+            assert_eq!(p.data(), naive_permute(&t, &perm), "{shape:?} by {perm:?}");
+        }
+        let scalar = patterned(DType::F64, vec![]);
+        assert_eq!(scalar.permute(&[]).unwrap(), scalar);
+    }
+
+    fn shape_and_perm() -> impl proptest::strategy::Strategy<Value = (Vec<usize>, Vec<usize>)> {
+        use proptest::prelude::*;
+        proptest::collection::vec(0usize..7, 0..6).prop_flat_map(|shape| {
+            let perm: Vec<usize> = (0..shape.len()).collect();
+            (Just(shape), Just(perm).prop_shuffle())
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn permute_equals_naive(
+            (shape, perm) in shape_and_perm(),
+            dtype in proptest::sample::select(vec![DType::U8, DType::F16, DType::F32, DType::F64]),
+            big in 0usize..3,
+        ) {
+            // occasionally stretch one axis past the tile size
+            let mut shape = shape;
+            if big > 0 && !shape.is_empty() {
+                let a = big % shape.len();
+                shape[a] = 40 + big;
+            }
+            let t = patterned(dtype, shape.clone());
+            let p = t.permute(&perm).unwrap();
+            let out_shape: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
+            proptest::prop_assert_eq!(p.shape(), &out_shape[..]);
+            proptest::prop_assert_eq!(p.data(), &naive_permute(&t, &perm)[..]);
+        }
     }
 
     #[test]

@@ -15,7 +15,6 @@ macro_rules! outln {
     () => { $crate::cli::write_stdout(format_args!("")) };
     ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
 }
-pub(crate) use outln;
 
 /// Writes one line to stdout; a broken pipe means the reader is done, which is not an error.
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {

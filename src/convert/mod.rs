@@ -6,6 +6,7 @@
 //! checked, and all problems are reported together in one [`MappingError`].
 pub mod output;
 pub mod pipeline;
+pub mod stream;
 pub mod tf_efficientnet;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,649 @@
+//! Streaming TF → timm conversion: one tensor in memory at a time.
+//!
+//! [`convert_streaming`] walks a checked [`Plan`] in timm order. For each item it reads the source
+//! tensor (its crc32c is verified by [`Bundle::read`]), permutes it into torch layout, feeds the
+//! [`Fingerprinter`] and every requested writer, and drops it. Reading+permuting, fingerprinting
+//! and writing run on three threads joined by one-slot channels, so at most a few tensors are
+//! alive at once: peak memory is a small multiple of the largest tensor, never the model (an L2,
+//! 1.9 GB, converts in a few hundred MB).
+//!
+//! # The `.safetensors` output
+//! Byte layout (the safetensors format): an 8-byte little-endian header length `n`, `n` bytes of
+//! JSON header padded with spaces to a multiple of 8, then the tensors' bytes back to back in the
+//! order their `data_offsets` give. The header is `{"__metadata__":{…sorted keys…},"<name>":
+//! {"dtype":…,"shape":[…],"data_offsets":[begin,end]},…}` with tensors in data order: descending
+//! dtype, then name — the order the `safetensors` crate uses, so the file is byte-identical to
+//! [`zoo_converters::safetensors::write`] of the same state dict.
+//!
+//! The header is built here rather than by the crate's `serialize_to_file` with lazy views,
+//! because that function (a) serialises `__metadata__` from a `HashMap`, so with more than one
+//! key the bytes differ from run to run; (b) pulls the tensors in its own (name) order, while
+//! the `.pth` is written in timm order, so feeding both from one pass over the source would need
+//! a second read of the whole checkpoint; and (c) writes in place, not atomically. Instead every
+//! tensor's offset is known from the plan before any data is read: the header is written first
+//! and each tensor is written at its offset with a positioned write as it streams by. The
+//! crate's own [`Metadata`](safetensors::tensor::Metadata) still validates the offsets.
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::Dtype;
+use zoo_converters::pth::PthWriter;
+use zoo_converters::tf_bundle::Bundle;
+use zoo_converters::{DType, Tensor};
+
+use super::Plan;
+use crate::fingerprint::{Fingerprint, Fingerprinter};
+
+/// Why a streaming conversion failed. Nothing is left at the output paths when it does.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The source tensor could not be read (missing, truncated, crc mismatch, …).
+    #[error("reading source tensor `{name}`: {source}")]
+    Read {
+        /// Source tensor name.
+        name: String,
+        /// The reader's error (boxed: it is large and errors are rare).
+        #[source]
+        source: Box<zoo_converters::Error>,
+    },
+    /// The source tensor is not what the plan was made for.
+    #[error(
+        "source tensor `{name}` is {actual_dtype} {actual:?}, the plan expects F32 {expected:?}"
+    )]
+    Shape {
+        /// Source tensor name.
+        name: String,
+        /// Shape the plan expects.
+        expected: Vec<usize>,
+        /// Shape read.
+        actual: Vec<usize>,
+        /// Dtype read.
+        actual_dtype: &'static str,
+    },
+    /// Writing the `.pth` failed.
+    #[error(transparent)]
+    Pth(Box<zoo_converters::pth::Error>),
+    /// Writing the `.safetensors` failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The output file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A conversion stage stopped without an error of its own (another stage's failed).
+    #[error("conversion aborted")]
+    Aborted,
+    /// The safetensors header could not be built.
+    #[error("{}: safetensors header: {reason}", path.display())]
+    Header {
+        /// The output file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<zoo_converters::pth::Error> for StreamError {
+    fn from(e: zoo_converters::pth::Error) -> Self {
+        StreamError::Pth(Box::new(e))
+    }
+}
+
+/// Converts `plan` from `bundle` into the requested outputs (either may be `None`), streaming
+/// one tensor at a time, and returns the fingerprint of the converted weights.
+///
+/// `metadata` goes into the safetensors `__metadata__`; it must be known up front because the
+/// header (whose length fixes every data offset) is written before the data.
+/// Outputs are written to temporary files next to their paths and renamed into place only
+/// when everything succeeded.
+pub fn convert_streaming(
+    bundle: &Bundle,
+    plan: &Plan,
+    pth_out: Option<&Path>,
+    safetensors_out: Option<&Path>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Fingerprint, StreamError> {
+    let pth = pth_out.map(PthWriter::create).transpose()?;
+    let st = match safetensors_out {
+        None => None,
+        Some(path) => {
+            let declared: Vec<(&str, DType, &[usize])> = plan
+                .items
+                .iter()
+                .map(|i| {
+                    (
+                        i.map.target.name.as_str(),
+                        DType::F32,
+                        i.map.target.shape.as_slice(),
+                    )
+                })
+                .collect();
+            Some(SafetensorsStream::create(path, &declared, metadata)?)
+        }
+    };
+    // Three stages on three threads — read+permute, fingerprint, write — joined by channels of
+    // one slot, so at most a few tensors are alive at once.
+    std::thread::scope(|scope| {
+        let (hash_tx, hash_rx) = mpsc::sync_channel::<(&str, Arc<Tensor>)>(1);
+        let (write_tx, write_rx) = mpsc::sync_channel::<Stage<'_>>(1);
+        let hasher = scope.spawn(move || {
+            let mut fingerprint = Fingerprinter::default();
+            for (name, tensor) in hash_rx {
+                fingerprint.add(name, &tensor);
+            }
+            fingerprint
+        });
+        let writer = scope.spawn(move || write_stage(write_rx, pth, st));
+        let read = read_stage(bundle, plan, &hash_tx, &write_tx);
+        drop(hash_tx);
+        if read.is_ok() {
+            // If the writer already stopped, its error is reported below.
+            let _ = write_tx.send(Stage::Done);
+        }
+        drop(write_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let fingerprint = hasher
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        match (read, written) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(false), Ok(_)) | (Ok(true), Ok(false)) => Err(StreamError::Aborted),
+            (Ok(true), Ok(true)) => Ok(fingerprint.finish()),
+        }
+    })
+}
+
+/// A message to the writing thread.
+enum Stage<'a> {
+    /// The next tensor, in plan order.
+    Tensor(&'a str, Arc<Tensor>),
+    /// Every tensor was sent: finish the files.
+    Done,
+}
+
+/// Reads, checks and permutes each planned tensor and hands it on. `Ok(false)` when a later
+/// stage hung up early (the writer failed; its error is the one to report).
+fn read_stage<'a>(
+    bundle: &Bundle,
+    plan: &'a Plan,
+    hash_tx: &mpsc::SyncSender<(&'a str, Arc<Tensor>)>,
+    write_tx: &mpsc::SyncSender<Stage<'a>>,
+) -> Result<bool, StreamError> {
+    for item in &plan.items {
+        let tensor = bundle
+            .read(&item.source)
+            .map_err(|source| StreamError::Read {
+                name: item.source.clone(),
+                source: Box::new(source),
+            })?;
+        let expected = item.map.tf_shape();
+        if tensor.shape() != expected || tensor.dtype() != DType::F32 {
+            return Err(StreamError::Shape {
+                name: item.source.clone(),
+                expected,
+                actual: tensor.shape().to_vec(),
+                actual_dtype: tensor.dtype().name(),
+            });
+        }
+        let tensor = match item.map.layout.permutation() {
+            None => tensor,
+            // The rank equals the permutation's: the shape was checked against the layout above.
+            Some(perm) => tensor.permute(perm).ok_or_else(|| StreamError::Shape {
+                name: item.source.clone(),
+                expected: item.map.tf_shape(),
+                actual: tensor.shape().to_vec(),
+                actual_dtype: tensor.dtype().name(),
+            })?,
+        };
+        let name = item.map.target.name.as_str();
+        let tensor = Arc::new(tensor);
+        if hash_tx.send((name, Arc::clone(&tensor))).is_err()
+            || write_tx.send(Stage::Tensor(name, tensor)).is_err()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Writes tensors as they come; finishes (fsync, rename) the files only on [`Stage::Done`].
+/// `Ok(false)` when the reader hung up without it: the temporary files are removed.
+fn write_stage(
+    rx: mpsc::Receiver<Stage<'_>>,
+    mut pth: Option<PthWriter>,
+    mut st: Option<SafetensorsStream>,
+) -> Result<bool, StreamError> {
+    for message in rx {
+        match message {
+            Stage::Tensor(name, tensor) => {
+                if let Some(w) = pth.as_mut() {
+                    w.add(name, &tensor)?;
+                }
+                if let Some(w) = st.as_mut() {
+                    w.add(name, &tensor)?;
+                }
+            }
+            Stage::Done => {
+                if let Some(w) = st {
+                    w.finish()?;
+                }
+                if let Some(w) = pth {
+                    w.finish()?;
+                }
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn safetensors_dtype(d: DType) -> Dtype {
+    match d {
+        DType::Bool => Dtype::BOOL,
+        DType::U8 => Dtype::U8,
+        DType::I8 => Dtype::I8,
+        DType::I16 => Dtype::I16,
+        DType::I32 => Dtype::I32,
+        DType::I64 => Dtype::I64,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
+        DType::F32 => Dtype::F32,
+        DType::F64 => Dtype::F64,
+    }
+}
+
+/// A safetensors file whose header is fixed up front and whose tensors arrive in any order.
+struct SafetensorsStream {
+    path: PathBuf,
+    temp: tempfile::NamedTempFile,
+    flusher: EarlyWriteback,
+    /// Per name: where its bytes start in the file, dtype, shape, and whether it was written.
+    slots: HashMap<String, Slot>,
+}
+
+struct Slot {
+    start: u64,
+    dtype: DType,
+    shape: Vec<usize>,
+    written: bool,
+}
+
+impl SafetensorsStream {
+    fn create(
+        path: &Path,
+        declared: &[(&str, DType, &[usize])],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Self, StreamError> {
+        let header_err = |reason: String| StreamError::Header {
+            path: path.to_owned(),
+            reason,
+        };
+        let io = |source| StreamError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut order: Vec<&(&str, DType, &[usize])> = declared.iter().collect();
+        order.sort_by(|(ln, ld, _), (rn, rd, _)| {
+            safetensors_dtype(*rd)
+                .cmp(&safetensors_dtype(*ld))
+                .then(ln.cmp(rn))
+        });
+        let json = |v: &dyn erased::Json| v.to_json().map_err(|e| header_err(e.to_string()));
+        let mut header = b"{".to_vec();
+        if !metadata.is_empty() {
+            header.extend(b"\"__metadata__\":");
+            header.extend(json(metadata)?);
+        }
+        let mut infos = Vec::with_capacity(order.len());
+        let mut placed = Vec::with_capacity(order.len());
+        let mut offset = 0usize;
+        for (name, dtype, shape) in order {
+            let len = zoo_converters::tensor::byte_len(*dtype, shape)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| header_err(format!("`{name}` {shape:?} is too large")))?;
+            let info = TensorInfo {
+                dtype: safetensors_dtype(*dtype),
+                shape: shape.to_vec(),
+                data_offsets: (offset, offset + len),
+            };
+            placed.push((name.to_string(), offset, *dtype, shape.to_vec()));
+            offset += len;
+            if header.len() > 1 {
+                header.push(b',');
+            }
+            header.extend(json(&name.to_string())?);
+            header.push(b':');
+            header.extend(json(&info)?);
+            infos.push((name.to_string(), info));
+        }
+        header.push(b'}');
+        header.resize(header.len().next_multiple_of(8), b' ');
+        let meta_map = (!metadata.is_empty()).then(|| {
+            metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        });
+        // The crate checks that the offsets are contiguous.
+        Metadata::new(meta_map, infos).map_err(|e| header_err(e.to_string()))?;
+        let data_start = 8 + header.len() as u64;
+        let mut slots = HashMap::with_capacity(placed.len());
+        for (name, rel, dtype, shape) in placed {
+            let slot = Slot {
+                start: data_start + rel as u64,
+                dtype,
+                shape,
+                written: false,
+            };
+            if slots.insert(name.clone(), slot).is_some() {
+                return Err(header_err(format!("tensor `{name}` declared twice")));
+            }
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::NamedTempFile::new_in(parent).map_err(io)?;
+        {
+            let f: &File = temp.as_file();
+            f.set_len(data_start + offset as u64).map_err(io)?;
+            let mut head = (header.len() as u64).to_le_bytes().to_vec();
+            head.extend(&header);
+            f.write_all_at(&head, 0).map_err(io)?;
+        }
+        Ok(SafetensorsStream {
+            path: path.to_owned(),
+            flusher: EarlyWriteback::start(temp.as_file()).map_err(io)?,
+            temp,
+            slots,
+        })
+    }
+
+    fn add(&mut self, name: &str, tensor: &Tensor) -> Result<(), StreamError> {
+        let header_err = |reason: String| StreamError::Header {
+            path: self.path.clone(),
+            reason,
+        };
+        let slot = self
+            .slots
+            .get_mut(name)
+            .ok_or_else(|| header_err(format!("`{name}` was not declared")))?;
+        if slot.written || slot.dtype != tensor.dtype() || slot.shape != tensor.shape() {
+            return Err(header_err(format!(
+                "`{name}` declared {} {:?} once, got {} {:?}{}",
+                slot.dtype.name(),
+                slot.shape,
+                tensor.dtype().name(),
+                tensor.shape(),
+                if slot.written { " a second time" } else { "" }
+            )));
+        }
+        slot.written = true;
+        self.temp
+            .as_file()
+            .write_all_at(tensor.data(), slot.start)
+            .map_err(|source| StreamError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.flusher.wrote(tensor.data().len() as u64);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), StreamError> {
+        let io = |source| StreamError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut missing: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.written)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            return Err(StreamError::Header {
+                path: self.path.clone(),
+                reason: format!("tensors declared but never written: {}", missing.join(", ")),
+            });
+        }
+        self.flusher.finish().map_err(io)?;
+        let mut temp = self.temp;
+        temp.flush().map_err(io)?;
+        temp.as_file().sync_all().map_err(io)?;
+        temp.persist(&self.path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+}
+
+/// Starts the disk writing while the conversion still computes.
+///
+/// The final fsync is what makes the rename safe, but on a machine with a few GB of page cache a
+/// 2 GB output stays entirely dirty until then (the kernel's background writeback starts at 10%
+/// of memory), so the fsync alone would wait for the whole file. A helper thread instead
+/// `fdatasync`s a clone of the file handle after every [`EarlyWriteback::EVERY`] bytes, so the
+/// disk works in parallel and the final fsync only waits for the tail.
+struct EarlyWriteback {
+    pending: u64,
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl EarlyWriteback {
+    const EVERY: u64 = 128 << 20;
+
+    fn start(file: &File) -> std::io::Result<Self> {
+        let file = file.try_clone()?;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                // coalesce requests that queued up while syncing
+                while rx.try_recv().is_ok() {}
+                file.sync_data()?;
+            }
+            Ok(())
+        });
+        Ok(EarlyWriteback {
+            pending: 0,
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn wrote(&mut self, bytes: u64) {
+        self.pending += bytes;
+        if self.pending >= Self::EVERY {
+            self.pending = 0;
+            if let Some(tx) = &self.tx {
+                // a send fails only if the thread stopped on an error, which finish() reports
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        drop(self.tx.take());
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("early writeback thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `serde_json::to_vec` behind a trait object, so one closure serves every header part.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec(self)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ArchConfig;
+    use crate::convert::{plan_tf, SourceTensor, WeightSet};
+    use zoo_converters::tf_bundle::unpack_tarball;
+    use zoo_converters::StateDict;
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/efficientnet-tiny"
+    );
+
+    fn tiny_plan(bundle: &Bundle, weights: WeightSet) -> Plan {
+        let spec = "efficientnet:width=0.05,depth=0.5,classes=10"
+            .parse::<ArchConfig>()
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let inventory: Vec<SourceTensor> = bundle
+            .entries()
+            .iter()
+            .map(|e| SourceTensor {
+                name: e.name.clone(),
+                dtype: e.dtype,
+                shape: e.shape.clone(),
+            })
+            .collect();
+        plan_tf(&spec, &inventory, weights).unwrap()
+    }
+
+    fn sorted(mut sd: StateDict) -> StateDict {
+        sd.sort_by(|a, b| a.0.cmp(&b.0));
+        sd
+    }
+
+    fn meta() -> BTreeMap<String, String> {
+        [
+            ("format".to_owned(), "pt".to_owned()),
+            ("zoo.weights".to_owned(), "ema".to_owned()),
+            ("zoo.source_sha256".to_owned(), "ab".repeat(32)),
+        ]
+        .into()
+    }
+
+    #[test]
+    fn tiny_fixture_streams_to_the_reference_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = unpack_tarball(
+            &Path::new(FIXTURE).join("efficientnet-tiny.tar.gz"),
+            dir.path(),
+        )
+        .unwrap();
+        let bundle = Bundle::open(&prefix).unwrap();
+        let plan = tiny_plan(&bundle, WeightSet::Ema);
+        let (want, _) = zoo_converters::safetensors::read(
+            &Path::new(FIXTURE).join("tf_efficientnet_tiny.safetensors"),
+        )
+        .unwrap();
+
+        let mut runs = vec![];
+        for run in 0..2 {
+            let pth = dir.path().join(format!("out{run}.pth"));
+            let st = dir.path().join(format!("out{run}.safetensors"));
+            let fp = convert_streaming(&bundle, &plan, Some(&pth), Some(&st), &meta()).unwrap();
+            let (got_st, got_meta) = zoo_converters::safetensors::read(&st).unwrap();
+            assert_eq!(got_meta, meta());
+            assert_eq!(sorted(got_st), sorted(want.clone()));
+            let got_pth = zoo_converters::pth::read(&pth).unwrap();
+            // timm order in the .pth, the plan's order
+            let names: Vec<&str> = got_pth.iter().map(|(n, _)| n.as_str()).collect();
+            let plan_names: Vec<&str> = plan
+                .items
+                .iter()
+                .map(|i| i.map.target.name.as_str())
+                .collect();
+            assert_eq!(names, plan_names);
+            assert_eq!(sorted(got_pth), sorted(want.clone()));
+            assert_eq!(
+                fp,
+                crate::fingerprint::fingerprint(want.iter().map(|(k, t)| (k, t)))
+            );
+            runs.push((std::fs::read(&pth).unwrap(), std::fs::read(&st).unwrap()));
+        }
+        assert!(runs[0] == runs[1], "two conversions gave different bytes");
+
+        // Same bytes as the in-memory writers given the same state dict in timm order.
+        let in_memory: StateDict = plan
+            .items
+            .iter()
+            .map(|i| {
+                let t = bundle.read(&i.source).unwrap();
+                let t = match i.map.layout.permutation() {
+                    Some(p) => t.permute(p).unwrap(),
+                    None => t,
+                };
+                (i.map.target.name.clone(), t)
+            })
+            .collect();
+        let pth = dir.path().join("mem.pth");
+        let st = dir.path().join("mem.safetensors");
+        zoo_converters::pth::write(&pth, &in_memory).unwrap();
+        zoo_converters::safetensors::write(&st, &in_memory, &meta()).unwrap();
+        assert!(
+            std::fs::read(&pth).unwrap() == runs[0].0,
+            ".pth differs from pth::write"
+        );
+        assert!(
+            std::fs::read(&st).unwrap() == runs[0].1,
+            ".safetensors differs from safetensors::write"
+        );
+    }
+
+    #[test]
+    fn corrupt_tensor_is_named_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = unpack_tarball(
+            &Path::new(FIXTURE).join("efficientnet-tiny.tar.gz"),
+            dir.path(),
+        )
+        .unwrap();
+        let victim = "efficientnet-b0/blocks_3/conv2d/kernel/ExponentialMovingAverage";
+        let (shard, offset) = {
+            let bundle = Bundle::open(&prefix).unwrap();
+            let e = bundle.entry(victim).unwrap();
+            assert_eq!(bundle.num_shards(), 1);
+            (
+                zoo_converters::tf_bundle::shard_path(&prefix, 0, 1),
+                e.offset + 5,
+            )
+        };
+        let mut bytes = std::fs::read(&shard).unwrap();
+        bytes[offset as usize] ^= 0x40;
+        std::fs::write(&shard, bytes).unwrap();
+        let bundle = Bundle::open(&prefix).unwrap();
+        let plan = tiny_plan(&bundle, WeightSet::Ema);
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let err = convert_streaming(
+            &bundle,
+            &plan,
+            Some(&out.join("x.pth")),
+            Some(&out.join("x.safetensors")),
+            &meta(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(victim), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "partial output left"
+        );
+    }
+}
