@@ -155,14 +155,14 @@ pub struct Plan {
     pub ignored: BTreeMap<String, String>,
 }
 
-/// Finds the single TF model scope: the `X` of `X/stem/conv2d/kernel`.
+/// Finds the single TF model scope: the `X` of `X/stem/conv2d/kernel` (or of its EMA shadow, for
+/// checkpoints that hold only the EMA weights).
 fn model_scope(inventory: &[SourceTensor]) -> Result<String, Vec<String>> {
     let scopes: BTreeSet<String> = inventory
         .iter()
         .filter_map(|t| {
-            t.name
-                .strip_suffix("/stem/conv2d/kernel")
-                .map(str::to_owned)
+            let name = t.name.strip_suffix(EMA_SUFFIX).unwrap_or(&t.name);
+            name.strip_suffix("/stem/conv2d/kernel").map(str::to_owned)
         })
         .collect();
     match scopes.len() {
@@ -339,6 +339,20 @@ mod tests {
             text.contains("`efficientnet-b0/extra/w` [3] is neither mapped"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn ema_only_checkpoints_plan() {
+        let m = manifest();
+        let mut inv = inventory(&m);
+        inv.retain(|t| t.name.ends_with(EMA_SUFFIX));
+        let plan = plan_tf(&tiny(), &inv, WeightSet::Ema).unwrap();
+        assert_eq!(
+            (plan.scope.as_str(), plan.items.len()),
+            ("efficientnet-b0", 197)
+        );
+        let err = plan_tf(&tiny(), &inv, WeightSet::Raw).unwrap_err();
+        assert_eq!(err.issues.len(), 197, "every raw tensor is missing");
     }
 
     #[test]
