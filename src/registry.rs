@@ -168,6 +168,9 @@ pub struct Registry {
     aliases: BTreeMap<String, String>,
     /// Warnings and info found while loading.
     diagnostics: Vec<Diagnostic>,
+    /// Where it was read from (`None`: embedded), so other files kept in the registry
+    /// (templates) come from the same place.
+    dir: Option<PathBuf>,
 }
 
 /// Files a registry is read from: relative path (with `/`) → text.
@@ -487,15 +490,15 @@ fn cross_check(
 impl Registry {
     /// The registry embedded in the binary.
     pub fn embedded() -> Result<Registry, RegistryError> {
-        Registry::from_source(&Embedded)
+        Registry::from_source(&Embedded, None)
     }
 
     /// The registry in `dir` (starting at `dir/model-index.yml`).
     pub fn load(dir: &Path) -> Result<Registry, RegistryError> {
-        Registry::from_source(&Disk(dir.to_path_buf()))
+        Registry::from_source(&Disk(dir.to_path_buf()), Some(dir.to_path_buf()))
     }
 
-    fn from_source(source: &dyn Source) -> Result<Registry, RegistryError> {
+    fn from_source(source: &dyn Source, dir: Option<PathBuf>) -> Result<Registry, RegistryError> {
         let (cards, mut diags) = load_tree(source, ROOT_FILE)?;
         let (models, aliases) = cross_check(&cards, &mut diags);
         diagnostic::sort(&mut diags);
@@ -507,6 +510,7 @@ impl Registry {
             models,
             aliases,
             diagnostics: diags,
+            dir,
         })
     }
 
@@ -588,6 +592,32 @@ impl Registry {
     /// Warnings and info found while loading.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
+    }
+
+    /// The directory it was loaded from; `None` for the embedded registry.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The registry's files under `prefix` (relative, `/`-separated, sorted): e.g. its
+    /// `templates/`, read from wherever the registry came from.
+    pub fn files_under(&self, prefix: &str) -> Vec<String> {
+        let mut files = match &self.dir {
+            Some(d) => Disk(d.clone()).list(),
+            None => Embedded.list(),
+        };
+        files.retain(|f| f.starts_with(prefix));
+        files.sort();
+        files
+    }
+
+    /// The text of one registry file (relative, `/`-separated), from wherever the registry
+    /// came from.
+    pub fn read_file(&self, rel: &str) -> Result<String, RegistryError> {
+        match &self.dir {
+            Some(d) => Disk(d.clone()).read(rel),
+            None => Embedded.read(rel),
+        }
     }
 }
 

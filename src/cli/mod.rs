@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod check_cards;
+mod docs;
 pub mod fetch;
 pub mod flops;
 pub mod hash;
@@ -75,6 +76,9 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Print the sha256 and size of files.
     Hash(hash::HashArgs),
+    /// Regenerate the model cards (one per collection) and schemas from the registry; `--check`
+    /// exits 1 with a diff when the committed ones are stale.
+    Docs(docs::DocsArgs),
 }
 
 /// Outcome of a command that ran to completion.
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::CheckCards { paths, json } => check_cards::run(&paths, json),
         Command::Fetch(args) => fetch::run(args),
         Command::Hash(args) => hash::run(args),
+        Command::Docs(args) => docs::run(args, cli.registry.as_deref()),
     }
 }
 
