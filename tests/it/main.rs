@@ -1,5 +1,6 @@
 //! The one integration-test binary (modules per area).
 mod cards;
+mod docs;
 mod registry;
 mod schema_file;
 
