@@ -13,8 +13,9 @@
 //! - `File Size`: the predicted size of the released `timm-pth` file (legacy or zip container
 //!   as its `Format` says, timm's 2020 save layout); kept as documented when the model lists no
 //!   such file;
-//! - `Weights Sha256`: the full sha256 of the `timm-pth` file when the registry has one and it
-//!   agrees with the file name's hash prefix.
+//! - `Weights Sha256`: the full sha256 of the `timm-pth` file when the registry has one; it
+//!   must agree with the file name's hash and `Sha256 Prefix` (an error otherwise). The current
+//!   registry has only the 8-digit prefixes timm published, so no card carries one yet.
 //!
 //! The `Zoo:` block is left out of cards (it is zoo's own and lives in the registry). Models are
 //! in registry file order; `model_name` in the code snippets is the collection's first model.
@@ -72,6 +73,18 @@ pub enum DocsError {
         field: &'static str,
         /// Which card value needs it.
         what: &'static str,
+    },
+    /// The registry's full sha256 of a weight file disagrees with its file name or prefix.
+    #[error(
+        "model `{model}`: `Sha256` {sha256} does not start with the file's hash prefix `{prefix}`"
+    )]
+    Sha256Mismatch {
+        /// The model.
+        model: String,
+        /// The full hash.
+        sha256: String,
+        /// The prefix it should start with.
+        prefix: String,
     },
     /// The collection has no template of its own.
     #[error("collection `{collection}` has no card template `{}` in the registry", .path.display())]
@@ -324,9 +337,14 @@ fn card_model(entry: &ModelEntry) -> Result<Model, DocsError> {
             let prefix = pth.sha256_prefix.as_ref().map(|p| p.as_str());
             let agrees = named.is_none_or(|n| full.starts_with(n))
                 && prefix.is_none_or(|p| full.starts_with(p));
-            if agrees {
-                set_extra(&mut meta, SHA256_KEY, Scalar::new(full), "File Size");
+            if !agrees {
+                return Err(DocsError::Sha256Mismatch {
+                    model: entry.name().to_string(),
+                    sha256: full.to_string(),
+                    prefix: named.or(prefix).unwrap_or_default().to_string(),
+                });
             }
+            set_extra(&mut meta, SHA256_KEY, Scalar::new(full), "File Size");
         }
     }
     model.metadata = Some(meta);

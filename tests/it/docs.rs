@@ -180,3 +180,53 @@ fn noisy_student_card_snapshot() {
     let cards = zoo::docs::render_all(&Registry::embedded().unwrap()).unwrap();
     insta::assert_snapshot!("noisy_student_card", cards[0].1);
 }
+
+#[test]
+fn full_sha256_is_reported_only_when_it_agrees_with_the_file_name() {
+    let tmp = temp_project();
+    let reg = tmp.path().join("registry");
+    let file = reg.join("efficientnet/noisy-student.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line = "      Sha256 Prefix: 'c0e6a31c'\n";
+    let good = format!("c0e6a31c{}", "0".repeat(56));
+    std::fs::write(
+        &file,
+        text.replacen(line, &format!("{line}      Sha256: '{good}'\n"), 1),
+    )
+    .unwrap();
+    let cards = zoo::docs::render_cards(&Registry::load(&reg).unwrap()).unwrap();
+    assert!(
+        cards[0]
+            .text
+            .contains(&format!("    Weights Sha256: {good}\n")),
+        "{}",
+        cards[0].text
+    );
+    assert_eq!(cards[0].text.matches("Weights Sha256").count(), 1);
+    let bad = "f".repeat(64);
+    std::fs::write(
+        &file,
+        text.replacen(line, &format!("{line}      Sha256: '{bad}'\n"), 1),
+    )
+    .unwrap();
+    match zoo::docs::render_cards(&Registry::load(&reg).unwrap()) {
+        Err(zoo::docs::DocsError::Sha256Mismatch { model, prefix, .. }) => {
+            assert_eq!(model, "tf_efficientnet_b0_ns");
+            assert_eq!(prefix, "c0e6a31c");
+        }
+        other => panic!("expected a sha256 mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn collection_without_template_is_an_error() {
+    let tmp = temp_project();
+    let reg = tmp.path().join("registry");
+    std::fs::remove_file(reg.join("templates/collections/tf-efficientnet.md.j2")).unwrap();
+    let (code, _, err) = zoo(&["--registry", reg.to_str().unwrap(), "docs", "--check"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("collection `TF EfficientNet` has no card template `templates/collections/tf-efficientnet.md.j2`"),
+        "{err}"
+    );
+}
