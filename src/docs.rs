@@ -425,23 +425,13 @@ pub fn check(registry: &Registry, registry_dir: &Path) -> Result<Vec<StaleFile>,
             });
         }
     }
-    let cards_dir = registry_dir.join(CARDS_DIR);
-    if let Ok(entries) = std::fs::read_dir(&cards_dir) {
-        let mut extra: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "md"))
-            .filter(|p| !cards.iter().any(|c| registry_dir.join(&c.path) == *p))
-            .collect();
-        extra.sort();
-        for path in extra {
-            if let Some(diff) = compare(&path, "")? {
-                stale.push(StaleFile {
-                    path,
-                    diff,
-                    models: Vec::new(),
-                });
-            }
+    for path in orphan_cards(&cards, registry_dir)? {
+        if let Some(diff) = compare(&path, "")? {
+            stale.push(StaleFile {
+                path,
+                diff,
+                models: Vec::new(),
+            });
         }
     }
     let root = project_root(registry_dir);
@@ -457,6 +447,38 @@ pub fn check(registry: &Registry, registry_dir: &Path) -> Result<Vec<StaleFile>,
     }
     stale.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(stale)
+}
+
+/// `.md` files in `dir/cards/` that none of `cards` is written to (a renamed or removed
+/// collection's old card), sorted. `zoo docs` deletes them; `--check` reports them.
+pub fn orphan_cards(cards: &[RenderedCard], dir: &Path) -> Result<Vec<PathBuf>, DocsError> {
+    let cards_dir = dir.join(CARDS_DIR);
+    let entries = match std::fs::read_dir(&cards_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(DocsError::Io {
+                path: cards_dir,
+                error,
+            })
+        }
+    };
+    let mut extra = Vec::new();
+    for e in entries {
+        let path = e
+            .map_err(|error| DocsError::Io {
+                path: cards_dir.clone(),
+                error,
+            })?
+            .path();
+        if path.extension().is_some_and(|x| x == "md")
+            && !cards.iter().any(|c| dir.join(&c.path) == path)
+        {
+            extra.push(path);
+        }
+    }
+    extra.sort();
+    Ok(extra)
 }
 
 /// `None` when `path` holds exactly `generated`; otherwise the unified diff.

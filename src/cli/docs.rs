@@ -54,9 +54,15 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
         Some(out) => (out.clone(), out.clone()),
         None => (dir.to_path_buf(), docs::project_root(dir)),
     };
-    let mut files: Vec<(PathBuf, String)> = docs::render_all(&registry)?
+    let cards = docs::render_cards(&registry)?;
+    for orphan in docs::orphan_cards(&cards, &cards_root)? {
+        std::fs::remove_file(&orphan)
+            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", orphan.display()))?;
+        eprintln!("removed {} (no collection generates it)", orphan.display());
+    }
+    let mut files: Vec<(PathBuf, String)> = cards
         .into_iter()
-        .map(|(rel, text)| (cards_root.join(rel), text))
+        .map(|c| (cards_root.join(c.path), c.text))
         .collect();
     files.extend(
         docs::schema_files()

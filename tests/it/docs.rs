@@ -230,3 +230,22 @@ fn collection_without_template_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn orphan_cards_are_stale_and_removed_by_regenerating() {
+    let tmp = temp_project();
+    let reg = tmp.path().join("registry");
+    let orphan = reg.join("cards/old-collection.md");
+    std::fs::write(&orphan, "# Old\n").unwrap();
+    let reg_arg = reg.to_str().unwrap();
+    let (code, out, err) = zoo(&["--registry", reg_arg, "docs", "--check"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("old-collection.md (committed)"), "{out}");
+    assert!(out.contains("-# Old\n"), "{out}");
+    let (code, _, err) = zoo(&["--registry", reg_arg, "docs"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!orphan.exists());
+    assert!(reg.join("cards/noisy-student.md").is_file());
+    let (code, _, err) = zoo(&["--registry", reg_arg, "docs", "--check"]);
+    assert_eq!(code, 0, "{err}");
+}
