@@ -9,6 +9,7 @@ pub mod cli;
 pub mod convert;
 pub mod diagnostic;
 pub mod diff;
+pub mod docs;
 pub mod fetch;
 pub mod filesize;
 pub mod fingerprint;

@@ -656,6 +656,27 @@ impl Registry {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
     }
+
+    /// The registry's files under `prefix` (relative, `/`-separated, sorted): e.g. its
+    /// `templates/`, read from wherever the registry came from.
+    pub fn files_under(&self, prefix: &str) -> Vec<String> {
+        let mut files = match &self.dir {
+            Some(d) => Disk(d.clone()).list(),
+            None => Embedded.list(),
+        };
+        files.retain(|f| f.starts_with(prefix));
+        files.sort();
+        files
+    }
+
+    /// The text of one registry file (relative, `/`-separated), from wherever the registry
+    /// came from.
+    pub fn read_file(&self, rel: &str) -> Result<String, RegistryError> {
+        match &self.dir {
+            Some(d) => Disk(d.clone()).read(rel),
+            None => Embedded.read(rel),
+        }
+    }
 }
 
 /// Strict check of model-index YAML files and markdown cards (following their imports): schema

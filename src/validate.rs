@@ -92,6 +92,9 @@ pub fn validate(
     for entry in models {
         results.extend(validate_model(registry, entry, opts, cache));
     }
+    if !models.is_empty() {
+        results.extend(docs_results(registry, models));
+    }
     // Errors outside every model (a broken import, a bad collection) get a row of their own.
     let all: Vec<&ModelEntry> = registry.models().collect();
     let stray: Vec<String> = registry
@@ -461,4 +464,65 @@ fn fingerprint_result(
             CheckResult::new(name, CheckKind::Fingerprint, Status::Fail, format!("{e:#}"))
         }
     }
+}
+
+/// Whether each model's card, regenerated from the registry, equals the one kept in the registry.
+pub fn docs_results(registry: &Registry, models: &[&ModelEntry]) -> Vec<CheckResult> {
+    let cards = match crate::docs::render_cards(registry) {
+        Ok(c) => c,
+        Err(e) => {
+            return models
+                .iter()
+                .map(|m| {
+                    CheckResult::new(
+                        m.name(),
+                        CheckKind::Docs,
+                        // A registry that keeps no card templates has no cards to keep in sync.
+                        match e {
+                            crate::docs::DocsError::MissingTemplate { .. } => Status::Skipped,
+                            _ => Status::Fail,
+                        },
+                        format!("cards cannot be rendered: {e}"),
+                    )
+                })
+                .collect();
+        }
+    };
+    models
+        .iter()
+        .map(|m| {
+            let Some(card) = cards
+                .iter()
+                .find(|c| c.models.iter().any(|n| n == m.name()))
+            else {
+                return CheckResult::new(
+                    m.name(),
+                    CheckKind::Docs,
+                    Status::Skipped,
+                    "no card renders this model",
+                );
+            };
+            let rel = card.path.to_string_lossy().replace('\\', "/");
+            match registry.read_file(&rel) {
+                Ok(committed) if committed == card.text => CheckResult::new(
+                    m.name(),
+                    CheckKind::Docs,
+                    Status::Pass,
+                    format!("registry/{rel} is in sync"),
+                ),
+                Ok(_) => CheckResult::new(
+                    m.name(),
+                    CheckKind::Docs,
+                    Status::Fail,
+                    format!("registry/{rel} is stale: run `zoo docs`"),
+                ),
+                Err(e) => CheckResult::new(
+                    m.name(),
+                    CheckKind::Docs,
+                    Status::Fail,
+                    format!("registry/{rel}: {e}"),
+                ),
+            }
+        })
+        .collect()
 }

@@ -31,6 +31,7 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
 
 mod check_cards;
 pub mod convert;
+mod docs;
 pub mod fetch;
 pub mod flops;
 pub mod hash;
@@ -109,6 +110,9 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Print the sha256 and size of files.
     Hash(hash::HashArgs),
+    /// Regenerate the model cards (one per collection) and schemas from the registry; `--check`
+    /// exits 1 with a diff when the committed ones are stale.
+    Docs(docs::DocsArgs),
 }
 
 /// Outcome of a command that ran to completion.
@@ -155,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Report(cmd) => validate::report(cmd),
         Command::Fetch(args) => fetch::run(args, || load_registry(&cli.registry)),
         Command::Hash(args) => hash::run(args),
+        Command::Docs(args) => docs::run(args, cli.registry.as_deref()),
     }
 }
 

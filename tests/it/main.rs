@@ -1,6 +1,7 @@
 //! The one integration-test binary (modules per area).
 mod cards;
 mod convert;
+mod docs;
 mod registry;
 mod schema_file;
 mod validate;

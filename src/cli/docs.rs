@@ -1,0 +1,85 @@
+//! `zoo docs [--check] [--out DIR]`: regenerate the model cards and schemas, or check them.
+//!
+//! The registry is read from `--registry DIR` or `./registry` (on disk, not the embedded copy,
+//! so an edited registry is rendered without rebuilding). Cards go to `<registry>/cards/`,
+//! schemas to `<registry>/../schemas/`; with `--out DIR`, to `DIR/cards/` and `DIR/schemas/`.
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::Status;
+use crate::docs;
+
+/// Options of `zoo docs`.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// Compare the committed files with freshly generated ones; exit 1 with a diff if stale.
+    #[arg(long, conflicts_with = "out")]
+    check: bool,
+    /// Write into DIR (`DIR/cards/*.md`, `DIR/schemas/*.json`) instead of the registry.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result<Status> {
+    let dir = registry_dir.unwrap_or(Path::new("registry"));
+    if !dir.join(crate::registry::ROOT_FILE).is_file() {
+        anyhow::bail!(
+            "no registry at {} (no {}); run in the project root or pass --registry DIR",
+            dir.display(),
+            crate::registry::ROOT_FILE
+        );
+    }
+    let registry = super::load_registry(&Some(dir.to_path_buf()))?;
+    let fix = match registry_dir {
+        Some(d) => format!("zoo --registry {} docs", d.display()),
+        None => "zoo docs".to_string(),
+    };
+    if args.check {
+        let stale = docs::check(&registry, dir)?;
+        for s in &stale {
+            print!("{}", s.diff);
+        }
+        if stale.is_empty() {
+            eprintln!("docs: cards and schemas are up to date");
+            return Ok(Status::Ok);
+        }
+        for s in &stale {
+            eprintln!("stale: {}", s.path.display());
+        }
+        eprintln!("{} generated file(s) are stale; run `{fix}`", stale.len());
+        return Ok(Status::Failed);
+    }
+    let (cards_root, schemas_root) = match &args.out {
+        Some(out) => (out.clone(), out.clone()),
+        None => (dir.to_path_buf(), docs::project_root(dir)),
+    };
+    let cards = docs::render_cards(&registry)?;
+    for orphan in docs::orphan_cards(&cards, &cards_root)? {
+        std::fs::remove_file(&orphan)
+            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", orphan.display()))?;
+        eprintln!("removed {} (no collection generates it)", orphan.display());
+    }
+    let mut files: Vec<(PathBuf, String)> = cards
+        .into_iter()
+        .map(|c| (cards_root.join(c.path), c.text))
+        .collect();
+    files.extend(
+        docs::schema_files()
+            .into_iter()
+            .map(|(rel, text)| (schemas_root.join(rel), text)),
+    );
+    for (path, text) in &files {
+        if std::fs::read_to_string(path).is_ok_and(|t| t == *text) {
+            eprintln!("unchanged {}", path.display());
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        crate::card::write_atomic(path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(Status::Ok)
+}
