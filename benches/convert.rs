@@ -22,7 +22,7 @@ use std::time::Instant;
 use zoo::arch::ArchConfig;
 use zoo::convert::stream::convert_streaming;
 use zoo::convert::tf_efficientnet::{tensor_maps, EMA_SUFFIX};
-use zoo::convert::{plan_tf, Plan, SourceTensor, WeightSet};
+use zoo::convert::{inventory, plan_tf, Plan, WeightSet};
 use zoo_converters::tf_bundle::{Bundle, BundleWriter};
 use zoo_converters::{DType, Tensor};
 
@@ -34,16 +34,7 @@ fn l2_plan(bundle: &Bundle) -> Plan {
         .expect("l2")
         .resolve()
         .expect("resolves");
-    let inventory: Vec<SourceTensor> = bundle
-        .entries()
-        .iter()
-        .map(|e| SourceTensor {
-            name: e.name.clone(),
-            dtype: e.dtype,
-            shape: e.shape.clone(),
-        })
-        .collect();
-    plan_tf(&spec, &inventory, WeightSet::Ema).expect("synthetic checkpoint maps")
+    plan_tf(&spec, &inventory(&bundle), WeightSet::Ema).expect("synthetic checkpoint maps")
 }
 
 /// Writes the synthetic checkpoint: every EMA variable L2 has, with its TF shape and cheap

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use zoo_converters::{pth, safetensors, tf_bundle::Bundle, StateDict};
 
 use crate::arch::Spec;
-use crate::convert::{plan_tf, MappingError, Plan, SourceTensor, WeightSet};
+use crate::convert::{inventory, plan_tf, MappingError, Plan, WeightSet};
 
 /// A detected container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -154,19 +154,11 @@ pub fn map_bundle(
     weights: WeightSet,
     path: &Path,
 ) -> Result<(StateDict, Plan), CheckpointError> {
-    let inventory: Vec<SourceTensor> = bundle
-        .entries()
-        .iter()
-        .map(|e| SourceTensor {
-            name: e.name.clone(),
-            dtype: e.dtype,
-            shape: e.shape.clone(),
-        })
-        .collect();
-    let plan = plan_tf(spec, &inventory, weights).map_err(|source| CheckpointError::Mapping {
-        path: path.to_owned(),
-        source,
-    })?;
+    let plan =
+        plan_tf(spec, &inventory(bundle), weights).map_err(|source| CheckpointError::Mapping {
+            path: path.to_owned(),
+            source,
+        })?;
     let mut tensors = Vec::with_capacity(plan.items.len());
     for item in &plan.items {
         let t = bundle

@@ -126,7 +126,8 @@ fn to_dtype(d: Dtype) -> Option<DType> {
     })
 }
 
-fn from_dtype(d: DType) -> Dtype {
+/// The safetensors crate's dtype for a zoo dtype.
+pub fn to_safetensors_dtype(d: DType) -> Dtype {
     match d {
         DType::Bool => Dtype::BOOL,
         DType::U8 => Dtype::U8,
@@ -255,8 +256,8 @@ fn header<'a>(
 ) -> Result<(Vec<u8>, Vec<&'a Named>)> {
     let mut order: Vec<&(String, Tensor)> = tensors.iter().collect();
     order.sort_by(|(ln, lt), (rn, rt)| {
-        from_dtype(rt.dtype())
-            .cmp(&from_dtype(lt.dtype()))
+        to_safetensors_dtype(rt.dtype())
+            .cmp(&to_safetensors_dtype(lt.dtype()))
             .then(ln.cmp(rn))
     });
     for pair in order.windows(2) {
@@ -271,7 +272,7 @@ fn header<'a>(
     let mut offset = 0usize;
     for (name, t) in &order {
         let info = TensorInfo {
-            dtype: from_dtype(t.dtype()),
+            dtype: to_safetensors_dtype(t.dtype()),
             shape: t.shape().to_vec(),
             data_offsets: (offset, offset + t.data().len()),
         };
@@ -386,7 +387,7 @@ mod tests {
                 (
                     n.clone(),
                     ::safetensors::tensor::TensorView::new(
-                        from_dtype(t.dtype()),
+                        to_safetensors_dtype(t.dtype()),
                         t.shape().to_vec(),
                         t.data(),
                     )

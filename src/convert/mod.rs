@@ -155,6 +155,19 @@ pub struct Plan {
     pub ignored: BTreeMap<String, String>,
 }
 
+/// A bundle's index as the planner sees it.
+pub fn inventory(bundle: &zoo_converters::tf_bundle::Bundle) -> Vec<SourceTensor> {
+    bundle
+        .entries()
+        .iter()
+        .map(|e| SourceTensor {
+            name: e.name.clone(),
+            dtype: e.dtype,
+            shape: e.shape.clone(),
+        })
+        .collect()
+}
+
 /// Finds the single TF model scope: the `X` of `X/stem/conv2d/kernel` (or of its EMA shadow, for
 /// checkpoints that hold only the EMA weights).
 fn model_scope(inventory: &[SourceTensor]) -> Result<String, Vec<String>> {

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use safetensors::tensor::{Metadata, TensorInfo};
-use safetensors::Dtype;
+
 use zoo_converters::pth::PthWriter;
 use zoo_converters::tf_bundle::Bundle;
 use zoo_converters::{DType, Tensor};
@@ -246,21 +246,6 @@ fn write_stage(
     Ok(false)
 }
 
-fn safetensors_dtype(d: DType) -> Dtype {
-    match d {
-        DType::Bool => Dtype::BOOL,
-        DType::U8 => Dtype::U8,
-        DType::I8 => Dtype::I8,
-        DType::I16 => Dtype::I16,
-        DType::I32 => Dtype::I32,
-        DType::I64 => Dtype::I64,
-        DType::F16 => Dtype::F16,
-        DType::BF16 => Dtype::BF16,
-        DType::F32 => Dtype::F32,
-        DType::F64 => Dtype::F64,
-    }
-}
-
 /// A safetensors file whose header is fixed up front and whose tensors arrive in any order.
 struct SafetensorsStream {
     path: PathBuf,
@@ -293,8 +278,8 @@ impl SafetensorsStream {
         };
         let mut order: Vec<&(&str, DType, &[usize])> = declared.iter().collect();
         order.sort_by(|(ln, ld, _), (rn, rd, _)| {
-            safetensors_dtype(*rd)
-                .cmp(&safetensors_dtype(*ld))
+            zoo_converters::safetensors::to_safetensors_dtype(*rd)
+                .cmp(&zoo_converters::safetensors::to_safetensors_dtype(*ld))
                 .then(ln.cmp(rn))
         });
         let json = |v: &dyn erased::Json| v.to_json().map_err(|e| header_err(e.to_string()));
@@ -311,7 +296,7 @@ impl SafetensorsStream {
                 .and_then(|n| usize::try_from(n).ok())
                 .ok_or_else(|| header_err(format!("`{name}` {shape:?} is too large")))?;
             let info = TensorInfo {
-                dtype: safetensors_dtype(*dtype),
+                dtype: zoo_converters::safetensors::to_safetensors_dtype(*dtype),
                 shape: shape.to_vec(),
                 data_offsets: (offset, offset + len),
             };
@@ -497,7 +482,7 @@ mod erased {
 mod tests {
     use super::*;
     use crate::arch::ArchConfig;
-    use crate::convert::{plan_tf, SourceTensor, WeightSet};
+    use crate::convert::{inventory, plan_tf, WeightSet};
     use zoo_converters::tf_bundle::unpack_tarball;
     use zoo_converters::StateDict;
 
@@ -512,16 +497,7 @@ mod tests {
             .unwrap()
             .resolve()
             .unwrap();
-        let inventory: Vec<SourceTensor> = bundle
-            .entries()
-            .iter()
-            .map(|e| SourceTensor {
-                name: e.name.clone(),
-                dtype: e.dtype,
-                shape: e.shape.clone(),
-            })
-            .collect();
-        plan_tf(&spec, &inventory, weights).unwrap()
+        plan_tf(&spec, &inventory(&bundle), weights).unwrap()
     }
 
     fn sorted(mut sd: StateDict) -> StateDict {

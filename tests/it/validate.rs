@@ -2,7 +2,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{fixture, root, zoo};
+use crate::{fixture, root};
 
 #[path = "../support/http_server.rs"]
 #[allow(dead_code)]
