@@ -4,7 +4,7 @@ use std::path::Path;
 
 use zoo::registry::Registry;
 
-use crate::{root, zoo};
+use crate::{copy_dir, root, zoo};
 
 /// Copies the registry and schemas into a temp project (`<tmp>/registry`, `<tmp>/schemas`).
 fn temp_project() -> tempfile::TempDir {
@@ -12,18 +12,6 @@ fn temp_project() -> tempfile::TempDir {
     copy_dir(&root().join("registry"), &tmp.path().join("registry"));
     copy_dir(&root().join("schemas"), &tmp.path().join("schemas"));
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

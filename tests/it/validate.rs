@@ -2,7 +2,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{fixture, root};
+use crate::{copy_dir, fixture, root};
 
 #[path = "../support/http_server.rs"]
 #[allow(dead_code)]
@@ -72,18 +72,6 @@ fn embedded_registry_validates_offline() {
             .contains("exact under thop-2020 at 800x1019"),
         "{flops}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// A registry with a wrong FLOPs value, a wrong parameter count and a dangling collection
