@@ -220,7 +220,7 @@ fn validate_model(
         documented(|m| m.file_size.as_ref()),
         pth_size,
     ));
-    out.push(checksum_result(name, entry, &pth, &tf));
+    out.push(checksum_result(name, &pth, &tf));
     out.push(inference_result(name, entry, &spec, &tf));
     out.push(fingerprint_result(name, &spec, &pth, &tf));
     out
@@ -343,16 +343,14 @@ fn fetch_failure(name: &str, check: CheckKind, e: &FetchError) -> CheckResult {
 
 fn checksum_result(
     name: &str,
-    entry: &ModelEntry,
     pth: &Result<Option<Fetched>, FetchError>,
     tf: &Result<Option<Fetched>, FetchError>,
 ) -> CheckResult {
     let mut verified = vec![];
-    for (role, r) in [(FileRole::TimmPth, pth), (FileRole::TfCheckpoint, tf)] {
+    for r in [pth, tf] {
         match r {
             Err(e) => return fetch_failure(name, CheckKind::Checksum, e),
             Ok(Some(f)) => verified.push(format!("{} sha256 {}", f.file_name, f.sha256)),
-            Ok(None) if entry.file(role).is_some() => {}
             Ok(None) => {}
         }
     }
