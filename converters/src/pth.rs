@@ -1204,26 +1204,15 @@ mod tests {
     fn writes_and_reads_back_every_dtype() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.pth");
-        let sd: StateDict = [
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::I64,
-            DType::I32,
-            DType::I16,
-            DType::I8,
-            DType::U8,
-            DType::Bool,
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| (format!("t{i}"), t(d, &[2, 3])))
-        .chain([
-            ("scalar".to_owned(), t(DType::F32, &[])),
-            ("empty".to_owned(), t(DType::F32, &[0, 4])),
-        ])
-        .collect();
+        let sd: StateDict = DType::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| (format!("t{i}"), t(d, &[2, 3])))
+            .chain([
+                ("scalar".to_owned(), t(DType::F32, &[])),
+                ("empty".to_owned(), t(DType::F32, &[0, 4])),
+            ])
+            .collect();
         write(&p, &sd).unwrap();
         assert_eq!(read(&p).unwrap(), sd);
     }

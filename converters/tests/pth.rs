@@ -279,18 +279,7 @@ fn limits_are_applied() {
 }
 
 fn dtype_zoo() -> StateDict {
-    let all = [
-        DType::F32,
-        DType::F64,
-        DType::F16,
-        DType::BF16,
-        DType::I64,
-        DType::I32,
-        DType::I16,
-        DType::I8,
-        DType::U8,
-        DType::Bool,
-    ];
+    let all = DType::ALL;
     let mut sd: StateDict = all
         .iter()
         .enumerate()

@@ -488,6 +488,8 @@ fn tensor_of(dtype: DType, shape: Vec<usize>, seed: u64) -> Tensor {
     Tensor::new("t", dtype, shape, data).unwrap()
 }
 
+/// Every dtype, in the order the committed fuzz seeds were written with (changing it changes
+/// the seeds).
 const DTYPES: [DType; 10] = [
     DType::F32,
     DType::F16,
@@ -626,39 +628,6 @@ proptest! {
 
 // ---- fuzz corpus and regressions ----
 
-/// What the `tf_index` fuzz target does with one input (kept in sync with
-/// `converters/fuzz/fuzz_targets/tf_index.rs`): must never panic.
-fn run_tf_index_target(input: &[u8]) {
-    let (index, data) = match input {
-        [a, b, rest @ ..] => {
-            let n = (u16::from_le_bytes([*a, *b]) as usize).min(rest.len());
-            rest.split_at(n)
-        }
-        _ => (input, &[][..]),
-    };
-    let limits = Limits {
-        max_tensor_bytes: 1 << 20,
-        max_tensors: 1 << 12,
-        max_metadata_bytes: 1 << 20,
-        ..Limits::default()
-    };
-    let Ok(index) = Index::parse(index, Path::new("fuzz.index"), &limits) else {
-        return;
-    };
-    for e in &index.entries {
-        let (Ok(start), Ok(size)) = (usize::try_from(e.offset), usize::try_from(e.size)) else {
-            continue;
-        };
-        let Some(bytes) = start.checked_add(size).and_then(|end| data.get(start..end)) else {
-            continue;
-        };
-        if let Ok(t) = e.decode(bytes.to_vec(), Path::new("fuzz.data")) {
-            assert_eq!(t.shape(), e.shape.as_slice());
-            assert_eq!(t.data(), bytes);
-        }
-    }
-}
-
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
@@ -681,7 +650,7 @@ fn fuzz_regressions_and_corpus_replay_without_panics() {
     let corpus = files_in(&fuzz_dir().join("corpus/tf_index"));
     assert!(corpus.len() >= 5, "corpus has {} files", corpus.len());
     for p in regressions.iter().chain(&corpus) {
-        run_tf_index_target(&fs::read(p).unwrap());
+        zoo_converters::tf_bundle::fuzz_index(&fs::read(p).unwrap());
     }
 }
 
@@ -758,6 +727,6 @@ fn fuzz_seeds_are_committed_and_current() {
             "{} is stale (ZOO_WRITE_FUZZ_SEEDS=1 rewrites it)",
             path.display()
         );
-        run_tf_index_target(&bytes);
+        zoo_converters::tf_bundle::fuzz_index(&bytes);
     }
 }

@@ -259,20 +259,7 @@ pub fn tf_dtype_number(dtype: DType) -> i32 {
 }
 
 fn dtype_from_tf(n: i32) -> Option<DType> {
-    [
-        DType::F32,
-        DType::F64,
-        DType::I32,
-        DType::U8,
-        DType::I16,
-        DType::I8,
-        DType::I64,
-        DType::Bool,
-        DType::BF16,
-        DType::F16,
-    ]
-    .into_iter()
-    .find(|&d| tf_dtype_number(d) == n)
+    DType::ALL.into_iter().find(|&d| tf_dtype_number(d) == n)
 }
 
 /// TensorFlow's name for a `DataType` number (for error messages).
@@ -766,6 +753,41 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BundleError> {
         });
     }
     Ok(bytes)
+}
+
+/// What the `tf_index` fuzz target does with one input, kept here so the fuzz target and the
+/// corpus-replay test run the same code. Input layout: `u16 LE n`, `n` bytes of `.index`, then the
+/// data of every shard. Must never panic; decoded tensors must match their entries.
+#[doc(hidden)]
+pub fn fuzz_index(input: &[u8]) {
+    let (index, data) = match input {
+        [a, b, rest @ ..] => {
+            let n = (u16::from_le_bytes([*a, *b]) as usize).min(rest.len());
+            rest.split_at(n)
+        }
+        _ => (input, &[][..]),
+    };
+    let limits = crate::Limits {
+        max_tensor_bytes: 1 << 20,
+        max_tensors: 1 << 12,
+        max_metadata_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let Ok(index) = Index::parse(index, Path::new("fuzz.index"), &limits) else {
+        return;
+    };
+    for e in &index.entries {
+        let (Ok(start), Ok(size)) = (usize::try_from(e.offset), usize::try_from(e.size)) else {
+            continue;
+        };
+        let Some(bytes) = start.checked_add(size).and_then(|end| data.get(start..end)) else {
+            continue;
+        };
+        if let Ok(t) = e.decode(bytes.to_vec(), Path::new("fuzz.data")) {
+            assert_eq!(t.shape(), e.shape.as_slice());
+            assert_eq!(t.data(), bytes);
+        }
+    }
 }
 
 #[cfg(test)]
