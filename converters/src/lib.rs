@@ -19,6 +19,7 @@ pub mod pth;
 pub mod safetensors;
 pub mod tensor;
 pub mod tf_bundle;
+pub mod writeback;
 
 pub use error::{Error, Result};
 pub use tensor::{DType, Limits, StateDict, Tensor};

@@ -33,6 +33,7 @@ use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::pickle::{self, ObjId, Object, StorageRef, TensorRef, Unpickled};
 use crate::tensor::{byte_len, strides, DType, Limits, StateDict, Tensor};
+use crate::writeback::EarlyWriteback;
 
 /// The legacy magic number, as the little-endian bytes LONG1 stores.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
@@ -1074,6 +1075,7 @@ pub struct PthWriter {
     temp_path: tempfile::TempPath,
     pickler: pickle::StateDictPickler,
     names: HashSet<String>,
+    writeback: EarlyWriteback,
 }
 
 impl std::fmt::Debug for PthWriter {
@@ -1107,12 +1109,14 @@ impl PthWriter {
         };
         let temp = tempfile::NamedTempFile::new_in(parent).map_err(io)?;
         let (file, temp_path) = temp.into_parts();
+        let writeback = EarlyWriteback::start(&file).map_err(io)?;
         Ok(PthWriter {
             path: path.to_owned(),
             zip: ZipWriter::new(BufWriter::with_capacity(1 << 20, file)),
             temp_path,
             pickler: pickle::StateDictPickler::new(),
             names: HashSet::new(),
+            writeback,
         })
     }
 
@@ -1143,7 +1147,9 @@ impl PthWriter {
         self.zip.write_all(data).map_err(|source| Error::Io {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        self.writeback.wrote(data.len() as u64);
+        Ok(())
     }
 
     /// Writes the pickle and the trailer entries, fsyncs and renames into place.
@@ -1171,6 +1177,7 @@ impl PthWriter {
             self.zip.write_all(bytes).map_err(io(&self.path))?;
         }
         let writer = self.zip.finish().map_err(zip_err(&self.path))?;
+        self.writeback.finish().map_err(io(&self.path))?;
         let file = writer.into_inner().map_err(|e| Error::Io {
             path: self.path.clone(),
             source: e.into_error(),

@@ -1,7 +1,7 @@
 //! Streaming TF → timm conversion: one tensor in memory at a time.
 //!
 //! [`convert_streaming`] walks a checked [`Plan`] in timm order. For each item it reads the source
-//! tensor (its crc32c is verified by [`Bundle::read`]), permutes it into torch layout, feeds the
+//! tensor (its crc32c is verified as it is read), permutes it into torch layout, feeds the
 //! [`Fingerprinter`] and every requested writer, and drops it. Reading+permuting, fingerprinting
 //! and writing run on three threads joined by one-slot channels, so at most a few tensors are
 //! alive at once: peak memory is a small multiple of the largest tensor, never the model (an L2,
@@ -26,14 +26,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
+use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use safetensors::tensor::{Metadata, TensorInfo};
 
 use zoo_converters::pth::PthWriter;
 use zoo_converters::tf_bundle::Bundle;
+use zoo_converters::writeback::EarlyWriteback;
 use zoo_converters::{DType, Tensor};
 
 use super::Plan;
@@ -130,8 +132,9 @@ pub fn convert_streaming(
     };
     // Three stages on three threads — read+permute, fingerprint, write — joined by channels of
     // one slot, so at most a few tensors are alive at once.
+    let pool = BufferPool::default();
     std::thread::scope(|scope| {
-        let (hash_tx, hash_rx) = mpsc::sync_channel::<(&str, Arc<Tensor>)>(1);
+        let (hash_tx, hash_rx) = mpsc::sync_channel::<(&str, Arc<Pooled<'_>>)>(1);
         let (write_tx, write_rx) = mpsc::sync_channel::<Stage<'_>>(1);
         let hasher = scope.spawn(move || {
             let mut fingerprint = Fingerprinter::default();
@@ -141,7 +144,7 @@ pub fn convert_streaming(
             fingerprint
         });
         let writer = scope.spawn(move || write_stage(write_rx, pth, st));
-        let read = read_stage(bundle, plan, &hash_tx, &write_tx);
+        let read = read_stage(bundle, plan, &pool, &hash_tx, &write_tx);
         drop(hash_tx);
         if read.is_ok() {
             // If the writer already stopped, its error is reported below.
@@ -162,10 +165,60 @@ pub fn convert_streaming(
     })
 }
 
+/// Allocations of tensors that every stage is done with, for the next reads and permutes: a
+/// recycled buffer is already paged in, a fresh one page-faults on every 4 KiB.
+#[derive(Default)]
+struct BufferPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    /// More than the tensors alive at once (read, permuted, one per channel slot and stage).
+    const KEEP: usize = 6;
+
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        if let Ok(mut free) = self.0.lock() {
+            if free.len() < Self::KEEP {
+                free.push(buf);
+            }
+        }
+    }
+}
+
+/// A tensor whose allocation returns to the pool when the last stage drops it.
+struct Pooled<'p> {
+    tensor: Option<Tensor>,
+    pool: &'p BufferPool,
+}
+
+impl Deref for Pooled<'_> {
+    type Target = Tensor;
+    fn deref(&self) -> &Tensor {
+        // Some until drop
+        self.tensor
+            .as_ref()
+            .expect("a pooled tensor is taken only by drop")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.tensor.take() {
+            self.pool.give(t.into_data());
+        }
+    }
+}
+
 /// A message to the writing thread.
 enum Stage<'a> {
     /// The next tensor, in plan order.
-    Tensor(&'a str, Arc<Tensor>),
+    Tensor(&'a str, Arc<Pooled<'a>>),
     /// Every tensor was sent: finish the files.
     Done,
 }
@@ -175,16 +228,20 @@ enum Stage<'a> {
 fn read_stage<'a>(
     bundle: &Bundle,
     plan: &'a Plan,
-    hash_tx: &mpsc::SyncSender<(&'a str, Arc<Tensor>)>,
+    pool: &'a BufferPool,
+    hash_tx: &mpsc::SyncSender<(&'a str, Arc<Pooled<'a>>)>,
     write_tx: &mpsc::SyncSender<Stage<'a>>,
 ) -> Result<bool, StreamError> {
     for item in &plan.items {
-        let tensor = bundle
-            .read(&item.source)
-            .map_err(|source| StreamError::Read {
-                name: item.source.clone(),
-                source: Box::new(source),
-            })?;
+        let read = match bundle.entry(&item.source) {
+            Some(entry) => bundle.read_entry_into(entry, pool.take()),
+            // the reader's own "no such tensor" error
+            None => bundle.read(&item.source),
+        };
+        let tensor = read.map_err(|source| StreamError::Read {
+            name: item.source.clone(),
+            source: Box::new(source),
+        })?;
         let expected = item.map.tf_shape();
         if tensor.shape() != expected || tensor.dtype() != DType::F32 {
             return Err(StreamError::Shape {
@@ -197,15 +254,25 @@ fn read_stage<'a>(
         let tensor = match item.map.layout.permutation() {
             None => tensor,
             // The rank equals the permutation's: the shape was checked against the layout above.
-            Some(perm) => tensor.permute(perm).ok_or_else(|| StreamError::Shape {
-                name: item.source.clone(),
-                expected: item.map.tf_shape(),
-                actual: tensor.shape().to_vec(),
-                actual_dtype: tensor.dtype().name(),
-            })?,
+            Some(perm) => {
+                let permuted =
+                    tensor
+                        .permute_into(perm, pool.take())
+                        .ok_or_else(|| StreamError::Shape {
+                            name: item.source.clone(),
+                            expected: item.map.tf_shape(),
+                            actual: tensor.shape().to_vec(),
+                            actual_dtype: tensor.dtype().name(),
+                        })?;
+                pool.give(tensor.into_data());
+                permuted
+            }
         };
         let name = item.map.target.name.as_str();
-        let tensor = Arc::new(tensor);
+        let tensor = Arc::new(Pooled {
+            tensor: Some(tensor),
+            pool,
+        });
         if hash_tx.send((name, Arc::clone(&tensor))).is_err()
             || write_tx.send(Stage::Tensor(name, tensor)).is_err()
         {
@@ -408,61 +475,6 @@ impl SafetensorsStream {
         temp.as_file().sync_all().map_err(io)?;
         temp.persist(&self.path).map_err(|e| io(e.error))?;
         Ok(())
-    }
-}
-
-/// Starts the disk writing while the conversion still computes.
-///
-/// The final fsync is what makes the rename safe, but on a machine with a few GB of page cache a
-/// 2 GB output stays entirely dirty until then (the kernel's background writeback starts at 10%
-/// of memory), so the fsync alone would wait for the whole file. A helper thread instead
-/// `fdatasync`s a clone of the file handle after every [`EarlyWriteback::EVERY`] bytes, so the
-/// disk works in parallel and the final fsync only waits for the tail.
-struct EarlyWriteback {
-    pending: u64,
-    tx: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-impl EarlyWriteback {
-    const EVERY: u64 = 128 << 20;
-
-    fn start(file: &File) -> std::io::Result<Self> {
-        let file = file.try_clone()?;
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            while rx.recv().is_ok() {
-                // coalesce requests that queued up while syncing
-                while rx.try_recv().is_ok() {}
-                file.sync_data()?;
-            }
-            Ok(())
-        });
-        Ok(EarlyWriteback {
-            pending: 0,
-            tx: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn wrote(&mut self, bytes: u64) {
-        self.pending += bytes;
-        if self.pending >= Self::EVERY {
-            self.pending = 0;
-            if let Some(tx) = &self.tx {
-                // a send fails only if the thread stopped on an error, which finish() reports
-                let _ = tx.send(());
-            }
-        }
-    }
-
-    fn finish(mut self) -> std::io::Result<()> {
-        drop(self.tx.take());
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(std::io::Error::other("early writeback thread panicked")),
-            None => Ok(()),
-        }
     }
 }
 

@@ -674,7 +674,9 @@ impl Bundle {
     /// of a fresh allocation per tensor.
     pub fn read_entry_into(&self, entry: &Entry, mut buf: Vec<u8>) -> Result<Tensor> {
         let entry = self.own_entry(entry)?;
-        buf.clear();
+        // Every byte is overwritten by the read (or the buffer is dropped with the error), so
+        // only growth needs initialising.
+        buf.truncate(entry.size as usize);
         buf.resize(entry.size as usize, 0);
         self.fill_and_decode(entry, buf)
     }
