@@ -14,15 +14,15 @@
 //! Wall time is the child process's, start to exit (Python's includes importing TF and torch);
 //! "self" is the conversion as timed inside the child. Peak RSS is `/usr/bin/time`'s `%M`
 //! when available, else the child's own report (VmHWM / `ru_maxrss`).
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use zoo::arch::ArchConfig;
-use zoo::convert::stream::convert_streaming;
+use zoo::convert::stream::{convert_streaming, StreamOutputs};
 use zoo::convert::tf_efficientnet::{tensor_maps, EMA_SUFFIX};
 use zoo::convert::{inventory, plan_tf, Plan, WeightSet};
+use zoo::fingerprint::FINGERPRINT_KEY;
 use zoo_converters::tf_bundle::{Bundle, BundleWriter};
 use zoo_converters::{DType, Tensor};
 
@@ -96,9 +96,17 @@ fn child(args: &[String]) {
     let start = Instant::now();
     let bundle = Bundle::open(prefix).expect("open bundle");
     let plan = l2_plan(&bundle);
-    let meta: BTreeMap<String, String> = [("format".to_owned(), "pt".to_owned())].into();
-    let fp = convert_streaming(&bundle, &plan, pth.as_deref(), st.as_deref(), &meta)
-        .expect("conversion");
+    let outputs = StreamOutputs {
+        pth: pth.as_deref(),
+        safetensors: st.as_deref(),
+        metadata: [
+            ("format".to_owned(), "pt".to_owned()),
+            (FINGERPRINT_KEY.to_owned(), String::new()),
+        ]
+        .into(),
+        progress: None,
+    };
+    let fp = convert_streaming(&bundle, &plan, &outputs).expect("conversion");
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "{}",

@@ -147,18 +147,62 @@ fn tf_prefix(path: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Converts an open bundle's tensors to timm keys and layouts, following `spec`.
-pub fn map_bundle(
-    bundle: &Bundle,
+/// An open TF checkpoint and its conversion plan, not yet read.
+#[derive(Debug)]
+pub struct OpenedBundle {
+    /// The bundle (inside `scratch` for a tarball).
+    pub bundle: Bundle,
+    /// The checked conversion plan.
+    pub plan: Plan,
+    /// Where a tarball was unpacked; removed on drop.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl SourceFormat {
+    /// A TensorFlow checkpoint (bundle or release tarball).
+    pub fn is_tf(self) -> bool {
+        matches!(self, SourceFormat::TfBundle | SourceFormat::TfTarball)
+    }
+}
+
+/// Opens a TF source of `format` (a bundle prefix/.index/directory, or a tarball, unpacked into a
+/// temporary directory) and plans its conversion for `spec` without reading any tensor.
+pub fn open_tf(
+    path: &Path,
+    format: SourceFormat,
     spec: &Spec,
     weights: WeightSet,
-    path: &Path,
-) -> Result<(StateDict, Plan), CheckpointError> {
-    let plan =
-        plan_tf(spec, &inventory(bundle), weights).map_err(|source| CheckpointError::Mapping {
+) -> Result<OpenedBundle, CheckpointError> {
+    let (prefix, scratch) = if format == SourceFormat::TfTarball {
+        let scratch = tempfile::tempdir().map_err(|source| CheckpointError::Io {
             path: path.to_owned(),
             source,
         })?;
+        let prefix = zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())?;
+        (prefix, Some(scratch))
+    } else {
+        (tf_prefix(path).unwrap_or_else(|| path.to_owned()), None)
+    };
+    let bundle = Bundle::open(&prefix).map_err(zoo_converters::Error::from)?;
+    let plan =
+        plan_tf(spec, &inventory(&bundle), weights).map_err(|source| CheckpointError::Mapping {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(OpenedBundle {
+        bundle,
+        plan,
+        _scratch: scratch,
+    })
+}
+
+/// Reads a planned bundle's tensors with timm keys and layouts, in plan order.
+fn read_planned(
+    bundle: &Bundle,
+    plan: &Plan,
+    spec: &Spec,
+    path: &Path,
+) -> Result<StateDict, CheckpointError> {
     let mut tensors = Vec::with_capacity(plan.items.len());
     for item in &plan.items {
         let t = bundle
@@ -179,7 +223,7 @@ pub fn map_bundle(
         };
         tensors.push((item.map.target.name.clone(), t));
     }
-    Ok((tensors, plan))
+    Ok(tensors)
 }
 
 /// Checks a timm state dict against `spec`: every key present with its shape, nothing unexpected
@@ -242,23 +286,12 @@ pub fn open(
             let spec = spec.ok_or_else(|| CheckpointError::NeedsArch {
                 path: path.to_owned(),
             })?;
-            let scratch;
-            let prefix = if format == SourceFormat::TfTarball {
-                scratch = tempfile::tempdir().map_err(|source| CheckpointError::Io {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())
-                    .map_err(zoo_converters::Error::from)?
-            } else {
-                tf_prefix(path).unwrap_or_else(|| path.to_owned())
-            };
-            let bundle = Bundle::open(&prefix).map_err(zoo_converters::Error::from)?;
-            let (tensors, plan) = map_bundle(&bundle, spec, weights, path)?;
+            let tf = open_tf(path, format, spec, weights)?;
+            let tensors = read_planned(&tf.bundle, &tf.plan, spec, path)?;
             Ok(Opened {
                 format,
                 tensors,
-                plan: Some(plan),
+                plan: Some(tf.plan),
             })
         }
         SourceFormat::PthZip | SourceFormat::PthLegacy | SourceFormat::Safetensors => {

@@ -20,6 +20,9 @@ use zoo_converters::Tensor;
 /// Version tag hashed into every fingerprint.
 pub const FINGERPRINT_VERSION: &str = "zoo-fingerprint/1";
 
+/// The safetensors `__metadata__` key under which zoo records a file's fingerprint.
+pub const FINGERPRINT_KEY: &str = "zoo.fingerprint";
+
 /// Whether a state-dict key names a buffer rather than a trainable parameter.
 pub fn is_buffer(key: &str) -> bool {
     key.ends_with(".running_mean") || key.ends_with(".running_var")

@@ -1,4 +1,5 @@
 //! `zoo convert NAME | --from PATH`: checkpoints to timm `.pth`/`.safetensors`, proven by inference.
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -190,7 +191,39 @@ pub fn run(
         weights: args.weights,
         reference,
     };
-    let report = pipeline::convert(&source, &spec, &opts)?;
+    // A byte bar on stderr while the tensors stream; it turns into a spinner for the read-back
+    // and inference checks.
+    let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        bar.set_message("converting");
+        bar
+    });
+    let progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+            if done == total {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .expect("static template"),
+                );
+                bar.set_message("reading the outputs back and running the inference check");
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            }
+        }
+    };
+    let report = pipeline::convert(&source, &spec, &opts, Some(&progress));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {

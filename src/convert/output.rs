@@ -60,67 +60,97 @@ pub enum OutputError {
     },
 }
 
-/// Writes `tensors` in each format into `out_dir`, named `<name>-<sha8>.<ext>`.
-///
-/// Each file is first written completely inside a private temporary directory in `out_dir`,
-/// hashed, and only then renamed to its final name; on any error nothing is left behind.
-pub fn write_outputs(
-    out_dir: &Path,
-    name: &str,
-    formats: &[Format],
-    tensors: &StateDict,
-    metadata: &BTreeMap<String, String>,
-) -> Result<Vec<Output>, OutputError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| OutputError::Io { path, source }
-    };
-    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".zoo-convert-")
-        .tempdir_in(out_dir)
-        .map_err(io(out_dir))?;
-    let mut staged = vec![];
-    for &format in formats {
-        let tmp = staging
+/// A private temporary directory inside the output directory. Files are written and checked
+/// there, and only [`Staging::place`] gives them their final names; dropping a `Staging`
+/// (on any error, or a failed check) removes everything in it.
+#[derive(Debug)]
+pub struct Staging {
+    out_dir: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    /// Creates `out_dir` if needed and a staging directory in it (same file system, so the
+    /// final renames are atomic).
+    pub fn create(out_dir: &Path) -> Result<Staging, OutputError> {
+        let io = |source| OutputError::Io {
+            path: out_dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(out_dir).map_err(io)?;
+        let dir = tempfile::Builder::new()
+            .prefix(".zoo-convert-")
+            .tempdir_in(out_dir)
+            .map_err(io)?;
+        Ok(Staging {
+            out_dir: out_dir.to_owned(),
+            dir,
+        })
+    }
+
+    /// Where the `format` file of `name` is staged.
+    pub fn path(&self, name: &str, format: Format) -> PathBuf {
+        self.dir
             .path()
-            .join(format!("{name}.{}", format.extension()));
+            .join(format!("{name}.{}", format.extension()))
+    }
+
+    /// Writes `tensors` as the staged `format` file of `name` with the in-memory writers.
+    pub fn write(
+        &self,
+        name: &str,
+        format: Format,
+        tensors: &StateDict,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), OutputError> {
+        let path = self.path(name, format);
         let written = match format {
             Format::Pth => {
-                zoo_converters::pth::write(&tmp, tensors).map_err(zoo_converters::Error::from)
+                zoo_converters::pth::write(&path, tensors).map_err(zoo_converters::Error::from)
             }
-            Format::Safetensors => zoo_converters::safetensors::write(&tmp, tensors, metadata)
+            Format::Safetensors => zoo_converters::safetensors::write(&path, tensors, metadata)
                 .map_err(zoo_converters::Error::from),
         };
-        written.map_err(|source| OutputError::Write {
-            path: tmp.clone(),
-            source,
-        })?;
-        // Temp files are private (0600); the result is an ordinary readable file.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
-                .map_err(io(&tmp))?;
+        written.map_err(|source| OutputError::Write { path, source })
+    }
+
+    /// Hashes each staged file of `name` and renames it to `<out_dir>/<name>-<sha8>.<ext>`,
+    /// readable by all (temporary files are 0600), then syncs the directory.
+    pub fn place(self, name: &str, formats: &[Format]) -> Result<Vec<Output>, OutputError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OutputError::Io { path, source }
+        };
+        let mut staged = vec![];
+        for &format in formats {
+            let tmp = self.path(name, format);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+                    .map_err(io(&tmp))?;
+            }
+            let (sha256, size) = sha256_file(&tmp).map_err(io(&tmp))?;
+            let path = self
+                .out_dir
+                .join(format!("{name}-{}.{}", &sha256[..8], format.extension()));
+            staged.push((
+                tmp,
+                Output {
+                    format,
+                    path,
+                    sha256,
+                    size,
+                },
+            ));
         }
-        let (sha256, size) = sha256_file(&tmp).map_err(io(&tmp))?;
-        let path = out_dir.join(format!("{name}-{}.{}", &sha256[..8], format.extension()));
-        staged.push((
-            tmp,
-            Output {
-                format,
-                path,
-                sha256,
-                size,
-            },
-        ));
+        let mut outputs = vec![];
+        for (tmp, out) in staged {
+            std::fs::rename(&tmp, &out.path).map_err(io(&out.path))?;
+            outputs.push(out);
+        }
+        let dir = std::fs::File::open(&self.out_dir).map_err(io(&self.out_dir))?;
+        dir.sync_all().map_err(io(&self.out_dir))?;
+        Ok(outputs)
     }
-    let mut outputs = vec![];
-    for (tmp, out) in staged {
-        std::fs::rename(&tmp, &out.path).map_err(io(&out.path))?;
-        outputs.push(out);
-    }
-    let dir = std::fs::File::open(out_dir).map_err(io(out_dir))?;
-    dir.sync_all().map_err(io(out_dir))?;
-    Ok(outputs)
 }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use zoo_converters::{StateDict, Tensor};
 
-use super::output::{write_outputs, Format, Output, OutputError};
+use super::output::{Format, Output, OutputError, Staging};
+use super::stream::{convert_streaming, StreamError, StreamOutputs};
 use super::tf_efficientnet::MAPPING_VERSION;
 use super::WeightSet;
 use crate::arch::Spec;
@@ -114,6 +115,14 @@ pub enum ConvertError {
     /// libtorch failed.
     #[error(transparent)]
     Torch(#[from] TorchError),
+    /// The streaming TF conversion failed.
+    #[error("{}: {error}", checkpoint.display())]
+    Stream {
+        /// The source checkpoint.
+        checkpoint: PathBuf,
+        /// Why.
+        error: StreamError,
+    },
     /// File system error.
     #[error("{path}: {source}")]
     Io {
@@ -141,7 +150,7 @@ pub fn provenance(
     sha256: &str,
     spec: &Spec,
     weights: Option<WeightSet>,
-    fp: &Fingerprint,
+    fp: Option<&Fingerprint>,
 ) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert("format".into(), "pt".into());
@@ -159,7 +168,11 @@ pub fn provenance(
     if let Some(w) = weights {
         m.insert("zoo.weights".into(), w.as_str().into());
     }
-    m.insert("zoo.fingerprint".into(), fp.fingerprint.clone());
+    // When not known yet, the streaming writer fills it in.
+    m.insert(
+        crate::fingerprint::FINGERPRINT_KEY.into(),
+        fp.map(|f| f.fingerprint.clone()).unwrap_or_default(),
+    );
     m
 }
 
@@ -196,71 +209,122 @@ pub fn check_inference(
     )?))
 }
 
+/// Reports the progress of the conversion proper: bytes converted so far, and in all.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
 /// Converts `source` for `spec` and writes the outputs.
+///
+/// Every file is first written into a [`Staging`] directory inside the output directory: a TF
+/// source streams tensor by tensor (never the whole model in memory), other sources are
+/// already in memory. Each staged file is then read back with zoo's own readers and must give
+/// the fingerprint that was converted, and the inference check runs on the tensors read back,
+/// so the bytes that were checked are the bytes that land. Only then are the files renamed to
+/// `<name>-<sha8>.<ext>`. A failed check or any error leaves nothing behind.
 pub fn convert(
     source: &Path,
     spec: &Spec,
     opts: &ConvertOptions,
+    progress: Option<Progress<'_>>,
 ) -> Result<ConvertReport, ConvertError> {
-    let opened = checkpoint::open(source, Some(spec), opts.weights)?;
-    let is_tf = matches!(
-        opened.format,
-        SourceFormat::TfBundle | SourceFormat::TfTarball
-    );
+    let format = checkpoint::detect(source)?;
     let sha256 = source_sha256(source)?;
-    let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
-    let metadata = provenance(source, &sha256, spec, is_tf.then_some(opts.weights), &fp);
-    let inference = check_inference(spec, &opened.tensors, opts.reference.as_ref())?;
+    let weights = format.is_tf().then_some(opts.weights);
+    let staging = Staging::create(&opts.out_dir)?;
+    let staged = |f: Format| {
+        opts.formats
+            .contains(&f)
+            .then(|| staging.path(&opts.name, f))
+    };
+    let (fp, tensors, ignored) = if format.is_tf() {
+        let tf = checkpoint::open_tf(source, format, spec, opts.weights)?;
+        let total: u64 = tf
+            .plan
+            .items
+            .iter()
+            .filter_map(|i| tf.bundle.entry(&i.source).map(|e| e.size))
+            .sum();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let report = |bytes: u64| {
+            if let Some(p) = progress {
+                let sofar = done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
+                p(sofar, total);
+            }
+        };
+        let (pth, st) = (staged(Format::Pth), staged(Format::Safetensors));
+        let outputs = StreamOutputs {
+            pth: pth.as_deref(),
+            safetensors: st.as_deref(),
+            metadata: provenance(source, &sha256, spec, weights, None),
+            progress: Some(&report),
+        };
+        let fp = convert_streaming(&tf.bundle, &tf.plan, &outputs).map_err(|error| {
+            ConvertError::Stream {
+                checkpoint: source.to_owned(),
+                error,
+            }
+        })?;
+        (fp, tf.plan.items.len(), tf.plan.ignored.len())
+    } else {
+        let opened = checkpoint::open(source, Some(spec), opts.weights)?;
+        let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
+        let metadata = provenance(source, &sha256, spec, weights, Some(&fp));
+        for &f in &opts.formats {
+            staging.write(&opts.name, f, &opened.tensors, &metadata)?;
+        }
+        (fp, opened.tensors.len(), 0)
+    };
+    // Prove each file holds exactly what was converted, and run the first one's tensors.
+    let mut inference = None;
+    for &f in &opts.formats {
+        let path = staging.path(&opts.name, f);
+        let back = read_back(f, &path)?;
+        let got = fingerprint(back.iter().map(|(k, t)| (k, t)));
+        if got.fingerprint != fp.fingerprint {
+            return Err(ConvertError::ReadBack {
+                path,
+                expected: fp.fingerprint.clone(),
+                actual: got.fingerprint,
+            });
+        }
+        if inference.is_none() {
+            let tensors = checkpoint::check_against(back, spec, &path)?;
+            inference = Some(check_inference(spec, &tensors, opts.reference.as_ref())?);
+        }
+    }
+    let inference = inference.unwrap_or_else(|| InferenceCheck::Skipped {
+        reason: "no output format was requested".into(),
+    });
     // A conversion whose outputs disagree with the reference writes nothing: no unverified files.
     let failed = matches!(&inference, InferenceCheck::Ran(c) if !c.passed);
     let outputs = if failed {
         vec![]
     } else {
-        write_outputs(
-            &opts.out_dir,
-            &opts.name,
-            &opts.formats,
-            &opened.tensors,
-            &metadata,
-        )?
-    };
-    // Prove each file holds exactly what was checked.
-    for out in &outputs {
-        let back = match out.format {
-            Format::Pth => {
-                zoo_converters::pth::read(&out.path).map_err(zoo_converters::Error::from)
-            }
-            Format::Safetensors => zoo_converters::safetensors::read(&out.path)
-                .map(|(t, _)| t)
-                .map_err(zoo_converters::Error::from),
-        }
-        .map_err(|source| ConvertError::Read {
-            path: out.path.clone(),
-            source,
-        })?;
-        let got = fingerprint(back.iter().map(|(k, t)| (k, t)));
-        if got.fingerprint != fp.fingerprint {
-            return Err(ConvertError::ReadBack {
-                path: out.path.clone(),
-                expected: fp.fingerprint.clone(),
-                actual: got.fingerprint,
-            });
-        }
-    }
-    let (tensors, ignored) = match &opened.plan {
-        Some(p) => (p.items.len(), p.ignored.len()),
-        None => (opened.tensors.len(), 0),
+        staging.place(&opts.name, &opts.formats)?
     };
     Ok(ConvertReport {
         source: source.to_owned(),
-        source_format: opened.format,
+        source_format: format,
         source_sha256: sha256,
         arch: spec.config.to_string(),
-        weights: is_tf.then_some(opts.weights),
+        weights,
         tensors,
         ignored,
         fingerprint: fp,
         outputs,
         inference,
+    })
+}
+
+/// Reads a staged output back with zoo's own readers.
+fn read_back(format: Format, path: &Path) -> Result<StateDict, ConvertError> {
+    match format {
+        Format::Pth => zoo_converters::pth::read(path).map_err(zoo_converters::Error::from),
+        Format::Safetensors => zoo_converters::safetensors::read(path)
+            .map(|(t, _)| t)
+            .map_err(zoo_converters::Error::from),
+    }
+    .map_err(|source| ConvertError::Read {
+        path: path.to_owned(),
+        source,
     })
 }

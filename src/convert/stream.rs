@@ -39,7 +39,10 @@ use zoo_converters::writeback::EarlyWriteback;
 use zoo_converters::{DType, Tensor};
 
 use super::Plan;
-use crate::fingerprint::{Fingerprint, Fingerprinter};
+use crate::fingerprint::{Fingerprint, Fingerprinter, FINGERPRINT_KEY};
+
+/// Hex digits of a fingerprint (a sha256).
+const FINGERPRINT_HEX_LEN: usize = 64;
 
 /// Why a streaming conversion failed. Nothing is left at the output paths when it does.
 #[derive(Debug, thiserror::Error)]
@@ -98,22 +101,34 @@ impl From<zoo_converters::pth::Error> for StreamError {
     }
 }
 
+/// Where a streaming conversion writes, and what it reports while it runs.
+#[derive(Default)]
+pub struct StreamOutputs<'a> {
+    /// The `.pth` to write, if any.
+    pub pth: Option<&'a Path>,
+    /// The `.safetensors` to write, if any.
+    pub safetensors: Option<&'a Path>,
+    /// The safetensors `__metadata__`. It must be known up front because the header (whose
+    /// length fixes every data offset) is written before the data. A
+    /// [`FINGERPRINT_KEY`](crate::fingerprint::FINGERPRINT_KEY) entry is filled in with the
+    /// fingerprint computed while streaming (whatever value it had).
+    pub metadata: BTreeMap<String, String>,
+    /// Called on the writing thread with the source bytes of each tensor as it is written.
+    pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
 /// Converts `plan` from `bundle` into the requested outputs (either may be `None`), streaming
 /// one tensor at a time, and returns the fingerprint of the converted weights.
 ///
-/// `metadata` goes into the safetensors `__metadata__`; it must be known up front because the
-/// header (whose length fixes every data offset) is written before the data.
 /// Outputs are written to temporary files next to their paths and renamed into place only
 /// when everything succeeded.
 pub fn convert_streaming(
     bundle: &Bundle,
     plan: &Plan,
-    pth_out: Option<&Path>,
-    safetensors_out: Option<&Path>,
-    metadata: &BTreeMap<String, String>,
+    outputs: &StreamOutputs<'_>,
 ) -> Result<Fingerprint, StreamError> {
-    let pth = pth_out.map(PthWriter::create).transpose()?;
-    let st = match safetensors_out {
+    let pth = outputs.pth.map(PthWriter::create).transpose()?;
+    let st = match outputs.safetensors {
         None => None,
         Some(path) => {
             let declared: Vec<(&str, DType, &[usize])> = plan
@@ -127,13 +142,18 @@ pub fn convert_streaming(
                     )
                 })
                 .collect();
-            Some(SafetensorsStream::create(path, &declared, metadata)?)
+            Some(SafetensorsStream::create(
+                path,
+                &declared,
+                &outputs.metadata,
+            )?)
         }
     };
     // Three stages on three threads — read+permute, fingerprint, write — joined by channels of
-    // one slot, so at most a few tensors are alive at once.
+    // one slot, so at most a few tensors are alive at once. The files are finished here, once
+    // the fingerprint (which the safetensors header records) is known.
     let pool = BufferPool::default();
-    std::thread::scope(|scope| {
+    let (read, written, fingerprint) = std::thread::scope(|scope| {
         let (hash_tx, hash_rx) = mpsc::sync_channel::<(&str, Arc<Pooled<'_>>)>(1);
         let (write_tx, write_rx) = mpsc::sync_channel::<Stage<'_>>(1);
         let hasher = scope.spawn(move || {
@@ -143,7 +163,7 @@ pub fn convert_streaming(
             }
             fingerprint
         });
-        let writer = scope.spawn(move || write_stage(write_rx, pth, st));
+        let writer = scope.spawn(move || write_stage(write_rx, pth, st, outputs.progress));
         let read = read_stage(bundle, plan, &pool, &hash_tx, &write_tx);
         drop(hash_tx);
         if read.is_ok() {
@@ -157,12 +177,22 @@ pub fn convert_streaming(
         let fingerprint = hasher
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        match (read, written) {
-            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-            (Ok(false), Ok(_)) | (Ok(true), Ok(false)) => Err(StreamError::Aborted),
-            (Ok(true), Ok(true)) => Ok(fingerprint.finish()),
+        (read, written, fingerprint)
+    });
+    match (read, written) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(false), Ok(_)) | (Ok(true), Ok(None)) => Err(StreamError::Aborted),
+        (Ok(true), Ok(Some((pth, st)))) => {
+            let fingerprint = fingerprint.finish();
+            if let Some(w) = st {
+                w.finish(&fingerprint.fingerprint)?;
+            }
+            if let Some(w) = pth {
+                w.finish()?;
+            }
+            Ok(fingerprint)
         }
-    })
+    }
 }
 
 /// Allocations of tensors that every stage is done with, for the next reads and permutes: a
@@ -282,13 +312,17 @@ fn read_stage<'a>(
     Ok(true)
 }
 
-/// Writes tensors as they come; finishes (fsync, rename) the files only on [`Stage::Done`].
-/// `Ok(false)` when the reader hung up without it: the temporary files are removed.
+/// The writers, with every tensor written but not yet finished.
+type Written = (Option<PthWriter>, Option<SafetensorsStream>);
+
+/// Writes tensors as they come and hands the writers back on [`Stage::Done`]. `Ok(None)` when
+/// the reader hung up without it (dropping the writers removes their temporary files).
 fn write_stage(
     rx: mpsc::Receiver<Stage<'_>>,
     mut pth: Option<PthWriter>,
     mut st: Option<SafetensorsStream>,
-) -> Result<bool, StreamError> {
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<Option<Written>, StreamError> {
     for message in rx {
         match message {
             Stage::Tensor(name, tensor) => {
@@ -298,19 +332,14 @@ fn write_stage(
                 if let Some(w) = st.as_mut() {
                     w.add(name, &tensor)?;
                 }
-            }
-            Stage::Done => {
-                if let Some(w) = st {
-                    w.finish()?;
+                if let Some(report) = progress {
+                    report(tensor.data().len() as u64);
                 }
-                if let Some(w) = pth {
-                    w.finish()?;
-                }
-                return Ok(true);
             }
+            Stage::Done => return Ok(Some((pth, st))),
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// A safetensors file whose header is fixed up front and whose tensors arrive in any order.
@@ -318,6 +347,8 @@ struct SafetensorsStream {
     path: PathBuf,
     temp: tempfile::NamedTempFile,
     flusher: EarlyWriteback,
+    /// File offset of the fingerprint's placeholder in the header, if the metadata has one.
+    fingerprint_at: Option<u64>,
     /// Per name: where its bytes start in the file, dtype, shape, and whether it was written.
     slots: HashMap<String, Slot>,
 }
@@ -350,10 +381,30 @@ impl SafetensorsStream {
                 .then(ln.cmp(rn))
         });
         let json = |v: &dyn erased::Json| v.to_json().map_err(|e| header_err(e.to_string()));
+        // The fingerprint is known only at the end; its hex has a fixed length, so a placeholder
+        // of that length holds its place and is overwritten by `finish`.
+        let mut metadata = metadata.clone();
+        let placeholder = "0".repeat(FINGERPRINT_HEX_LEN);
+        if let Some(v) = metadata.get_mut(FINGERPRINT_KEY) {
+            v.clone_from(&placeholder);
+        }
+        let metadata = &metadata;
         let mut header = b"{".to_vec();
+        let mut fingerprint_at = None;
         if !metadata.is_empty() {
             header.extend(b"\"__metadata__\":");
-            header.extend(json(metadata)?);
+            let meta = json(metadata)?;
+            if metadata.contains_key(FINGERPRINT_KEY) {
+                let needle = [json(&FINGERPRINT_KEY)?, b":".to_vec(), json(&placeholder)?].concat();
+                let at = meta
+                    .windows(needle.len())
+                    .position(|w| w == needle)
+                    .ok_or_else(|| header_err("fingerprint placeholder not found".into()))?;
+                // after the key, the colon and the value's opening quote
+                let value = at + needle.len() - placeholder.len() - 1;
+                fingerprint_at = Some((8 + header.len() + value) as u64);
+            }
+            header.extend(meta);
         }
         let mut infos = Vec::with_capacity(order.len());
         let mut placed = Vec::with_capacity(order.len());
@@ -415,6 +466,7 @@ impl SafetensorsStream {
         Ok(SafetensorsStream {
             path: path.to_owned(),
             flusher: EarlyWriteback::start(temp.as_file()).map_err(io)?,
+            fingerprint_at,
             temp,
             slots,
         })
@@ -451,7 +503,8 @@ impl SafetensorsStream {
         Ok(())
     }
 
-    fn finish(self) -> Result<(), StreamError> {
+    /// Fills in the fingerprint, syncs, and renames the file into place.
+    fn finish(self, fingerprint: &str) -> Result<(), StreamError> {
         let io = |source| StreamError::Io {
             path: self.path.clone(),
             source,
@@ -468,6 +521,20 @@ impl SafetensorsStream {
                 path: self.path.clone(),
                 reason: format!("tensors declared but never written: {}", missing.join(", ")),
             });
+        }
+        if let Some(at) = self.fingerprint_at {
+            if fingerprint.len() != FINGERPRINT_HEX_LEN {
+                return Err(StreamError::Header {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "fingerprint `{fingerprint}` is not {FINGERPRINT_HEX_LEN} hex digits"
+                    ),
+                });
+            }
+            self.temp
+                .as_file()
+                .write_all_at(fingerprint.as_bytes(), at)
+                .map_err(io)?;
         }
         self.flusher.finish().map_err(io)?;
         let mut temp = self.temp;
@@ -522,6 +589,8 @@ mod tests {
             ("format".to_owned(), "pt".to_owned()),
             ("zoo.weights".to_owned(), "ema".to_owned()),
             ("zoo.source_sha256".to_owned(), "ab".repeat(32)),
+            // filled in by the streamer
+            (FINGERPRINT_KEY.to_owned(), "pending".to_owned()),
         ]
         .into()
     }
@@ -545,9 +614,17 @@ mod tests {
         for run in 0..2 {
             let pth = dir.path().join(format!("out{run}.pth"));
             let st = dir.path().join(format!("out{run}.safetensors"));
-            let fp = convert_streaming(&bundle, &plan, Some(&pth), Some(&st), &meta()).unwrap();
+            let outputs = StreamOutputs {
+                pth: Some(&pth),
+                safetensors: Some(&st),
+                metadata: meta(),
+                progress: None,
+            };
+            let fp = convert_streaming(&bundle, &plan, &outputs).unwrap();
             let (got_st, got_meta) = zoo_converters::safetensors::read(&st).unwrap();
-            assert_eq!(got_meta, meta());
+            let mut want_meta = meta();
+            want_meta.insert(FINGERPRINT_KEY.into(), fp.fingerprint.clone());
+            assert_eq!(got_meta, want_meta);
             assert_eq!(sorted(got_st), sorted(want.clone()));
             let got_pth = zoo_converters::pth::read(&pth).unwrap();
             // timm order in the .pth, the plan's order
@@ -583,7 +660,12 @@ mod tests {
         let pth = dir.path().join("mem.pth");
         let st = dir.path().join("mem.safetensors");
         zoo_converters::pth::write(&pth, &in_memory).unwrap();
-        zoo_converters::safetensors::write(&st, &in_memory, &meta()).unwrap();
+        let mut with_fingerprint = meta();
+        with_fingerprint.insert(
+            FINGERPRINT_KEY.into(),
+            crate::fingerprint::fingerprint(want.iter().map(|(k, t)| (k, t))).fingerprint,
+        );
+        zoo_converters::safetensors::write(&st, &in_memory, &with_fingerprint).unwrap();
         assert!(
             std::fs::read(&pth).unwrap() == runs[0].0,
             ".pth differs from pth::write"
@@ -619,14 +701,15 @@ mod tests {
         let plan = tiny_plan(&bundle, WeightSet::Ema);
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        let err = convert_streaming(
-            &bundle,
-            &plan,
-            Some(&out.join("x.pth")),
-            Some(&out.join("x.safetensors")),
-            &meta(),
-        )
-        .unwrap_err();
+        let pth = out.join("x.pth");
+        let st = out.join("x.safetensors");
+        let outputs = StreamOutputs {
+            pth: Some(&pth),
+            safetensors: Some(&st),
+            metadata: meta(),
+            progress: None,
+        };
+        let err = convert_streaming(&bundle, &plan, &outputs).unwrap_err();
         assert!(err.to_string().contains(victim), "{err}");
         assert_eq!(
             std::fs::read_dir(&out).unwrap().count(),
