@@ -204,12 +204,25 @@ impl BufferPool {
     /// More than the tensors alive at once (read, permuted, one per channel slot and stage).
     const KEEP: usize = 6;
 
-    fn take(&self) -> Vec<u8> {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|mut free| free.pop())
-            .unwrap_or_default()
+    /// The smallest free buffer that holds `len` bytes without growing, else the largest (a
+    /// grown buffer page-faults its new part).
+    fn take(&self, len: usize) -> Vec<u8> {
+        let Ok(mut free) = self.0.lock() else {
+            return Vec::new();
+        };
+        let fits = free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        let pick = fits.or_else(|| {
+            free.iter()
+                .enumerate()
+                .max_by_key(|(_, b)| b.capacity())
+                .map(|(i, _)| i)
+        });
+        pick.map(|i| free.swap_remove(i)).unwrap_or_default()
     }
 
     fn give(&self, buf: Vec<u8>) {
@@ -264,7 +277,9 @@ fn read_stage<'a>(
 ) -> Result<bool, StreamError> {
     for item in &plan.items {
         let read = match bundle.entry(&item.source) {
-            Some(entry) => bundle.read_entry_into(entry, pool.take()),
+            Some(entry) => {
+                bundle.read_entry_into(entry, pool.take(usize::try_from(entry.size).unwrap_or(0)))
+            }
             // the reader's own "no such tensor" error
             None => bundle.read(&item.source),
         };
@@ -285,15 +300,14 @@ fn read_stage<'a>(
             None => tensor,
             // The rank equals the permutation's: the shape was checked against the layout above.
             Some(perm) => {
-                let permuted =
-                    tensor
-                        .permute_into(perm, pool.take())
-                        .ok_or_else(|| StreamError::Shape {
-                            name: item.source.clone(),
-                            expected: item.map.tf_shape(),
-                            actual: tensor.shape().to_vec(),
-                            actual_dtype: tensor.dtype().name(),
-                        })?;
+                let permuted = tensor
+                    .permute_into(perm, pool.take(tensor.data().len()))
+                    .ok_or_else(|| StreamError::Shape {
+                        name: item.source.clone(),
+                        expected: item.map.tf_shape(),
+                        actual: tensor.shape().to_vec(),
+                        actual_dtype: tensor.dtype().name(),
+                    })?;
                 pool.give(tensor.into_data());
                 permuted
             }
