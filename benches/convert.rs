@@ -351,6 +351,19 @@ fn main() {
                 &out,
             );
             rows.push((format!("python .pth ({mode})"), r));
+            prep();
+            let r = run(
+                py,
+                &[
+                    script.to_str().expect("utf-8"),
+                    p,
+                    plan_path.to_str().expect("utf-8"),
+                    py_pth.to_str().expect("utf-8"),
+                    "--fsync",
+                ],
+                &out,
+            );
+            rows.push((format!("python .pth+fsync ({mode})"), r));
         }
     }
     println!("load after: {}", load());
@@ -391,9 +404,21 @@ fn main() {
             if let (Some(zc), Some(pc)) = (z.cpu, py.cpu) {
                 println!("{mode}: python/zoo CPU time {:.1}×", pc / zc);
             }
+            let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
             println!(
-                "{mode}: python/zoo time {speed_wall:.1}× (wall), {speed_self:.1}× (self); zoo/python peak RSS {rss:.3} — targets ≥ 3× and ≤ 0.25: {}",
-                if speed_wall.min(speed_self) >= 3.0 && rss <= 0.25 { "met" } else { "NOT met" }
+                "{mode}: python/zoo time {speed_wall:.1}× (wall, what the user waits for, incl. Python's imports): ≥ 3× {}; \
+                 {speed_self:.1}× (self, the conversion only): ≥ 3× {}; zoo/python peak RSS {rss:.3}: ≤ 0.25 {}",
+                verdict(speed_wall >= 3.0),
+                verdict(speed_self >= 3.0),
+                verdict(rss <= 0.25),
+            );
+        }
+        // zoo fsyncs every output before renaming it into place; torch.save does not.
+        if let (Some(z), Some(py)) = (find("zoo .pth"), find("python .pth+fsync")) {
+            println!(
+                "{mode}: at the same durability (python+fsync)/zoo time {:.1}× (wall), {:.1}× (self)",
+                py.wall / z.wall,
+                py.seconds / z.seconds
             );
         }
     }
