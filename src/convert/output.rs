@@ -66,7 +66,26 @@ pub enum OutputError {
 #[derive(Debug)]
 pub struct Staging {
     out_dir: PathBuf,
-    dir: tempfile::TempDir,
+    /// `Some` until dropped.
+    dir: Option<tempfile::TempDir>,
+    /// The directories `create` made (`out_dir` and missing parents), deepest first: removed
+    /// again, if still empty, when nothing was placed.
+    created: Vec<PathBuf>,
+    placed: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // the staging directory first, so that the ones above it can be empty
+        drop(self.dir.take());
+        if !self.placed {
+            for d in &self.created {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl Staging {
@@ -77,22 +96,34 @@ impl Staging {
             path: out_dir.to_owned(),
             source,
         };
+        let created: Vec<PathBuf> = out_dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(out_dir).map_err(io)?;
-        let dir = tempfile::Builder::new()
-            .prefix(".zoo-convert-")
-            .tempdir_in(out_dir)
-            .map_err(io)?;
-        Ok(Staging {
+        let mut staging = Staging {
             out_dir: out_dir.to_owned(),
-            dir,
-        })
+            dir: None,
+            created,
+            placed: false,
+        };
+        staging.dir = Some(
+            tempfile::Builder::new()
+                .prefix(".zoo-convert-")
+                .tempdir_in(out_dir)
+                .map_err(io)?,
+        );
+        Ok(staging)
     }
 
     /// Where the `format` file of `name` is staged.
     pub fn path(&self, name: &str, format: Format) -> PathBuf {
-        self.dir
-            .path()
-            .join(format!("{name}.{}", format.extension()))
+        let dir = self
+            .dir
+            .as_ref()
+            .map_or(self.out_dir.as_path(), |d| d.path());
+        dir.join(format!("{name}.{}", format.extension()))
     }
 
     /// Writes `tensors` as the staged `format` file of `name` with the in-memory writers.
@@ -116,7 +147,7 @@ impl Staging {
 
     /// Hashes each staged file of `name` and renames it to `<out_dir>/<name>-<sha8>.<ext>`,
     /// readable by all (temporary files are 0600), then syncs the directory.
-    pub fn place(self, name: &str, formats: &[Format]) -> Result<Vec<Output>, OutputError> {
+    pub fn place(mut self, name: &str, formats: &[Format]) -> Result<Vec<Output>, OutputError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| OutputError::Io { path, source }
@@ -147,6 +178,7 @@ impl Staging {
         let mut outputs = vec![];
         for (tmp, out) in staged {
             std::fs::rename(&tmp, &out.path).map_err(io(&out.path))?;
+            self.placed = true;
             outputs.push(out);
         }
         let dir = std::fs::File::open(&self.out_dir).map_err(io(&self.out_dir))?;

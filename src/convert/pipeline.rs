@@ -229,49 +229,56 @@ pub fn convert(
     let format = checkpoint::detect(source)?;
     let sha256 = source_sha256(source)?;
     let weights = format.is_tf().then_some(opts.weights);
-    let staging = Staging::create(&opts.out_dir)?;
-    let staged = |f: Format| {
-        opts.formats
-            .contains(&f)
-            .then(|| staging.path(&opts.name, f))
-    };
-    let (fp, tensors, ignored) = if format.is_tf() {
-        let tf = checkpoint::open_tf(source, format, spec, opts.weights)?;
-        let total: u64 = tf
-            .plan
-            .items
-            .iter()
-            .filter_map(|i| tf.bundle.entry(&i.source).map(|e| e.size))
-            .sum();
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let report = |bytes: u64| {
-            if let Some(p) = progress {
-                let sofar = done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
-                p(sofar, total);
-            }
-        };
-        let (pth, st) = (staged(Format::Pth), staged(Format::Safetensors));
-        let outputs = StreamOutputs {
-            pth: pth.as_deref(),
-            safetensors: st.as_deref(),
-            metadata: provenance(source, &sha256, spec, weights, None),
-            progress: Some(&report),
-        };
-        let fp = convert_streaming(&tf.bundle, &tf.plan, &outputs).map_err(|error| {
-            ConvertError::Stream {
-                checkpoint: source.to_owned(),
-                error,
-            }
-        })?;
-        (fp, tf.plan.items.len(), tf.plan.ignored.len())
+    // Open (and for TF, plan) the source before anything is created in the output directory.
+    let opened = if format.is_tf() {
+        Source::Tf(checkpoint::open_tf(source, format, spec, opts.weights)?)
     } else {
-        let opened = checkpoint::open(source, Some(spec), opts.weights)?;
-        let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
-        let metadata = provenance(source, &sha256, spec, weights, Some(&fp));
-        for &f in &opts.formats {
-            staging.write(&opts.name, f, &opened.tensors, &metadata)?;
+        Source::Memory(checkpoint::open(source, Some(spec), opts.weights)?)
+    };
+    let staging = Staging::create(&opts.out_dir)?;
+    let (fp, tensors, ignored) = match opened {
+        Source::Tf(tf) => {
+            let total: u64 = tf
+                .plan
+                .items
+                .iter()
+                .filter_map(|i| tf.bundle.entry(&i.source).map(|e| e.size))
+                .sum();
+            let done = std::sync::atomic::AtomicU64::new(0);
+            let report = |bytes: u64| {
+                if let Some(p) = progress {
+                    let sofar = done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
+                    p(sofar, total);
+                }
+            };
+            let staged = |f: Format| {
+                opts.formats
+                    .contains(&f)
+                    .then(|| staging.path(&opts.name, f))
+            };
+            let (pth, st) = (staged(Format::Pth), staged(Format::Safetensors));
+            let outputs = StreamOutputs {
+                pth: pth.as_deref(),
+                safetensors: st.as_deref(),
+                metadata: provenance(source, &sha256, spec, weights, None),
+                progress: Some(&report),
+            };
+            let fp = convert_streaming(&tf.bundle, &tf.plan, &outputs).map_err(|error| {
+                ConvertError::Stream {
+                    checkpoint: source.to_owned(),
+                    error,
+                }
+            })?;
+            (fp, tf.plan.items.len(), tf.plan.ignored.len())
         }
-        (fp, opened.tensors.len(), 0)
+        Source::Memory(opened) => {
+            let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
+            let metadata = provenance(source, &sha256, spec, weights, Some(&fp));
+            for &f in &opts.formats {
+                staging.write(&opts.name, f, &opened.tensors, &metadata)?;
+            }
+            (fp, opened.tensors.len(), 0)
+        }
     };
     // Prove each file holds exactly what was converted, and run the first one's tensors.
     let mut inference = None;
@@ -313,6 +320,12 @@ pub fn convert(
         outputs,
         inference,
     })
+}
+
+/// An opened source: a TF checkpoint streams, anything else is read whole.
+enum Source {
+    Tf(checkpoint::OpenedBundle),
+    Memory(checkpoint::Opened),
 }
 
 /// Reads a staged output back with zoo's own readers.
