@@ -103,6 +103,19 @@ fn edited_bundle(dir: &Path, edit: impl Fn(&str, Tensor) -> Option<Tensor>) -> P
     prefix
 }
 
+/// `zoo convert --from SOURCE --arch <tiny> --out OUT`.
+fn convert_tiny(source: &Path, out: &Path) -> (i32, String, String) {
+    zoo(&[
+        "convert",
+        "--from",
+        &source.display().to_string(),
+        "--arch",
+        TINY,
+        "--out",
+        &out.display().to_string(),
+    ])
+}
+
 const VICTIM: &str = "efficientnet-b0/blocks_3/conv2d/kernel/ExponentialMovingAverage";
 
 /// Issue 5: a missing or wrong-shape source tensor fails, naming it; nothing is written.
@@ -128,15 +141,7 @@ fn corrupt_sources_fail_naming_the_tensor() {
         ),
     ] {
         let out = tmp.path().join("out");
-        let (code, _, err) = zoo(&[
-            "convert",
-            "--from",
-            &prefix.display().to_string(),
-            "--arch",
-            TINY,
-            "--out",
-            &out.display().to_string(),
-        ]);
+        let (code, _, err) = convert_tiny(prefix, &out);
         assert_eq!(code, 2, "{err}");
         assert!(
             err.contains(VICTIM.trim_end_matches("/ExponentialMovingAverage")),
@@ -164,15 +169,7 @@ fn corrupt_sources_fail_naming_the_tensor() {
     // The crc fails while streaming into the staging directory: that, and the output
     // directories it needed, are gone again.
     for out in [tmp.path().join("out2"), tmp.path().join("a/b/out3")] {
-        let (code, _, err) = zoo(&[
-            "convert",
-            "--from",
-            &flipped.join("model.ckpt").display().to_string(),
-            "--arch",
-            TINY,
-            "--out",
-            &out.display().to_string(),
-        ]);
+        let (code, _, err) = convert_tiny(&flipped.join("model.ckpt"), &out);
         assert_eq!(code, 2, "{err}");
         assert!(
             err.contains(VICTIM) && err.to_lowercase().contains("crc"),
