@@ -12,7 +12,8 @@
 //!   files from the page cache (`dd iflag=nocache`) before each run.
 //!
 //! Wall time is the child process's, start to exit (Python's includes importing TF and torch);
-//! "self" is the conversion as timed inside the child. Peak RSS is `/usr/bin/time`'s `%M`
+//! "self" is the conversion as timed inside the child (for the `zoo convert` row, which also
+//! reads its output back and hashes it, the wall time). Peak RSS is `/usr/bin/time`'s `%M`
 //! when available, else the child's own report (VmHWM / `ru_maxrss`).
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -155,11 +156,13 @@ fn run(program: &Path, args: &[&str], scratch: &Path) -> Run {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    // a JSON line last (the children here), or one JSON document (`zoo convert --json`)
     let report: serde_json::Value = stdout
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .expect("child prints a JSON line");
+        .or_else(|| serde_json::from_str(&stdout).ok())
+        .expect("child prints JSON");
     let self_rss = report["peak_rss_bytes"].as_u64();
     let timed = std::fs::read_to_string(&time_out).unwrap_or_default();
     let field = |i: usize| timed.split_whitespace().nth(i);
@@ -178,7 +181,7 @@ fn run(program: &Path, args: &[&str], scratch: &Path) -> Run {
     Run {
         wall,
         cpu,
-        seconds: report["seconds"].as_f64().expect("seconds"),
+        seconds: report["seconds"].as_f64().unwrap_or(wall),
         peak_rss: time_rss.or(self_rss).expect("a peak RSS"),
         report,
     }
@@ -337,6 +340,29 @@ fn main() {
             &out,
         );
         rows.push((format!("zoo both ({mode})"), r));
+        // The whole `zoo convert` command: streams into a staging directory, reads the file back
+        // (the fingerprint must match; this holds the model in memory, as the inference check
+        // would), hashes it for its name and renames it into place.
+        prep();
+        let cli_out = out.join("cli");
+        let r = run(
+            Path::new(env!("CARGO_BIN_EXE_zoo")),
+            &[
+                "convert",
+                "--from",
+                p,
+                "--arch",
+                "l2",
+                "--format",
+                "pth",
+                "--out",
+                cli_out.to_str().expect("utf-8"),
+                "--json",
+            ],
+            &out,
+        );
+        let _ = std::fs::remove_dir_all(&cli_out);
+        rows.push((format!("zoo convert CLI .pth ({mode})"), r));
         if let Some(py) = &python {
             prep();
             let script = scripts.join("convert_tf_to_pth.py");
@@ -370,7 +396,10 @@ fn main() {
 
     let fps: Vec<&str> = rows
         .iter()
-        .filter_map(|(_, r)| r.report["fingerprint"].as_str())
+        .filter_map(|(_, r)| {
+            let fp = &r.report["fingerprint"];
+            fp.as_str().or_else(|| fp["fingerprint"].as_str())
+        })
         .collect();
     assert!(
         fps.windows(2).all(|w| w[0] == w[1]),
@@ -378,12 +407,12 @@ fn main() {
     );
     let gb = source_bytes as f64 / 1e9;
     println!(
-        "\n{:<26} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "\n{:<30} {:>9} {:>9} {:>9} {:>11} {:>11}",
         "run", "wall s", "self s", "CPU s", "GB/s self", "peak RSS MB"
     );
     for (name, r) in &rows {
         println!(
-            "{name:<26} {:>9.2} {:>9.2} {:>9} {:>11.2} {:>11.0}",
+            "{name:<30} {:>9.2} {:>9.2} {:>9} {:>11.2} {:>11.0}",
             r.wall,
             r.seconds,
             r.cpu.map_or("?".into(), |c| format!("{c:.2}")),
