@@ -195,7 +195,7 @@ fn storage_dtype(name: &str) -> Option<DType> {
     })
 }
 
-/// The storage class name `torch.save` uses for a dtype (the inverse of [`storage_dtype`]).
+/// The storage class name `torch.save` uses for a dtype (the inverse of `storage_dtype`).
 pub fn storage_class(dtype: DType) -> &'static str {
     let full = Global::Storage(Some(dtype)).name();
     full.strip_prefix("torch.").unwrap_or(full)

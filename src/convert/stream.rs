@@ -22,7 +22,7 @@
 //! a second read of the whole checkpoint; and (c) writes in place, not atomically. Instead every
 //! tensor's offset is known from the plan before any data is read: the header is written first
 //! and each tensor is written at its offset with a positioned write as it streams by. The
-//! crate's own [`Metadata`](safetensors::tensor::Metadata) still validates the offsets.
+//! crate's own [`Metadata`] still validates the offsets.
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
@@ -110,7 +110,7 @@ pub struct StreamOutputs<'a> {
     pub safetensors: Option<&'a Path>,
     /// The safetensors `__metadata__`. It must be known up front because the header (whose
     /// length fixes every data offset) is written before the data. A
-    /// [`FINGERPRINT_KEY`](crate::fingerprint::FINGERPRINT_KEY) entry is filled in with the
+    /// [`FINGERPRINT_KEY`] entry is filled in with the
     /// fingerprint computed while streaming (whatever value it had).
     pub metadata: BTreeMap<String, String>,
     /// Called on the writing thread with the source bytes of each tensor as it is written.
