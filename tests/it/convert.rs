@@ -34,11 +34,7 @@ fn tensors(path: &Path) -> BTreeMap<String, Tensor> {
 }
 
 fn convert(dir: &Path, extra: &[&str]) -> (i32, String, String) {
-    let out = dir.display().to_string();
-    let src = tiny("efficientnet-tiny.tar.gz");
-    let mut args = vec!["convert", "--from", &src, "--arch", TINY, "--out", &out];
-    args.extend_from_slice(extra);
-    zoo(&args)
+    convert_tiny(Path::new(&tiny("efficientnet-tiny.tar.gz")), dir, extra)
 }
 
 /// Issue 5: TF tarball → .pth and .safetensors equal to timm's conversion, key for key, and
@@ -103,17 +99,12 @@ fn edited_bundle(dir: &Path, edit: impl Fn(&str, Tensor) -> Option<Tensor>) -> P
     prefix
 }
 
-/// `zoo convert --from SOURCE --arch <tiny> --out OUT`.
-fn convert_tiny(source: &Path, out: &Path) -> (i32, String, String) {
-    zoo(&[
-        "convert",
-        "--from",
-        &source.display().to_string(),
-        "--arch",
-        TINY,
-        "--out",
-        &out.display().to_string(),
-    ])
+/// `zoo convert --from SOURCE --arch <tiny> --out OUT EXTRA…`.
+fn convert_tiny(source: &Path, out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let (source, out) = (source.display().to_string(), out.display().to_string());
+    let mut args = vec!["convert", "--from", &source, "--arch", TINY, "--out", &out];
+    args.extend_from_slice(extra);
+    zoo(&args)
 }
 
 const VICTIM: &str = "efficientnet-b0/blocks_3/conv2d/kernel/ExponentialMovingAverage";
@@ -141,7 +132,7 @@ fn corrupt_sources_fail_naming_the_tensor() {
         ),
     ] {
         let out = tmp.path().join("out");
-        let (code, _, err) = convert_tiny(prefix, &out);
+        let (code, _, err) = convert_tiny(prefix, &out, &[]);
         assert_eq!(code, 2, "{err}");
         assert!(
             err.contains(VICTIM.trim_end_matches("/ExponentialMovingAverage")),
@@ -169,7 +160,7 @@ fn corrupt_sources_fail_naming_the_tensor() {
     // The crc fails while streaming into the staging directory: that, and the output
     // directories it needed, are gone again.
     for out in [tmp.path().join("out2"), tmp.path().join("a/b/out3")] {
-        let (code, _, err) = convert_tiny(&flipped.join("model.ckpt"), &out);
+        let (code, _, err) = convert_tiny(&flipped.join("model.ckpt"), &out, &[]);
         assert_eq!(code, 2, "{err}");
         assert!(
             err.contains(VICTIM) && err.to_lowercase().contains("crc"),
@@ -187,17 +178,11 @@ fn corrupt_sources_fail_naming_the_tensor() {
 #[test]
 fn legacy_pth_converts_bit_identically() {
     let tmp = tempfile::tempdir().unwrap();
-    let (code, out, err) = zoo(&[
-        "convert",
-        "--from",
-        &tiny("tf_efficientnet_tiny_legacy.pth"),
-        "--arch",
-        TINY,
-        "--format",
-        "safetensors",
-        "--out",
-        &tmp.path().display().to_string(),
-    ]);
+    let (code, out, err) = convert_tiny(
+        Path::new(&tiny("tf_efficientnet_tiny_legacy.pth")),
+        tmp.path(),
+        &["--format", "safetensors"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     let files = outputs(tmp.path());
     assert_eq!(files.len(), 1);
@@ -315,21 +300,18 @@ mod inference {
     #[test]
     fn legacy_pth_runs_to_tf_logits() {
         let tmp = tempfile::tempdir().unwrap();
-        let (code, out, err) = zoo(&[
-            "convert",
-            "--from",
-            &tiny("tf_efficientnet_tiny_legacy.pth"),
-            "--arch",
-            TINY,
-            "--format",
-            "safetensors",
-            "--out",
-            &tmp.path().display().to_string(),
-            "--reference-input",
-            &tiny("input_preprocessed_nchw.npy"),
-            "--reference-logits",
-            &tiny("logits.npy"),
-        ]);
+        let (code, out, err) = convert_tiny(
+            Path::new(&tiny("tf_efficientnet_tiny_legacy.pth")),
+            tmp.path(),
+            &[
+                "--format",
+                "safetensors",
+                "--reference-input",
+                &tiny("input_preprocessed_nchw.npy"),
+                "--reference-logits",
+                &tiny("logits.npy"),
+            ],
+        );
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains("│ pass"), "{out}");
     }
