@@ -257,6 +257,13 @@ pub fn read_with_limits(path: &Path, limits: Limits) -> Result<StateDict> {
     read_from(path, file, len, &limits)
 }
 
+/// Like [`read`], but hands each tensor to `visit` as it is built instead of returning them
+/// all: memory holds one tensor (and the storages still to be shared) at a time.
+pub fn read_each(path: &Path, visit: &mut dyn FnMut(String, Tensor) -> Result<()>) -> Result<()> {
+    let (file, len) = open(path)?;
+    read_each_from(path, file, len, &Limits::default(), visit)
+}
+
 /// Reads a `.pth` file held in memory (used by the fuzz target and tests).
 pub fn read_bytes(data: &[u8], limits: Limits) -> Result<StateDict> {
     read_from(
@@ -310,6 +317,21 @@ fn read_from<R: Read + Seek>(
     len: u64,
     limits: &Limits,
 ) -> Result<StateDict> {
+    let mut out = vec![];
+    read_each_from(path, reader, len, limits, &mut |name, t| {
+        out.push((name, t));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn read_each_from<R: Read + Seek>(
+    path: &Path,
+    reader: R,
+    len: u64,
+    limits: &Limits,
+    visit: &mut dyn FnMut(String, Tensor) -> Result<()>,
+) -> Result<()> {
     let mut loaded = load(path, reader, len, limits)?;
     let found = find_tensor_dicts(&loaded.pickle);
     let chosen = choose(path, &loaded.pickle, &found)?;
@@ -323,7 +345,13 @@ fn read_from<R: Read + Seek>(
         });
     }
     let mut cache = StorageCache::new(&refs, len);
-    materialise(path, &chosen.tensors, &mut cache, &mut loaded.storages)
+    materialise_each(
+        path,
+        &chosen.tensors,
+        &mut cache,
+        &mut loaded.storages,
+        visit,
+    )
 }
 
 /// The object pickle plus where its storages live.
@@ -801,6 +829,21 @@ fn materialise<R: Read + Seek>(
     storages: &mut Storages<R>,
 ) -> Result<StateDict> {
     let mut out = Vec::with_capacity(tensors.len());
+    materialise_each(path, tensors, cache, storages, &mut |name, t| {
+        out.push((name, t));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Builds each tensor in turn and hands it to `visit`; a storage is dropped after its last use.
+fn materialise_each<R: Read + Seek>(
+    path: &Path,
+    tensors: &[(String, &TensorRef)],
+    cache: &mut StorageCache,
+    storages: &mut Storages<R>,
+    visit: &mut dyn FnMut(String, Tensor) -> Result<()>,
+) -> Result<()> {
     for (name, t) in tensors {
         let key = &t.storage.key;
         let bytes = byte_len(t.storage.dtype, &t.shape).unwrap_or(u64::MAX);
@@ -858,9 +901,9 @@ fn materialise<R: Read + Seek>(
                 source: Box::new(e),
             }
         })?;
-        out.push((name.clone(), tensor));
+        visit(name.clone(), tensor)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Copies a strided view out of its storage into contiguous row-major bytes.

@@ -152,6 +152,28 @@ pub fn read_with_limits(
     path: &Path,
     limits: Limits,
 ) -> Result<(StateDict, BTreeMap<String, String>)> {
+    let mut tensors = vec![];
+    let metadata = read_each_with_limits(path, limits, &mut |name, t| {
+        tensors.push((name, t));
+        Ok(())
+    })?;
+    Ok((tensors, metadata))
+}
+
+/// Like [`read`], but hands each tensor to `visit` as it is read instead of returning them all
+/// (memory holds one tensor at a time); returns the `__metadata__`.
+pub fn read_each(
+    path: &Path,
+    visit: &mut dyn FnMut(String, Tensor) -> Result<()>,
+) -> Result<BTreeMap<String, String>> {
+    read_each_with_limits(path, Limits::default(), visit)
+}
+
+fn read_each_with_limits(
+    path: &Path,
+    limits: Limits,
+    visit: &mut dyn FnMut(String, Tensor) -> Result<()>,
+) -> Result<BTreeMap<String, String>> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -210,7 +232,6 @@ pub fn read_with_limits(
     let base = 8 + n;
     file.seek(SeekFrom::Start(base)).map_err(io)?;
     let mut file = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut tensors = Vec::with_capacity(names.len());
     for name in names {
         let Some(info) = meta.info(&name) else {
             return Err(header_err(format!("tensor `{name}` has no entry")));
@@ -236,14 +257,13 @@ pub fn read_with_limits(
         file.read_exact(&mut data).map_err(io)?;
         let tensor = Tensor::new(&name, dtype, info.shape.clone(), data)
             .map_err(|e| header_err(e.to_string()))?;
-        tensors.push((name, tensor));
+        visit(name, tensor)?;
     }
-    let metadata = meta
+    Ok(meta
         .metadata()
         .as_ref()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    Ok((tensors, metadata))
+        .unwrap_or_default())
 }
 
 /// Builds the padded header: `__metadata__` (sorted keys) first, then tensors in data order

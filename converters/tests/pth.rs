@@ -406,3 +406,43 @@ fn fuzz_regressions_replay() {
         }
     }
 }
+
+/// `read_each` hands over exactly what `read` returns, in the same order, for the real
+/// EfficientNet files and for views and shared storages; a visitor's error stops the read.
+#[test]
+fn read_each_visits_what_read_returns() {
+    let mut paths = vec![
+        tiny("tf_efficientnet_tiny.pth"),
+        tiny("tf_efficientnet_tiny_legacy.pth"),
+    ];
+    paths.extend(both("views"));
+    for path in paths {
+        let mut visited = vec![];
+        pth::read_each(&path, &mut |n, t| {
+            visited.push((n, t));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(visited, pth::read(&path).unwrap(), "{}", path.display());
+    }
+    let st = tiny("tf_efficientnet_tiny.safetensors");
+    let mut visited = vec![];
+    let meta = safetensors::read_each(&st, &mut |n, t| {
+        visited.push((n, t));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!((visited, meta), safetensors::read(&st).unwrap());
+
+    let mut seen = 0;
+    let err = pth::read_each(&tiny("tf_efficientnet_tiny.pth"), &mut |n, _| {
+        seen += 1;
+        Err(Error::DuplicateName {
+            path: PathBuf::from("visitor"),
+            name: n,
+        })
+    })
+    .unwrap_err();
+    assert_eq!(seen, 1);
+    assert!(err.to_string().contains("conv_stem.weight"), "{err}");
+}

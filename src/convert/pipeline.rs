@@ -11,7 +11,7 @@ use super::tf_efficientnet::MAPPING_VERSION;
 use super::WeightSet;
 use crate::arch::Spec;
 use crate::checkpoint::{self, CheckpointError, SourceFormat};
-use crate::fingerprint::{fingerprint, Fingerprint};
+use crate::fingerprint::{fingerprint, Fingerprint, Fingerprinter};
 use crate::torch::{compare_logits, EfficientNet, LogitsComparison, TorchError};
 
 /// Inputs and expected outputs of a model, from the original framework.
@@ -176,22 +176,27 @@ pub fn provenance(
     m
 }
 
+/// The reference vectors [`check_inference`] would run, or why it would not run.
+fn runnable(reference: Option<&ReferenceVectors>) -> Result<&ReferenceVectors, String> {
+    match reference {
+        None => Err("no reference vectors for this model".into()),
+        Some(_) if !crate::torch::available() => {
+            Err("zoo was built without the `torch` feature".into())
+        }
+        Some(r) => Ok(r),
+    }
+}
+
 /// Runs the converted model on the reference input and compares with the reference logits.
 pub fn check_inference(
     spec: &Spec,
     tensors: &StateDict,
     reference: Option<&ReferenceVectors>,
 ) -> Result<InferenceCheck, ConvertError> {
-    let Some(r) = reference else {
-        return Ok(InferenceCheck::Skipped {
-            reason: "no reference vectors for this model".into(),
-        });
+    let r = match runnable(reference) {
+        Ok(r) => r,
+        Err(reason) => return Ok(InferenceCheck::Skipped { reason }),
     };
-    if !crate::torch::available() {
-        return Ok(InferenceCheck::Skipped {
-            reason: "zoo was built without the `torch` feature".into(),
-        });
-    }
     let read = |p: &Path| -> Result<Tensor, ConvertError> {
         zoo_converters::npy::read(p).map_err(|e| ConvertError::Read {
             path: p.to_owned(),
@@ -280,12 +285,19 @@ pub fn convert(
             (fp, opened.tensors.len(), 0)
         }
     };
-    // Prove each file holds exactly what was converted, and run the first one's tensors.
+    // Prove each file holds exactly what was converted. The inference check runs on the first
+    // file's tensors as read back; without one to run, every file is checked one tensor at a
+    // time, so the model is never in memory.
+    let skip = runnable(opts.reference.as_ref()).err();
     let mut inference = None;
-    for &f in &opts.formats {
+    for (i, &f) in opts.formats.iter().enumerate() {
         let path = staging.path(&opts.name, f);
-        let back = read_back(f, &path)?;
-        let got = fingerprint(back.iter().map(|(k, t)| (k, t)));
+        let (got, back) = if i == 0 && skip.is_none() {
+            let back = read_back(f, &path)?;
+            (fingerprint(back.iter().map(|(k, t)| (k, t))), Some(back))
+        } else {
+            (fingerprint_file(f, &path)?, None)
+        };
         if got.fingerprint != fp.fingerprint {
             return Err(ConvertError::ReadBack {
                 path,
@@ -293,13 +305,13 @@ pub fn convert(
                 actual: got.fingerprint,
             });
         }
-        if inference.is_none() {
+        if let Some(back) = back {
             let tensors = checkpoint::check_against(back, spec, &path)?;
             inference = Some(check_inference(spec, &tensors, opts.reference.as_ref())?);
         }
     }
     let inference = inference.unwrap_or_else(|| InferenceCheck::Skipped {
-        reason: "no output format was requested".into(),
+        reason: skip.unwrap_or_else(|| "no output format was requested".into()),
     });
     // A conversion whose outputs disagree with the reference writes nothing: no unverified files.
     let failed = matches!(&inference, InferenceCheck::Ran(c) if !c.passed);
@@ -326,6 +338,30 @@ pub fn convert(
 enum Source {
     Tf(checkpoint::OpenedBundle),
     Memory(checkpoint::Opened),
+}
+
+/// The fingerprint of a staged output, read one tensor at a time with zoo's own readers.
+fn fingerprint_file(format: Format, path: &Path) -> Result<Fingerprint, ConvertError> {
+    let mut fp = Fingerprinter::default();
+    let mut add = |name: String, t: Tensor| fp.add(&name, &t);
+    match format {
+        Format::Pth => zoo_converters::pth::read_each(path, &mut |n, t| {
+            add(n, t);
+            Ok(())
+        })
+        .map_err(zoo_converters::Error::from),
+        Format::Safetensors => zoo_converters::safetensors::read_each(path, &mut |n, t| {
+            add(n, t);
+            Ok(())
+        })
+        .map(|_| ())
+        .map_err(zoo_converters::Error::from),
+    }
+    .map_err(|source| ConvertError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(fp.finish())
 }
 
 /// Reads a staged output back with zoo's own readers.
