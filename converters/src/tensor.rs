@@ -420,6 +420,18 @@ pub struct Limits {
     pub max_rank: usize,
 }
 
+impl Limits {
+    /// Tight bounds for the fuzz targets and the replay of their regression inputs, so that
+    /// arbitrary bytes cannot make a run allocate gigabytes.
+    pub const FUZZ: Limits = Limits {
+        max_tensor_bytes: 1 << 24,
+        max_tensors: 1 << 12,
+        max_metadata_bytes: 1 << 22,
+        max_pickle_items: 1 << 16,
+        max_rank: 16,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -382,13 +382,7 @@ fn torch_load_weights_only_accepts_written_files() {
 #[test]
 fn fuzz_regressions_replay() {
     let root = fixture("fuzz/regressions");
-    let limits = Limits {
-        max_tensor_bytes: 1 << 24,
-        max_tensors: 1 << 12,
-        max_metadata_bytes: 1 << 22,
-        max_pickle_items: 1 << 16,
-        max_rank: 16,
-    };
+    let limits = Limits::FUZZ;
     for target in ["pickle_read", "pth_read"] {
         for entry in std::fs::read_dir(root.join(target)).unwrap() {
             let path = entry.unwrap().path();

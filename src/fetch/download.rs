@@ -166,9 +166,6 @@ pub fn download_http(
         expected_size,
         progress,
     );
-    if let Some(p) = progress {
-        p.finish();
-    }
     let size = match result {
         Ok(size) => size,
         Err(CopyError::Read(e)) => return Err(read_error(url, &e)),
@@ -236,9 +233,6 @@ pub fn copy_local(
         expected_size,
         progress,
     );
-    if let Some(p) = progress {
-        p.finish();
-    }
     let size = match result {
         Ok(size) => size,
         Err(CopyError::Read(e)) => return Err(FetchError::io(source, e)),
@@ -276,6 +270,7 @@ fn copy_hashing(
     limit: Option<u64>,
     progress: Option<&dyn ProgressSink>,
 ) -> Result<u64, CopyError> {
+    // `progress` is advanced per chunk and finished here, whatever the outcome.
     let mut out = BufWriter::with_capacity(BUF_SIZE, file);
     let mut buf = vec![0u8; BUF_SIZE];
     let mut total = have;
@@ -302,6 +297,9 @@ fn copy_hashing(
         }
     };
     let flushed = out.flush().map_err(CopyError::Write);
+    if let Some(p) = progress {
+        p.finish();
+    }
     let total = outcome?;
     flushed?;
     Ok(total)

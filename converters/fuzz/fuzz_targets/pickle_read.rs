@@ -5,11 +5,7 @@ use libfuzzer_sys::fuzz_target;
 use zoo_converters::{pickle, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits {
-        max_tensor_bytes: 1 << 24,
-        max_pickle_items: 1 << 16,
-        ..Limits::default()
-    };
+    let limits = Limits::FUZZ;
     if let Ok(u) = pickle::unpickle(data, &limits) {
         assert!(u.len <= data.len());
         assert!(u.root < u.objects.len());

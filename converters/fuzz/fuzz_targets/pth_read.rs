@@ -5,13 +5,7 @@ use libfuzzer_sys::fuzz_target;
 use zoo_converters::{pth, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits {
-        max_tensor_bytes: 1 << 24,
-        max_tensors: 1 << 12,
-        max_metadata_bytes: 1 << 22,
-        max_pickle_items: 1 << 16,
-        max_rank: 16,
-    };
+    let limits = Limits::FUZZ;
     if let Ok(sd) = pth::read_bytes(data, limits) {
         let total: usize = sd.iter().map(|(_, t)| t.data().len()).sum();
         assert!(total as u64 <= 16 * data.len() as u64 + (1 << 20));
