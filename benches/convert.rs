@@ -15,6 +15,12 @@
 //! "self" is the conversion as timed inside the child (for the `zoo convert` row, which also
 //! reads its output back and hashes it, the wall time). Peak RSS is `/usr/bin/time`'s `%M`
 //! when available, else the child's own report (VmHWM / `ru_maxrss`).
+//!
+//! A "disk floor" row writes the same number of bytes the way zoo's writers do, with the final
+//! fsync and no conversion work: zoo makes every output durable before publishing it, so on a
+//! slow disk its time is bounded by that row, whatever the CPU does. Every run starts with its
+//! outputs deleted and synced.
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -25,10 +31,12 @@ use zoo::convert::tf_efficientnet::{tensor_maps, EMA_SUFFIX};
 use zoo::convert::{inventory, plan_tf, Plan, WeightSet};
 use zoo::fingerprint::FINGERPRINT_KEY;
 use zoo_converters::tf_bundle::{Bundle, BundleWriter};
+use zoo_converters::writeback::EarlyWriteback;
 use zoo_converters::{DType, Tensor};
 
 const SCOPE: &str = "efficientnet-l2";
 const CHILD: &str = "__zoo_convert_child";
+const FLOOR: &str = "__zoo_write_floor";
 
 fn l2_plan(bundle: &Bundle) -> Plan {
     let spec = ArchConfig::variant("l2")
@@ -120,6 +128,36 @@ fn child(args: &[String]) {
     );
 }
 
+/// The disk floor: `bytes` of data written to `path` the way zoo's writers write (1 MiB writes,
+/// [`EarlyWriteback`], a final `sync_all`), with no conversion work. No converter that makes its
+/// output durable can finish faster on this disk.
+fn floor_child(args: &[String]) {
+    let [path, bytes] = args else {
+        panic!("usage: {FLOOR} PATH BYTES");
+    };
+    let bytes: u64 = bytes.parse().expect("a byte count");
+    let start = Instant::now();
+    let mut file = std::fs::File::create(path).expect("create");
+    let mut writeback = EarlyWriteback::start(&file).expect("writeback thread");
+    let chunk: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i * 2_654_435_761 >> 24) as u8)
+        .collect();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64);
+        file.write_all(&chunk[..n as usize]).expect("write");
+        writeback.wrote(n);
+        left -= n;
+    }
+    writeback.finish().expect("writeback");
+    file.sync_all().expect("fsync");
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"seconds": seconds, "peak_rss_bytes": vm_hwm_bytes()})
+    );
+}
+
 struct Run {
     wall: f64,
     /// user + system CPU seconds of the child (from `/usr/bin/time`), if known.
@@ -202,9 +240,10 @@ fn evict(files: &[PathBuf]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(CHILD) {
-        child(&args[1..]);
-        return;
+    match args.first().map(String::as_str) {
+        Some(CHILD) => return child(&args[1..]),
+        Some(FLOOR) => return floor_child(&args[1..]),
+        _ => {}
     }
     let dir = std::env::var_os("ZOO_BENCH_DIR")
         .map(PathBuf::from)
@@ -292,6 +331,7 @@ fn main() {
     let zoo_pth = out.join("zoo.pth");
     let zoo_st = out.join("zoo.safetensors");
     let py_pth = out.join("python.pth");
+    let floor = out.join("floor.bin");
     let mut rows: Vec<(String, Run)> = vec![];
     for mode in modes.split(',') {
         let cold = match mode.trim() {
@@ -310,14 +350,30 @@ fn main() {
             }
         };
         let p = prefix.to_str().expect("utf-8 path");
-        // Start every run with no dirty output pages of an earlier run still being written
-        // back (torch.save does not fsync; its writeback would otherwise slow the next run).
+        // Every run starts with no output of an earlier run: none to replace (replacing a
+        // 1.9 GB file frees its extents, 1.3 s here, inside `rename` for zoo and inside the
+        // truncating `open` for torch.save) and none of its dirty pages still being written
+        // back (torch.save does not fsync; its writeback would slow the next run).
         let prep = || {
-            let _ = Command::new("sync")
-                .args([&zoo_pth, &zoo_st, &py_pth].iter().filter(|f| f.exists()))
-                .status();
+            for f in [&zoo_pth, &zoo_st, &py_pth, &floor] {
+                let _ = std::fs::remove_file(f);
+            }
+            let cli_out = out.join("cli");
+            let _ = std::fs::remove_dir_all(&cli_out);
+            let _ = Command::new("sync").arg("-f").arg(&out).status();
             prep();
         };
+        prep();
+        let r = run(
+            &me,
+            &[
+                FLOOR,
+                floor.to_str().expect("utf-8"),
+                &source_bytes.to_string(),
+            ],
+            &out,
+        );
+        rows.push((format!("disk floor: write+fsync ({mode})"), r));
         prep();
         let r = run(
             &me,
@@ -361,7 +417,6 @@ fn main() {
             ],
             &out,
         );
-        let _ = std::fs::remove_dir_all(&cli_out);
         rows.push((format!("zoo convert CLI .pth ({mode})"), r));
         if let Some(py) = &python {
             prep();
@@ -442,6 +497,12 @@ fn main() {
                 verdict(rss <= 0.25),
             );
         }
+        if let (Some(z), Some(floor)) = (find("zoo .pth"), find("disk floor: write+fsync")) {
+            println!(
+                "{mode}: zoo .pth takes {:.2}× the disk floor (writing the same bytes durably, no conversion)",
+                z.wall / floor.wall
+            );
+        }
         // zoo fsyncs every output before renaming it into place; torch.save does not.
         if let (Some(z), Some(py)) = (find("zoo .pth"), find("python .pth+fsync")) {
             println!(
@@ -471,9 +532,10 @@ fn main() {
         );
     }
     if std::env::var_os("ZOO_BENCH_KEEP_OUTPUTS").is_none() {
-        for f in [&zoo_pth, &zoo_st, &py_pth] {
+        for f in [&zoo_pth, &zoo_st, &py_pth, &floor] {
             let _ = std::fs::remove_file(f);
         }
+        let _ = std::fs::remove_dir_all(out.join("cli"));
     }
 }
 

@@ -356,6 +356,27 @@ fn reading_an_unknown_name_is_an_error() {
     assert!(bundle.entry("").is_none(), "the header is not an entry");
 }
 
+#[test]
+fn prefetch_is_only_a_hint() {
+    let bundle = Bundle::open(fixture_prefix()).unwrap();
+    let before: Vec<Tensor> = bundle
+        .entries()
+        .iter()
+        .map(|e| bundle.read_entry(e).unwrap())
+        .collect();
+    // An entry that is not the bundle's (past the end of the shard) is ignored, not read.
+    let mut foreign = bundle.entries()[0].clone();
+    foreign.offset = u64::MAX / 2;
+    bundle.prefetch(&foreign);
+    for (e, t) in bundle.entries().iter().zip(&before) {
+        bundle.prefetch(e);
+        assert_eq!(&bundle.read_entry(e).unwrap(), t, "{}", e.name);
+    }
+    assert!(bundle_err(bundle.read_entry(&foreign).unwrap_err())
+        .to_string()
+        .contains(&foreign.name));
+}
+
 // ---- tarballs ----
 
 /// A tarball with one entry whose raw header fields are set by hand (the `tar` crate's

@@ -60,6 +60,15 @@ pub enum OutputError {
     },
 }
 
+/// A staged file's sha256 and size, from [`Staging::hash`]; [`Staging::place`] names the file
+/// by them.
+#[derive(Debug)]
+pub struct Hashed {
+    format: Format,
+    sha256: String,
+    size: u64,
+}
+
 /// A private temporary directory inside the output directory. Files are written and checked
 /// there, and only [`Staging::place`] gives them their final names; dropping a `Staging`
 /// (on any error, or a failed check) removes everything in it.
@@ -145,15 +154,33 @@ impl Staging {
         written.map_err(|source| OutputError::Write { path, source })
     }
 
-    /// Hashes each staged file of `name` and renames it to `<out_dir>/<name>-<sha8>.<ext>`,
-    /// readable by all (temporary files are 0600), then syncs the directory.
-    pub fn place(mut self, name: &str, formats: &[Format]) -> Result<Vec<Output>, OutputError> {
+    /// The sha256 and size of the staged `format` file of `name`, for [`Staging::place`]. It
+    /// may run on another thread while the file is being read back.
+    pub fn hash(&self, name: &str, format: Format) -> Result<Hashed, OutputError> {
+        let path = self.path(name, format);
+        let (sha256, size) =
+            sha256_file(&path).map_err(|source| OutputError::Io { path, source })?;
+        Ok(Hashed {
+            format,
+            sha256,
+            size,
+        })
+    }
+
+    /// Renames each hashed staged file of `name` to `<out_dir>/<name>-<sha8>.<ext>`, readable by
+    /// all (temporary files are 0600), then syncs the directory.
+    pub fn place(mut self, name: &str, hashed: Vec<Hashed>) -> Result<Vec<Output>, OutputError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| OutputError::Io { path, source }
         };
         let mut staged = vec![];
-        for &format in formats {
+        for Hashed {
+            format,
+            sha256,
+            size,
+        } in hashed
+        {
             let tmp = self.path(name, format);
             #[cfg(unix)]
             {
@@ -161,7 +188,6 @@ impl Staging {
                 std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
                     .map_err(io(&tmp))?;
             }
-            let (sha256, size) = sha256_file(&tmp).map_err(io(&tmp))?;
             let path = self
                 .out_dir
                 .join(format!("{name}-{}.{}", &sha256[..8], format.extension()));

@@ -285,9 +285,52 @@ pub fn convert(
             (fp, opened.tensors.len(), 0)
         }
     };
-    // Prove each file holds exactly what was converted. The inference check runs on the first
-    // file's tensors as read back; without one to run, every file is checked one tensor at a
-    // time, so the model is never in memory.
+    // Each staged file is hashed for its name on another thread while it is read back and
+    // checked here: the two reads overlap, and the second one is served by the page cache.
+    let (verified, hashed) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| {
+            opts.formats
+                .iter()
+                .map(|&f| staging.hash(&opts.name, f))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let verified = verify_staged(&staging, spec, opts, &fp);
+        let hashed = hashing
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (verified, hashed)
+    });
+    let inference = verified?;
+    // A conversion whose outputs disagree with the reference writes nothing: no unverified files.
+    let failed = matches!(&inference, InferenceCheck::Ran(c) if !c.passed);
+    let outputs = if failed {
+        vec![]
+    } else {
+        staging.place(&opts.name, hashed?)?
+    };
+    Ok(ConvertReport {
+        source: source.to_owned(),
+        source_format: format,
+        source_sha256: sha256,
+        arch: spec.config.to_string(),
+        weights,
+        tensors,
+        ignored,
+        fingerprint: fp,
+        outputs,
+        inference,
+    })
+}
+
+/// Proves each staged file holds exactly what was converted (its fingerprint is `fp`). The
+/// inference check runs on the first file's tensors as read back; without one to run, every
+/// file is checked one tensor at a time, so the model is never in memory.
+fn verify_staged(
+    staging: &Staging,
+    spec: &Spec,
+    opts: &ConvertOptions,
+    fp: &Fingerprint,
+) -> Result<InferenceCheck, ConvertError> {
     let skip = runnable(opts.reference.as_ref()).err();
     let mut inference = None;
     for (i, &f) in opts.formats.iter().enumerate() {
@@ -310,28 +353,9 @@ pub fn convert(
             inference = Some(check_inference(spec, &tensors, opts.reference.as_ref())?);
         }
     }
-    let inference = inference.unwrap_or_else(|| InferenceCheck::Skipped {
+    Ok(inference.unwrap_or_else(|| InferenceCheck::Skipped {
         reason: skip.unwrap_or_else(|| "no output format was requested".into()),
-    });
-    // A conversion whose outputs disagree with the reference writes nothing: no unverified files.
-    let failed = matches!(&inference, InferenceCheck::Ran(c) if !c.passed);
-    let outputs = if failed {
-        vec![]
-    } else {
-        staging.place(&opts.name, &opts.formats)?
-    };
-    Ok(ConvertReport {
-        source: source.to_owned(),
-        source_format: format,
-        source_sha256: sha256,
-        arch: spec.config.to_string(),
-        weights,
-        tensors,
-        ignored,
-        fingerprint: fp,
-        outputs,
-        inference,
-    })
+    }))
 }
 
 /// An opened source: a TF checkpoint streams, anything else is read whole.

@@ -681,6 +681,30 @@ impl Bundle {
         self.fill_and_decode(entry, buf)
     }
 
+    /// Asks the OS to start reading `entry`'s bytes into the page cache, without waiting, so that
+    /// a later [`Bundle::read_entry_into`] of it finds them there: a streaming reader prefetches
+    /// the next tensors while it works on this one, and the disk is never idle. Only a hint
+    /// (`posix_fadvise(WILLNEED)` on Linux, nothing elsewhere); an entry that is not this
+    /// bundle's is ignored.
+    pub fn prefetch(&self, entry: &Entry) {
+        #[cfg(target_os = "linux")]
+        if let (Ok(own), Some(size)) =
+            (self.own_entry(entry), std::num::NonZeroU64::new(entry.size))
+        {
+            if let Some(shard) = self.shards.get(own.shard_id as usize) {
+                // a failed hint costs nothing but the prefetch
+                let _ = rustix::fs::fadvise(
+                    &shard.file,
+                    own.offset,
+                    Some(size),
+                    rustix::fs::Advice::WillNeed,
+                );
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = entry;
+    }
+
     /// This bundle's (checked) entry equal to `entry`.
     fn own_entry(&self, entry: &Entry) -> Result<&Entry, BundleError> {
         match self.entry(&entry.name) {
