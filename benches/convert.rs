@@ -43,7 +43,7 @@ fn l2_plan(bundle: &Bundle) -> Plan {
         .expect("l2")
         .resolve()
         .expect("resolves");
-    plan_tf(&spec, &inventory(&bundle), WeightSet::Ema).expect("synthetic checkpoint maps")
+    plan_tf(&spec, &inventory(bundle), WeightSet::Ema).expect("synthetic checkpoint maps")
 }
 
 /// Writes the synthetic checkpoint: every EMA variable L2 has, with its TF shape and cheap
@@ -140,7 +140,7 @@ fn floor_child(args: &[String]) {
     let mut file = std::fs::File::create(path).expect("create");
     let mut writeback = EarlyWriteback::start(&file).expect("writeback thread");
     let chunk: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i * 2_654_435_761 >> 24) as u8)
+        .map(|i| ((i * 2_654_435_761) >> 24) as u8)
         .collect();
     let mut left = bytes;
     while left > 0 {

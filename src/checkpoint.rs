@@ -183,7 +183,7 @@ pub fn open_tf(
     } else {
         (tf_prefix(path).unwrap_or_else(|| path.to_owned()), None)
     };
-    let bundle = Bundle::open(&prefix).map_err(zoo_converters::Error::from)?;
+    let bundle = Bundle::open(&prefix)?;
     let plan =
         plan_tf(spec, &inventory(&bundle), weights).map_err(|source| CheckpointError::Mapping {
             path: path.to_owned(),
@@ -205,9 +205,7 @@ fn read_planned(
 ) -> Result<StateDict, CheckpointError> {
     let mut tensors = Vec::with_capacity(plan.items.len());
     for item in &plan.items {
-        let t = bundle
-            .read(&item.source)
-            .map_err(zoo_converters::Error::from)?;
+        let t = bundle.read(&item.source)?;
         let t = match item.map.layout.permutation() {
             None => t,
             // The plan checked rank and shape, so the permutation is valid.

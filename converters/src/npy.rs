@@ -224,7 +224,7 @@ mod tests {
 
     fn write_npy(dir: &Path, header: &str, data: &[u8]) -> PathBuf {
         let mut h = header.to_owned();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');

@@ -534,7 +534,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, dict: ObjId, pairs: &[ObjId]) -> Result<(), Error> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(Error::BadCall {
                 offset: self.off(),
                 callable: "SETITEMS",

@@ -97,7 +97,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&std::path::Path>) -> anyhow
         b.finish_and_clear();
     }
     // Registry-wide problems are reported once, by the unsharded run or shard 1.
-    if args.shard.as_deref().map_or(true, |s| s.starts_with("1/")) {
+    if args.shard.as_deref().is_none_or(|s| s.starts_with("1/")) {
         results.extend(validate(&registry, &[], &opts, cache.as_ref()).results);
     }
     let report = Report::new(results);

@@ -47,8 +47,8 @@ pub enum OutputError {
     Write {
         /// Where.
         path: PathBuf,
-        /// Why.
-        source: zoo_converters::Error,
+        /// Why (boxed: it is large and errors are rare).
+        source: Box<zoo_converters::Error>,
     },
     /// File system error.
     #[error("{path}: {source}")]
@@ -151,7 +151,10 @@ impl Staging {
             Format::Safetensors => zoo_converters::safetensors::write(&path, tensors, metadata)
                 .map_err(zoo_converters::Error::from),
         };
-        written.map_err(|source| OutputError::Write { path, source })
+        written.map_err(|source| OutputError::Write {
+            path,
+            source: Box::new(source),
+        })
     }
 
     /// The sha256 and size of the staged `format` file of `name`, for [`Staging::place`]. It

@@ -109,8 +109,8 @@ pub enum ConvertError {
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: zoo_converters::Error,
+        /// Why (boxed: it is large and errors are rare).
+        source: Box<zoo_converters::Error>,
     },
     /// libtorch failed.
     #[error(transparent)]
@@ -200,7 +200,7 @@ pub fn check_inference(
     let read = |p: &Path| -> Result<Tensor, ConvertError> {
         zoo_converters::npy::read(p).map_err(|e| ConvertError::Read {
             path: p.to_owned(),
-            source: e.into(),
+            source: Box::new(e.into()),
         })
     };
     let input = read(&r.input)?;
@@ -383,7 +383,7 @@ fn fingerprint_file(format: Format, path: &Path) -> Result<Fingerprint, ConvertE
     }
     .map_err(|source| ConvertError::Read {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(fp.finish())
 }
@@ -398,6 +398,6 @@ fn read_back(format: Format, path: &Path) -> Result<StateDict, ConvertError> {
     }
     .map_err(|source| ConvertError::Read {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }

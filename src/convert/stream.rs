@@ -608,7 +608,7 @@ mod tests {
             .unwrap()
             .resolve()
             .unwrap();
-        plan_tf(&spec, &inventory(&bundle), weights).unwrap()
+        plan_tf(&spec, &inventory(bundle), weights).unwrap()
     }
 
     fn sorted(mut sd: StateDict) -> StateDict {

@@ -5,7 +5,6 @@ use std::process::Command;
 use crate::{copy_dir, fixture, root};
 
 #[path = "../support/http_server.rs"]
-#[allow(dead_code)]
 mod http_server;
 
 /// Runs zoo with an isolated, empty cache (and no other caches to reuse).
