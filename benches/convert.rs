@@ -332,6 +332,8 @@ fn main() {
     let zoo_st = out.join("zoo.safetensors");
     let py_pth = out.join("python.pth");
     let floor = out.join("floor.bin");
+    // zoo's .pth, kept out of the way of the runs' clean-up for the final comparison with Python's
+    let zoo_kept = out.join("zoo-kept.pth");
     let mut rows: Vec<(String, Run)> = vec![];
     for mode in modes.split(',') {
         let cold = match mode.trim() {
@@ -396,6 +398,7 @@ fn main() {
             &out,
         );
         rows.push((format!("zoo both ({mode})"), r));
+        std::fs::rename(&zoo_pth, &zoo_kept).expect("keep zoo.pth");
         // The whole `zoo convert` command: streams into a staging directory, reads the file back
         // (the fingerprint must match; this holds the model in memory, as the inference check
         // would), hashes it for its name and renames it into place.
@@ -516,7 +519,7 @@ fn main() {
         // zoo's file loads in torch with weights_only=True and equals the Python path's.
         let out = Command::new(py)
             .arg(scripts.join("compare_pth.py"))
-            .arg(&zoo_pth)
+            .arg(&zoo_kept)
             .arg(&py_pth)
             .output()
             .expect("run compare_pth.py");
@@ -532,7 +535,7 @@ fn main() {
         );
     }
     if std::env::var_os("ZOO_BENCH_KEEP_OUTPUTS").is_none() {
-        for f in [&zoo_pth, &zoo_st, &py_pth, &floor] {
+        for f in [&zoo_pth, &zoo_st, &py_pth, &floor, &zoo_kept] {
             let _ = std::fs::remove_file(f);
         }
         let _ = std::fs::remove_dir_all(out.join("cli"));
