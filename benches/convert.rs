@@ -16,11 +16,11 @@
 //! reads its output back and hashes it, the wall time). Peak RSS is `/usr/bin/time`'s `%M`
 //! when available, else the child's own report (VmHWM / `ru_maxrss`).
 //!
-//! A "disk floor" row writes the same number of bytes the way zoo's writers do, with the final
-//! fsync and no conversion work: zoo makes every output durable before publishing it, so on a
-//! slow disk its time is bounded by that row, whatever the CPU does. Every run starts with its
+//! A "disk floor" row copies the checkpoint's data files the way zoo's writers write, with the
+//! final fsync and no conversion work: zoo makes every output durable before publishing it, so on
+//! a slow disk its time is bounded by that row, whatever the CPU does. Every run starts with its
 //! outputs deleted and synced.
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -36,7 +36,7 @@ use zoo_converters::{DType, Tensor};
 
 const SCOPE: &str = "efficientnet-l2";
 const CHILD: &str = "__zoo_convert_child";
-const FLOOR: &str = "__zoo_write_floor";
+const FLOOR: &str = "__zoo_copy_floor";
 
 fn l2_plan(bundle: &Bundle) -> Plan {
     let spec = ArchConfig::variant("l2")
@@ -128,26 +128,28 @@ fn child(args: &[String]) {
     );
 }
 
-/// The disk floor: `bytes` of data written to `path` the way zoo's writers write (1 MiB writes,
-/// [`EarlyWriteback`], a final `sync_all`), with no conversion work. No converter that makes its
-/// output durable can finish faster on this disk.
+/// The disk floor: the checkpoint's data files copied into `path` the way zoo's writers write
+/// (1 MiB writes, [`EarlyWriteback`], a final `sync_all`), with no conversion work: reading the
+/// source (from disk when cold) and writing its bytes durably. No converter that makes its
+/// output durable can finish faster.
 fn floor_child(args: &[String]) {
-    let [path, bytes] = args else {
-        panic!("usage: {FLOOR} PATH BYTES");
+    let [path, sources @ ..] = args else {
+        panic!("usage: {FLOOR} OUT SOURCE...");
     };
-    let bytes: u64 = bytes.parse().expect("a byte count");
     let start = Instant::now();
     let mut file = std::fs::File::create(path).expect("create");
     let mut writeback = EarlyWriteback::start(&file).expect("writeback thread");
-    let chunk: Vec<u8> = (0..1u32 << 20)
-        .map(|i| ((i * 2_654_435_761) >> 24) as u8)
-        .collect();
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64);
-        file.write_all(&chunk[..n as usize]).expect("write");
-        writeback.wrote(n);
-        left -= n;
+    let mut chunk = vec![0u8; 1 << 20];
+    for source in sources {
+        let mut from = std::fs::File::open(source).expect("open source");
+        loop {
+            let n = from.read(&mut chunk).expect("read source");
+            if n == 0 {
+                break;
+            }
+            file.write_all(&chunk[..n]).expect("write");
+            writeback.wrote(n as u64);
+        }
     }
     writeback.finish().expect("writeback");
     file.sync_all().expect("fsync");
@@ -366,16 +368,14 @@ fn main() {
             prep();
         };
         prep();
-        let r = run(
-            &me,
-            &[
-                FLOOR,
-                floor.to_str().expect("utf-8"),
-                &source_bytes.to_string(),
-            ],
-            &out,
-        );
-        rows.push((format!("disk floor: write+fsync ({mode})"), r));
+        let data_files: Vec<&str> = ckpt_files
+            .iter()
+            .filter_map(|f| f.to_str())
+            .filter(|f| f.contains(".data-"))
+            .collect();
+        let floor_args = [&[FLOOR, floor.to_str().expect("utf-8")], &data_files[..]].concat();
+        let r = run(&me, &floor_args, &out);
+        rows.push((format!("disk floor: copy+fsync ({mode})"), r));
         prep();
         let r = run(
             &me,
@@ -500,9 +500,9 @@ fn main() {
                 verdict(rss <= 0.25),
             );
         }
-        if let (Some(z), Some(floor)) = (find("zoo .pth"), find("disk floor: write+fsync")) {
+        if let (Some(z), Some(floor)) = (find("zoo .pth"), find("disk floor: copy+fsync")) {
             println!(
-                "{mode}: zoo .pth takes {:.2}× the disk floor (writing the same bytes durably, no conversion)",
+                "{mode}: zoo .pth takes {:.2}× the disk floor (copying the checkpoint durably, no conversion)",
                 z.wall / floor.wall
             );
         }
