@@ -33,7 +33,7 @@ use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::pickle::{self, ObjId, Object, StorageRef, TensorRef, Unpickled};
 use crate::tensor::{byte_len, strides, DType, Limits, StateDict, Tensor};
-use crate::writeback::EarlyWriteback;
+use crate::writeback::{EarlyWriteback, Sealed};
 
 /// The legacy magic number, as the little-endian bytes LONG1 stores.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
@@ -1196,7 +1196,17 @@ impl PthWriter {
     }
 
     /// Writes the pickle and the trailer entries, fsyncs and renames into place.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
+        let sealed = self.seal()?;
+        let path = sealed.path().to_owned();
+        sealed
+            .publish()
+            .map_err(|source| Error::Io { path, source })
+    }
+
+    /// Writes the pickle and the trailer entries and fsyncs, but does not rename yet: see
+    /// [`Sealed`].
+    pub fn seal(mut self) -> Result<Sealed> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| Error::Io {
@@ -1227,11 +1237,7 @@ impl PthWriter {
         })?;
         file.sync_all().map_err(io(&self.path))?;
         let temp = tempfile::NamedTempFile::from_parts(file, self.temp_path);
-        temp.persist(&self.path).map_err(|e| Error::Io {
-            path: self.path.clone(),
-            source: e.error,
-        })?;
-        Ok(())
+        Ok(Sealed::new(temp, self.path))
     }
 }
 

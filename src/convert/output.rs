@@ -1,10 +1,11 @@
 //! Writing converted state dicts: timm's file naming, provenance metadata, atomic placement.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use zoo_converters::StateDict;
 
-use crate::fetch::sha256_file;
+use crate::fetch::hash::sha256_file_unless;
 
 /// Output container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, clap::ValueEnum)]
@@ -64,6 +65,7 @@ pub enum OutputError {
 /// by them.
 #[derive(Debug)]
 pub struct Hashed {
+    staged: PathBuf,
     format: Format,
     sha256: String,
     size: u64,
@@ -158,12 +160,22 @@ impl Staging {
     }
 
     /// The sha256 and size of the staged `format` file of `name`, for [`Staging::place`]. It
-    /// may run on another thread while the file is being read back.
-    pub fn hash(&self, name: &str, format: Format) -> Result<Hashed, OutputError> {
-        let path = self.path(name, format);
+    /// may run on another thread while the file is being read back, and gives up (with an error)
+    /// once `cancel` is set.
+    pub fn hash(
+        &self,
+        name: &str,
+        format: Format,
+        cancel: &AtomicBool,
+    ) -> Result<Hashed, OutputError> {
+        let staged = self.path(name, format);
         let (sha256, size) =
-            sha256_file(&path).map_err(|source| OutputError::Io { path, source })?;
+            sha256_file_unless(&staged, cancel).map_err(|source| OutputError::Io {
+                path: staged.clone(),
+                source,
+            })?;
         Ok(Hashed {
+            staged,
             format,
             sha256,
             size,
@@ -171,7 +183,8 @@ impl Staging {
     }
 
     /// Renames each hashed staged file of `name` to `<out_dir>/<name>-<sha8>.<ext>`, readable by
-    /// all (temporary files are 0600), then syncs the directory.
+    /// all (temporary files are 0600), then syncs the directory. If a rename fails, the files
+    /// already renamed are removed again: all of them land or none.
     pub fn place(mut self, name: &str, hashed: Vec<Hashed>) -> Result<Vec<Output>, OutputError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -179,12 +192,12 @@ impl Staging {
         };
         let mut staged = vec![];
         for Hashed {
+            staged: tmp,
             format,
             sha256,
             size,
         } in hashed
         {
-            let tmp = self.path(name, format);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -204,12 +217,17 @@ impl Staging {
                 },
             ));
         }
-        let mut outputs = vec![];
+        let mut outputs: Vec<Output> = vec![];
         for (tmp, out) in staged {
-            std::fs::rename(&tmp, &out.path).map_err(io(&out.path))?;
-            self.placed = true;
+            if let Err(e) = std::fs::rename(&tmp, &out.path) {
+                for placed in &outputs {
+                    let _ = std::fs::remove_file(&placed.path);
+                }
+                return Err(io(&out.path)(e));
+            }
             outputs.push(out);
         }
+        self.placed = true;
         let dir = std::fs::File::open(&self.out_dir).map_err(io(&self.out_dir))?;
         dir.sync_all().map_err(io(&self.out_dir))?;
         Ok(outputs)

@@ -2,6 +2,7 @@
 //! and (when reference vectors exist) prove the result by running it.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use zoo_converters::{StateDict, Tensor};
 
@@ -240,6 +241,13 @@ pub fn convert(
     } else {
         Source::Memory(checkpoint::open(source, Some(spec), opts.weights)?)
     };
+    // each format once, in the order given (the first is the one the inference check reads)
+    let mut formats: Vec<Format> = vec![];
+    for &f in &opts.formats {
+        if !formats.contains(&f) {
+            formats.push(f);
+        }
+    }
     let staging = Staging::create(&opts.out_dir)?;
     let (fp, tensors, ignored) = match opened {
         Source::Tf(tf) => {
@@ -256,11 +264,7 @@ pub fn convert(
                     p(sofar, total);
                 }
             };
-            let staged = |f: Format| {
-                opts.formats
-                    .contains(&f)
-                    .then(|| staging.path(&opts.name, f))
-            };
+            let staged = |f: Format| formats.contains(&f).then(|| staging.path(&opts.name, f));
             let (pth, st) = (staged(Format::Pth), staged(Format::Safetensors));
             let outputs = StreamOutputs {
                 pth: pth.as_deref(),
@@ -279,22 +283,28 @@ pub fn convert(
         Source::Memory(opened) => {
             let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
             let metadata = provenance(source, &sha256, spec, weights, Some(&fp));
-            for &f in &opts.formats {
+            for &f in &formats {
                 staging.write(&opts.name, f, &opened.tensors, &metadata)?;
             }
             (fp, opened.tensors.len(), 0)
         }
     };
     // Each staged file is hashed for its name on another thread while it is read back and
-    // checked here: the two reads overlap, and the second one is served by the page cache.
+    // checked here, so the two passes over the files overlap. A failed check stops the hashing.
+    let cancel = AtomicBool::new(false);
     let (verified, hashed) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| {
-            opts.formats
+            formats
                 .iter()
-                .map(|&f| staging.hash(&opts.name, f))
+                .map(|&f| staging.hash(&opts.name, f, &cancel))
                 .collect::<Result<Vec<_>, _>>()
         });
-        let verified = verify_staged(&staging, spec, opts, &fp);
+        let verified = verify_staged(&staging, &formats, spec, opts, &fp);
+        if !matches!(&verified, Ok(InferenceCheck::Skipped { .. }))
+            && !matches!(&verified, Ok(InferenceCheck::Ran(c)) if c.passed)
+        {
+            cancel.store(true, Ordering::Relaxed);
+        }
         let hashed = hashing
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -327,13 +337,14 @@ pub fn convert(
 /// file is checked one tensor at a time, so the model is never in memory.
 fn verify_staged(
     staging: &Staging,
+    formats: &[Format],
     spec: &Spec,
     opts: &ConvertOptions,
     fp: &Fingerprint,
 ) -> Result<InferenceCheck, ConvertError> {
     let skip = runnable(opts.reference.as_ref()).err();
     let mut inference = None;
-    for (i, &f) in opts.formats.iter().enumerate() {
+    for (i, &f) in formats.iter().enumerate() {
         let path = staging.path(&opts.name, f);
         let (got, back) = if i == 0 && skip.is_none() {
             let back = read_back(f, &path)?;
@@ -400,4 +411,43 @@ fn read_back(format: Format, path: &Path) -> Result<StateDict, ConvertError> {
         path: path.to_owned(),
         source: Box::new(source),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ArchConfig;
+
+    #[test]
+    fn each_format_is_written_once_in_the_order_given() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/efficientnet-tiny/efficientnet-tiny.tar.gz");
+        let spec = "efficientnet:width=0.05,depth=0.5,classes=10"
+            .parse::<ArchConfig>()
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ConvertOptions {
+            out_dir: dir.path().join("out"),
+            name: "tiny".into(),
+            formats: vec![Format::Safetensors, Format::Pth, Format::Safetensors],
+            weights: WeightSet::Ema,
+            reference: None,
+        };
+        let report = convert(&fixture, &spec, &opts, None).unwrap();
+        let written: Vec<Format> = report.outputs.iter().map(|o| o.format).collect();
+        assert_eq!(written, [Format::Safetensors, Format::Pth]);
+        let mut names: Vec<String> = std::fs::read_dir(&opts.out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}: no staging directory is left");
+        for o in &report.outputs {
+            let name = format!("tiny-{}.{}", &o.sha256[..8], o.format.extension());
+            assert!(names.contains(&name), "{name} in {names:?}");
+            assert_eq!(crate::fetch::sha256_file(&o.path).unwrap().0, o.sha256);
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! [`convert_streaming`] walks a checked [`Plan`] in timm order. For each item it reads the source
 //! tensor (its crc32c is verified as it is read), permutes it into torch layout, feeds the
-//! [`Fingerprinter`] and every requested writer, and drops it. Reading+permuting, fingerprinting
+//! [`Fingerprinter`] and every requested writer, and recycles its buffer. Reading+permuting, fingerprinting
 //! and writing run on three threads joined by short channels, so at most a dozen tensors are
 //! alive at once: peak memory is a small multiple of the largest tensor, never the model (an L2,
 //! 1.9 GB, converts in a few hundred MB). The reader asks the OS to prefetch the next tensors
@@ -37,7 +37,7 @@ use safetensors::tensor::{Metadata, TensorInfo};
 
 use zoo_converters::pth::PthWriter;
 use zoo_converters::tf_bundle::Bundle;
-use zoo_converters::writeback::EarlyWriteback;
+use zoo_converters::writeback::{EarlyWriteback, Sealed};
 use zoo_converters::{DType, Tensor};
 
 use super::Plan;
@@ -120,10 +120,10 @@ pub struct StreamOutputs<'a> {
 }
 
 /// Converts `plan` from `bundle` into the requested outputs (either may be `None`), streaming
-/// one tensor at a time, and returns the fingerprint of the converted weights.
+/// a few tensors at a time, and returns the fingerprint of the converted weights.
 ///
-/// Outputs are written to temporary files next to their paths and renamed into place only
-/// when everything succeeded.
+/// Outputs are written to temporary files next to their paths, synced, and renamed into place
+/// only when every one of them is complete.
 pub fn convert_streaming(
     bundle: &Bundle,
     plan: &Plan,
@@ -186,12 +186,15 @@ pub fn convert_streaming(
         (Ok(false), Ok(_)) | (Ok(true), Ok(None)) => Err(StreamError::Aborted),
         (Ok(true), Ok(Some((pth, st)))) => {
             let fingerprint = fingerprint.finish();
-            if let Some(w) = st {
-                w.finish(&fingerprint.fingerprint)?;
-            }
-            if let Some(w) = pth {
-                w.finish()?;
-            }
+            // Both files are complete and synced before either is renamed into place.
+            let sealed: Vec<Sealed> = [
+                st.map(|w| w.seal(&fingerprint.fingerprint)).transpose()?,
+                pth.map(PthWriter::seal).transpose()?,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            publish_all(sealed)?;
             Ok(fingerprint)
         }
     }
@@ -203,14 +206,31 @@ pub fn convert_streaming(
 /// RSS of ~160 MB instead of ~115 MB.
 const CHANNEL_DEPTH: usize = 4;
 
+/// Renames every sealed file into place; if one fails, the ones already placed are removed
+/// again, so that nothing is left at the output paths.
+fn publish_all(sealed: Vec<Sealed>) -> Result<(), StreamError> {
+    let mut placed: Vec<PathBuf> = vec![];
+    for file in sealed {
+        let path = file.path().to_owned();
+        if let Err(source) = file.publish() {
+            for p in &placed {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(StreamError::Io { path, source });
+        }
+        placed.push(path);
+    }
+    Ok(())
+}
+
 /// Allocations of tensors that every stage is done with, for the next reads and permutes: a
 /// recycled buffer is already paged in, a fresh one page-faults on every 4 KiB.
 #[derive(Default)]
 struct BufferPool(Mutex<Vec<Vec<u8>>>);
 
 impl BufferPool {
-    /// More than the tensors alive at once (read, permuted, [`CHANNEL_DEPTH`] per channel and one
-    /// per stage).
+    /// More than the tensors alive at once (read, permuted, up to [`CHANNEL_DEPTH`] queued per
+    /// channel, one in each stage).
     const KEEP: usize = 2 * CHANNEL_DEPTH + 6;
 
     /// A free buffer for a tensor of `len` bytes. Safe Rust initialises a `Vec` up to its length,
@@ -553,8 +573,8 @@ impl SafetensorsStream {
         Ok(())
     }
 
-    /// Fills in the fingerprint, syncs, and renames the file into place.
-    fn finish(self, fingerprint: &str) -> Result<(), StreamError> {
+    /// Checks every tensor was written, fills in the fingerprint and syncs; see [`Sealed`].
+    fn seal(self, fingerprint: &str) -> Result<Sealed, StreamError> {
         let io = |source| StreamError::Io {
             path: self.path.clone(),
             source,
@@ -590,8 +610,7 @@ impl SafetensorsStream {
         let mut temp = self.temp;
         temp.flush().map_err(io)?;
         temp.as_file().sync_all().map_err(io)?;
-        temp.persist(&self.path).map_err(|e| io(e.error))?;
-        Ok(())
+        Ok(Sealed::new(temp, self.path))
     }
 }
 
@@ -650,6 +669,32 @@ mod tests {
             pool.give(vec![0; 8]);
         }
         assert_eq!(pool.0.lock().unwrap().len(), BufferPool::KEEP);
+    }
+
+    #[test]
+    fn a_failed_rename_takes_back_the_files_already_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealed = |name: &str, to: PathBuf| {
+            let mut temp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+            temp.write_all(name.as_bytes()).unwrap();
+            Sealed::new(temp, to)
+        };
+        let first = dir.path().join("first.safetensors");
+        let nowhere = dir.path().join("no-such-dir/second.pth");
+        let err = publish_all(vec![
+            sealed("first", first.clone()),
+            sealed("second", nowhere.clone()),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(&err, StreamError::Io { path, .. } if *path == nowhere),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        publish_all(vec![sealed("first", first.clone())]).unwrap();
+        assert_eq!(std::fs::read(&first).unwrap(), b"first");
     }
 
     fn tiny_plan(bundle: &Bundle, weights: WeightSet) -> Plan {

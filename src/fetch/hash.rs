@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -15,6 +16,33 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let size = hash_reader(&mut file, &mut hasher, u64::MAX)?;
     Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Like [`sha256_file`], but stops with an error as soon as `cancel` is set (checked before
+/// every read), for a hash whose result may stop being wanted while it runs.
+pub fn sha256_file_unless(path: &Path, cancel: &AtomicBool) -> io::Result<(String, u64)> {
+    let mut file = Cancellable {
+        inner: File::open(path)?,
+        cancel,
+    };
+    let mut hasher = Sha256::new();
+    let size = hash_reader(&mut file, &mut hasher, u64::MAX)?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// A reader that fails once `cancel` is set.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::other("cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Feeds at most `limit` bytes of `reader` into `hasher`; returns how many bytes were read.
@@ -54,5 +82,10 @@ mod tests {
             hex,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        let go_on = AtomicBool::new(false);
+        assert_eq!(sha256_file_unless(&path, &go_on).unwrap(), (hex, size));
+        let stop = AtomicBool::new(true);
+        let e = sha256_file_unless(&path, &stop).unwrap_err();
+        assert_eq!(e.to_string(), "cancelled");
     }
 }

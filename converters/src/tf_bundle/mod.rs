@@ -681,10 +681,11 @@ impl Bundle {
         self.fill_and_decode(entry, buf)
     }
 
-    /// Asks the OS to start reading `entry`'s bytes into the page cache, without waiting, so that
-    /// a later [`Bundle::read_entry_into`] of it finds them there: a streaming reader prefetches
-    /// the next tensors while it works on this one, and the disk is never idle. Only a hint
-    /// (`posix_fadvise(WILLNEED)` on Linux, nothing elsewhere); an entry that is not this
+    /// Asks the OS to start reading `entry`'s bytes into the page cache, so that a later
+    /// [`Bundle::read_entry_into`] of it finds them there: a streaming reader prefetches the next
+    /// tensors while it works on this one, and the disk is never idle. Only a hint
+    /// (`posix_fadvise(WILLNEED)` on Linux, nothing elsewhere). It does not wait for the data,
+    /// but queueing the reads can block while the disk's queue is full. An entry that is not this
     /// bundle's is ignored.
     pub fn prefetch(&self, entry: &Entry) {
         #[cfg(target_os = "linux")]
