@@ -2,12 +2,12 @@
 //!
 //! [`convert_streaming`] walks a checked [`Plan`] in timm order. For each item it reads the source
 //! tensor (its crc32c is verified as it is read), permutes it into torch layout, feeds the
-//! [`Fingerprinter`] and every requested writer, and recycles its buffer. Reading+permuting, fingerprinting
-//! and writing run on three threads joined by short channels, so at most a dozen tensors are
-//! alive at once: peak memory is a small multiple of the largest tensor, never the model (an L2,
-//! 1.9 GB, converts in a few hundred MB). The reader asks the OS to prefetch the next tensors
-//! ([`Bundle::prefetch`]), so a checkpoint that is not in the page cache is read from disk while
-//! the CPU works, not in turns with it.
+//! [`Fingerprinter`] and every requested writer, and recycles its buffer. Reading+permuting,
+//! fingerprinting and writing run on three threads joined by short channels, so at most a dozen
+//! tensors are alive at once: peak memory is a small multiple of the largest tensor, never the
+//! model (an L2, 1.9 GB, converts in a few hundred MB). The reader asks the OS to prefetch the
+//! next tensors ([`Bundle::prefetch`]), so a checkpoint that is not in the page cache is read
+//! from disk while the CPU works, not in turns with it.
 //!
 //! # The `.safetensors` output
 //! Byte layout (the safetensors format): an 8-byte little-endian header length `n`, `n` bytes of
@@ -152,8 +152,8 @@ pub fn convert_streaming(
         }
     };
     // Three stages on three threads — read+permute, fingerprint, write — joined by channels of
-    // CHANNEL_DEPTH slots, so at most a dozen tensors are alive at once. The files are finished here, once
-    // the fingerprint (which the safetensors header records) is known.
+    // CHANNEL_DEPTH slots, so at most a dozen tensors are alive at once. The files are finished
+    // here, once the fingerprint (which the safetensors header records) is known.
     let pool = BufferPool::default();
     let (read, written, fingerprint) = std::thread::scope(|scope| {
         let (hash_tx, hash_rx) = mpsc::sync_channel::<(&str, Arc<Pooled<'_>>)>(CHANNEL_DEPTH);
@@ -202,7 +202,7 @@ pub fn convert_streaming(
 
 /// Tensors queued between two stages. One slot makes every stage wait for the slowest on each
 /// tensor (tensor sizes vary 10,000-fold), so only ~1.3 of 2 cores were busy; with four the
-/// stages run apart and a 1.9 GB L2 converts ~25 % faster when the disk keeps up, for a peak
+/// stages run apart and a 1.9 GB L2 converts 15–25 % faster when the disk keeps up, for a peak
 /// RSS of ~160 MB instead of ~115 MB.
 const CHANNEL_DEPTH: usize = 4;
 

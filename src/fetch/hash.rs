@@ -12,10 +12,7 @@ pub const BUF_SIZE: usize = 1 << 20;
 
 /// Returns the sha256 (lowercase hex) and size in bytes of the file at `path`.
 pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let size = hash_reader(&mut file, &mut hasher, u64::MAX)?;
-    Ok((hex::encode(hasher.finalize()), size))
+    sha256_file_unless(path, &AtomicBool::new(false))
 }
 
 /// Like [`sha256_file`], but stops with an error as soon as `cancel` is set (checked before
