@@ -300,9 +300,12 @@ pub fn convert(
                 .collect::<Result<Vec<_>, _>>()
         });
         let verified = verify_staged(&staging, &formats, spec, opts, &fp);
-        if !matches!(&verified, Ok(InferenceCheck::Skipped { .. }))
-            && !matches!(&verified, Ok(InferenceCheck::Ran(c)) if c.passed)
-        {
+        let placing = match &verified {
+            Ok(InferenceCheck::Ran(c)) => c.passed,
+            Ok(InferenceCheck::Skipped { .. }) => true,
+            Err(_) => false,
+        };
+        if !placing {
             cancel.store(true, Ordering::Relaxed);
         }
         let hashed = hashing
