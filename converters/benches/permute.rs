@@ -23,51 +23,31 @@ fn filled(shape: &[usize]) -> Tensor {
 }
 
 fn main() {
+    // The permutations zoo's TF → timm map uses (`Layout::permutation`; this crate knows no model).
+    const HWIO_TO_OIHW: &[usize] = &[3, 2, 0, 1];
+    const HWC1_TO_C1HW: &[usize] = &[2, 3, 0, 1];
+    const IO_TO_OI: &[usize] = &[1, 0];
     // (what it is, TF shape, permutation to torch layout)
-    let cases: [(&str, Vec<usize>, Vec<usize>); 7] = [
-        (
-            "1x1 expand HWIO→OIHW",
-            vec![1, 1, 1376, 5504],
-            vec![3, 2, 0, 1],
-        ),
-        (
-            "1x1 project HWIO→OIHW",
-            vec![1, 1, 5504, 1376],
-            vec![3, 2, 0, 1],
-        ),
-        (
-            "1x1 small HWIO→OIHW",
-            vec![1, 1, 344, 2064],
-            vec![3, 2, 0, 1],
-        ),
-        (
-            "head 1x1 HWIO→OIHW",
-            vec![1, 1, 2752, 5504],
-            vec![3, 2, 0, 1],
-        ),
-        (
-            "depthwise 3x3 HWC1→C1HW",
-            vec![3, 3, 8256, 1],
-            vec![2, 3, 0, 1],
-        ),
-        (
-            "depthwise 5x5 HWC1→C1HW",
-            vec![5, 5, 5504, 1],
-            vec![2, 3, 0, 1],
-        ),
-        ("classifier IO→OI", vec![5504, 1000], vec![1, 0]),
+    let cases: [(&str, &[usize], &[usize]); 7] = [
+        ("1x1 expand HWIO→OIHW", &[1, 1, 1376, 5504], HWIO_TO_OIHW),
+        ("1x1 project HWIO→OIHW", &[1, 1, 5504, 1376], HWIO_TO_OIHW),
+        ("1x1 small HWIO→OIHW", &[1, 1, 344, 2064], HWIO_TO_OIHW),
+        ("head 1x1 HWIO→OIHW", &[1, 1, 2752, 5504], HWIO_TO_OIHW),
+        ("depthwise 3x3 HWC1→C1HW", &[3, 3, 8256, 1], HWC1_TO_C1HW),
+        ("depthwise 5x5 HWC1→C1HW", &[5, 5, 5504, 1], HWC1_TO_C1HW),
+        ("classifier IO→OI", &[5504, 1000], IO_TO_OI),
     ];
     println!(
         "{:<28} {:>18} {:>9} {:>9} {:>9}",
         "layout", "TF shape", "MB", "best ms", "GB/s"
     );
     for (what, shape, perm) in cases {
-        let t = filled(&shape);
+        let t = filled(shape);
         let mut buf = Vec::new();
         let mut best = f64::INFINITY;
         for _ in 0..REPS {
             let start = Instant::now();
-            let out = t.permute_into(&perm, buf).expect("valid permutation");
+            let out = t.permute_into(perm, buf).expect("valid permutation");
             best = best.min(start.elapsed().as_secs_f64());
             buf = out.into_data();
         }
