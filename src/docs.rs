@@ -112,6 +112,9 @@ pub enum DocsError {
         /// minijinja's message (with its line).
         message: String,
     },
+    /// A model's Hub card cannot be made.
+    #[error(transparent)]
+    Hub(Box<crate::hub::HubError>),
     /// A committed file could not be read.
     #[error("cannot read {}: {error}", .path.display())]
     Io {
@@ -162,7 +165,65 @@ pub fn slug(collection: &str) -> String {
     out
 }
 
-/// Every card, as (path relative to the registry directory, markdown), sorted by path.
+/// The two card formats `zoo docs` renders from the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum CardFormat {
+    /// Papers-with-Code: one card per collection, `cards/<slug>.md`, the model-index in an HTML
+    /// comment.
+    Pwc,
+    /// Hugging Face Hub: one `README.md` per model with a Hub name, `cards/hf/<name>/README.md`,
+    /// the Hub's `model-index` in the YAML front matter.
+    Hf,
+}
+
+impl CardFormat {
+    /// Both formats.
+    pub const ALL: [CardFormat; 2] = [CardFormat::Pwc, CardFormat::Hf];
+}
+
+/// The cards of the given formats, sorted by path.
+pub fn render(registry: &Registry, formats: &[CardFormat]) -> Result<Vec<RenderedCard>, DocsError> {
+    let mut cards = vec![];
+    if formats.contains(&CardFormat::Pwc) {
+        cards.extend(render_cards(registry)?);
+    }
+    if formats.contains(&CardFormat::Hf) {
+        cards.extend(render_hub_cards(registry)?);
+    }
+    cards.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(cards)
+}
+
+/// A Hub card (`cards/hf/<name>/README.md`) for every model that has a Hub name
+/// (an alias `<architecture>.<tag>`), sorted by path.
+pub fn render_hub_cards(registry: &Registry) -> Result<Vec<RenderedCard>, DocsError> {
+    let hub = |e: crate::hub::HubError| DocsError::Hub(Box::new(e));
+    let mut cards = vec![];
+    for entry in registry.models() {
+        let name = match crate::hub::hub_name(entry) {
+            Ok(n) => n,
+            Err(crate::hub::HubError::NoHubName { .. }) => continue,
+            Err(e) => return Err(hub(e)),
+        };
+        let spec = crate::hub::resolve(entry).map_err(hub)?;
+        let text = crate::hub::render_card(registry, entry, &spec, None).map_err(hub)?;
+        cards.push(RenderedCard {
+            path: crate::hub::card_path(&name),
+            collection: entry
+                .collection
+                .as_ref()
+                .and_then(|c| c.name.as_ref())
+                .map_or_else(String::new, |n| n.as_str().to_string()),
+            models: vec![entry.name().to_string()],
+            text,
+        });
+    }
+    cards.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(cards)
+}
+
+/// Every Papers-with-Code card, as (path relative to the registry directory, markdown), sorted
+/// by path.
 pub fn render_all(registry: &Registry) -> Result<Vec<(PathBuf, String)>, DocsError> {
     Ok(render_cards(registry)?
         .into_iter()
@@ -170,7 +231,7 @@ pub fn render_all(registry: &Registry) -> Result<Vec<(PathBuf, String)>, DocsErr
         .collect())
 }
 
-/// Every card with the models it covers, sorted by path.
+/// Every Papers-with-Code card (one per collection) with the models it covers, sorted by path.
 pub fn render_cards(registry: &Registry) -> Result<Vec<RenderedCard>, DocsError> {
     let env = environment(registry)?;
     let mut groups: BTreeMap<String, (Collection, Vec<&ModelEntry>)> = BTreeMap::new();
@@ -242,7 +303,7 @@ pub fn render_cards(registry: &Registry) -> Result<Vec<RenderedCard>, DocsError>
     Ok(cards)
 }
 
-fn template_error(template: &str, e: &minijinja::Error) -> DocsError {
+pub(crate) fn template_error(template: &str, e: &minijinja::Error) -> DocsError {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -256,7 +317,9 @@ fn template_error(template: &str, e: &minijinja::Error) -> DocsError {
 }
 
 /// A template environment over the registry's `templates/` (embedded or on disk).
-fn environment(registry: &Registry) -> Result<minijinja::Environment<'static>, DocsError> {
+pub(crate) fn environment(
+    registry: &Registry,
+) -> Result<minijinja::Environment<'static>, DocsError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let prefix = format!("{TEMPLATES_DIR}/");
@@ -414,7 +477,7 @@ pub fn project_root(registry_dir: &Path) -> PathBuf {
 /// `cards/` that no collection generates are stale too (their diff deletes them).
 pub fn check(registry: &Registry, registry_dir: &Path) -> Result<Vec<StaleFile>, DocsError> {
     let mut stale = Vec::new();
-    let cards = render_cards(registry)?;
+    let cards = render(registry, &CardFormat::ALL)?;
     for card in &cards {
         let path = registry_dir.join(&card.path);
         if let Some(diff) = compare(&path, &card.text)? {
@@ -425,7 +488,7 @@ pub fn check(registry: &Registry, registry_dir: &Path) -> Result<Vec<StaleFile>,
             });
         }
     }
-    for path in orphan_cards(&cards, registry_dir)? {
+    for path in orphan_cards(&cards, registry_dir, &CardFormat::ALL)? {
         if let Some(diff) = compare(&path, "")? {
             stale.push(StaleFile {
                 path,
@@ -449,36 +512,52 @@ pub fn check(registry: &Registry, registry_dir: &Path) -> Result<Vec<StaleFile>,
     Ok(stale)
 }
 
-/// `.md` files in `dir/cards/` that none of `cards` is written to (a renamed or removed
-/// collection's old card), sorted. `zoo docs` deletes them; `--check` reports them.
-pub fn orphan_cards(cards: &[RenderedCard], dir: &Path) -> Result<Vec<PathBuf>, DocsError> {
+/// Generated-looking files that none of `cards` is written to (a renamed or removed
+/// collection's or model's old card), sorted: `.md` files in `dir/cards/` (for
+/// [`CardFormat::Pwc`]) and `dir/cards/hf/*/README.md` (for [`CardFormat::Hf`]). `zoo docs`
+/// deletes them; `--check` reports them.
+pub fn orphan_cards(
+    cards: &[RenderedCard],
+    dir: &Path,
+    formats: &[CardFormat],
+) -> Result<Vec<PathBuf>, DocsError> {
     let cards_dir = dir.join(CARDS_DIR);
-    let entries = match std::fs::read_dir(&cards_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => {
-            return Err(DocsError::Io {
-                path: cards_dir,
-                error,
-            })
-        }
-    };
-    let mut extra = Vec::new();
-    for e in entries {
-        let path = e
-            .map_err(|error| DocsError::Io {
-                path: cards_dir.clone(),
-                error,
-            })?
-            .path();
-        if path.extension().is_some_and(|x| x == "md")
-            && !cards.iter().any(|c| dir.join(&c.path) == path)
-        {
-            extra.push(path);
+    let mut candidates = vec![];
+    if formats.contains(&CardFormat::Pwc) {
+        candidates.extend(
+            list_dir(&cards_dir)?
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|x| x == "md")),
+        );
+    }
+    if formats.contains(&CardFormat::Hf) {
+        for model_dir in list_dir(&cards_dir.join("hf"))? {
+            let readme = model_dir.join("README.md");
+            if readme.is_file() {
+                candidates.push(readme);
+            }
         }
     }
+    let mut extra: Vec<PathBuf> = candidates
+        .into_iter()
+        .filter(|path| !cards.iter().any(|c| dir.join(&c.path) == *path))
+        .collect();
     extra.sort();
     Ok(extra)
+}
+
+/// The entries of a directory (none when it does not exist).
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, DocsError> {
+    let io = |error| DocsError::Io {
+        path: dir.to_path_buf(),
+        error,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(io(error)),
+    };
+    entries.map(|e| e.map(|e| e.path()).map_err(io)).collect()
 }
 
 /// `None` when `path` holds exactly `generated`; otherwise the unified diff.

@@ -464,9 +464,10 @@ fn fingerprint_result(
     }
 }
 
-/// Whether each model's card, regenerated from the registry, equals the one kept in the registry.
+/// Whether each model's cards (its collection's Papers-with-Code card and its Hub card),
+/// regenerated from the registry, equal the ones kept in the registry.
 pub fn docs_results(registry: &Registry, models: &[&ModelEntry]) -> Vec<CheckResult> {
-    let cards = match crate::docs::render_cards(registry) {
+    let cards = match crate::docs::render(registry, &crate::docs::CardFormat::ALL) {
         Ok(c) => c,
         Err(e) => {
             return models
@@ -489,38 +490,49 @@ pub fn docs_results(registry: &Registry, models: &[&ModelEntry]) -> Vec<CheckRes
     models
         .iter()
         .map(|m| {
-            let Some(card) = cards
+            let mine: Vec<_> = cards
                 .iter()
-                .find(|c| c.models.iter().any(|n| n == m.name()))
-            else {
+                .filter(|c| c.models.iter().any(|n| n == m.name()))
+                .collect();
+            if mine.is_empty() {
                 return CheckResult::new(
                     m.name(),
                     CheckKind::Docs,
                     Status::Skipped,
                     "no card renders this model",
                 );
-            };
-            let rel = card.path.to_string_lossy().replace('\\', "/");
-            match registry.read_file(&rel) {
-                Ok(committed) if committed == card.text => CheckResult::new(
-                    m.name(),
-                    CheckKind::Docs,
-                    Status::Pass,
-                    format!("registry/{rel} is in sync"),
-                ),
-                Ok(_) => CheckResult::new(
-                    m.name(),
-                    CheckKind::Docs,
-                    Status::Fail,
-                    format!("registry/{rel} is stale: run `zoo docs`"),
-                ),
-                Err(e) => CheckResult::new(
-                    m.name(),
-                    CheckKind::Docs,
-                    Status::Fail,
-                    format!("registry/{rel}: {e}"),
-                ),
             }
+            let mut in_sync = vec![];
+            for card in mine {
+                let rel = card.path.to_string_lossy().replace('\\', "/");
+                match registry.read_file(&rel) {
+                    Ok(committed) if committed == card.text => {
+                        in_sync.push(format!("registry/{rel}"))
+                    }
+                    Ok(_) => {
+                        return CheckResult::new(
+                            m.name(),
+                            CheckKind::Docs,
+                            Status::Fail,
+                            format!("registry/{rel} is stale: run `zoo docs`"),
+                        )
+                    }
+                    Err(e) => {
+                        return CheckResult::new(
+                            m.name(),
+                            CheckKind::Docs,
+                            Status::Fail,
+                            format!("registry/{rel}: {e}"),
+                        )
+                    }
+                }
+            }
+            CheckResult::new(
+                m.name(),
+                CheckKind::Docs,
+                Status::Pass,
+                format!("{} in sync", in_sync.join(" and ")),
+            )
         })
         .collect()
 }

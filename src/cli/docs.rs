@@ -1,4 +1,5 @@
-//! `zoo docs [--check] [--out DIR]`: regenerate the model cards and schemas, or check them.
+//! `zoo docs [--check] [--out DIR] [--format pwc,hf]`: regenerate the model cards (Papers-with-Code
+//! collection cards and Hugging Face Hub model cards) and schemas, or check them.
 //!
 //! The registry is read from `--registry DIR` or `./registry` (on disk, not the embedded copy,
 //! so an edited registry is rendered without rebuilding). Cards go to `<registry>/cards/`,
@@ -19,6 +20,16 @@ pub struct DocsArgs {
     /// Write into DIR (`DIR/cards/*.md`, `DIR/schemas/*.json`) instead of the registry.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Card formats to write: Papers-with-Code collection cards (`cards/<slug>.md`) and Hugging
+    /// Face Hub model cards (`cards/hf/<name>/README.md`). `--check` always checks both.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "pwc,hf",
+        conflicts_with = "check"
+    )]
+    format: Vec<docs::CardFormat>,
 }
 
 pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result<Status> {
@@ -54,8 +65,8 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
         Some(out) => (out.clone(), out.clone()),
         None => (dir.to_path_buf(), docs::project_root(dir)),
     };
-    let cards = docs::render_cards(&registry)?;
-    for orphan in docs::orphan_cards(&cards, &cards_root)? {
+    let cards = docs::render(&registry, &args.format)?;
+    for orphan in docs::orphan_cards(&cards, &cards_root, &args.format)? {
         std::fs::remove_file(&orphan)
             .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", orphan.display()))?;
         eprintln!("removed {} (no collection generates it)", orphan.display());

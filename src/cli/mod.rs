@@ -32,6 +32,7 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
 mod check_cards;
 pub mod convert;
 mod docs;
+pub mod export;
 pub mod fetch;
 pub mod flops;
 pub mod hash;
@@ -97,6 +98,8 @@ enum Command {
     },
     /// Convert a checkpoint to timm `.pth`/`.safetensors`, verified by running it.
     Convert(convert::ConvertArgs),
+    /// Write a verified Hugging Face Hub folder (model.safetensors, config.json, README.md).
+    Export(export::ExportArgs),
     /// Print container-independent weight fingerprints.
     Fingerprint(weights::FingerprintArgs),
     /// Compare two checkpoints tensor by tensor (exit 1 when they differ).
@@ -153,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Schema { write, check } => schema::run(write.as_deref(), check.as_deref()),
         Command::CheckCards { paths, json } => check_cards::run(&paths, json),
         Command::Convert(args) => convert::run(args, || load_registry(&cli.registry)),
+        Command::Export(args) => export::run(args, || load_registry(&cli.registry)),
         Command::Fingerprint(args) => weights::fingerprint_cmd(args),
         Command::Diff(args) => weights::diff_cmd(args),
         Command::Validate(args) => validate::run(args, cli.registry.as_deref()),
