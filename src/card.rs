@@ -1,5 +1,6 @@
-//! Model cards on disk: a model-index YAML file, or a markdown card with the index embedded in an
-//! HTML comment (`<!--` newline, YAML, `-->`), as timm's docs templates have it.
+//! Model cards on disk: a model-index YAML file, a markdown card with the index embedded in an
+//! HTML comment (`<!--` newline, YAML, `-->`), as timm's docs templates have it, or a Hugging Face
+//! Hub README whose metadata is YAML front matter (see [`crate::schema::hf`]).
 //!
 //! Reading keeps the whole file text; writing replaces only the YAML inside each comment with the
 //! emitted index, so an unchanged card is written back byte for byte. Positions in diagnostics are
@@ -9,6 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Pos, Severity};
+use crate::schema::hf::{self, FrontMatter};
 use crate::schema::yaml::{self, Origin};
 use crate::schema::{Ctx, ModelIndex};
 
@@ -19,10 +21,14 @@ pub enum CardKind {
     Yaml,
     /// `.md`: model-index documents live in `<!-- … -->` comments.
     Markdown,
+    /// `.md` that starts with a `---` line: a Hugging Face Hub README, whose metadata is the YAML
+    /// front matter (model-index comments in its body are read too).
+    HubReadme,
 }
 
 impl CardKind {
-    /// The kind for a path (markdown for `.md`/`.markdown`, YAML otherwise).
+    /// The kind for a path (markdown for `.md`/`.markdown`, YAML otherwise). Whether a markdown
+    /// card is a [`CardKind::HubReadme`] depends on its text ([`Card::parse`] decides).
     pub fn of(path: &Path) -> CardKind {
         match path.extension().and_then(|e| e.to_str()) {
             Some("md" | "markdown") => CardKind::Markdown,
@@ -51,13 +57,21 @@ pub struct Card {
     pub text: String,
     /// Its model-index documents, in file order.
     pub blocks: Vec<IndexBlock>,
+    /// The Hub metadata of a [`CardKind::HubReadme`].
+    pub front_matter: Option<FrontMatter>,
 }
 
 /// Finds model-index comment blocks in markdown: the byte range of each comment's content, and
 /// whether it holds a model index (a line starting with a top-level model-index key).
-fn comment_blocks(text: &str, path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<Range<usize>> {
+/// The search starts at byte `from` (after a Hub README's front matter).
+fn comment_blocks(
+    text: &str,
+    from: usize,
+    path: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let mut at = 0;
+    let mut at = from;
     while let Some(open) = text[at..].find("<!--").map(|i| i + at) {
         let start = open + 4;
         let Some(close) = text[start..].find("-->").map(|i| i + start) else {
@@ -98,14 +112,23 @@ pub fn pos_of(text: &str, offset: usize) -> Pos {
 impl Card {
     /// Reads a card from its text. Returns the card (if any document could be read) and every
     /// finding. A markdown card without a model-index comment, or with one that is not valid
-    /// YAML, is an error.
+    /// YAML, is an error. A markdown card that starts with a `---` line is a Hub README: its
+    /// front matter must be closed, valid YAML and valid Hub metadata; model-index comments in
+    /// its body are optional.
     pub fn parse(path: &Path, text: &str) -> (Option<Card>, Vec<Diagnostic>) {
-        let kind = CardKind::of(path);
         let mut diags = Vec::new();
-        let ranges = match kind {
-            CardKind::Yaml => std::iter::once(0..text.len()).collect(),
-            CardKind::Markdown => {
-                let ranges = comment_blocks(text, path, &mut diags);
+        let front = match CardKind::of(path) {
+            CardKind::Yaml => None,
+            _ => Some(hf::split_front_matter(text)),
+        };
+        let (kind, ranges, front_matter) = match front {
+            None => (
+                CardKind::Yaml,
+                std::iter::once(0..text.len()).collect(),
+                None,
+            ),
+            Some(Ok(None)) => {
+                let ranges = comment_blocks(text, 0, path, &mut diags);
                 if ranges.is_empty() && diags.is_empty() {
                     diags.push(Diagnostic::new(
                         Severity::Error,
@@ -114,9 +137,37 @@ impl Card {
                         "no model-index block (`<!--` … `Type: model-index` … `-->`) in this card",
                     ));
                 }
-                ranges
+                (CardKind::Markdown, ranges, None)
+            }
+            Some(Ok(Some(span))) => {
+                let (front_matter, mut found) = hf::parse_front_matter(path, text, &span);
+                diags.append(&mut found);
+                let ranges = comment_blocks(text, span.body_start, path, &mut diags);
+                (CardKind::HubReadme, ranges, front_matter)
+            }
+            Some(Err(unclosed)) => {
+                diags.push(Diagnostic::new(
+                    Severity::Error,
+                    path,
+                    Pos::new(1, 1),
+                    unclosed.to_string(),
+                ));
+                (CardKind::HubReadme, Vec::new(), None)
             }
         };
+        Card::read_blocks(path, text, kind, ranges, front_matter, diags)
+    }
+
+    /// Reads the model-index documents at `ranges` and assembles the card (`None` when it has
+    /// neither a document nor front matter).
+    fn read_blocks(
+        path: &Path,
+        text: &str,
+        kind: CardKind,
+        ranges: Vec<Range<usize>>,
+        front_matter: Option<FrontMatter>,
+        mut diags: Vec<Diagnostic>,
+    ) -> (Option<Card>, Vec<Diagnostic>) {
         let mut blocks = Vec::new();
         for range in ranges {
             let start = pos_of(text, range.start);
@@ -152,11 +203,12 @@ impl Card {
                 blocks.push(IndexBlock { range, index });
             }
         }
-        let card = (!blocks.is_empty()).then(|| Card {
+        let card = (!blocks.is_empty() || front_matter.is_some()).then(|| Card {
             path: path.to_path_buf(),
             kind,
             text: text.to_string(),
             blocks,
+            front_matter,
         });
         (card, diags)
     }

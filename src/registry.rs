@@ -679,9 +679,9 @@ impl Registry {
     }
 }
 
-/// Strict check of model-index YAML files and markdown cards (following their imports): schema
-/// errors, duplicates and dangling references across all the given files. Unreadable files are
-/// reported as errors at 1:1.
+/// Strict check of model-index YAML files, markdown cards and Hugging Face Hub READMEs (YAML
+/// front matter, see [`crate::schema::hf`]), following imports: schema errors, duplicates and
+/// dangling references across all the given files. Unreadable files are reported as errors at 1:1.
 pub fn check_cards(paths: &[PathBuf]) -> Vec<Diagnostic> {
     let mut cards = Vec::new();
     let mut diags = Vec::new();

@@ -1,4 +1,5 @@
-//! `zoo check-cards PATH... [--json]`: strict schema check; exit 1 on errors.
+//! `zoo check-cards PATH... [--json]`: strict schema check of model-index YAML, markdown cards and
+//! Hugging Face Hub READMEs (front matter); exit 1 on errors.
 use std::path::PathBuf;
 
 use super::Status;

@@ -13,6 +13,10 @@
 //!
 //! Standard records keep unknown keys (model-index allows custom fields) and report them as info.
 //! The `Zoo:` block is zoo's own and rejects unknown keys.
+//!
+//! [`hf`] reads the other card format, a Hugging Face Hub README's front matter, into the same
+//! scalar types.
+pub mod hf;
 pub mod yaml;
 
 use std::borrow::Cow;
