@@ -2,7 +2,8 @@
 # with torch 2.13.0 + timm, whose libtorch tch links), so they work on a fresh clone.
 #
 #   make run    the main job
-#   make test   the whole test suite, including the tests that need Python torch/timm
+#   make test   lint (fmt, clippy) and the whole test suite, with and without libtorch, including
+#               the tests that need Python torch/timm
 SHELL := /bin/bash
 CARGO ?= cargo
 FEATURES := --features torch
@@ -32,5 +33,11 @@ run: setup
 		--arch efficientnet:width=0.05,depth=0.5,classes=10 --out target/tiny-converted \
 		--reference-input $(TINY)/input_preprocessed_nchw.npy --reference-logits $(TINY)/logits.npy
 
+# Both builds ship: without libtorch (the default features) and with it. Each is linted and
+# tested; the Python-backed tests (ignored by default) run with libtorch.
 test: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(FEATURES) -- -D warnings
+	$(CARGO) test --workspace
 	$(CARGO) test --workspace $(FEATURES) -- --include-ignored

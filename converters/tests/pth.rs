@@ -377,22 +377,35 @@ fn torch_load_weights_only_accepts_written_files() {
     }
 }
 
-/// Inputs that once crashed a fuzz target (minimised by `cargo fuzz tmin`) must now give
-/// Ok or a typed error.
+/// Inputs that once crashed a fuzz target (minimised by `cargo fuzz tmin`, in
+/// `fuzz/regressions/<target>/`) and the fuzzers' corpora (`fuzz/corpus/<target>/`) must give
+/// Ok or a typed error, never a panic.
 #[test]
-fn fuzz_regressions_replay() {
-    let root = fixture("fuzz/regressions");
+fn fuzz_regressions_and_corpus_replay() {
     let limits = Limits::FUZZ;
     for target in ["pickle_read", "pth_read"] {
-        for entry in std::fs::read_dir(root.join(target)).unwrap() {
-            let path = entry.unwrap().path();
-            if path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
+        let mut inputs = vec![];
+        for dir in ["fuzz/regressions", "fuzz/corpus"] {
+            let Ok(entries) = std::fs::read_dir(fixture(dir).join(target)) else {
                 continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let hidden = path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if path.is_file() && !hidden && path.extension().is_none_or(|e| e != "md") {
+                    inputs.push(path);
+                }
             }
-            let data = std::fs::read(&path).unwrap();
+        }
+        assert!(
+            inputs.len() >= 100,
+            "{target}: only {} inputs to replay",
+            inputs.len()
+        );
+        for path in &inputs {
+            let data = std::fs::read(path).unwrap();
             match target {
                 "pickle_read" => drop(pickle::unpickle(&data, &limits)),
                 _ => drop(pth::read_bytes(&data, limits)),

@@ -328,9 +328,4 @@ mod tests {
             "{s}"
         );
     }
-
-    #[test]
-    fn availability_follows_the_feature() {
-        assert_eq!(available(), cfg!(feature = "torch"));
-    }
 }
