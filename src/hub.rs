@@ -591,3 +591,92 @@ pub fn render_card(
     }
     Ok(text)
 }
+
+/// Checks a Hub card's values against the registry: for every `model-index` entry whose name is
+/// a registry model (or alias), each named metric must equal the registry's result of that name
+/// on the same dataset, and `license` must equal `Zoo: License`. A card whose models are not in
+/// the registry gets one note and no comparison.
+pub fn check_against_registry(
+    path: &std::path::Path,
+    front: &crate::schema::hf::FrontMatter,
+    registry: &crate::registry::Registry,
+) -> Vec<crate::diagnostic::Diagnostic> {
+    use crate::diagnostic::{Diagnostic, Severity};
+    let mut out = vec![];
+    for entry in front.model_index.iter().flatten() {
+        let Some(name) = &entry.name else { continue };
+        let Ok(model) = registry.resolve(name.as_str()) else {
+            out.push(Diagnostic::new(
+                Severity::Info,
+                path,
+                name.pos(),
+                format!(
+                    "`{}` is not a model of the registry; its values were not compared",
+                    name.as_str()
+                ),
+            ));
+            continue;
+        };
+        if let (Some(card), Some(zoo)) =
+            (&front.license, model.zoo().and_then(|z| z.license.as_ref()))
+        {
+            if card.as_str() != zoo.as_str() {
+                out.push(Diagnostic::new(
+                    Severity::Error,
+                    path,
+                    card.pos(),
+                    format!(
+                        "license `{}`, but the registry says `{}` for `{}` ({}:{})",
+                        card.as_str(),
+                        zoo.as_str(),
+                        model.name(),
+                        model.file.display(),
+                        zoo.pos()
+                    ),
+                ));
+            }
+        }
+        for result in entry.results.iter().flatten() {
+            let dataset = result.dataset.as_ref().and_then(|d| d.name.as_ref());
+            for metric in result.metrics.iter().flatten() {
+                let (Some(metric_name), Some(value)) = (&metric.name, &metric.value) else {
+                    continue;
+                };
+                let documented = model
+                    .model
+                    .results
+                    .iter()
+                    .flatten()
+                    .filter(|r| {
+                        dataset.is_none_or(|d| {
+                            r.dataset
+                                .as_ref()
+                                .is_none_or(|rd| rd.as_str() == d.as_str())
+                        })
+                    })
+                    .filter_map(|r| r.metrics.as_ref())
+                    .find_map(|m| m.get(metric_name.as_str()));
+                let Some(documented) = documented else {
+                    continue;
+                };
+                if (documented.value - value.value).abs() > 1e-9 {
+                    out.push(Diagnostic::new(
+                        Severity::Error,
+                        path,
+                        value.raw.pos,
+                        format!(
+                            "`{}` of `{}` is {}, but the registry documents {} ({}:{})",
+                            metric_name.as_str(),
+                            name.as_str(),
+                            value.raw.text,
+                            documented.raw.text,
+                            model.file.display(),
+                            documented.raw.pos
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}

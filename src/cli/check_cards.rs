@@ -5,13 +5,19 @@ use std::path::PathBuf;
 use super::Status;
 use crate::diagnostic::Severity;
 
-pub(super) fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<Status> {
+pub(super) fn run(
+    paths: &[PathBuf],
+    json: bool,
+    registry: impl FnOnce() -> anyhow::Result<crate::registry::Registry>,
+) -> anyhow::Result<Status> {
     for p in paths {
         if !p.is_file() {
             anyhow::bail!("cannot read {}: not a file", p.display());
         }
     }
-    let diags = crate::registry::check_cards(paths);
+    let mut diags = crate::registry::check_cards(paths);
+    diags.extend(hub_values(paths, registry));
+    crate::diagnostic::sort(&mut diags);
     let count = |s| diags.iter().filter(|d| d.severity == s).count();
     let errors = count(Severity::Error);
     if json {
@@ -32,4 +38,39 @@ pub(super) fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<Status> {
     } else {
         Status::Ok
     })
+}
+
+/// Hub cards' values compared with the registry (see [`crate::hub::check_against_registry`]).
+fn hub_values(
+    paths: &[PathBuf],
+    registry: impl FnOnce() -> anyhow::Result<crate::registry::Registry>,
+) -> Vec<crate::diagnostic::Diagnostic> {
+    let hub_cards: Vec<(PathBuf, crate::schema::hf::FrontMatter)> = paths
+        .iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(p).ok()?;
+            let (card, _) = crate::card::Card::parse(p, &text);
+            Some((p.clone(), card?.front_matter?))
+        })
+        .collect();
+    if hub_cards.is_empty() {
+        return vec![];
+    }
+    match registry() {
+        Ok(registry) => hub_cards
+            .iter()
+            .flat_map(|(p, f)| crate::hub::check_against_registry(p, f, &registry))
+            .collect(),
+        Err(e) => hub_cards
+            .iter()
+            .map(|(p, _)| {
+                crate::diagnostic::Diagnostic::new(
+                    Severity::Warning,
+                    p,
+                    crate::diagnostic::Pos::new(1, 1),
+                    format!("the registry could not be read, so values were not compared: {e:#}"),
+                )
+            })
+            .collect(),
+    }
 }

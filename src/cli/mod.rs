@@ -154,7 +154,9 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Show { name, json } => show::run(&load_registry(&cli.registry)?, &name, json),
         Command::Schema { write, check } => schema::run(write.as_deref(), check.as_deref()),
-        Command::CheckCards { paths, json } => check_cards::run(&paths, json),
+        Command::CheckCards { paths, json } => {
+            check_cards::run(&paths, json, || load_registry(&cli.registry))
+        }
         Command::Convert(args) => convert::run(args, || load_registry(&cli.registry)),
         Command::Export(args) => export::run(args, || load_registry(&cli.registry)),
         Command::Fingerprint(args) => weights::fingerprint_cmd(args),

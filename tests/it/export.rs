@@ -439,3 +439,40 @@ fn timm_loads_an_exported_full_size_b0_from_local_dir() {
     ]);
     assert!(text.contains("local-dir load ok, data config ok"), "{text}");
 }
+
+/// `zoo check-cards` accepts the Hub cards `zoo docs` writes, and reports a seeded wrong value
+/// at its line: out of range, or simply not what the registry documents.
+#[test]
+fn check_cards_accepts_generated_hub_cards_and_locates_a_seeded_wrong_value() {
+    let card = "registry/cards/hf/tf_efficientnet_b0.ns_jft_in1k/README.md";
+    let (code, out, err) = zoo(&["check-cards", card]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("0 error(s), 0 warning(s), 0 info"), "{err}");
+    let text = std::fs::read_to_string(root().join(card)).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l == "      value: 78.66")
+        .unwrap()
+        + 1;
+    let tmp = tempfile::tempdir().unwrap();
+    for (wrong, says) in [
+        ("76.66", "is 76.66, but the registry documents 78.66%"),
+        ("786.6", "must be within 0..=100"),
+        ("high", "value"),
+    ] {
+        let path = tmp.path().join("README.md");
+        std::fs::write(
+            &path,
+            text.replace("      value: 78.66\n", &format!("      value: {wrong}\n")),
+        )
+        .unwrap();
+        let (code, out, err) = zoo(&["check-cards", path.to_str().unwrap()]);
+        assert_eq!(code, 1, "{wrong}: {out}{err}");
+        let at = format!("README.md:{line}:14: error: ");
+        let finding = out
+            .lines()
+            .find(|l| l.contains(&at))
+            .unwrap_or_else(|| panic!("{wrong}: no error at line {line}:\n{out}{err}"));
+        assert!(finding.contains(says), "{wrong}: {finding}");
+    }
+}

@@ -2,6 +2,7 @@
 mod cards;
 mod convert;
 mod docs;
+mod export;
 mod hf_cards;
 mod registry;
 mod schema_file;
