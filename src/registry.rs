@@ -76,6 +76,26 @@ pub enum RegistryError {
         /// The parse error (in the message, so not also a `source`).
         error: ArchError,
     },
+    /// `--registry` (or `ZOO_REGISTRY`) names something that is not a registry.
+    #[error("--registry {}: {why}", .path.display())]
+    NotARegistry {
+        /// What was given.
+        path: PathBuf,
+        /// Why it is not a registry, and what would be.
+        why: String,
+    },
+    /// The name is in a registry file that could not be read, so the model is not loaded.
+    #[error("`{query}` is in {}:{line}, which could not be read: {error}", .file.display())]
+    InUnreadableFile {
+        /// What was asked for.
+        query: String,
+        /// The unreadable file.
+        file: PathBuf,
+        /// The line where the name occurs.
+        line: usize,
+        /// Why the file could not be read (located).
+        error: Diagnostic,
+    },
 }
 
 fn list(diags: &[Diagnostic]) -> String {
@@ -200,6 +220,235 @@ pub fn file_spec(w: &WeightFile) -> crate::fetch::FileSpec {
     }
 }
 
+/// Where a registry comes from. Every command finds it the same way ([`locate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory holding `model-index.yml`.
+    Dir {
+        /// The directory (as given, or relative to the working directory when found).
+        path: PathBuf,
+        /// Whether it was found by searching the working directory and its parents (rather
+        /// than given with `--registry` / `ZOO_REGISTRY`).
+        found: bool,
+    },
+    /// The copy embedded in the binary.
+    Embedded,
+}
+
+impl Location {
+    /// The directory, unless embedded.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Location::Dir { path, .. } => Some(path),
+            Location::Embedded => None,
+        }
+    }
+
+    /// How reports name it: the directory, or `embedded, zoo X.Y.Z`.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Dir { path, .. } => path.display().to_string(),
+            Location::Embedded => format!("embedded, zoo {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// The one registry rule: `explicit` (`--registry PATH`, or `ZOO_REGISTRY`) when given; else a
+/// `registry/model-index.yml` in `cwd` or the nearest of its parents (as cargo finds
+/// `Cargo.toml`), named relative to `cwd` (`registry`, `../registry`); else the embedded one.
+///
+/// `explicit` may be the registry directory or its `model-index.yml`; anything else is a
+/// [`RegistryError::NotARegistry`] that says what would be.
+pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Location, RegistryError> {
+    if let Some(path) = explicit {
+        let not = |why: String| RegistryError::NotARegistry {
+            path: path.to_path_buf(),
+            why,
+        };
+        if path.is_file() {
+            if path.file_name().is_some_and(|n| n == ROOT_FILE) {
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                return Ok(Location::Dir {
+                    path: dir,
+                    found: false,
+                });
+            }
+            return Err(not(format!(
+                "is a file, not a registry; pass the registry directory (the one holding \
+                 {ROOT_FILE}) or its {ROOT_FILE}; to check a single card, run `zoo check-cards {}`",
+                path.display()
+            )));
+        }
+        if path.is_dir() {
+            if path.join(ROOT_FILE).is_file() {
+                return Ok(Location::Dir {
+                    path: path.to_path_buf(),
+                    found: false,
+                });
+            }
+            return Err(not(format!(
+                "is a directory without a {ROOT_FILE}; a registry starts there"
+            )));
+        }
+        return Err(not("does not exist".to_string()));
+    }
+    for (up, dir) in cwd.ancestors().enumerate() {
+        if dir.join("registry").join(ROOT_FILE).is_file() {
+            let mut rel = PathBuf::new();
+            for _ in 0..up {
+                rel.push("..");
+            }
+            rel.push("registry");
+            return Ok(Location::Dir {
+                path: rel,
+                found: true,
+            });
+        }
+    }
+    Ok(Location::Embedded)
+}
+
+/// A registry file that could not be read at all (a YAML syntax error), and the models it
+/// seems to define, found by a line scan for `- Name:` under `Models:`.
+#[derive(Debug, Clone)]
+pub struct UnreadableFile {
+    /// The file, as diagnostics name it.
+    pub file: PathBuf,
+    /// The first error that made it unreadable.
+    pub error: Diagnostic,
+    /// Model names and where they are, in file order.
+    pub models: Vec<(String, Pos)>,
+    /// The file's text (to find a name or alias in it).
+    text: String,
+}
+
+impl UnreadableFile {
+    /// The line of the first whole-word occurrence of `token` (a name or alias), if any.
+    pub fn line_of(&self, token: &str) -> Option<usize> {
+        if token.is_empty() {
+            return None;
+        }
+        let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        for (i, line) in self.text.lines().enumerate() {
+            let mut from = 0;
+            while let Some(at) = line[from..].find(token).map(|a| a + from) {
+                let before = line[..at].chars().next_back();
+                let after = line[at + token.len()..].chars().next();
+                if !before.is_some_and(word) && !after.is_some_and(word) {
+                    return Some(i + 1);
+                }
+                from = at + token.len();
+            }
+        }
+        None
+    }
+
+    /// The model whose entry holds `line` (the last one starting at or before it).
+    pub fn model_at(&self, line: usize) -> Option<&(String, Pos)> {
+        self.models.iter().rev().find(|(_, p)| p.line <= line)
+    }
+}
+
+/// Model names under the top-level `Models:` key of a YAML text, by lines (for a file whose
+/// YAML does not parse): `- Name: X` items at the list's indentation, or a `Name:` key later
+/// in an item that did not start with it.
+fn scan_model_names(text: &str) -> Vec<(String, Pos)> {
+    let unquote = |v: &str| -> String {
+        let v = v.split(" #").next().unwrap_or("").trim();
+        let v = v
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+            .unwrap_or(v);
+        v.to_string()
+    };
+    let mut out: Vec<(String, Pos)> = Vec::new();
+    let mut in_models = false;
+    let mut item_indent: Option<usize> = None;
+    let mut item_named = true;
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if indent == 0 && !body.starts_with('-') {
+            in_models = body.trim_end() == "Models:";
+            item_indent = None;
+            continue;
+        }
+        if !in_models {
+            continue;
+        }
+        if let Some(rest) = body.strip_prefix("- ") {
+            let level = *item_indent.get_or_insert(indent);
+            if indent == level {
+                let rest_trim = rest.trim_start();
+                let col = indent + 2 + (rest.len() - rest_trim.len());
+                match rest_trim.strip_prefix("Name:") {
+                    Some(v) if !unquote(v).is_empty() => {
+                        out.push((unquote(v), Pos::new(i + 1, col + 1)));
+                        item_named = true;
+                    }
+                    _ => item_named = false,
+                }
+                continue;
+            }
+        }
+        if let (Some(level), false) = (item_indent, item_named) {
+            if indent == level + 2 {
+                if let Some(v) = body.strip_prefix("Name:") {
+                    if !unquote(v).is_empty() {
+                        out.push((unquote(v), Pos::new(i + 1, indent + 1)));
+                        item_named = true;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A model of an unreadable file, selected for checking.
+#[derive(Debug, Clone)]
+pub struct UnreadableModel {
+    /// Its name (from the line scan).
+    pub name: String,
+    /// Its file.
+    pub file: PathBuf,
+    /// Where its entry starts.
+    pub pos: Pos,
+    /// Why the file could not be read.
+    pub error: Diagnostic,
+}
+
+/// What `zoo validate` checks: the loaded models, and the models of unreadable files.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    /// Loaded models, sorted by name.
+    pub models: Vec<&'a ModelEntry>,
+    /// Models of files that could not be read, sorted by name.
+    pub unreadable: Vec<UnreadableModel>,
+}
+
+impl Selection<'_> {
+    /// Every selected name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .models
+            .iter()
+            .map(|m| m.name().to_string())
+            .chain(self.unreadable.iter().map(|u| u.name.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
 /// A loaded, cross-checked registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -211,6 +460,10 @@ pub struct Registry {
     diagnostics: Vec<Diagnostic>,
     /// Where it was loaded from (`None` when embedded).
     dir: Option<PathBuf>,
+    /// Whether `dir` was found by searching from the working directory.
+    found: bool,
+    /// Files whose YAML does not parse (only kept by [`Registry::load_keep_errors`]).
+    unreadable: Vec<UnreadableFile>,
 }
 
 /// Files a registry is read from: relative path (with `/`) → text.
@@ -354,9 +607,10 @@ fn join_rel(dir: &str, pattern: &str) -> Option<String> {
 fn load_tree(
     source: &dyn Source,
     entry: &str,
-) -> Result<(Vec<Card>, Vec<Diagnostic>), RegistryError> {
+) -> Result<(Vec<Card>, Vec<Diagnostic>, Vec<UnreadableFile>), RegistryError> {
     let mut diags = Vec::new();
     let mut cards = Vec::new();
+    let mut unreadable = Vec::new();
     let mut seen = BTreeSet::new();
     let mut queue = vec![entry.to_string()];
     let mut listing: Option<Vec<String>> = None;
@@ -365,6 +619,19 @@ fn load_tree(
         let text = source.read(&rel)?;
         let display = source.display(&rel);
         let (card, mut found) = Card::parse(&display, &text);
+        if card.is_none() {
+            if let Some(error) = found.iter().find(|d| d.is_error()) {
+                unreadable.push(UnreadableFile {
+                    file: display.clone(),
+                    error: error.clone(),
+                    models: match crate::card::CardKind::of(&display) {
+                        crate::card::CardKind::Yaml => scan_model_names(&text),
+                        crate::card::CardKind::Markdown => Vec::new(),
+                    },
+                    text: text.clone(),
+                });
+            }
+        }
         diags.append(&mut found);
         let Some(card) = card else { continue };
         let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
@@ -418,7 +685,7 @@ fn load_tree(
         queue.extend(imported);
         cards.push(card);
     }
-    Ok((cards, diags))
+    Ok((cards, diags, unreadable))
 }
 
 /// The cross-file checks: duplicate collections, models and aliases; dangling `In Collection`.
@@ -538,6 +805,61 @@ impl Registry {
         self.dir.as_deref()
     }
 
+    /// Where it was loaded from.
+    pub fn location(&self) -> Location {
+        match &self.dir {
+            Some(path) => Location::Dir {
+                path: path.clone(),
+                found: self.found,
+            },
+            None => Location::Embedded,
+        }
+    }
+
+    /// The registry at `location` ([`locate`]); any error fails.
+    pub fn open(location: &Location) -> Result<Registry, RegistryError> {
+        let mut r = match location.dir() {
+            Some(d) => Registry::load(d)?,
+            None => Registry::embedded()?,
+        };
+        r.found = matches!(location, Location::Dir { found: true, .. });
+        Ok(r)
+    }
+
+    /// The registry at `location`, keeping errors ([`Registry::load_keep_errors`]).
+    pub fn open_keep_errors(location: &Location) -> Result<Registry, RegistryError> {
+        let mut r = Registry::load_keep_errors(location.dir())?;
+        r.found = matches!(location, Location::Dir { found: true, .. });
+        Ok(r)
+    }
+
+    /// Files that could not be read (YAML syntax errors), with the models they seem to define.
+    pub fn unreadable(&self) -> &[UnreadableFile] {
+        &self.unreadable
+    }
+
+    /// How many models the registry holds: the loaded ones, plus those of unreadable files
+    /// that no loaded model has the name of.
+    pub fn model_count(&self) -> usize {
+        let mut lost: Vec<&str> = self
+            .unreadable
+            .iter()
+            .flat_map(|u| u.models.iter().map(|(n, _)| n.as_str()))
+            .filter(|n| !self.models.contains_key(*n))
+            .collect();
+        lost.sort_unstable();
+        lost.dedup();
+        self.models.len() + lost.len()
+    }
+
+    /// How a registry file (relative, `/`-separated) is named in diagnostics and reports.
+    pub fn display_path(&self, rel: &str) -> PathBuf {
+        match &self.dir {
+            Some(d) => Disk(d.clone()).display(rel),
+            None => Embedded.display(rel),
+        }
+    }
+
     /// The registry in `dir` (starting at `dir/model-index.yml`).
     pub fn load(dir: &Path) -> Result<Registry, RegistryError> {
         let mut r = Registry::from_source(&Disk(dir.to_path_buf()))?;
@@ -562,9 +884,10 @@ impl Registry {
     }
 
     fn build(source: &dyn Source, keep_errors: bool) -> Result<Registry, RegistryError> {
-        let (cards, mut diags) = load_tree(source, ROOT_FILE)?;
+        let (cards, mut diags, unreadable) = load_tree(source, ROOT_FILE)?;
         let (models, aliases) = cross_check(&cards, &mut diags);
         diagnostic::sort(&mut diags);
+        let unreadable = if keep_errors { unreadable } else { Vec::new() };
         if !keep_errors && diags.iter().any(Diagnostic::is_error) {
             diags.sort_by_key(|d| d.severity);
             return Err(RegistryError::Invalid { diagnostics: diags });
@@ -574,18 +897,109 @@ impl Registry {
             aliases,
             diagnostics: diags,
             dir: None,
+            found: false,
+            unreadable,
         })
     }
 
     /// The model with this name or alias; unknown names get the nearest suggestions.
+    ///
+    /// A name that occurs in a file that could not be read is a
+    /// [`RegistryError::InUnreadableFile`] pointing at the file's error.
     pub fn resolve(&self, name: &str) -> Result<&ModelEntry, RegistryError> {
         let canonical = self.aliases.get(name).map_or(name, String::as_str);
-        self.models
-            .get(canonical)
-            .ok_or_else(|| RegistryError::UnknownModel {
-                query: name.to_string(),
-                suggestions: self.suggestions(name),
+        if let Some(m) = self.models.get(canonical) {
+            return Ok(m);
+        }
+        if let Some(e) = self.in_unreadable(name) {
+            return Err(e);
+        }
+        Err(RegistryError::UnknownModel {
+            query: name.to_string(),
+            suggestions: self.suggestions(name),
+        })
+    }
+
+    fn in_unreadable(&self, token: &str) -> Option<RegistryError> {
+        self.unreadable.iter().find_map(|u| {
+            u.line_of(token).map(|line| RegistryError::InUnreadableFile {
+                query: token.to_string(),
+                file: u.file.clone(),
+                line,
+                error: u.error.clone(),
             })
+        })
+    }
+
+    /// Like [`Registry::select`], but also selects the models of unreadable files (by name
+    /// glob, or by a name or alias written in the file), so that they are reported as failed
+    /// rather than missing.
+    pub fn select_checked(&self, patterns: &[String]) -> Result<Selection<'_>, RegistryError> {
+        let lost = || {
+            self.unreadable.iter().flat_map(|u| {
+                u.models
+                    .iter()
+                    .filter(|(n, _)| !self.models.contains_key(n))
+                    .map(move |(n, p)| UnreadableModel {
+                        name: n.clone(),
+                        file: u.file.clone(),
+                        pos: *p,
+                        error: u.error.clone(),
+                    })
+            })
+        };
+        let mut unreadable: Vec<UnreadableModel> = Vec::new();
+        let mut models = Vec::new();
+        if patterns.is_empty() {
+            unreadable.extend(lost());
+            models = self.models().collect();
+        } else {
+            for p in patterns {
+                let glob = Glob::new(p)
+                    .map_err(|e| RegistryError::BadPattern {
+                        pattern: p.clone(),
+                        message: e.to_string(),
+                    })?
+                    .compile_matcher();
+                let mut hit: Vec<UnreadableModel> =
+                    lost().filter(|u| glob.is_match(&u.name)).collect();
+                if hit.is_empty() {
+                    // A name or alias written in the file: the model whose entry holds it.
+                    for u in &self.unreadable {
+                        if let Some((n, pos)) = u.line_of(p).and_then(|l| u.model_at(l)) {
+                            if !self.models.contains_key(n) {
+                                hit.push(UnreadableModel {
+                                    name: n.clone(),
+                                    file: u.file.clone(),
+                                    pos: *pos,
+                                    error: u.error.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let loaded = match self.select(std::slice::from_ref(p)) {
+                    Ok(found) => found,
+                    Err(RegistryError::UnknownModel { .. }) if !hit.is_empty() => Vec::new(),
+                    Err(RegistryError::UnknownModel { .. }) if hit.is_empty() => {
+                        return Err(self.in_unreadable(p).unwrap_or_else(|| {
+                            RegistryError::UnknownModel {
+                                query: p.clone(),
+                                suggestions: self.suggestions(p),
+                            }
+                        }))
+                    }
+                    Err(e) => return Err(e),
+                };
+                models.extend(loaded);
+                unreadable.extend(hit);
+            }
+            models.sort_by(|a, b| a.name().cmp(b.name()));
+            models.dedup_by(|a, b| a.name() == b.name());
+        }
+        unreadable.sort_by(|a, b| a.name.cmp(&b.name));
+        unreadable.dedup_by(|a, b| a.name == b.name);
+        Ok(Selection { models, unreadable })
     }
 
     /// Names and aliases close to `query` (edit distance), nearest first, at most five.
@@ -692,7 +1106,7 @@ pub fn check_cards(paths: &[PathBuf]) -> Vec<Diagnostic> {
             _ => (PathBuf::new(), path.to_string_lossy().into_owned()),
         };
         match load_tree(&Disk(dir.clone()), &file) {
-            Ok((found, mut d)) => {
+            Ok((found, mut d, _)) => {
                 diags.append(&mut d);
                 cards.extend(found.into_iter().filter(|c| seen.insert(c.path.clone())));
             }

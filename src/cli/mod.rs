@@ -16,11 +16,25 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
 }
 
+/// `print!` that, like [`outln!`], ends the process quietly when stdout is a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_stdout_with(format_args!($($arg)*), "") };
+}
+
 /// Writes one line to stdout; a broken pipe means the reader is done, which is not an error.
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    write_stdout_with(args, "\n");
+}
+
+/// Writes `args` and then `end` to stdout (flushed); a broken pipe ends the process with exit 0.
+pub(crate) fn write_stdout_with(args: std::fmt::Arguments<'_>, end: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+    if let Err(e) = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(end.as_bytes()))
+        .and_then(|()| out.flush())
+    {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
@@ -46,7 +60,9 @@ pub mod weights;
 #[derive(Debug, Parser)]
 #[command(name = "zoo", version, about, long_about = None)]
 pub struct Cli {
-    /// Read the registry from this directory (its `model-index.yml`) instead of the embedded one.
+    /// The registry: a directory holding `model-index.yml` (or that file). Without it (and
+    /// without ZOO_REGISTRY), `registry/model-index.yml` in the current directory or the nearest
+    /// parent, else the registry embedded in zoo.
     #[arg(long, global = true, value_name = "DIR", env = "ZOO_REGISTRY")]
     registry: Option<PathBuf>,
     #[command(subcommand)]
@@ -167,12 +183,20 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
-/// The registry named by `--registry`, or the embedded one.
+/// Where the registry is, by the one rule every command follows ([`crate::registry::locate`]):
+/// `--registry PATH`, else `ZOO_REGISTRY`, else `registry/model-index.yml` in the working
+/// directory or a parent, else the embedded one.
+pub(crate) fn locate_registry(
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<crate::registry::Location> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
+    Ok(crate::registry::locate(dir, &cwd)?)
+}
+
+/// The registry by the one rule ([`locate_registry`]); one with errors fails.
 fn load_registry(dir: &Option<PathBuf>) -> anyhow::Result<crate::registry::Registry> {
-    let registry = match dir {
-        Some(dir) => crate::registry::Registry::load(dir)?,
-        None => crate::registry::Registry::embedded()?,
-    };
+    let registry = crate::registry::Registry::open(&locate_registry(dir.as_deref())?)?;
     for d in registry.diagnostics() {
         if d.severity == crate::diagnostic::Severity::Warning {
             eprintln!("{d}");

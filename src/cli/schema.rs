@@ -28,6 +28,6 @@ pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<
         }
         return Ok(if stale { Status::Failed } else { Status::Ok });
     }
-    print!("{}", files[0].1);
+    out!("{}", files[0].1);
     Ok(Status::Ok)
 }
