@@ -588,21 +588,75 @@ mod tests {
         assert_eq!(shards[1], ["c", "e"]);
     }
 
+    /// Shard `k` of `n` over `selected`, holding one passing `schema` row per model of `mine`.
+    fn shard_report(k: usize, n: usize, selected: &[&str], mine: &[&str]) -> Report {
+        let run = Run {
+            registry: RegistryInfo {
+                source: "registry".into(),
+                models: 4,
+            },
+            shard: Shard { index: k, count: n },
+            strict: false,
+            selected: selected.iter().map(|s| s.to_string()).collect(),
+            models: mine.iter().map(|s| s.to_string()).collect(),
+        };
+        let results = mine
+            .iter()
+            .map(|m| CheckResult::new(m, CheckKind::Schema, Status::Pass, ""))
+            .collect();
+        Report::for_run(run, results)
+    }
+
     #[test]
-    fn merge_rejects_duplicates_and_sorts() {
-        let r = |m: &str, c| CheckResult::new(m, c, Status::Pass, "");
-        let a = Report::new(vec![r("z", CheckKind::Params), r("a", CheckKind::Flops)]);
-        let b = Report::new(vec![r("m", CheckKind::Schema)]);
-        let merged = Report::merge([a.clone(), b]).unwrap();
+    fn merge_of_every_shard_equals_the_unsharded_report_and_sorts() {
+        let all = ["a", "m", "z"];
+        let merged = Report::merge([
+            shard_report(2, 2, &all, &["z", "a"]),
+            shard_report(1, 2, &all, &["m"]),
+        ])
+        .unwrap();
+        assert_eq!(merged, shard_report(1, 1, &all, &all));
+        assert_eq!(merged.summary.checks, 3);
+    }
+
+    #[test]
+    fn merge_fails_on_a_missing_or_repeated_shard_and_names_it() {
+        let all = ["a", "b", "c", "d"];
+        let s = |k: usize| shard_report(k, 4, &all, &all[k - 1..k]);
+        let err = Report::merge([s(1), s(2), s(4)]).unwrap_err();
+        assert!(matches!(&err, MergeError::MissingShards { missing } if missing == &[Shard { index: 3, count: 4 }]));
         assert_eq!(
-            merged
-                .results
-                .iter()
-                .map(|c| c.model.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "m", "z"]
+            err.to_string(),
+            "shard 3/4 is missing: the merged report would not cover every selected model"
         );
-        assert!(Report::merge([a.clone(), a]).is_err());
+        let err = Report::merge([s(1), s(2), s(2), s(3), s(4)]).unwrap_err();
+        assert_eq!(err.to_string(), "shard 2/4 appears twice");
+        let err = Report::merge([s(1), shard_report(2, 3, &all, &["b"])]).unwrap_err();
+        assert!(matches!(err, MergeError::ShardCount { .. }), "{err}");
+        let err = Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all[..3], &[])])
+            .unwrap_err();
+        assert!(matches!(err, MergeError::Selection { .. }), "{err}");
+        // Every shard there, but a model fell between them.
+        let err = Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all, &[])]).unwrap_err();
+        assert_eq!(err.to_string(), "no shard checked d");
+    }
+
+    #[test]
+    fn strict_turns_a_skip_into_a_failed_run() {
+        let rep = Report::new(vec![CheckResult::new(
+            "m",
+            CheckKind::Checksum,
+            Status::Skipped,
+            "weights not cached",
+        )]);
+        assert!(rep.passed());
+        let strict = Report { strict: true, ..rep };
+        assert!(!strict.passed());
+        assert!(
+            strict.to_junit().contains("<failure message=\"skipped, which --strict fails: weights not cached\"/>"),
+            "{}",
+            strict.to_junit()
+        );
     }
 
     #[test]

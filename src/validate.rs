@@ -779,12 +779,13 @@ fn input_result(entry: &ModelEntry) -> CheckResult {
         CheckKind::Input,
         Status::Pass,
         format!(
-            "{} agree with `Zoo: Input`",
+            "{} {} with `Zoo: Input`",
             compared
                 .iter()
                 .map(|(field, v, ..)| format!("{field} {v}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if compared.len() == 1 { "agrees" } else { "agree" }
         ),
     )
 }

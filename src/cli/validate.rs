@@ -233,9 +233,17 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
                 })?;
                 parsed.push(r);
             }
-            let names: Vec<String> = reports.iter().map(|p| p.display().to_string()).collect();
-            let mut merged = Report::merge(parsed)
-                .with_context(|| format!("merging {}", names.join(", ")))?;
+            // A merge that cannot stand for the whole run (a shard missing or repeated, shards
+            // of different runs) is a failed verdict, exit 1, not a usage error.
+            let mut merged = match Report::merge(parsed) {
+                Ok(m) => m,
+                Err(e) => {
+                    let names: Vec<String> =
+                        reports.iter().map(|p| p.display().to_string()).collect();
+                    eprintln!("error: merging {}: {e}", names.join(", "));
+                    return Ok(Status::Failed);
+                }
+            };
             merged.strict |= strict;
             let out = Output {
                 json,
@@ -571,10 +579,39 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
     if !failed.is_empty() || !docs_failed.is_empty() {
         outln!();
         outln!("failed ({}):", failed.len() + docs_failed.len());
-        for r in failed.iter().chain(&docs_failed) {
+        for r in &failed {
             for line in result_lines(r, &paint) {
                 outln!("{line}");
             }
+        }
+        // Hub cards (one per model, `…/cards/hf/<name>/README.md`) go stale together when a
+        // collection changes: one line for them all.
+        let hub = |r: &CheckResult| {
+            r.model
+                .find("/cards/hf/")
+                .map(|i| r.model[..i + "/cards/hf/".len()].to_string())
+        };
+        let mut hub_groups: Vec<(String, usize)> = vec![];
+        for r in &docs_failed {
+            match hub(r) {
+                Some(dir) if docs_failed.iter().filter(|o| hub(o).as_ref() == Some(&dir)).count() > 1 => {
+                    match hub_groups.iter_mut().find(|(d, _)| *d == dir) {
+                        Some((_, n)) => *n += 1,
+                        None => hub_groups.push((dir, 1)),
+                    }
+                }
+                _ => {
+                    for line in result_lines(r, &paint) {
+                        outln!("{line}");
+                    }
+                }
+            }
+        }
+        for (dir, n) in hub_groups {
+            outln!(
+                "{} {dir} docs: {n} cards are stale: they differ from the cards the registry generates",
+                paint.status(CheckStatus::Fail, "FAIL")
+            );
         }
         let stale = docs_failed
             .iter()
