@@ -1123,3 +1123,74 @@ pub fn check_cards(paths: &[PathBuf]) -> Vec<Diagnostic> {
     diags.dedup();
     diags
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_prefers_the_flag_then_the_nearest_registry_dir_then_the_embedded_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = tmp.path().join("registry");
+        let deep = reg.join("efficientnet");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(reg.join(ROOT_FILE), "Type: model-index\n").unwrap();
+        let found = |path: &str| Location::Dir {
+            path: PathBuf::from(path),
+            found: true,
+        };
+        assert_eq!(locate(None, tmp.path()).unwrap(), found("registry"));
+        assert_eq!(locate(None, &deep).unwrap(), found("../../registry"));
+        let elsewhere = tempfile::tempdir().unwrap();
+        // A temp dir's parents hold no `registry/` (unless the machine has one at `/`).
+        if !Path::new("/registry").join(ROOT_FILE).exists() {
+            assert_eq!(locate(None, elsewhere.path()).unwrap(), Location::Embedded);
+        }
+        let given = |p: &Path| Location::Dir {
+            path: p.to_path_buf(),
+            found: false,
+        };
+        assert_eq!(locate(Some(&reg), elsewhere.path()).unwrap(), given(&reg));
+        assert_eq!(
+            locate(Some(&reg.join(ROOT_FILE)), elsewhere.path()).unwrap(),
+            given(&reg)
+        );
+        let other = deep.join("x.yml");
+        std::fs::write(&other, "").unwrap();
+        for bad in [other, deep.clone(), tmp.path().join("nothing")] {
+            assert!(
+                matches!(
+                    locate(Some(&bad), elsewhere.path()),
+                    Err(RegistryError::NotARegistry { .. })
+                ),
+                "{}",
+                bad.display()
+            );
+        }
+    }
+
+    #[test]
+    fn model_names_are_found_by_lines_in_a_file_that_does_not_parse() {
+        let text = "Collections:\n- Name: Coll\nModels:\n- Name: a\n  Metadata:\n    X: [\n- In Collection: Coll\n  Name: 'b'\n- Name: c # comment\n  Zoo:\n    Aliases:\n    - c_alias\nOther:\n- Name: not-a-model\n";
+        let names: Vec<(String, Pos)> = scan_model_names(text);
+        assert_eq!(
+            names,
+            [
+                ("a".to_string(), Pos::new(4, 3)),
+                ("b".to_string(), Pos::new(8, 3)),
+                ("c".to_string(), Pos::new(9, 3)),
+            ]
+        );
+        let file = UnreadableFile {
+            file: PathBuf::from("x.yml"),
+            error: Diagnostic::new(Severity::Error, "x.yml", Pos::new(6, 8), "invalid YAML"),
+            models: names,
+            text: text.to_string(),
+        };
+        assert_eq!(file.line_of("c_alias"), Some(12));
+        assert_eq!(file.model_at(12).map(|(n, _)| n.as_str()), Some("c"));
+        // Whole words only: `a` is not found inside `Metadata`.
+        assert_eq!(file.line_of("a"), Some(4));
+        assert_eq!(file.line_of("c_ali"), None);
+    }
+}

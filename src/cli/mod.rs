@@ -9,26 +9,35 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// `println!` that ends the process quietly (exit 0) when stdout is a closed pipe
-/// (`zoo list | head`), instead of panicking.
+/// `println!` that is quiet when stdout is a closed pipe (`zoo list | head`): the rest of the
+/// output is dropped instead of panicking, and the command still ends with its own exit code
+/// (a failed `zoo validate | head` exits 1, not 0).
 macro_rules! outln {
     () => { $crate::cli::write_stdout(format_args!("")) };
     ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
 }
 
-/// `print!` that, like [`outln!`], ends the process quietly when stdout is a closed pipe.
+/// `print!` that, like [`outln!`], is quiet when stdout is a closed pipe.
 macro_rules! out {
     ($($arg:tt)*) => { $crate::cli::write_stdout_with(format_args!($($arg)*), "") };
 }
+
+/// Set once a write to stdout found the pipe closed: later output is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Writes one line to stdout; a broken pipe means the reader is done, which is not an error.
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
     write_stdout_with(args, "\n");
 }
 
-/// Writes `args` and then `end` to stdout (flushed); a broken pipe ends the process with exit 0.
+/// Writes `args` and then `end` to stdout (flushed). A broken pipe drops this and all later
+/// output; any other write error ends the process with exit 2.
 pub(crate) fn write_stdout_with(args: std::fmt::Arguments<'_>, end: &str) {
     use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = out
         .write_fmt(args)
@@ -36,7 +45,8 @@ pub(crate) fn write_stdout_with(args: std::fmt::Arguments<'_>, end: &str) {
         .and_then(|()| out.flush())
     {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            return;
         }
         eprintln!("error: writing to stdout: {e}");
         std::process::exit(2);

@@ -1467,3 +1467,25 @@ pub fn schema_files() -> Vec<(&'static str, String)> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_keys_are_near_misses_and_custom_keys_are_not() {
+        let known = ["Parameters", "FLOPs", "Image Size", "ID", "LR", "Top 1 Accuracy"];
+        assert_eq!(near_miss("Paramters", &known), Some("Parameters"));
+        assert_eq!(near_miss("parameters", &known), Some("Parameters"));
+        assert_eq!(near_miss("Image_Size", &known), Some("Image Size"));
+        assert_eq!(near_miss("FLOP", &known), Some("FLOPs"));
+        assert_eq!(near_miss("Top 1 Acuracy", &known), Some("Top 1 Accuracy"));
+        assert_eq!(near_miss("Parameters", &known), None, "a known key");
+        assert_eq!(near_miss("FLOPs Convention", &known), None);
+        assert_eq!(near_miss("Training Hours", &known), None);
+        // Two-letter keys need an exact neighbour: `IO` is one edit from `ID`, `XY` is not.
+        assert_eq!(near_miss("IO", &known), Some("ID"));
+        assert_eq!(near_miss("XY", &known), None);
+        assert_eq!(near_miss("Top 5 Accuracy", &KNOWN_METRICS), None);
+    }
+}

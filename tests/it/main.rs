@@ -2,6 +2,7 @@
 mod cards;
 mod convert;
 mod docs;
+mod pipes;
 mod registry;
 mod schema_file;
 mod validate;

@@ -342,6 +342,25 @@ fn seeded_errors_are_all_named() {
     );
 }
 
+/// A misspelt standard key is an error of the schema reader, so `check-cards` sees it as
+/// `validate` does, at the key, with the key it most likely means.
+#[test]
+fn misspelt_key_is_an_error_for_check_cards_too() {
+    let tmp = registry_copy();
+    let f = tmp.path().join("registry/efficientnet/noisy-student.yml");
+    edit(&f, "    Parameters: 9110000", "    Paramters: 9110000");
+    let (code, out, err) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["check-cards", f.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("noisy-student.yml:208:5: error: unknown key `Paramters` in Metadata; did you mean `Parameters`?"),
+        "{out}"
+    );
+}
+
 /// A wrong `Zoo: Input: Image Size` makes the FLOPs differ; the failure says which image size
 /// gives the documented value exactly.
 #[test]
