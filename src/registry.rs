@@ -46,6 +46,12 @@ pub enum RegistryError {
         /// Nearest names and aliases.
         suggestions: Vec<String>,
     },
+    /// A glob pattern matches no model name or alias.
+    #[error("no model matches `{pattern}`")]
+    NoMatch {
+        /// The pattern.
+        pattern: String,
+    },
     /// A glob pattern does not parse.
     #[error("bad pattern `{pattern}`: {message}")]
     BadPattern {
@@ -94,7 +100,7 @@ pub enum RegistryError {
         /// The line where the name occurs.
         line: usize,
         /// Why the file could not be read (located).
-        error: Diagnostic,
+        error: Box<Diagnostic>,
     },
 }
 
@@ -603,11 +609,12 @@ fn join_rel(dir: &str, pattern: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Reads `entry` and everything it imports. Returns the cards in load order and all findings.
-fn load_tree(
-    source: &dyn Source,
-    entry: &str,
-) -> Result<(Vec<Card>, Vec<Diagnostic>, Vec<UnreadableFile>), RegistryError> {
+/// What [`load_tree`] read: the cards in load order, every finding, and the files that could
+/// not be read at all.
+type Tree = (Vec<Card>, Vec<Diagnostic>, Vec<UnreadableFile>);
+
+/// Reads `entry` and everything it imports.
+fn load_tree(source: &dyn Source, entry: &str) -> Result<Tree, RegistryError> {
     let mut diags = Vec::new();
     let mut cards = Vec::new();
     let mut unreadable = Vec::new();
@@ -922,12 +929,13 @@ impl Registry {
 
     fn in_unreadable(&self, token: &str) -> Option<RegistryError> {
         self.unreadable.iter().find_map(|u| {
-            u.line_of(token).map(|line| RegistryError::InUnreadableFile {
-                query: token.to_string(),
-                file: u.file.clone(),
-                line,
-                error: u.error.clone(),
-            })
+            u.line_of(token)
+                .map(|line| RegistryError::InUnreadableFile {
+                    query: token.to_string(),
+                    file: u.file.clone(),
+                    line,
+                    error: Box::new(u.error.clone()),
+                })
         })
     }
 
@@ -980,8 +988,12 @@ impl Registry {
                 }
                 let loaded = match self.select(std::slice::from_ref(p)) {
                     Ok(found) => found,
-                    Err(RegistryError::UnknownModel { .. }) if !hit.is_empty() => Vec::new(),
-                    Err(RegistryError::UnknownModel { .. }) if hit.is_empty() => {
+                    Err(RegistryError::UnknownModel { .. } | RegistryError::NoMatch { .. })
+                        if !hit.is_empty() =>
+                    {
+                        Vec::new()
+                    }
+                    Err(RegistryError::UnknownModel { .. }) => {
                         return Err(self.in_unreadable(p).unwrap_or_else(|| {
                             RegistryError::UnknownModel {
                                 query: p.clone(),
@@ -1002,19 +1014,48 @@ impl Registry {
         Ok(Selection { models, unreadable })
     }
 
-    /// Names and aliases close to `query` (edit distance), nearest first, at most five.
+    /// Names and aliases close to `query`, at most five: the same name up to case and `-`/`_`;
+    /// else the names that contain it (shortest first: `b6` → `b6_ns`); else the nearest by
+    /// edit distance (only those at the smallest distance).
     pub fn suggestions(&self, query: &str) -> Vec<String> {
-        let limit = (query.chars().count() / 3).max(2);
-        let mut scored: Vec<(usize, &str)> = self
+        let norm = |s: &str| s.to_lowercase().replace('-', "_");
+        let q = norm(query);
+        let names: Vec<&str> = self
             .models
             .keys()
             .chain(self.aliases.keys())
-            .map(|n| (strsim::levenshtein(query, n), n.as_str()))
+            .map(String::as_str)
+            .collect();
+        let same: Vec<String> = names
+            .iter()
+            .filter(|n| norm(n) == q)
+            .map(|n| n.to_string())
+            .collect();
+        if !same.is_empty() {
+            return same;
+        }
+        if q.chars().count() >= 2 {
+            let mut containing: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| norm(n).contains(&q))
+                .collect();
+            containing.sort_by_key(|n| (n.len(), *n));
+            if !containing.is_empty() {
+                return containing.into_iter().take(5).map(str::to_string).collect();
+            }
+        }
+        let limit = (query.chars().count() / 3).max(2);
+        let mut scored: Vec<(usize, &str)> = names
+            .iter()
+            .map(|n| (strsim::levenshtein(&q, &norm(n)), *n))
             .filter(|(d, _)| *d <= limit)
             .collect();
         scored.sort();
+        let nearest = scored.first().map_or(0, |(d, _)| *d);
         scored
             .into_iter()
+            .take_while(|(d, _)| *d == nearest)
             .take(5)
             .map(|(_, n)| n.to_string())
             .collect()
@@ -1058,9 +1099,13 @@ impl Registry {
             }
         }
         if let Some(i) = hit.iter().position(|h| !h) {
+            let p = &patterns[i];
+            if p.contains(['*', '?', '[', '{']) {
+                return Err(RegistryError::NoMatch { pattern: p.clone() });
+            }
             return Err(RegistryError::UnknownModel {
-                query: patterns[i].clone(),
-                suggestions: self.suggestions(&patterns[i]),
+                query: p.clone(),
+                suggestions: self.suggestions(p),
             });
         }
         Ok(out)

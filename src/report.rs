@@ -624,7 +624,9 @@ mod tests {
         let all = ["a", "b", "c", "d"];
         let s = |k: usize| shard_report(k, 4, &all, &all[k - 1..k]);
         let err = Report::merge([s(1), s(2), s(4)]).unwrap_err();
-        assert!(matches!(&err, MergeError::MissingShards { missing } if missing == &[Shard { index: 3, count: 4 }]));
+        assert!(
+            matches!(&err, MergeError::MissingShards { missing } if missing == &[Shard { index: 3, count: 4 }])
+        );
         assert_eq!(
             err.to_string(),
             "shard 3/4 is missing: the merged report would not cover every selected model"
@@ -633,8 +635,8 @@ mod tests {
         assert_eq!(err.to_string(), "shard 2/4 appears twice");
         let err = Report::merge([s(1), shard_report(2, 3, &all, &["b"])]).unwrap_err();
         assert!(matches!(err, MergeError::ShardCount { .. }), "{err}");
-        let err = Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all[..3], &[])])
-            .unwrap_err();
+        let err =
+            Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all[..3], &[])]).unwrap_err();
         assert!(matches!(err, MergeError::Selection { .. }), "{err}");
         // Every shard there, but a model fell between them.
         let err = Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all, &[])]).unwrap_err();
@@ -650,10 +652,15 @@ mod tests {
             "weights not cached",
         )]);
         assert!(rep.passed());
-        let strict = Report { strict: true, ..rep };
+        let strict = Report {
+            strict: true,
+            ..rep
+        };
         assert!(!strict.passed());
         assert!(
-            strict.to_junit().contains("<failure message=\"skipped, which --strict fails: weights not cached\"/>"),
+            strict.to_junit().contains(
+                "<failure message=\"skipped, which --strict fails: weights not cached\"/>"
+            ),
             "{}",
             strict.to_junit()
         );

@@ -22,8 +22,8 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::fetch::{Cache, FetchError, FetchOptions, Fetched};
 use crate::filesize::{self, Container, SaveLayout};
 use crate::fingerprint::fingerprint;
-use crate::flops::{self, Convention};
 use crate::flops::InputSize;
+use crate::flops::{self, Convention};
 use crate::registry::{file_spec, ModelEntry, Registry, Selection, UnreadableModel};
 use crate::report::{CheckKind, CheckResult, Report, Run, Status};
 use crate::schema::{Count, FileRole, Measure};
@@ -158,7 +158,10 @@ pub fn unreadable_results(u: &UnreadableModel) -> Vec<CheckResult> {
             u.file.display()
         ),
     )
-    .at(&u.error.file, crate::diagnostic::Pos::new(u.error.line, u.error.col))]
+    .at(
+        &u.error.file,
+        crate::diagnostic::Pos::new(u.error.line, u.error.col),
+    )]
 }
 
 /// Findings about the registry as a whole, reported once per run (by the unsharded run, or by
@@ -167,10 +170,8 @@ pub fn unreadable_results(u: &UnreadableModel) -> Vec<CheckResult> {
 pub fn registry_results(registry: &Registry, selected: &[String]) -> Vec<CheckResult> {
     let mut results = vec![];
     let all: Vec<&ModelEntry> = registry.models().collect();
-    let mut claimed: Vec<&Diagnostic> = all
-        .iter()
-        .flat_map(|e| model_errors(registry, e))
-        .collect();
+    let mut claimed: Vec<&Diagnostic> =
+        all.iter().flat_map(|e| model_errors(registry, e)).collect();
     claimed.extend(
         registry
             .unreadable()
@@ -252,7 +253,10 @@ pub fn validate_model(
                 .collect::<Vec<_>>()
                 .join("\n"),
         )
-        .at(&first.file, crate::diagnostic::Pos::new(first.line, first.col)),
+        .at(
+            &first.file,
+            crate::diagnostic::Pos::new(first.line, first.col),
+        ),
     });
     out.push(input_result(entry));
     out.push(accuracy_result(entry));
@@ -481,8 +485,10 @@ fn size_result(
             "cached file is {a} bytes; legacy torch.save prediction {}",
             c.predicted.total
         ),
-        None => "legacy (pre-1.6) torch.save layout; the file is not cached, so this is a prediction"
-            .to_string(),
+        None => {
+            "legacy (pre-1.6) torch.save layout; the file is not cached, so this is a prediction"
+                .to_string()
+        }
     };
     let status = if c.passed { Status::Pass } else { Status::Fail };
     CheckResult::new(name, CheckKind::FileSize, status, how)
@@ -702,8 +708,14 @@ fn input_result(entry: &ModelEntry) -> CheckResult {
     };
     let meta = entry.model.metadata.as_ref();
     // (field, card value, its position, Zoo: Input value, its position, equal?)
-    let mut compared: Vec<(&str, String, crate::diagnostic::Pos, String, crate::diagnostic::Pos, bool)> =
-        vec![];
+    let mut compared: Vec<(
+        &str,
+        String,
+        crate::diagnostic::Pos,
+        String,
+        crate::diagnostic::Pos,
+        bool,
+    )> = vec![];
     if let (Some(m), Some(z)) = (
         meta.and_then(|m| m.image_size.as_ref()),
         input.image_size.as_ref(),
@@ -785,7 +797,11 @@ fn input_result(entry: &ModelEntry) -> CheckResult {
                 .map(|(field, v, ..)| format!("{field} {v}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            if compared.len() == 1 { "agrees" } else { "agree" }
+            if compared.len() == 1 {
+                "agrees"
+            } else {
+                "agree"
+            }
         ),
     )
 }
@@ -815,7 +831,12 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
             let sources: Vec<(&str, &Measure)> = reported
                 .iter()
                 .filter_map(|s| {
-                    pick(s).map(|v| (s.source.as_ref().map_or("(unnamed source)", |t| t.as_str()), v))
+                    pick(s).map(|v| {
+                        (
+                            s.source.as_ref().map_or("(unnamed source)", |t| t.as_str()),
+                            v,
+                        )
+                    })
                 })
                 .collect();
             if sources.is_empty() {

@@ -6,8 +6,15 @@ use crate::diagnostic::Severity;
 
 pub(super) fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<Status> {
     for p in paths {
+        if p.is_dir() {
+            anyhow::bail!(
+                "{} is a directory; check-cards takes card files (`.yml`, `.md`), e.g. {}/*.yml",
+                p.display(),
+                p.display()
+            );
+        }
         if !p.is_file() {
-            anyhow::bail!("cannot read {}: not a file", p.display());
+            anyhow::bail!("cannot read {}: no such file", p.display());
         }
     }
     let diags = crate::registry::check_cards(paths);

@@ -126,7 +126,10 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
 fn report_failing(failing: &[crate::report::CheckResult]) {
     const SHOWN: usize = 5;
     for r in failing.iter().take(SHOWN) {
-        let at = r.location.as_deref().map_or(String::new(), |l| format!("{l}: "));
+        let at = r
+            .location
+            .as_deref()
+            .map_or(String::new(), |l| format!("{l}: "));
         let first = r.detail.lines().next().unwrap_or("");
         eprintln!("failed: {at}{} {}: {first}", r.model, r.check.as_str());
     }

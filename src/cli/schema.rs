@@ -20,8 +20,9 @@ pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<
             let current = std::fs::read_to_string(&path).unwrap_or_default();
             if current != *text {
                 outln!(
-                    "{} is stale; run `cargo run -- schema --write`",
-                    path.display()
+                    "{} is stale; run `zoo schema --write {}`",
+                    path.display(),
+                    dir.display()
                 );
                 stale = true;
             }

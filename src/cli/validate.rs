@@ -10,12 +10,11 @@ use super::Status;
 use crate::fetch::Cache;
 use crate::registry::Registry;
 use crate::report::{
-    shard, CheckKind, CheckResult, RegistryInfo, Report, Run, Shard,
-    Status as CheckStatus, REGISTRY_ROW,
+    shard, CheckKind, CheckResult, RegistryInfo, Report, Run, Shard, Status as CheckStatus,
+    REGISTRY_ROW,
 };
 use crate::validate::{
-    cost, download_estimate, registry_results, unreadable_results, validate_model,
-    ValidateOptions,
+    cost, download_estimate, registry_results, unreadable_results, validate_model, ValidateOptions,
 };
 
 /// Arguments of `zoo validate`.
@@ -195,8 +194,25 @@ struct Hints<'a> {
 
 fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Status> {
     if let Some(path) = out.junit {
-        crate::card::write_atomic(path, &report.to_junit())
-            .map_err(|e| anyhow::anyhow!("cannot write the JUnit report {}: {e}", path.display()))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "cannot write the JUnit report {}: no directory {}",
+                path.display(),
+                dir.display()
+            );
+        }
+        // The error's kind only: the message of a failed temp file would name the temp file.
+        crate::card::write_atomic(path, &report.to_junit()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the JUnit report {}: {}",
+                path.display(),
+                e.kind()
+            )
+        })?;
     }
     if out.json {
         outln!("{}", serde_json::to_string_pretty(report)?);
@@ -365,7 +381,12 @@ fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
         }
         _ => "",
     };
-    let layouts = [(false, 2, false), (true, 2, false), (true, 1, false), (true, 1, true)];
+    let layouts = [
+        (false, 2, false),
+        (true, 2, false),
+        (true, 1, false),
+        (true, 1, true),
+    ];
     let mut chosen = layouts[layouts.len() - 1];
     for layout in layouts {
         let (short, gap, strip) = layout;
@@ -470,7 +491,11 @@ fn result_lines(r: &CheckResult, paint: &Paint) -> Vec<String> {
     )];
     lines.extend(detail.map(|l| format!("  {l}")));
     if r.status == CheckStatus::Fail {
-        if let Some(at) = r.location.as_ref().filter(|at| !r.detail.starts_with(at.as_str())) {
+        if let Some(at) = r
+            .location
+            .as_ref()
+            .filter(|at| !r.detail.starts_with(at.as_str()))
+        {
             lines.push(format!("  --> {at}"));
         }
     }
@@ -594,7 +619,13 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         let mut hub_groups: Vec<(String, usize)> = vec![];
         for r in &docs_failed {
             match hub(r) {
-                Some(dir) if docs_failed.iter().filter(|o| hub(o).as_ref() == Some(&dir)).count() > 1 => {
+                Some(dir)
+                    if docs_failed
+                        .iter()
+                        .filter(|o| hub(o).as_ref() == Some(&dir))
+                        .count()
+                        > 1 =>
+                {
                     match hub_groups.iter_mut().find(|(d, _)| *d == dir) {
                         Some((_, n)) => *n += 1,
                         None => hub_groups.push((dir, 1)),
@@ -613,9 +644,7 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
                 paint.status(CheckStatus::Fail, "FAIL")
             );
         }
-        let stale = docs_failed
-            .iter()
-            .any(|r| r.model != REGISTRY_ROW);
+        let stale = docs_failed.iter().any(|r| r.model != REGISTRY_ROW);
         if stale {
             if failed.is_empty() {
                 outln!(

@@ -883,11 +883,7 @@ impl FieldValue for Metrics {
                         if let Some(known) = near_miss(&k.text, &KNOWN_METRICS) {
                             cx.error(
                                 k.pos,
-                                format!(
-                                    "unknown metric `{}`{}",
-                                    k.text,
-                                    did_you_mean(Some(known))
-                                ),
+                                format!("unknown metric `{}`{}", k.text, did_you_mean(Some(known))),
                             );
                         }
                         Measure::parse(v, &k.text, cx).map(|m| (Text(k.clone()), m))
@@ -1474,7 +1470,14 @@ mod tests {
 
     #[test]
     fn misspelt_keys_are_near_misses_and_custom_keys_are_not() {
-        let known = ["Parameters", "FLOPs", "Image Size", "ID", "LR", "Top 1 Accuracy"];
+        let known = [
+            "Parameters",
+            "FLOPs",
+            "Image Size",
+            "ID",
+            "LR",
+            "Top 1 Accuracy",
+        ];
         assert_eq!(near_miss("Paramters", &known), Some("Parameters"));
         assert_eq!(near_miss("parameters", &known), Some("Parameters"));
         assert_eq!(near_miss("Image_Size", &known), Some("Image Size"));

@@ -82,7 +82,10 @@ fn no_subcommand_panics_when_its_reader_stops_early() {
     let tiny_registry = path(&fixture("registry-tiny"));
     let stale_registry = path(&stale);
     let report_path = path(&report);
-    for (i, reader) in [Reader::OneLine, Reader::ClosedAtOnce].into_iter().enumerate() {
+    for (i, reader) in [Reader::OneLine, Reader::ClosedAtOnce]
+        .into_iter()
+        .enumerate()
+    {
         let convert_out = path(&t.join(format!("converted-{i}")));
         let hf_out = path(&t.join(format!("hf-{i}")));
         let cache = t.join(format!("cache-{i}"));
@@ -101,7 +104,10 @@ fn no_subcommand_panics_when_its_reader_stops_early() {
             (vec!["validate", "--offline", "-v"], &[0]),
             (vec!["validate", "--offline", "--json"], &[0]),
             (vec!["report", "merge", &report_path], &[0]),
-            (vec!["check-cards", "tests/fixtures/cards/bad/errors.yml"], &[1]),
+            (
+                vec!["check-cards", "tests/fixtures/cards/bad/errors.yml"],
+                &[1],
+            ),
             (vec!["--registry", &stale_registry, "docs", "--check"], &[1]),
             (vec!["hash", "Cargo.toml", "Cargo.lock"], &[0]),
             (vec!["fingerprint", &pth, &st], &[0]),

@@ -73,7 +73,10 @@ fn checkout_registry_validates_offline() {
             "docs" => {
                 cards += 1;
                 assert_eq!(status, "pass", "{x}");
-                assert!(x["model"].as_str().unwrap().starts_with("registry/cards/"), "{x}");
+                assert!(
+                    x["model"].as_str().unwrap().starts_with("registry/cards/"),
+                    "{x}"
+                );
             }
             "checksum" | "inference" => {
                 assert_eq!(status, "skipped", "{x}");
@@ -114,10 +117,9 @@ fn checkout_registry_validates_offline() {
     assert_eq!(size["predicted"], true, "{size}");
     let top = find("tf_efficientnet_b0_ns", "accuracy");
     assert!(
-        top["detail"]
-            .as_str()
-            .unwrap()
-            .contains("Top 5 Accuracy 94.37% is within 0.3 pp of timm results-imagenet.csv (94.372%)"),
+        top["detail"].as_str().unwrap().contains(
+            "Top 5 Accuracy 94.37% is within 0.3 pp of timm results-imagenet.csv (94.372%)"
+        ),
         "{top}"
     );
 }
@@ -142,11 +144,15 @@ fn validate_in_a_checkout_checks_its_edited_registry() {
         let (code, out, err) = zoo_in(&cwd, &cache, &["validate", "--offline"]);
         assert_eq!(code, 1, "{out}{err}");
         assert!(
-            out.contains("FAIL tf_efficientnet_b1_ns flops: documented 883633201, measured 883633200"),
+            out.contains(
+                "FAIL tf_efficientnet_b1_ns flops: documented 883633201, measured 883633200"
+            ),
             "{out}"
         );
         assert!(
-            out.contains(&format!("registry: {shown} (found from the working directory), 10 models")),
+            out.contains(&format!(
+                "registry: {shown} (found from the working directory), 10 models"
+            )),
             "{out}"
         );
     }
@@ -160,20 +166,34 @@ fn outside_a_checkout_the_embedded_registry_is_checked_and_named() {
     let (code, out, err) = zoo_in(
         tmp.path(),
         &tmp.path().join("cache"),
-        &["validate", "--offline", "--json", "--junit", junit.to_str().unwrap()],
+        &[
+            "validate",
+            "--offline",
+            "--json",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     let embedded = format!("embedded, zoo {}", env!("CARGO_PKG_VERSION"));
     assert_eq!(json(&out)["registry"]["source"], embedded.as_str());
     let x = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        x.contains(&format!("<property name=\"registry\" value=\"{embedded}, 10 models\"/>")),
+        x.contains(&format!(
+            "<property name=\"registry\" value=\"{embedded}, 10 models\"/>"
+        )),
         "{x}"
     );
-    let (code, out, _) = zoo_in(tmp.path(), &tmp.path().join("cache"), &["validate", "--offline"]);
+    let (code, out, _) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["validate", "--offline"],
+    );
     assert_eq!(code, 0);
     assert!(
-        out.contains(&format!("registry: {embedded}, 10 models; 10 models checked")),
+        out.contains(&format!(
+            "registry: {embedded}, 10 models; 10 models checked"
+        )),
         "{out}"
     );
 }
@@ -188,7 +208,13 @@ fn registry_flag_takes_the_directory_or_its_model_index() {
         let (code, out, err) = zoo_in(
             tmp.path(),
             &cache,
-            &["--registry", given.to_str().unwrap(), "validate", "--offline", "b0_ns"],
+            &[
+                "--registry",
+                given.to_str().unwrap(),
+                "validate",
+                "--offline",
+                "b0_ns",
+            ],
         );
         assert_eq!(code, 0, "{out}{err}");
     }
@@ -209,7 +235,10 @@ fn registry_flag_takes_the_directory_or_its_model_index() {
         &["--registry", "no-such-dir", "validate"],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--registry no-such-dir: does not exist"), "{err}");
+    assert!(
+        err.contains("--registry no-such-dir: does not exist"),
+        "{err}"
+    );
 }
 
 /// One seeded mistake: in `model`'s entry, the first line starting with `key` gets its value
@@ -257,21 +286,100 @@ fn seed(text: &str, s: &Seed) -> (String, usize, usize) {
 #[test]
 fn every_seeded_mistake_fails_validate_at_its_file_line_col() {
     let seeds = [
-        Seed { what: "FLOPs", model: "tf_efficientnet_b5_ns", key: "    FLOPs:", to: Some(|v| (v.parse::<u64>().unwrap() + 1000).to_string()), respelt: "" },
-        Seed { what: "Parameters", model: "tf_efficientnet_b3_ns", key: "    Parameters:", to: Some(|v| (v.parse::<u64>().unwrap() + 10000).to_string()), respelt: "" },
-        Seed { what: "File Size", model: "tf_efficientnet_b0_ns", key: "    File Size:", to: Some(|v| (v.parse::<u64>().unwrap() - 8).to_string()), respelt: "" },
-        Seed { what: "Image Size", model: "tf_efficientnet_b5_ns", key: "    Image Size:", to: Some(|_| "'465'".to_string()), respelt: "" },
-        Seed { what: "Zoo: Input Image Size", model: "tf_efficientnet_b1_ns", key: "      Image Size:", to: Some(|_| "250".to_string()), respelt: "" },
-        Seed { what: "Crop Pct", model: "tf_efficientnet_b4_ns", key: "    Crop Pct:", to: Some(|_| "'0.875'".to_string()), respelt: "" },
-        Seed { what: "Interpolation", model: "tf_efficientnet_b2_ns", key: "    Interpolation:", to: Some(|_| "bilinear".to_string()), respelt: "" },
-        Seed { what: "Top 1 (digits swapped)", model: "tf_efficientnet_b6_ns", key: "      Top 1 Accuracy:", to: Some(|_| "68.45%".to_string()), respelt: "" },
-        Seed { what: "Top 1 (half a point)", model: "tf_efficientnet_b7_ns", key: "      Top 1 Accuracy:", to: Some(|_| "87.33%".to_string()), respelt: "" },
-        Seed { what: "Top 5", model: "tf_efficientnet_l2_ns", key: "      Top 5 Accuracy:", to: Some(|_| "98.06%".to_string()), respelt: "" },
-        Seed { what: "misspelt Parameters", model: "tf_efficientnet_b2_ns", key: "    Parameters:", to: None, respelt: "Paramters" },
-        Seed { what: "misspelt Image Size", model: "tf_efficientnet_b6_ns", key: "    Image Size:", to: None, respelt: "Image size" },
-        Seed { what: "misspelt metric", model: "tf_efficientnet_b3_ns", key: "      Top 1 Accuracy:", to: None, respelt: "Top 1 Acuracy" },
+        Seed {
+            what: "FLOPs",
+            model: "tf_efficientnet_b5_ns",
+            key: "    FLOPs:",
+            to: Some(|v| (v.parse::<u64>().unwrap() + 1000).to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Parameters",
+            model: "tf_efficientnet_b3_ns",
+            key: "    Parameters:",
+            to: Some(|v| (v.parse::<u64>().unwrap() + 10000).to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "File Size",
+            model: "tf_efficientnet_b0_ns",
+            key: "    File Size:",
+            to: Some(|v| (v.parse::<u64>().unwrap() - 8).to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Image Size",
+            model: "tf_efficientnet_b5_ns",
+            key: "    Image Size:",
+            to: Some(|_| "'465'".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Zoo: Input Image Size",
+            model: "tf_efficientnet_b1_ns",
+            key: "      Image Size:",
+            to: Some(|_| "250".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Crop Pct",
+            model: "tf_efficientnet_b4_ns",
+            key: "    Crop Pct:",
+            to: Some(|_| "'0.875'".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Interpolation",
+            model: "tf_efficientnet_b2_ns",
+            key: "    Interpolation:",
+            to: Some(|_| "bilinear".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Top 1 (digits swapped)",
+            model: "tf_efficientnet_b6_ns",
+            key: "      Top 1 Accuracy:",
+            to: Some(|_| "68.45%".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Top 1 (half a point)",
+            model: "tf_efficientnet_b7_ns",
+            key: "      Top 1 Accuracy:",
+            to: Some(|_| "87.33%".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Top 5",
+            model: "tf_efficientnet_l2_ns",
+            key: "      Top 5 Accuracy:",
+            to: Some(|_| "98.06%".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "misspelt Parameters",
+            model: "tf_efficientnet_b2_ns",
+            key: "    Parameters:",
+            to: None,
+            respelt: "Paramters",
+        },
+        Seed {
+            what: "misspelt Image Size",
+            model: "tf_efficientnet_b6_ns",
+            key: "    Image Size:",
+            to: None,
+            respelt: "Image size",
+        },
+        Seed {
+            what: "misspelt metric",
+            model: "tf_efficientnet_b3_ns",
+            key: "      Top 1 Accuracy:",
+            to: None,
+            respelt: "Top 1 Acuracy",
+        },
     ];
-    let original = std::fs::read_to_string(root().join("registry/efficientnet/noisy-student.yml")).unwrap();
+    let original =
+        std::fs::read_to_string(root().join("registry/efficientnet/noisy-student.yml")).unwrap();
     for s in &seeds {
         let tmp = registry_copy();
         let reg = tmp.path().join("registry");
@@ -372,13 +480,22 @@ fn flops_mismatch_names_the_image_size_that_gives_the_documented_value() {
         "    Input:\n      Image Size: 240",
         "    Input:\n      Image Size: 250",
     );
-    let (code, out, _) = zoo_in(tmp.path(), &tmp.path().join("cache"), &["validate", "--offline", "b1_ns"]);
+    let (code, out, _) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["validate", "--offline", "b1_ns"],
+    );
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("the card's value is exactly thop-2020 at 240x305, i.e. Image Size 240, not 250"),
+        out.contains(
+            "the card's value is exactly thop-2020 at 240x305, i.e. Image Size 240, not 250"
+        ),
         "{out}"
     );
-    assert!(out.contains("  --> registry/efficientnet/noisy-student.yml:110:12"), "{out}");
+    assert!(
+        out.contains("  --> registry/efficientnet/noisy-student.yml:110:12"),
+        "{out}"
+    );
 }
 
 /// A collection-level edit makes one card stale: one finding for that card, after the real
@@ -426,16 +543,33 @@ fn a_stale_card_is_one_finding_after_the_real_errors() {
     assert_eq!(code, 1, "{out}");
     let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert_eq!(fails.len(), 3, "{out}");
-    assert!(fails[2].starts_with("FAIL registry/cards/hf/ docs: 9 cards are stale"), "{out}");
+    assert!(
+        fails[2].starts_with("FAIL registry/cards/hf/ docs: 9 cards are stale"),
+        "{out}"
+    );
     assert!(fails[0].starts_with("FAIL tf_efficientnet_b6_ns accuracy: Top 1 Accuracy is 68.45%, but tensorflow/tpu efficientnet README reports 86.4%"), "{out}");
-    assert!(fails[0].contains("timm results-imagenet.csv reports 86.476%"), "{out}");
-    assert!(fails[1..].iter().all(|l| l.contains(" docs: ") && l.contains("stale")), "{out}");
-    assert!(!out.contains("regenerates them") && !out.contains("run `zoo docs`"), "{out}");
+    assert!(
+        fails[0].contains("timm results-imagenet.csv reports 86.476%"),
+        "{out}"
+    );
+    assert!(
+        fails[1..]
+            .iter()
+            .all(|l| l.contains(" docs: ") && l.contains("stale")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("regenerates them") && !out.contains("run `zoo docs`"),
+        "{out}"
+    );
     assert!(out.contains("fix those first"), "{out}");
     // `zoo docs --check` holds back its advice too.
     let (code, _, err) = zoo_in(tmp.path(), &cache, &["docs", "--check"]);
     assert_eq!(code, 1, "{err}");
-    assert!(!err.contains("run `zoo docs`") && err.contains("fix those first"), "{err}");
+    assert!(
+        !err.contains("run `zoo docs`") && err.contains("fix those first"),
+        "{err}"
+    );
 }
 
 /// Row 12: a YAML error in one registry file leaves the other files' models checked, fails each
@@ -459,13 +593,26 @@ fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
         .collect();
     assert_eq!(schema_fails.len(), 9, "{out}");
     let at = schema_fails[0]["location"].as_str().unwrap().to_string();
-    assert!(at.starts_with("registry/efficientnet/noisy-student.yml:"), "{at}");
+    assert!(
+        at.starts_with("registry/efficientnet/noisy-student.yml:"),
+        "{at}"
+    );
     for x in &schema_fails {
         assert_eq!(x["location"], at.as_str());
-        assert!(x["detail"].as_str().unwrap().contains("invalid YAML"), "{x}");
+        assert!(
+            x["detail"].as_str().unwrap().contains("invalid YAML"),
+            "{x}"
+        );
     }
     // The other file's model is checked as usual.
-    for check in ["schema", "input", "flops", "params", "file-size", "accuracy"] {
+    for check in [
+        "schema",
+        "input",
+        "flops",
+        "params",
+        "file-size",
+        "accuracy",
+    ] {
         let x = results
             .iter()
             .find(|x| x["model"] == "tf_efficientnet_l2_ns_475" && x["check"] == check)
@@ -473,12 +620,20 @@ fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
         assert_eq!(x["status"], "pass", "{x}");
     }
     // The YAML error is reported at the models, not a second time for the registry.
-    assert!(!results.iter().any(|x| x["model"] == "(registry)" && x["check"] == "schema"), "{out}");
+    assert!(
+        !results
+            .iter()
+            .any(|x| x["model"] == "(registry)" && x["check"] == "schema"),
+        "{out}"
+    );
     // Naming a model of the broken file (by an alias written in it) points at the error.
     let (code, out, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "b6_ns"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(!err.contains("unknown model"), "{err}");
-    assert!(out.contains("FAIL tf_efficientnet_b6_ns schema: error: invalid YAML"), "{out}");
+    assert!(
+        out.contains("FAIL tf_efficientnet_b6_ns schema: error: invalid YAML"),
+        "{out}"
+    );
     assert!(out.contains(&format!("--> {at}")), "{out}");
     // A name in no file is still unknown.
     let (code, _, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "b9_ns"]);
@@ -495,14 +650,30 @@ fn strict_fails_a_run_with_skips() {
     let junit = tmp.path().join("junit.xml");
     let (code, out, err) = zoo_cached(
         tmp.path(),
-        &["validate", "--offline", "--strict", "b0_ns", "--junit", junit.to_str().unwrap()],
+        &[
+            "validate",
+            "--offline",
+            "--strict",
+            "b0_ns",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("skipped (3), which --strict counts as failures:"), "{out}");
-    assert!(out.contains("FAILED: 8 passed, 0 failed, 3 skipped (--strict"), "{out}");
+    assert!(
+        out.contains("skipped (3), which --strict counts as failures:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAILED: 8 passed, 0 failed, 3 skipped (--strict"),
+        "{out}"
+    );
     let x = std::fs::read_to_string(&junit).unwrap();
     assert!(x.contains("failures=\"3\" skipped=\"0\""), "{x}");
-    let (_, out, _) = zoo_cached(tmp.path(), &["validate", "--offline", "--strict", "--json", "b0_ns"]);
+    let (_, out, _) = zoo_cached(
+        tmp.path(),
+        &["validate", "--offline", "--strict", "--json", "b0_ns"],
+    );
     assert_eq!(json(&out)["strict"], true);
 }
 
@@ -514,22 +685,42 @@ fn default_output_is_short_and_verbose_shows_every_pass() {
     let (code, out, _) = zoo_cached(tmp.path(), &["validate", "--offline"]);
     assert_eq!(code, 0);
     assert!(out.lines().count() <= 25, "{out}");
-    assert!(out.lines().all(|l| l.chars().count() <= 100 || !l.contains("pass ")), "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.chars().count() <= 100 || !l.contains("pass ")),
+        "{out}"
+    );
     assert!(out.lines().next().unwrap().chars().count() <= 100, "{out}");
     assert!(!out.contains("pass tf_"), "{out}");
     assert!(!out.contains('\x1b'), "no colour when piped: {out}");
-    assert!(out.contains("skip 20 checks: weights not cached (checksum ×10, inference ×10)"), "{out}");
-    assert!(out.contains("`zoo validate --fetch` downloads at most 4.63 GB (10 files)"), "{out}");
-    assert!(out.contains("`zoo fetch tf_efficientnet_b0_ns` for one model"), "{out}");
-    assert!(out.contains("cards: 12 of 12 in sync with the registry"), "{out}");
-    let (code, out, _) = zoo_cached(tmp.path(), &["validate", "--offline", "-v"]);
-    assert_eq!(code, 0);
     assert!(
-        out.contains("pass tf_efficientnet_b0_ns file-size: documented 21386709, predicted 21386709;"),
+        out.contains("skip 20 checks: weights not cached (checksum ×10, inference ×10)"),
         "{out}"
     );
     assert!(
-        out.contains("pass registry/cards/noisy-student.md docs: in sync with the registry (9 models)"),
+        out.contains("`zoo validate --fetch` downloads at most 4.63 GB (10 files)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`zoo fetch tf_efficientnet_b0_ns` for one model"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cards: 12 of 12 in sync with the registry"),
+        "{out}"
+    );
+    let (code, out, _) = zoo_cached(tmp.path(), &["validate", "--offline", "-v"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "pass tf_efficientnet_b0_ns file-size: documented 21386709, predicted 21386709;"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "pass registry/cards/noisy-student.md docs: in sync with the registry (9 models)"
+        ),
         "{out}"
     );
 }
@@ -570,7 +761,13 @@ fn shard_reports(dir: &Path, n: usize) -> Vec<String> {
         .map(|k| {
             let (code, out, err) = zoo_cached(
                 dir,
-                &["validate", "--offline", "--json", "--shard", &format!("{k}/{n}")],
+                &[
+                    "validate",
+                    "--offline",
+                    "--json",
+                    "--shard",
+                    &format!("{k}/{n}"),
+                ],
             );
             assert_eq!(code, 0, "{err}");
             assert_eq!(json(&out)["shard"]["index"], k);
@@ -595,7 +792,9 @@ fn merging_three_of_four_shards_fails_naming_the_missing_one() {
     assert!(err.contains("shard 3/4 is missing"), "{err}");
     let (code, _, err) = zoo_cached(
         tmp.path(),
-        &["report", "merge", &files[0], &files[1], &files[1], &files[2], &files[3]],
+        &[
+            "report", "merge", &files[0], &files[1], &files[1], &files[2], &files[3],
+        ],
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("shard 2/4 appears twice"), "{err}");
@@ -660,9 +859,7 @@ fn tiny_validates_with_fetch_and_corruption_fails() {
         assert!(out.contains("pass efficientnet_tiny inference:"), "{out}");
     } else {
         assert!(
-            out.contains(
-                "skip 1 check: zoo was built without the `torch` feature (inference ×1)"
-            ),
+            out.contains("skip 1 check: zoo was built without the `torch` feature (inference ×1)"),
             "{out}"
         );
     }
