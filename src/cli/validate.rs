@@ -415,12 +415,7 @@ fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
         .max(5);
     let pad = " ".repeat(gap);
     let mut lines = vec![];
-    let head = if strip && !prefix.is_empty() {
-        format!("{prefix}…")
-    } else {
-        "model".to_string()
-    };
-    let mut header = format!("{head:<name_w$}");
+    let mut header = format!("{:<name_w$}", "model");
     for k in &kinds {
         let l = label(*k, short);
         header.push_str(&format!("{pad}{l:<w$}", w = l.len().max(4)));
@@ -442,15 +437,30 @@ fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
         }
         lines.push(line.trim_end().to_string());
     }
+    let mut legend: Vec<String> = vec![];
+    if strip && !prefix.is_empty() {
+        legend.push(format!("models without `{prefix}`"));
+    }
     if short {
-        let renamed: Vec<String> = kinds
-            .iter()
-            .filter(|k| short_label(**k) != k.as_str())
-            .map(|k| format!("{} = {}", short_label(*k), k.as_str()))
-            .collect();
-        if !renamed.is_empty() {
-            lines.push(paint.dim(&format!("({})", renamed.join(", "))));
+        legend.extend(
+            kinds
+                .iter()
+                .filter(|k| short_label(**k) != k.as_str())
+                .map(|k| format!("{} = {}", short_label(*k), k.as_str())),
+        );
+    }
+    if !legend.is_empty() {
+        // Wrapped to the width, at the commas.
+        let text = format!("({})", legend.join(", "));
+        let mut line = String::new();
+        for part in text.split_inclusive(", ") {
+            if !line.is_empty() && line.chars().count() + part.trim_end().chars().count() > width {
+                lines.push(paint.dim(line.trim_end()));
+                line.clear();
+            }
+            line.push_str(part);
         }
+        lines.push(paint.dim(line.trim_end()));
     }
     lines
 }
@@ -535,8 +545,13 @@ fn how_to(reason: &str, models: &[&str], cx: &Hints<'_>) -> Option<String> {
             _ => String::new(),
         };
         let one = models.first().copied().unwrap_or("NAME");
+        let what = if amount.is_empty() {
+            " them".to_string()
+        } else {
+            format!(" at most{amount}")
+        };
         return Some(format!(
-            "`zoo validate --fetch` downloads at most{amount}; or `zoo fetch {one}` for one model"
+            "`zoo validate --fetch` downloads{what}; or `zoo fetch {one}` for one model"
         ));
     }
     if reason.contains("`torch` feature") {
@@ -723,22 +738,20 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
     } else {
         ""
     };
-    let models = if report.models.len() == report.selected.len() {
-        format!("{} checked", count(report.models.len(), "model"))
-    } else {
+    let checked = count(report.models.len(), "model");
+    let scope = if report.shard != Shard::ALL {
         format!(
-            "{} of {} selected models checked",
-            report.models.len(),
+            "; {checked} checked: shard {} of {} selected",
+            report.shard,
             report.selected.len()
         )
-    };
-    let shard = if report.shard == Shard::ALL {
-        String::new()
+    } else if report.selected.len() < report.registry.models {
+        format!("; {checked} checked (selected by name)")
     } else {
-        format!(" (shard {})", report.shard)
+        format!("; {checked} checked")
     };
     outln!(
-        "registry: {}{found}, {}; {models}{shard}",
+        "registry: {}{found}, {}{scope}",
         report.registry.source,
         count(report.registry.models, "model")
     );
