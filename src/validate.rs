@@ -150,11 +150,11 @@ pub fn unreadable_results(u: &UnreadableModel) -> Vec<CheckResult> {
         &u.name,
         CheckKind::Schema,
         Status::Fail,
+        // The same words for every model of the file, so that reports can show it once.
         format!(
-            "{}: {}; the model (at line {}) and every other model of {} could not be checked",
+            "{}: {}; {} does not parse, so none of its models could be checked",
             u.error.severity,
             u.error.message,
-            u.pos.line,
             u.file.display()
         ),
     )

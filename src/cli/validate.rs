@@ -619,9 +619,36 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
     if !failed.is_empty() || !docs_failed.is_empty() {
         outln!();
         outln!("failed ({}):", failed.len() + docs_failed.len());
+        // The same finding for several models (every model of a file that does not parse) is
+        // shown once, with the models it hits.
+        let same = |a: &CheckResult, b: &CheckResult| {
+            (a.check, &a.detail, &a.location, &a.documented, &a.measured)
+                == (b.check, &b.detail, &b.location, &b.documented, &b.measured)
+        };
+        let mut shown: Vec<&CheckResult> = vec![];
         for r in &failed {
-            for line in result_lines(r, &paint) {
-                outln!("{line}");
+            if shown.iter().any(|s| same(s, r)) {
+                continue;
+            }
+            shown.push(r);
+            let hits: Vec<&str> = failed
+                .iter()
+                .filter(|o| same(o, r))
+                .map(|o| o.model.as_str())
+                .collect();
+            if hits.len() == 1 {
+                for line in result_lines(r, &paint) {
+                    outln!("{line}");
+                }
+            } else {
+                let many = CheckResult {
+                    model: count(hits.len(), "model"),
+                    ..(*r).clone()
+                };
+                for line in result_lines(&many, &paint) {
+                    outln!("{line}");
+                }
+                outln!("  models: {}", hits.join(", "));
             }
         }
         // Hub cards (one per model, `…/cards/hf/<name>/README.md`) go stale together when a

@@ -626,6 +626,14 @@ fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
             .any(|x| x["model"] == "(registry)" && x["check"] == "schema"),
         "{out}"
     );
+    // Shown once for the nine models, at the error.
+    let (_, out, _) = zoo_in(tmp.path(), &cache, &["validate", "--offline"]);
+    assert!(
+        out.contains("FAIL 9 models schema: error: invalid YAML")
+            && out.contains(&format!("  --> {at}\n  models: tf_efficientnet_b0_ns, "))
+            && out.contains("registry: registry (found from the working directory), 10 models"),
+        "{out}"
+    );
     // Naming a model of the broken file (by an alias written in it) points at the error.
     let (code, out, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "b6_ns"]);
     assert_eq!(code, 1, "{out}{err}");
