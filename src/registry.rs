@@ -46,6 +46,12 @@ pub enum RegistryError {
         /// Nearest names and aliases.
         suggestions: Vec<String>,
     },
+    /// A glob pattern matches no model name or alias.
+    #[error("no model matches `{pattern}`")]
+    NoMatch {
+        /// The pattern.
+        pattern: String,
+    },
     /// A glob pattern does not parse.
     #[error("bad pattern `{pattern}`: {message}")]
     BadPattern {
@@ -75,6 +81,26 @@ pub enum RegistryError {
         model: String,
         /// The parse error (in the message, so not also a `source`).
         error: ArchError,
+    },
+    /// `--registry` (or `ZOO_REGISTRY`) names something that is not a registry.
+    #[error("--registry {}: {why}", .path.display())]
+    NotARegistry {
+        /// What was given.
+        path: PathBuf,
+        /// Why it is not a registry, and what would be.
+        why: String,
+    },
+    /// The name is in a registry file that could not be read, so the model is not loaded.
+    #[error("`{query}` is in {}:{line}, which could not be read: {error}", .file.display())]
+    InUnreadableFile {
+        /// What was asked for.
+        query: String,
+        /// The unreadable file.
+        file: PathBuf,
+        /// The line where the name occurs.
+        line: usize,
+        /// Why the file could not be read (located).
+        error: Box<Diagnostic>,
     },
 }
 
@@ -200,6 +226,235 @@ pub fn file_spec(w: &WeightFile) -> crate::fetch::FileSpec {
     }
 }
 
+/// Where a registry comes from. Every command finds it the same way ([`locate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory holding `model-index.yml`.
+    Dir {
+        /// The directory (as given, or relative to the working directory when found).
+        path: PathBuf,
+        /// Whether it was found by searching the working directory and its parents (rather
+        /// than given with `--registry` / `ZOO_REGISTRY`).
+        found: bool,
+    },
+    /// The copy embedded in the binary.
+    Embedded,
+}
+
+impl Location {
+    /// The directory, unless embedded.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Location::Dir { path, .. } => Some(path),
+            Location::Embedded => None,
+        }
+    }
+
+    /// How reports name it: the directory, or `embedded, zoo X.Y.Z`.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Dir { path, .. } => path.display().to_string(),
+            Location::Embedded => format!("embedded, zoo {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// The one registry rule: `explicit` (`--registry PATH`, or `ZOO_REGISTRY`) when given; else a
+/// `registry/model-index.yml` in `cwd` or the nearest of its parents (as cargo finds
+/// `Cargo.toml`), named relative to `cwd` (`registry`, `../registry`); else the embedded one.
+///
+/// `explicit` may be the registry directory or its `model-index.yml`; anything else is a
+/// [`RegistryError::NotARegistry`] that says what would be.
+pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Location, RegistryError> {
+    if let Some(path) = explicit {
+        let not = |why: String| RegistryError::NotARegistry {
+            path: path.to_path_buf(),
+            why,
+        };
+        if path.is_file() {
+            if path.file_name().is_some_and(|n| n == ROOT_FILE) {
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                return Ok(Location::Dir {
+                    path: dir,
+                    found: false,
+                });
+            }
+            return Err(not(format!(
+                "is a file, not a registry; pass the registry directory (the one holding \
+                 {ROOT_FILE}) or its {ROOT_FILE}; to check a single card, run `zoo check-cards {}`",
+                path.display()
+            )));
+        }
+        if path.is_dir() {
+            if path.join(ROOT_FILE).is_file() {
+                return Ok(Location::Dir {
+                    path: path.to_path_buf(),
+                    found: false,
+                });
+            }
+            return Err(not(format!(
+                "is a directory without a {ROOT_FILE}; a registry starts there"
+            )));
+        }
+        return Err(not("does not exist".to_string()));
+    }
+    for (up, dir) in cwd.ancestors().enumerate() {
+        if dir.join("registry").join(ROOT_FILE).is_file() {
+            let mut rel = PathBuf::new();
+            for _ in 0..up {
+                rel.push("..");
+            }
+            rel.push("registry");
+            return Ok(Location::Dir {
+                path: rel,
+                found: true,
+            });
+        }
+    }
+    Ok(Location::Embedded)
+}
+
+/// A registry file that could not be read at all (a YAML syntax error), and the models it
+/// seems to define, found by a line scan for `- Name:` under `Models:`.
+#[derive(Debug, Clone)]
+pub struct UnreadableFile {
+    /// The file, as diagnostics name it.
+    pub file: PathBuf,
+    /// The first error that made it unreadable.
+    pub error: Diagnostic,
+    /// Model names and where they are, in file order.
+    pub models: Vec<(String, Pos)>,
+    /// The file's text (to find a name or alias in it).
+    text: String,
+}
+
+impl UnreadableFile {
+    /// The line of the first whole-word occurrence of `token` (a name or alias), if any.
+    pub fn line_of(&self, token: &str) -> Option<usize> {
+        if token.is_empty() {
+            return None;
+        }
+        let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        for (i, line) in self.text.lines().enumerate() {
+            let mut from = 0;
+            while let Some(at) = line[from..].find(token).map(|a| a + from) {
+                let before = line[..at].chars().next_back();
+                let after = line[at + token.len()..].chars().next();
+                if !before.is_some_and(word) && !after.is_some_and(word) {
+                    return Some(i + 1);
+                }
+                from = at + token.len();
+            }
+        }
+        None
+    }
+
+    /// The model whose entry holds `line` (the last one starting at or before it).
+    pub fn model_at(&self, line: usize) -> Option<&(String, Pos)> {
+        self.models.iter().rev().find(|(_, p)| p.line <= line)
+    }
+}
+
+/// Model names under the top-level `Models:` key of a YAML text, by lines (for a file whose
+/// YAML does not parse): `- Name: X` items at the list's indentation, or a `Name:` key later
+/// in an item that did not start with it.
+fn scan_model_names(text: &str) -> Vec<(String, Pos)> {
+    let unquote = |v: &str| -> String {
+        let v = v.split(" #").next().unwrap_or("").trim();
+        let v = v
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+            .unwrap_or(v);
+        v.to_string()
+    };
+    let mut out: Vec<(String, Pos)> = Vec::new();
+    let mut in_models = false;
+    let mut item_indent: Option<usize> = None;
+    let mut item_named = true;
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if indent == 0 && !body.starts_with('-') {
+            in_models = body.trim_end() == "Models:";
+            item_indent = None;
+            continue;
+        }
+        if !in_models {
+            continue;
+        }
+        if let Some(rest) = body.strip_prefix("- ") {
+            let level = *item_indent.get_or_insert(indent);
+            if indent == level {
+                let rest_trim = rest.trim_start();
+                let col = indent + 2 + (rest.len() - rest_trim.len());
+                match rest_trim.strip_prefix("Name:") {
+                    Some(v) if !unquote(v).is_empty() => {
+                        out.push((unquote(v), Pos::new(i + 1, col + 1)));
+                        item_named = true;
+                    }
+                    _ => item_named = false,
+                }
+                continue;
+            }
+        }
+        if let (Some(level), false) = (item_indent, item_named) {
+            if indent == level + 2 {
+                if let Some(v) = body.strip_prefix("Name:") {
+                    if !unquote(v).is_empty() {
+                        out.push((unquote(v), Pos::new(i + 1, indent + 1)));
+                        item_named = true;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A model of an unreadable file, selected for checking.
+#[derive(Debug, Clone)]
+pub struct UnreadableModel {
+    /// Its name (from the line scan).
+    pub name: String,
+    /// Its file.
+    pub file: PathBuf,
+    /// Where its entry starts.
+    pub pos: Pos,
+    /// Why the file could not be read.
+    pub error: Diagnostic,
+}
+
+/// What `zoo validate` checks: the loaded models, and the models of unreadable files.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    /// Loaded models, sorted by name.
+    pub models: Vec<&'a ModelEntry>,
+    /// Models of files that could not be read, sorted by name.
+    pub unreadable: Vec<UnreadableModel>,
+}
+
+impl Selection<'_> {
+    /// Every selected name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .models
+            .iter()
+            .map(|m| m.name().to_string())
+            .chain(self.unreadable.iter().map(|u| u.name.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
 /// A loaded, cross-checked registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -211,6 +466,10 @@ pub struct Registry {
     diagnostics: Vec<Diagnostic>,
     /// Where it was loaded from (`None` when embedded).
     dir: Option<PathBuf>,
+    /// Whether `dir` was found by searching from the working directory.
+    found: bool,
+    /// Files whose YAML does not parse (only kept by [`Registry::load_keep_errors`]).
+    unreadable: Vec<UnreadableFile>,
 }
 
 /// Files a registry is read from: relative path (with `/`) → text.
@@ -350,13 +609,15 @@ fn join_rel(dir: &str, pattern: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Reads `entry` and everything it imports. Returns the cards in load order and all findings.
-fn load_tree(
-    source: &dyn Source,
-    entry: &str,
-) -> Result<(Vec<Card>, Vec<Diagnostic>), RegistryError> {
+/// What [`load_tree`] read: the cards in load order, every finding, and the files that could
+/// not be read at all.
+type Tree = (Vec<Card>, Vec<Diagnostic>, Vec<UnreadableFile>);
+
+/// Reads `entry` and everything it imports.
+fn load_tree(source: &dyn Source, entry: &str) -> Result<Tree, RegistryError> {
     let mut diags = Vec::new();
     let mut cards = Vec::new();
+    let mut unreadable = Vec::new();
     let mut seen = BTreeSet::new();
     let mut queue = vec![entry.to_string()];
     let mut listing: Option<Vec<String>> = None;
@@ -365,6 +626,19 @@ fn load_tree(
         let text = source.read(&rel)?;
         let display = source.display(&rel);
         let (card, mut found) = Card::parse(&display, &text);
+        if card.is_none() {
+            if let Some(error) = found.iter().find(|d| d.is_error()) {
+                unreadable.push(UnreadableFile {
+                    file: display.clone(),
+                    error: error.clone(),
+                    models: match crate::card::CardKind::of(&display) {
+                        crate::card::CardKind::Yaml => scan_model_names(&text),
+                        crate::card::CardKind::Markdown => Vec::new(),
+                    },
+                    text: text.clone(),
+                });
+            }
+        }
         diags.append(&mut found);
         let Some(card) = card else { continue };
         let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
@@ -418,7 +692,7 @@ fn load_tree(
         queue.extend(imported);
         cards.push(card);
     }
-    Ok((cards, diags))
+    Ok((cards, diags, unreadable))
 }
 
 /// The cross-file checks: duplicate collections, models and aliases; dangling `In Collection`.
@@ -538,6 +812,61 @@ impl Registry {
         self.dir.as_deref()
     }
 
+    /// Where it was loaded from.
+    pub fn location(&self) -> Location {
+        match &self.dir {
+            Some(path) => Location::Dir {
+                path: path.clone(),
+                found: self.found,
+            },
+            None => Location::Embedded,
+        }
+    }
+
+    /// The registry at `location` ([`locate`]); any error fails.
+    pub fn open(location: &Location) -> Result<Registry, RegistryError> {
+        let mut r = match location.dir() {
+            Some(d) => Registry::load(d)?,
+            None => Registry::embedded()?,
+        };
+        r.found = matches!(location, Location::Dir { found: true, .. });
+        Ok(r)
+    }
+
+    /// The registry at `location`, keeping errors ([`Registry::load_keep_errors`]).
+    pub fn open_keep_errors(location: &Location) -> Result<Registry, RegistryError> {
+        let mut r = Registry::load_keep_errors(location.dir())?;
+        r.found = matches!(location, Location::Dir { found: true, .. });
+        Ok(r)
+    }
+
+    /// Files that could not be read (YAML syntax errors), with the models they seem to define.
+    pub fn unreadable(&self) -> &[UnreadableFile] {
+        &self.unreadable
+    }
+
+    /// How many models the registry holds: the loaded ones, plus those of unreadable files
+    /// that no loaded model has the name of.
+    pub fn model_count(&self) -> usize {
+        let mut lost: Vec<&str> = self
+            .unreadable
+            .iter()
+            .flat_map(|u| u.models.iter().map(|(n, _)| n.as_str()))
+            .filter(|n| !self.models.contains_key(*n))
+            .collect();
+        lost.sort_unstable();
+        lost.dedup();
+        self.models.len() + lost.len()
+    }
+
+    /// How a registry file (relative, `/`-separated) is named in diagnostics and reports.
+    pub fn display_path(&self, rel: &str) -> PathBuf {
+        match &self.dir {
+            Some(d) => Disk(d.clone()).display(rel),
+            None => Embedded.display(rel),
+        }
+    }
+
     /// The registry in `dir` (starting at `dir/model-index.yml`).
     pub fn load(dir: &Path) -> Result<Registry, RegistryError> {
         let mut r = Registry::from_source(&Disk(dir.to_path_buf()))?;
@@ -562,9 +891,10 @@ impl Registry {
     }
 
     fn build(source: &dyn Source, keep_errors: bool) -> Result<Registry, RegistryError> {
-        let (cards, mut diags) = load_tree(source, ROOT_FILE)?;
+        let (cards, mut diags, unreadable) = load_tree(source, ROOT_FILE)?;
         let (models, aliases) = cross_check(&cards, &mut diags);
         diagnostic::sort(&mut diags);
+        let unreadable = if keep_errors { unreadable } else { Vec::new() };
         if !keep_errors && diags.iter().any(Diagnostic::is_error) {
             diags.sort_by_key(|d| d.severity);
             return Err(RegistryError::Invalid { diagnostics: diags });
@@ -574,33 +904,158 @@ impl Registry {
             aliases,
             diagnostics: diags,
             dir: None,
+            found: false,
+            unreadable,
         })
     }
 
     /// The model with this name or alias; unknown names get the nearest suggestions.
+    ///
+    /// A name that occurs in a file that could not be read is a
+    /// [`RegistryError::InUnreadableFile`] pointing at the file's error.
     pub fn resolve(&self, name: &str) -> Result<&ModelEntry, RegistryError> {
         let canonical = self.aliases.get(name).map_or(name, String::as_str);
-        self.models
-            .get(canonical)
-            .ok_or_else(|| RegistryError::UnknownModel {
-                query: name.to_string(),
-                suggestions: self.suggestions(name),
-            })
+        if let Some(m) = self.models.get(canonical) {
+            return Ok(m);
+        }
+        if let Some(e) = self.in_unreadable(name) {
+            return Err(e);
+        }
+        Err(RegistryError::UnknownModel {
+            query: name.to_string(),
+            suggestions: self.suggestions(name),
+        })
     }
 
-    /// Names and aliases close to `query` (edit distance), nearest first, at most five.
+    fn in_unreadable(&self, token: &str) -> Option<RegistryError> {
+        self.unreadable.iter().find_map(|u| {
+            u.line_of(token)
+                .map(|line| RegistryError::InUnreadableFile {
+                    query: token.to_string(),
+                    file: u.file.clone(),
+                    line,
+                    error: Box::new(u.error.clone()),
+                })
+        })
+    }
+
+    /// Like [`Registry::select`], but also selects the models of unreadable files (by name
+    /// glob, or by a name or alias written in the file), so that they are reported as failed
+    /// rather than missing.
+    pub fn select_checked(&self, patterns: &[String]) -> Result<Selection<'_>, RegistryError> {
+        let lost = || {
+            self.unreadable.iter().flat_map(|u| {
+                u.models
+                    .iter()
+                    .filter(|(n, _)| !self.models.contains_key(n))
+                    .map(move |(n, p)| UnreadableModel {
+                        name: n.clone(),
+                        file: u.file.clone(),
+                        pos: *p,
+                        error: u.error.clone(),
+                    })
+            })
+        };
+        let mut unreadable: Vec<UnreadableModel> = Vec::new();
+        let mut models = Vec::new();
+        if patterns.is_empty() {
+            unreadable.extend(lost());
+            models = self.models().collect();
+        } else {
+            for p in patterns {
+                let glob = Glob::new(p)
+                    .map_err(|e| RegistryError::BadPattern {
+                        pattern: p.clone(),
+                        message: e.to_string(),
+                    })?
+                    .compile_matcher();
+                let mut hit: Vec<UnreadableModel> =
+                    lost().filter(|u| glob.is_match(&u.name)).collect();
+                if hit.is_empty() {
+                    // A name or alias written in the file: the model whose entry holds it.
+                    for u in &self.unreadable {
+                        if let Some((n, pos)) = u.line_of(p).and_then(|l| u.model_at(l)) {
+                            if !self.models.contains_key(n) {
+                                hit.push(UnreadableModel {
+                                    name: n.clone(),
+                                    file: u.file.clone(),
+                                    pos: *pos,
+                                    error: u.error.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let loaded = match self.select(std::slice::from_ref(p)) {
+                    Ok(found) => found,
+                    Err(RegistryError::UnknownModel { .. } | RegistryError::NoMatch { .. })
+                        if !hit.is_empty() =>
+                    {
+                        Vec::new()
+                    }
+                    Err(RegistryError::UnknownModel { .. }) => {
+                        return Err(self.in_unreadable(p).unwrap_or_else(|| {
+                            RegistryError::UnknownModel {
+                                query: p.clone(),
+                                suggestions: self.suggestions(p),
+                            }
+                        }))
+                    }
+                    Err(e) => return Err(e),
+                };
+                models.extend(loaded);
+                unreadable.extend(hit);
+            }
+            models.sort_by(|a, b| a.name().cmp(b.name()));
+            models.dedup_by(|a, b| a.name() == b.name());
+        }
+        unreadable.sort_by(|a, b| a.name.cmp(&b.name));
+        unreadable.dedup_by(|a, b| a.name == b.name);
+        Ok(Selection { models, unreadable })
+    }
+
+    /// Names and aliases close to `query`, at most five: the same name up to case and `-`/`_`;
+    /// else the names that contain it (shortest first: `b6` → `b6_ns`); else the nearest by
+    /// edit distance (only those at the smallest distance).
     pub fn suggestions(&self, query: &str) -> Vec<String> {
-        let limit = (query.chars().count() / 3).max(2);
-        let mut scored: Vec<(usize, &str)> = self
+        let norm = |s: &str| s.to_lowercase().replace('-', "_");
+        let q = norm(query);
+        let names: Vec<&str> = self
             .models
             .keys()
             .chain(self.aliases.keys())
-            .map(|n| (strsim::levenshtein(query, n), n.as_str()))
+            .map(String::as_str)
+            .collect();
+        let same: Vec<String> = names
+            .iter()
+            .filter(|n| norm(n) == q)
+            .map(|n| n.to_string())
+            .collect();
+        if !same.is_empty() {
+            return same;
+        }
+        if q.chars().count() >= 2 {
+            let mut containing: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| norm(n).contains(&q))
+                .collect();
+            containing.sort_by_key(|n| (n.len(), *n));
+            if !containing.is_empty() {
+                return containing.into_iter().take(5).map(str::to_string).collect();
+            }
+        }
+        let limit = (query.chars().count() / 3).max(2);
+        let mut scored: Vec<(usize, &str)> = names
+            .iter()
+            .map(|n| (strsim::levenshtein(&q, &norm(n)), *n))
             .filter(|(d, _)| *d <= limit)
             .collect();
         scored.sort();
+        let nearest = scored.first().map_or(0, |(d, _)| *d);
         scored
             .into_iter()
+            .take_while(|(d, _)| *d == nearest)
             .take(5)
             .map(|(_, n)| n.to_string())
             .collect()
@@ -644,9 +1099,13 @@ impl Registry {
             }
         }
         if let Some(i) = hit.iter().position(|h| !h) {
+            let p = &patterns[i];
+            if p.contains(['*', '?', '[', '{']) {
+                return Err(RegistryError::NoMatch { pattern: p.clone() });
+            }
             return Err(RegistryError::UnknownModel {
-                query: patterns[i].clone(),
-                suggestions: self.suggestions(&patterns[i]),
+                query: p.clone(),
+                suggestions: self.suggestions(p),
             });
         }
         Ok(out)
@@ -692,7 +1151,7 @@ pub fn check_cards(paths: &[PathBuf]) -> Vec<Diagnostic> {
             _ => (PathBuf::new(), path.to_string_lossy().into_owned()),
         };
         match load_tree(&Disk(dir.clone()), &file) {
-            Ok((found, mut d)) => {
+            Ok((found, mut d, _)) => {
                 diags.append(&mut d);
                 cards.extend(found.into_iter().filter(|c| seen.insert(c.path.clone())));
             }
@@ -708,4 +1167,75 @@ pub fn check_cards(paths: &[PathBuf]) -> Vec<Diagnostic> {
     diagnostic::sort(&mut diags);
     diags.dedup();
     diags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_prefers_the_flag_then_the_nearest_registry_dir_then_the_embedded_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = tmp.path().join("registry");
+        let deep = reg.join("efficientnet");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(reg.join(ROOT_FILE), "Type: model-index\n").unwrap();
+        let found = |path: &str| Location::Dir {
+            path: PathBuf::from(path),
+            found: true,
+        };
+        assert_eq!(locate(None, tmp.path()).unwrap(), found("registry"));
+        assert_eq!(locate(None, &deep).unwrap(), found("../../registry"));
+        let elsewhere = tempfile::tempdir().unwrap();
+        // A temp dir's parents hold no `registry/` (unless the machine has one at `/`).
+        if !Path::new("/registry").join(ROOT_FILE).exists() {
+            assert_eq!(locate(None, elsewhere.path()).unwrap(), Location::Embedded);
+        }
+        let given = |p: &Path| Location::Dir {
+            path: p.to_path_buf(),
+            found: false,
+        };
+        assert_eq!(locate(Some(&reg), elsewhere.path()).unwrap(), given(&reg));
+        assert_eq!(
+            locate(Some(&reg.join(ROOT_FILE)), elsewhere.path()).unwrap(),
+            given(&reg)
+        );
+        let other = deep.join("x.yml");
+        std::fs::write(&other, "").unwrap();
+        for bad in [other, deep.clone(), tmp.path().join("nothing")] {
+            assert!(
+                matches!(
+                    locate(Some(&bad), elsewhere.path()),
+                    Err(RegistryError::NotARegistry { .. })
+                ),
+                "{}",
+                bad.display()
+            );
+        }
+    }
+
+    #[test]
+    fn model_names_are_found_by_lines_in_a_file_that_does_not_parse() {
+        let text = "Collections:\n- Name: Coll\nModels:\n- Name: a\n  Metadata:\n    X: [\n- In Collection: Coll\n  Name: 'b'\n- Name: c # comment\n  Zoo:\n    Aliases:\n    - c_alias\nOther:\n- Name: not-a-model\n";
+        let names: Vec<(String, Pos)> = scan_model_names(text);
+        assert_eq!(
+            names,
+            [
+                ("a".to_string(), Pos::new(4, 3)),
+                ("b".to_string(), Pos::new(8, 3)),
+                ("c".to_string(), Pos::new(9, 3)),
+            ]
+        );
+        let file = UnreadableFile {
+            file: PathBuf::from("x.yml"),
+            error: Diagnostic::new(Severity::Error, "x.yml", Pos::new(6, 8), "invalid YAML"),
+            models: names,
+            text: text.to_string(),
+        };
+        assert_eq!(file.line_of("c_alias"), Some(12));
+        assert_eq!(file.model_at(12).map(|(n, _)| n.as_str()), Some("c"));
+        // Whole words only: `a` is not found inside `Metadata`.
+        assert_eq!(file.line_of("a"), Some(4));
+        assert_eq!(file.line_of("c_ali"), None);
+    }
 }

@@ -3,13 +3,16 @@
 //! Reports are plain data with a deterministic order (models by name, checks in [`CheckKind`]
 //! order), so shard reports can be merged into exactly the report of an unsharded run, and
 //! snapshots are stable. Rendering (table, JSON, JUnit) is done from this data only.
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostic::Pos;
+
 /// Bumped whenever a check's meaning changes; part of the result-cache key.
-pub const CHECK_VERSION: u32 = 1;
+pub const CHECK_VERSION: u32 = 2;
 
 /// The checks, in display order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -17,12 +20,16 @@ pub const CHECK_VERSION: u32 = 1;
 pub enum CheckKind {
     /// The card parses and its cross-references resolve.
     Schema,
+    /// Metadata `Image Size`, `Crop Pct` and `Interpolation` agree with `Zoo: Input`.
+    Input,
     /// FLOPs under the card's convention.
     Flops,
     /// Exact parameter count under the card's rounding rule.
     Params,
     /// File size: predicted for the declared container, or exact when cached.
     FileSize,
+    /// Top-1/Top-5 results agree with the `Zoo: Reported` sources.
+    Accuracy,
     /// sha256 of cached weights.
     Checksum,
     /// Conversion and inference parity.
@@ -38,9 +45,11 @@ impl CheckKind {
     pub fn as_str(self) -> &'static str {
         match self {
             CheckKind::Schema => "schema",
+            CheckKind::Input => "input",
             CheckKind::Flops => "flops",
             CheckKind::Params => "params",
             CheckKind::FileSize => "file-size",
+            CheckKind::Accuracy => "accuracy",
             CheckKind::Checksum => "checksum",
             CheckKind::Inference => "inference",
             CheckKind::Fingerprint => "fingerprint",
@@ -64,7 +73,8 @@ pub enum Status {
 /// One (model, check) result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// Model name.
+    /// Model name; for the `docs` check, the card's path; [`REGISTRY_ROW`] for findings that
+    /// belong to no model.
     pub model: String,
     /// Which check.
     pub check: CheckKind,
@@ -73,12 +83,25 @@ pub struct CheckResult {
     /// The card's value, when the check compares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documented: Option<String>,
-    /// The measured value.
+    /// The value zoo arrived at (measured, counted, or predicted when `predicted` is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured: Option<String>,
+    /// `measured` is a prediction (the size of a file that is not at hand), not a measurement.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub predicted: bool,
+    /// Where the checked value is written, `file:line:col`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Explanation: the convention used, the likely cause of a failure, or why it was skipped.
     pub detail: String,
 }
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The row name of findings that belong to no model (a broken import, a bad collection).
+pub const REGISTRY_ROW: &str = "(registry)";
 
 impl CheckResult {
     /// A result without documented/measured values.
@@ -89,6 +112,8 @@ impl CheckResult {
             status,
             documented: None,
             measured: None,
+            predicted: false,
+            location: None,
             detail: detail.into(),
         }
     }
@@ -99,6 +124,73 @@ impl CheckResult {
         self.measured = Some(measured.to_string());
         self
     }
+
+    /// Marks the measured value as a prediction.
+    pub fn predicted(mut self, predicted: bool) -> Self {
+        self.predicted = predicted;
+        self
+    }
+
+    /// Where the checked value is written.
+    pub fn at(mut self, file: &Path, pos: Pos) -> Self {
+        self.location = Some(format!("{}:{}:{}", file.display(), pos.line, pos.col));
+        self
+    }
+
+    /// Whether this row is about a model (not a card, not the registry as a whole).
+    pub fn is_model_row(&self) -> bool {
+        self.check != CheckKind::Docs && self.model != REGISTRY_ROW
+    }
+}
+
+/// Which registry a report checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryInfo {
+    /// Its directory, or `embedded, zoo X.Y.Z`.
+    pub source: String,
+    /// How many models it holds (those of unreadable files included).
+    pub models: usize,
+}
+
+/// Shard `index` of `count` (1-based), as `--shard K/N` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Shard {
+    /// K, 1-based.
+    pub index: usize,
+    /// N.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole selection in one run.
+    pub const ALL: Shard = Shard { index: 1, count: 1 };
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard::ALL
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// What a run was asked to check, besides the results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Run {
+    /// The registry checked.
+    pub registry: RegistryInfo,
+    /// Which shard this run is.
+    pub shard: Shard,
+    /// `--strict`: a skipped check fails the run.
+    pub strict: bool,
+    /// Every model selected (all shards together), sorted.
+    pub selected: Vec<String>,
+    /// The models this run checked (its shard's), sorted.
+    pub models: Vec<String>,
 }
 
 /// A whole validation run.
@@ -106,13 +198,27 @@ impl CheckResult {
 pub struct Report {
     /// zoo version that produced it.
     pub zoo_version: String,
+    /// The registry checked.
+    pub registry: RegistryInfo,
+    /// Which shard of the selection this report covers (`1/1` for a whole run or a merge).
+    pub shard: Shard,
+    /// `--strict`: skipped checks fail the run.
+    pub strict: bool,
+    /// Every model selected, all shards together (sorted).
+    pub selected: Vec<String>,
+    /// The models this report checked (sorted).
+    pub models: Vec<String>,
+    /// Totals over `results`.
+    pub summary: Summary,
     /// Results, sorted by (model, check).
     pub results: Vec<CheckResult>,
 }
 
 /// Counts per status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// All checks.
+    pub checks: usize,
     /// Passed checks.
     pub pass: usize,
     /// Failed checks.
@@ -124,6 +230,9 @@ pub struct Summary {
 /// Errors merging reports.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no reports to merge")]
+    Empty,
     /// Two reports hold the same (model, check).
     #[error("model `{model}` check `{check}` appears in more than one report")]
     Duplicate {
@@ -140,50 +249,187 @@ pub enum MergeError {
         /// Another.
         b: String,
     },
+    /// Reports of different registries.
+    #[error("reports checked different registries: {a} and {b}")]
+    Registry {
+        /// One registry.
+        a: String,
+        /// Another.
+        b: String,
+    },
+    /// Reports that split different selections.
+    #[error("shard {a} and shard {b} were cut from different model selections ({a_count} and {b_count} models)")]
+    Selection {
+        /// One shard.
+        a: Shard,
+        /// Its selection's size.
+        a_count: usize,
+        /// Another shard.
+        b: Shard,
+        /// Its selection's size.
+        b_count: usize,
+    },
+    /// Shards of different splits.
+    #[error("shard {a} and shard {b} come from different splits (into {} and into {} shards)", .a.count, .b.count)]
+    ShardCount {
+        /// One shard.
+        a: Shard,
+        /// Another.
+        b: Shard,
+    },
+    /// The same shard twice.
+    #[error("shard {shard} appears twice")]
+    DuplicateShard {
+        /// The shard.
+        shard: Shard,
+    },
+    /// Shards missing: their models were never checked.
+    #[error("{} missing: the merged report would not cover every selected model", list_shards(.missing))]
+    MissingShards {
+        /// The missing shards.
+        missing: Vec<Shard>,
+    },
+    /// Selected models that no shard checked.
+    #[error("no shard checked {}", .models.join(", "))]
+    Unchecked {
+        /// The models.
+        models: Vec<String>,
+    },
+}
+
+fn list_shards(shards: &[Shard]) -> String {
+    let names: Vec<String> = shards.iter().map(ToString::to_string).collect();
+    match names.len() {
+        1 => format!("shard {} is", names[0]),
+        _ => format!("shards {} are", names.join(", ")),
+    }
 }
 
 impl Report {
-    /// Builds a report, sorting the results.
-    pub fn new(mut results: Vec<CheckResult>) -> Report {
+    /// A report of an unsharded run over the models its results name.
+    pub fn new(results: Vec<CheckResult>) -> Report {
+        let mut models: Vec<String> = results
+            .iter()
+            .filter(|r| r.is_model_row())
+            .map(|r| r.model.clone())
+            .collect();
+        models.sort();
+        models.dedup();
+        let run = Run {
+            registry: RegistryInfo {
+                source: String::new(),
+                models: models.len(),
+            },
+            shard: Shard::ALL,
+            strict: false,
+            selected: models.clone(),
+            models,
+        };
+        Report::for_run(run, results)
+    }
+
+    /// A report of `run`, sorting the results and counting them.
+    pub fn for_run(run: Run, mut results: Vec<CheckResult>) -> Report {
         results.sort_by(|a, b| a.model.cmp(&b.model).then(a.check.cmp(&b.check)));
+        let mut summary = Summary {
+            checks: results.len(),
+            ..Summary::default()
+        };
+        for r in &results {
+            match r.status {
+                Status::Pass => summary.pass += 1,
+                Status::Fail => summary.fail += 1,
+                Status::Skipped => summary.skipped += 1,
+            }
+        }
         Report {
             zoo_version: env!("CARGO_PKG_VERSION").to_owned(),
+            registry: run.registry,
+            shard: run.shard,
+            strict: run.strict,
+            selected: run.selected,
+            models: run.models,
+            summary,
             results,
         }
     }
 
     /// Counts.
     pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
-        for r in &self.results {
-            match r.status {
-                Status::Pass => s.pass += 1,
-                Status::Fail => s.fail += 1,
-                Status::Skipped => s.skipped += 1,
+        self.summary
+    }
+
+    /// True when no check failed and, under `--strict`, none was skipped.
+    pub fn passed(&self) -> bool {
+        self.summary.fail == 0 && !(self.strict && self.summary.skipped > 0)
+    }
+
+    /// Combines shard reports into one, as if from a single run. Every shard `1/N … N/N` of one
+    /// selection of one registry must be there exactly once; a missing or repeated shard is an
+    /// error that names it.
+    pub fn merge(reports: impl IntoIterator<Item = Report>) -> Result<Report, MergeError> {
+        let reports: Vec<Report> = reports.into_iter().collect();
+        let first = reports.first().ok_or(MergeError::Empty)?;
+        let mut shards = BTreeSet::new();
+        for r in &reports {
+            if r.zoo_version != first.zoo_version {
+                return Err(MergeError::Version {
+                    a: first.zoo_version.clone(),
+                    b: r.zoo_version.clone(),
+                });
+            }
+            if r.registry != first.registry {
+                return Err(MergeError::Registry {
+                    a: describe(&first.registry),
+                    b: describe(&r.registry),
+                });
+            }
+            if r.shard.count != first.shard.count {
+                return Err(MergeError::ShardCount {
+                    a: first.shard,
+                    b: r.shard,
+                });
+            }
+            if r.selected != first.selected {
+                return Err(MergeError::Selection {
+                    a: first.shard,
+                    a_count: first.selected.len(),
+                    b: r.shard,
+                    b_count: r.selected.len(),
+                });
+            }
+            if !shards.insert(r.shard.index) {
+                return Err(MergeError::DuplicateShard { shard: r.shard });
             }
         }
-        s
-    }
-
-    /// True when no check failed.
-    pub fn passed(&self) -> bool {
-        self.summary().fail == 0
-    }
-
-    /// Combines shard reports into one, as if from a single run.
-    pub fn merge(reports: impl IntoIterator<Item = Report>) -> Result<Report, MergeError> {
-        let mut version: Option<String> = None;
+        let count = first.shard.count;
+        let missing: Vec<Shard> = (1..=count)
+            .filter(|k| !shards.contains(k))
+            .map(|index| Shard { index, count })
+            .collect();
+        if !missing.is_empty() {
+            return Err(MergeError::MissingShards { missing });
+        }
+        let checked: BTreeSet<&String> = reports.iter().flat_map(|r| &r.models).collect();
+        let unchecked: Vec<String> = first
+            .selected
+            .iter()
+            .filter(|m| !checked.contains(m))
+            .cloned()
+            .collect();
+        if !unchecked.is_empty() {
+            return Err(MergeError::Unchecked { models: unchecked });
+        }
+        let run = Run {
+            registry: first.registry.clone(),
+            shard: Shard::ALL,
+            strict: reports.iter().any(|r| r.strict),
+            selected: first.selected.clone(),
+            models: first.selected.clone(),
+        };
+        let version = first.zoo_version.clone();
         let mut seen = BTreeMap::new();
         for r in reports {
-            match &version {
-                Some(v) if *v != r.zoo_version => {
-                    return Err(MergeError::Version {
-                        a: v.clone(),
-                        b: r.zoo_version,
-                    })
-                }
-                _ => version = Some(r.zoo_version.clone()),
-            }
             for c in r.results {
                 let key = (c.model.clone(), c.check);
                 if seen.contains_key(&key) {
@@ -195,31 +441,49 @@ impl Report {
                 seen.insert(key, c);
             }
         }
-        let mut merged = Report::new(seen.into_values().collect());
-        if let Some(v) = version {
-            merged.zoo_version = v;
-        }
+        let mut merged = Report::for_run(run, seen.into_values().collect());
+        merged.zoo_version = version;
         Ok(merged)
     }
 
-    /// JUnit XML: one test suite, one test case per (model, check); skipped as `<skipped>`.
+    /// JUnit XML: one test suite, one test case per (model, check); skipped as `<skipped>`, or
+    /// as `<failure>` under `--strict`. The suite's properties name the registry and the shard.
     pub fn to_junit(&self) -> String {
-        let s = self.summary();
+        let s = self.summary;
+        let (failures, skipped) = if self.strict {
+            (s.fail + s.skipped, 0)
+        } else {
+            (s.fail, s.skipped)
+        };
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             x,
-            "<testsuites name=\"zoo validate\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            self.results.len(),
-            s.fail,
-            s.skipped
+            "<testsuites name=\"zoo validate\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+            s.checks,
         );
         let _ = writeln!(
             x,
-            "  <testsuite name=\"zoo validate\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            self.results.len(),
-            s.fail,
-            s.skipped
+            "  <testsuite name=\"zoo validate\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+            s.checks,
         );
+        x.push_str("    <properties>\n");
+        for (name, value) in [
+            ("registry", describe(&self.registry)),
+            ("shard", self.shard.to_string()),
+            (
+                "models",
+                format!("{} of {} selected", self.models.len(), self.selected.len()),
+            ),
+            ("strict", self.strict.to_string()),
+            ("zoo", self.zoo_version.clone()),
+        ] {
+            let _ = writeln!(
+                x,
+                "      <property name=\"{name}\" value=\"{}\"/>",
+                xml(&value)
+            );
+        }
+        x.push_str("    </properties>\n");
         for r in &self.results {
             let _ = write!(
                 x,
@@ -227,10 +491,17 @@ impl Report {
                 xml(&r.model),
                 r.check.as_str()
             );
-            let text = match (&r.documented, &r.measured) {
-                (Some(d), Some(m)) => format!("documented {d}, measured {m}: {}", r.detail),
+            let mut text = match (&r.documented, &r.measured) {
+                (Some(d), Some(m)) => format!(
+                    "documented {d}, {} {m}: {}",
+                    if r.predicted { "predicted" } else { "measured" },
+                    r.detail
+                ),
                 _ => r.detail.clone(),
             };
+            if let Some(at) = &r.location {
+                text = format!("{at}: {text}");
+            }
             match r.status {
                 Status::Pass => x.push_str("/>\n"),
                 Status::Fail => {
@@ -238,6 +509,13 @@ impl Report {
                         x,
                         ">\n      <failure message=\"{}\"/>\n    </testcase>",
                         xml(&text)
+                    );
+                }
+                Status::Skipped if self.strict => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <failure message=\"{}\"/>\n    </testcase>",
+                        xml(&format!("skipped, which --strict fails: {text}"))
                     );
                 }
                 Status::Skipped => {
@@ -252,6 +530,16 @@ impl Report {
         x.push_str("  </testsuite>\n</testsuites>\n");
         x
     }
+}
+
+/// `<source>, N models`.
+pub fn describe(r: &RegistryInfo) -> String {
+    format!(
+        "{}, {} model{}",
+        r.source,
+        r.models,
+        if r.models == 1 { "" } else { "s" }
+    )
 }
 
 fn xml(s: &str) -> String {
@@ -300,21 +588,82 @@ mod tests {
         assert_eq!(shards[1], ["c", "e"]);
     }
 
+    /// Shard `k` of `n` over `selected`, holding one passing `schema` row per model of `mine`.
+    fn shard_report(k: usize, n: usize, selected: &[&str], mine: &[&str]) -> Report {
+        let run = Run {
+            registry: RegistryInfo {
+                source: "registry".into(),
+                models: 4,
+            },
+            shard: Shard { index: k, count: n },
+            strict: false,
+            selected: selected.iter().map(|s| s.to_string()).collect(),
+            models: mine.iter().map(|s| s.to_string()).collect(),
+        };
+        let results = mine
+            .iter()
+            .map(|m| CheckResult::new(m, CheckKind::Schema, Status::Pass, ""))
+            .collect();
+        Report::for_run(run, results)
+    }
+
     #[test]
-    fn merge_rejects_duplicates_and_sorts() {
-        let r = |m: &str, c| CheckResult::new(m, c, Status::Pass, "");
-        let a = Report::new(vec![r("z", CheckKind::Params), r("a", CheckKind::Flops)]);
-        let b = Report::new(vec![r("m", CheckKind::Schema)]);
-        let merged = Report::merge([a.clone(), b]).unwrap();
-        assert_eq!(
-            merged
-                .results
-                .iter()
-                .map(|c| c.model.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "m", "z"]
+    fn merge_of_every_shard_equals_the_unsharded_report_and_sorts() {
+        let all = ["a", "m", "z"];
+        let merged = Report::merge([
+            shard_report(2, 2, &all, &["z", "a"]),
+            shard_report(1, 2, &all, &["m"]),
+        ])
+        .unwrap();
+        assert_eq!(merged, shard_report(1, 1, &all, &all));
+        assert_eq!(merged.summary.checks, 3);
+    }
+
+    #[test]
+    fn merge_fails_on_a_missing_or_repeated_shard_and_names_it() {
+        let all = ["a", "b", "c", "d"];
+        let s = |k: usize| shard_report(k, 4, &all, &all[k - 1..k]);
+        let err = Report::merge([s(1), s(2), s(4)]).unwrap_err();
+        assert!(
+            matches!(&err, MergeError::MissingShards { missing } if missing == &[Shard { index: 3, count: 4 }])
         );
-        assert!(Report::merge([a.clone(), a]).is_err());
+        assert_eq!(
+            err.to_string(),
+            "shard 3/4 is missing: the merged report would not cover every selected model"
+        );
+        let err = Report::merge([s(1), s(2), s(2), s(3), s(4)]).unwrap_err();
+        assert_eq!(err.to_string(), "shard 2/4 appears twice");
+        let err = Report::merge([s(1), shard_report(2, 3, &all, &["b"])]).unwrap_err();
+        assert!(matches!(err, MergeError::ShardCount { .. }), "{err}");
+        let err =
+            Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all[..3], &[])]).unwrap_err();
+        assert!(matches!(err, MergeError::Selection { .. }), "{err}");
+        // Every shard there, but a model fell between them.
+        let err = Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all, &[])]).unwrap_err();
+        assert_eq!(err.to_string(), "no shard checked d");
+    }
+
+    #[test]
+    fn strict_turns_a_skip_into_a_failed_run() {
+        let rep = Report::new(vec![CheckResult::new(
+            "m",
+            CheckKind::Checksum,
+            Status::Skipped,
+            "weights not cached",
+        )]);
+        assert!(rep.passed());
+        let strict = Report {
+            strict: true,
+            ..rep
+        };
+        assert!(!strict.passed());
+        assert!(
+            strict.to_junit().contains(
+                "<failure message=\"skipped, which --strict fails: weights not cached\"/>"
+            ),
+            "{}",
+            strict.to_junit()
+        );
     }
 
     #[test]

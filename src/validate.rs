@@ -3,6 +3,15 @@
 //! Each check ends as pass, fail or skipped-with-reason; a skipped check is never a pass.
 //! Checks that need weights use only the cache unless fetching is allowed, so `--offline` runs
 //! everything that needs no download.
+//!
+//! Every field of a card that has a second source is compared with it: FLOPs, Parameters and
+//! File Size with what the architecture gives; Metadata `Image Size`, `Crop Pct` and
+//! `Interpolation` with `Zoo: Input`; Top-1/Top-5 results with the `Zoo: Reported` sources. A
+//! failure names the `file:line:col` of the card's value ([`CheckResult::location`]).
+//!
+//! Findings about the registry as a whole (errors outside every model, the generated cards)
+//! are [`registry_results`], one row per card: a collection edit makes one card stale, not
+//! every model in it.
 use std::path::Path;
 
 use crate::arch::Spec;
@@ -13,10 +22,11 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::fetch::{Cache, FetchError, FetchOptions, Fetched};
 use crate::filesize::{self, Container, SaveLayout};
 use crate::fingerprint::fingerprint;
+use crate::flops::InputSize;
 use crate::flops::{self, Convention};
-use crate::registry::{file_spec, ModelEntry, Registry};
-use crate::report::{CheckKind, CheckResult, Report, Status};
-use crate::schema::FileRole;
+use crate::registry::{file_spec, ModelEntry, Registry, Selection, UnreadableModel};
+use crate::report::{CheckKind, CheckResult, Report, Run, Status};
+use crate::schema::{Count, FileRole, Measure};
 
 /// What `validate` may do.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +38,20 @@ pub struct ValidateOptions {
 }
 
 /// Model name used for registry-wide findings that belong to no model.
-pub const REGISTRY_ROW: &str = "(registry)";
+pub use crate::report::REGISTRY_ROW;
+
+/// How far a card's Top-1/Top-5 may be from a `Zoo: Reported` source, in percentage points.
+///
+/// 0.3 pp is the sum of the spreads measured for the same weights (reference notes,
+/// eval-pipeline.md): a different decoder and resize pipeline (TF vs PIL preprocessing) moves
+/// these models by up to 0.15 pp; timm's own results drift by up to 0.09 pp across versions;
+/// the TF README prints one decimal, so its numbers are within 0.05 pp of what it measured.
+/// Anything further apart is a different number, not the same measurement retold.
+pub const ACCURACY_TOLERANCE_PP: f64 = 0.3;
+
+/// How far from the card's `Image Size` the FLOPs check looks for a size that gives the
+/// documented FLOPs exactly (a mistyped or stale `Image Size` shows up this way).
+pub const NEARBY_IMAGE_SIZES: usize = 64;
 
 /// Estimated cost of validating a model: FLOPs at its image size, plus its download size.
 pub fn cost(entry: &ModelEntry) -> f64 {
@@ -81,27 +104,86 @@ fn model_errors<'a>(registry: &'a Registry, entry: &ModelEntry) -> Vec<&'a Diagn
         .collect()
 }
 
-/// Runs every check on `models`.
+/// Runs every check on the selection, and the registry-wide ones ([`registry_results`]), as
+/// one unsharded report of `run`.
 pub fn validate(
     registry: &Registry,
-    models: &[&ModelEntry],
+    selection: &Selection<'_>,
+    run: Run,
     opts: &ValidateOptions,
     cache: Option<&Cache>,
 ) -> Report {
     let mut results = vec![];
-    for entry in models {
+    for entry in &selection.models {
         results.extend(validate_model(registry, entry, opts, cache));
     }
-    if !models.is_empty() {
-        results.extend(docs_results(registry, models));
+    for u in &selection.unreadable {
+        results.extend(unreadable_results(u));
     }
-    // Errors outside every model (a broken import, a bad collection) get a row of their own.
+    results.extend(registry_results(registry, &selection.names()));
+    Report::for_run(run, results)
+}
+
+/// The checks of every model that fail without weights (schema, input, FLOPs, parameters,
+/// predicted file size, accuracy): whether the registry passes its own checks.
+pub fn failing_checks(registry: &Registry) -> Vec<CheckResult> {
+    let opts = ValidateOptions {
+        fetch: false,
+        offline: true,
+    };
+    let mut failing: Vec<CheckResult> = registry
+        .models()
+        .flat_map(|m| validate_model(registry, m, &opts, None))
+        .filter(|r| r.status == Status::Fail)
+        .collect();
+    failing.extend(
+        registry_results(registry, &[])
+            .into_iter()
+            .filter(|r| r.status == Status::Fail),
+    );
+    failing
+}
+
+/// The rows of a model whose file does not parse: its schema check fails at the file's error.
+pub fn unreadable_results(u: &UnreadableModel) -> Vec<CheckResult> {
+    vec![CheckResult::new(
+        &u.name,
+        CheckKind::Schema,
+        Status::Fail,
+        // The same words for every model of the file, so that reports can show it once.
+        format!(
+            "{}: {}; {} does not parse, so none of its models could be checked",
+            u.error.severity,
+            u.error.message,
+            u.file.display()
+        ),
+    )
+    .at(
+        &u.error.file,
+        crate::diagnostic::Pos::new(u.error.line, u.error.col),
+    )]
+}
+
+/// Findings about the registry as a whole, reported once per run (by the unsharded run, or by
+/// shard 1): errors that fall inside no model (one [`REGISTRY_ROW`] row), and one `docs` row per
+/// generated card that covers a model of `selected`.
+pub fn registry_results(registry: &Registry, selected: &[String]) -> Vec<CheckResult> {
+    let mut results = vec![];
     let all: Vec<&ModelEntry> = registry.models().collect();
+    let mut claimed: Vec<&Diagnostic> =
+        all.iter().flat_map(|e| model_errors(registry, e)).collect();
+    claimed.extend(
+        registry
+            .unreadable()
+            .iter()
+            .filter(|u| !u.models.is_empty())
+            .map(|u| &u.error),
+    );
     let stray: Vec<String> = registry
         .diagnostics()
         .iter()
         .filter(|d| d.severity == Severity::Error)
-        .filter(|d| !all.iter().any(|e| model_errors(registry, e).contains(d)))
+        .filter(|d| !claimed.contains(d))
         .map(ToString::to_string)
         .collect();
     if !stray.is_empty() {
@@ -109,10 +191,13 @@ pub fn validate(
             REGISTRY_ROW,
             CheckKind::Schema,
             Status::Fail,
-            stray.join("; "),
+            stray.join("\n"),
         ));
     }
-    Report::new(results)
+    if !selected.is_empty() {
+        results.extend(card_results(registry, selected));
+    }
+    results
 }
 
 fn lookup(
@@ -141,7 +226,8 @@ fn lookup(
     }
 }
 
-fn validate_model(
+/// Every check of one model (without the registry-wide ones).
+pub fn validate_model(
     registry: &Registry,
     entry: &ModelEntry,
     opts: &ValidateOptions,
@@ -150,15 +236,14 @@ fn validate_model(
     let name = entry.name();
     let mut out = vec![];
     let errors = model_errors(registry, entry);
-    out.push(if errors.is_empty() {
-        CheckResult::new(
+    out.push(match errors.first() {
+        None => CheckResult::new(
             name,
             CheckKind::Schema,
             Status::Pass,
             "card parses; references resolve",
-        )
-    } else {
-        CheckResult::new(
+        ),
+        Some(first) => CheckResult::new(
             name,
             CheckKind::Schema,
             Status::Fail,
@@ -166,9 +251,15 @@ fn validate_model(
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
-                .join("; "),
+                .join("\n"),
         )
+        .at(
+            &first.file,
+            crate::diagnostic::Pos::new(first.line, first.col),
+        ),
     });
+    out.push(input_result(entry));
+    out.push(accuracy_result(entry));
     let spec = match entry.arch().and_then(|a| {
         a.resolve()
             .map_err(|error| crate::registry::RegistryError::Arch {
@@ -195,17 +286,15 @@ fn validate_model(
         }
     };
     let meta = entry.model.metadata.as_ref();
-    let documented = |f: fn(&crate::schema::Metadata) -> Option<&crate::schema::Count>| {
-        meta.and_then(f).map(|c| c.value)
-    };
+    let documented = |f: fn(&crate::schema::Metadata) -> Option<&Count>| meta.and_then(f);
     out.push(flops_result(
-        name,
+        entry,
         &spec,
         documented(|m| m.flops.as_ref()),
         image_size(entry),
     ));
     out.push(params_result(
-        name,
+        entry,
         &spec,
         documented(|m| m.parameters.as_ref()),
     ));
@@ -215,7 +304,7 @@ fn validate_model(
     let tf = lookup(cache, registry, entry, FileRole::TfCheckpoint, opts);
     let pth_size = pth.as_ref().ok().and_then(|f| f.as_ref()).map(|f| f.size);
     out.push(size_result(
-        name,
+        entry,
         &spec,
         documented(|m| m.file_size.as_ref()),
         pth_size,
@@ -227,12 +316,13 @@ fn validate_model(
 }
 
 fn flops_result(
-    name: &str,
+    entry: &ModelEntry,
     spec: &Spec,
-    documented: Option<u64>,
+    documented: Option<&Count>,
     image: Option<usize>,
 ) -> CheckResult {
-    let (Some(doc), Some(s)) = (documented, image) else {
+    let name = entry.name();
+    let (Some(doc_count), Some(s)) = (documented, image) else {
         return CheckResult::new(
             name,
             CheckKind::Flops,
@@ -240,6 +330,7 @@ fn flops_result(
             "card has no FLOPs or no Image Size",
         );
     };
+    let doc = doc_count.value;
     let c = flops::check_flops(spec, doc, s);
     let conv = format!(
         "{} at {}x{}",
@@ -248,40 +339,88 @@ fn flops_result(
         c.expected.input.width
     );
     if c.passed {
-        CheckResult::new(
+        return CheckResult::new(
             name,
             CheckKind::Flops,
             Status::Pass,
             format!("exact under {conv}"),
         )
         .values(doc, c.expected.value)
-    } else {
-        let near = c
-            .nearest
-            .first()
-            .map(|n| {
-                format!(
-                    "; nearest: {} at {}x{} = {} ({:+.2}%)",
-                    n.count.convention.name(),
-                    n.count.input.height,
-                    n.count.input.width,
-                    n.count.value,
-                    n.relative * 100.0
-                )
-            })
-            .unwrap_or_default();
-        CheckResult::new(
-            name,
-            CheckKind::Flops,
-            Status::Fail,
-            format!("{conv} gives {}{near}", c.expected.value),
-        )
-        .values(doc, c.expected.value)
+        .at(&entry.file, doc_count.raw.pos);
     }
+    let diff = doc as i128 - c.expected.value as i128;
+    let mut detail = format!(
+        "the card's value is {} {} than {conv} gives",
+        diff.unsigned_abs(),
+        if diff > 0 { "more" } else { "fewer" }
+    );
+    if let Some(n) = c.nearest.first().filter(|n| n.count != c.expected) {
+        detail.push_str(&format!(
+            "; nearest convention at Image Size {s}: {} at {}x{} = {} ({:+})",
+            n.count.convention.name(),
+            n.count.input.height,
+            n.count.input.width,
+            n.count.value,
+            n.difference
+        ));
+    }
+    if c.nearest.first().is_none_or(|n| n.difference != 0) {
+        if let Some((size, n)) = nearby_image_size(spec, doc, s) {
+            detail.push_str(&format!(
+                "; the card's value is exactly {} at {}x{}, i.e. Image Size {size}, not {s}",
+                n.convention.name(),
+                n.input.height,
+                n.input.width,
+            ));
+        } else {
+            detail.push_str(&format!(
+                "; no convention gives it at any Image Size within {NEARBY_IMAGE_SIZES} of {s}"
+            ));
+        }
+    }
+    CheckResult::new(name, CheckKind::Flops, Status::Fail, detail)
+        .values(doc, c.expected.value)
+        .at(&entry.file, doc_count.raw.pos)
 }
 
-fn params_result(name: &str, spec: &Spec, documented: Option<u64>) -> CheckResult {
-    let Some(doc) = documented else {
+/// An image size near `s` at which some convention gives exactly `documented` (nearest size
+/// first), searched over the inputs the FLOPs check considers (square, the 1546:1213 rule, and
+/// its transpose).
+fn nearby_image_size(spec: &Spec, documented: u64, s: usize) -> Option<(usize, flops::Count)> {
+    let mut sizes: Vec<usize> = (s.saturating_sub(NEARBY_IMAGE_SIZES).max(1)
+        ..=s + NEARBY_IMAGE_SIZES)
+        .filter(|&x| x != s)
+        .collect();
+    sizes.sort_by_key(|&x| (x.abs_diff(s), x));
+    for size in sizes {
+        let inputs = [
+            InputSize::square(size),
+            InputSize::thop_2020(size),
+            InputSize::thop_2020(size).transposed(),
+        ];
+        for input in inputs {
+            let walked = flops::layers(spec, input);
+            for convention in Convention::ALL {
+                let value: u64 = walked.iter().map(|l| l.count(convention)).sum();
+                if value == documented {
+                    return Some((
+                        size,
+                        flops::Count {
+                            convention,
+                            input,
+                            value,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn params_result(entry: &ModelEntry, spec: &Spec, documented: Option<&Count>) -> CheckResult {
+    let name = entry.name();
+    let Some(doc_count) = documented else {
         return CheckResult::new(
             name,
             CheckKind::Params,
@@ -289,28 +428,48 @@ fn params_result(name: &str, spec: &Spec, documented: Option<u64>) -> CheckResul
             "card has no Parameters",
         );
     };
+    let doc = doc_count.value;
     let c = flops::check_params(spec, doc);
-    let status = if c.outcome.passed() {
-        Status::Pass
-    } else {
-        Status::Fail
+    let (status, matched, detail) = match c.outcome {
+        flops::ParamsOutcome::Exact => (
+            Status::Pass,
+            c.exact,
+            format!("exact {}: {}", c.exact, c.outcome),
+        ),
+        flops::ParamsOutcome::Mismatch => {
+            let diff = doc as i128 - c.rounded as i128;
+            (
+                Status::Fail,
+                c.rounded,
+                format!(
+                    "exact {}, which the card's rounding int(round(n/1e6, 2)*1e6) makes {}; the card's value is {} {}: {}",
+                    c.exact,
+                    c.rounded,
+                    diff.unsigned_abs(),
+                    if diff > 0 { "more" } else { "fewer" },
+                    c.outcome
+                ),
+            )
+        }
+        _ => (
+            Status::Pass,
+            c.rounded,
+            format!("exact {}: {}", c.exact, c.outcome),
+        ),
     };
-    CheckResult::new(
-        name,
-        CheckKind::Params,
-        status,
-        format!("exact {}: {}", c.exact, c.outcome),
-    )
-    .values(doc, c.rounded)
+    CheckResult::new(name, CheckKind::Params, status, detail)
+        .values(doc, matched)
+        .at(&entry.file, doc_count.raw.pos)
 }
 
 fn size_result(
-    name: &str,
+    entry: &ModelEntry,
     spec: &Spec,
-    documented: Option<u64>,
+    documented: Option<&Count>,
     actual: Option<u64>,
 ) -> CheckResult {
-    let Some(doc) = documented else {
+    let name = entry.name();
+    let Some(doc_count) = documented else {
         return CheckResult::new(
             name,
             CheckKind::FileSize,
@@ -318,6 +477,7 @@ fn size_result(
             "card has no File Size",
         );
     };
+    let doc = doc_count.value;
     let layout = SaveLayout::timm_2020_release(name);
     let c = filesize::check_file_size(spec, doc, Container::Legacy, &layout, actual);
     let how = match actual {
@@ -325,11 +485,16 @@ fn size_result(
             "cached file is {a} bytes; legacy torch.save prediction {}",
             c.predicted.total
         ),
-        None => "legacy (pre-1.6) torch.save prediction; file not cached".to_string(),
+        None => {
+            "legacy (pre-1.6) torch.save layout; the file is not cached, so this is a prediction"
+                .to_string()
+        }
     };
     let status = if c.passed { Status::Pass } else { Status::Fail };
     CheckResult::new(name, CheckKind::FileSize, status, how)
         .values(doc, actual.unwrap_or(c.predicted.total))
+        .predicted(actual.is_none())
+        .at(&entry.file, doc_count.raw.pos)
 }
 
 fn fetch_failure(name: &str, check: CheckKind, e: &FetchError) -> CheckResult {
@@ -464,75 +629,336 @@ fn fingerprint_result(
     }
 }
 
-/// Whether each model's cards (its collection's Papers-with-Code card and its Hub card),
-/// regenerated from the registry, equal the ones kept in the registry.
-pub fn docs_results(registry: &Registry, models: &[&ModelEntry]) -> Vec<CheckResult> {
+/// One `docs` row per generated card (its collection's Papers-with-Code card, each model's Hub
+/// card) that covers a model of `selected`: does the registry's copy equal what the registry
+/// generates? The row is named by the card's path. When the cards cannot be rendered at all, one
+/// [`REGISTRY_ROW`] row says why.
+pub fn card_results(registry: &Registry, selected: &[String]) -> Vec<CheckResult> {
     let cards = match crate::docs::render(registry, &crate::docs::CardFormat::ALL) {
         Ok(c) => c,
         Err(e) => {
-            return models
-                .iter()
-                .map(|m| {
-                    CheckResult::new(
-                        m.name(),
-                        CheckKind::Docs,
-                        // A registry that keeps no card templates has no cards to keep in sync.
-                        match e {
-                            crate::docs::DocsError::MissingTemplate { .. } => Status::Skipped,
-                            _ => Status::Fail,
-                        },
-                        format!("cards cannot be rendered: {e}"),
-                    )
-                })
-                .collect();
+            return vec![CheckResult::new(
+                REGISTRY_ROW,
+                CheckKind::Docs,
+                // A registry that keeps no card templates has no cards to keep in sync.
+                match e {
+                    crate::docs::DocsError::MissingTemplate { .. } => Status::Skipped,
+                    _ => Status::Fail,
+                },
+                format!("cards cannot be rendered: {e}"),
+            )];
         }
     };
-    models
-        .iter()
-        .map(|m| {
-            let mine: Vec<_> = cards
-                .iter()
-                .filter(|c| c.models.iter().any(|n| n == m.name()))
-                .collect();
-            if mine.is_empty() {
-                return CheckResult::new(
-                    m.name(),
-                    CheckKind::Docs,
-                    Status::Skipped,
-                    "no card renders this model",
-                );
-            }
-            let mut in_sync = vec![];
-            for card in mine {
-                let rel = card.path.to_string_lossy().replace('\\', "/");
-                match registry.read_file(&rel) {
-                    Ok(committed) if committed == card.text => {
-                        in_sync.push(format!("registry/{rel}"))
-                    }
-                    Ok(_) => {
-                        return CheckResult::new(
-                            m.name(),
-                            CheckKind::Docs,
-                            Status::Fail,
-                            format!("registry/{rel} is stale: run `zoo docs`"),
-                        )
-                    }
-                    Err(e) => {
-                        return CheckResult::new(
-                            m.name(),
-                            CheckKind::Docs,
-                            Status::Fail,
-                            format!("registry/{rel}: {e}"),
-                        )
-                    }
-                }
-            }
-            CheckResult::new(
-                m.name(),
+    let mut out = vec![];
+    for card in cards {
+        if !card.models.iter().any(|m| selected.contains(m)) {
+            continue;
+        }
+        let rel = card.path.to_string_lossy().replace('\\', "/");
+        let shown = registry.display_path(&rel).display().to_string();
+        let covers = match card.models.as_slice() {
+            [one] => format!("model {one}"),
+            many => format!("{} models", many.len()),
+        };
+        out.push(match registry.read_file(&rel) {
+            Ok(committed) if committed == card.text => CheckResult::new(
+                &shown,
                 CheckKind::Docs,
                 Status::Pass,
-                format!("{} in sync", in_sync.join(" and ")),
-            )
-        })
-        .collect()
+                format!("in sync with the registry ({covers})"),
+            ),
+            Ok(_) => CheckResult::new(
+                &shown,
+                CheckKind::Docs,
+                Status::Fail,
+                format!("stale: differs from the card the registry generates ({covers})"),
+            ),
+            Err(crate::registry::RegistryError::Io { error, .. })
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                CheckResult::new(
+                    &shown,
+                    CheckKind::Docs,
+                    Status::Fail,
+                    format!("missing: the registry generates this card ({covers})"),
+                )
+            }
+            Err(e) => CheckResult::new(&shown, CheckKind::Docs, Status::Fail, e.to_string()),
+        });
+    }
+    out
+}
+
+/// `file:line:col` of a value in a model's file.
+fn loc(entry: &ModelEntry, pos: crate::diagnostic::Pos) -> String {
+    format!("{}:{}", entry.file.display(), pos)
+}
+
+/// Metadata `Image Size`, `Crop Pct` and `Interpolation` (what the card tells readers) against
+/// `Zoo: Input` (what zoo counts, converts and runs with).
+fn input_result(entry: &ModelEntry) -> CheckResult {
+    let name = entry.name();
+    let Some(input) = entry.input() else {
+        return CheckResult::new(
+            name,
+            CheckKind::Input,
+            Status::Skipped,
+            "no `Zoo: Input` to compare the card's Metadata with",
+        );
+    };
+    let meta = entry.model.metadata.as_ref();
+    // (field, card value, its position, Zoo: Input value, its position, equal?)
+    let mut compared: Vec<(
+        &str,
+        String,
+        crate::diagnostic::Pos,
+        String,
+        crate::diagnostic::Pos,
+        bool,
+    )> = vec![];
+    if let (Some(m), Some(z)) = (
+        meta.and_then(|m| m.image_size.as_ref()),
+        input.image_size.as_ref(),
+    ) {
+        compared.push((
+            "Image Size",
+            m.raw.text.clone(),
+            m.raw.pos,
+            z.raw.text.clone(),
+            z.raw.pos,
+            m.value == z.value,
+        ));
+    }
+    if let (Some(m), Some(z)) = (
+        meta.and_then(|m| m.crop_pct.as_ref()),
+        input.crop_pct.as_ref(),
+    ) {
+        compared.push((
+            "Crop Pct",
+            m.raw.text.clone(),
+            m.raw.pos,
+            z.raw.text.clone(),
+            z.raw.pos,
+            // Both are decimals as written ('0.875'); equal up to float spelling.
+            (m.value - z.value).abs() < 1e-9,
+        ));
+    }
+    if let (Some(m), Some(z)) = (
+        meta.and_then(|m| m.interpolation.as_ref()),
+        input.interpolation.as_ref(),
+    ) {
+        compared.push((
+            "Interpolation",
+            m.as_str().to_string(),
+            m.pos(),
+            z.value.as_str().to_string(),
+            z.raw.pos,
+            m.as_str() == z.value.as_str(),
+        ));
+    }
+    if compared.is_empty() {
+        return CheckResult::new(
+            name,
+            CheckKind::Input,
+            Status::Skipped,
+            "the card's Metadata has no Image Size, Crop Pct or Interpolation",
+        );
+    }
+    let wrong: Vec<_> = compared.iter().filter(|c| !c.5).collect();
+    if let Some(first) = wrong.first() {
+        // The first mismatch is at the result's location; the others name their own.
+        let detail = wrong
+            .iter()
+            .enumerate()
+            .map(|(i, (field, card, at, zoo, zoo_at, _))| {
+                format!(
+                    "{}Metadata `{field}` is {card}, but `Zoo: Input: {field}` is {zoo} (at {})",
+                    if i == 0 {
+                        String::new()
+                    } else {
+                        format!("{}: ", loc(entry, *at))
+                    },
+                    loc(entry, *zoo_at)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        return CheckResult::new(name, CheckKind::Input, Status::Fail, detail)
+            .at(&entry.file, first.2);
+    }
+    CheckResult::new(
+        name,
+        CheckKind::Input,
+        Status::Pass,
+        format!(
+            "{} {} with `Zoo: Input`",
+            compared
+                .iter()
+                .map(|(field, v, ..)| format!("{field} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if compared.len() == 1 {
+                "agrees"
+            } else {
+                "agree"
+            }
+        ),
+    )
+}
+
+/// The card's Top-1/Top-5 results against every `Zoo: Reported` source that gives the same
+/// metric, within [`ACCURACY_TOLERANCE_PP`].
+fn accuracy_result(entry: &ModelEntry) -> CheckResult {
+    let name = entry.name();
+    let reported = entry
+        .zoo()
+        .and_then(|z| z.reported.as_deref())
+        .unwrap_or_default();
+    type Pick = fn(&crate::schema::ReportedResult) -> Option<&Measure>;
+    let metrics: [(&str, Pick); 2] = [
+        ("Top 1 Accuracy", |r| r.top_1_accuracy.as_ref()),
+        ("Top 5 Accuracy", |r| r.top_5_accuracy.as_ref()),
+    ];
+    let mut passes = vec![];
+    let mut failures: Vec<(String, crate::diagnostic::Pos)> = vec![];
+    let mut uncompared = vec![];
+    let mut any_card_metric = false;
+    for r in entry.model.results.iter().flatten() {
+        let Some(m) = &r.metrics else { continue };
+        for (metric, pick) in metrics {
+            let Some(card) = m.get(metric) else { continue };
+            any_card_metric = true;
+            let sources: Vec<(&str, &Measure)> = reported
+                .iter()
+                .filter_map(|s| {
+                    pick(s).map(|v| {
+                        (
+                            s.source.as_ref().map_or("(unnamed source)", |t| t.as_str()),
+                            v,
+                        )
+                    })
+                })
+                .collect();
+            if sources.is_empty() {
+                uncompared.push(metric);
+                continue;
+            }
+            let show = |v: &Measure| v.raw.text.trim().to_string();
+            let far = |v: &Measure| (v.value - card.value).abs() > ACCURACY_TOLERANCE_PP + 1e-9;
+            if sources.iter().any(|(_, v)| far(v)) {
+                // Every source, near ones too, so the reader sees which side is off.
+                let said: Vec<String> = sources
+                    .iter()
+                    .map(|(src, v)| {
+                        format!(
+                            "{src} reports {} ({}), {:.2} pp {}",
+                            show(v),
+                            loc(entry, v.raw.pos),
+                            (v.value - card.value).abs(),
+                            if far(v) {
+                                "away"
+                            } else {
+                                "away, within the tolerance"
+                            }
+                        )
+                    })
+                    .collect();
+                failures.push((
+                    format!(
+                        "{}{metric} is {}, but {}; the tolerance is {ACCURACY_TOLERANCE_PP} pp",
+                        if failures.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}: ", loc(entry, card.raw.pos))
+                        },
+                        show(card),
+                        said.join(", and ")
+                    ),
+                    card.raw.pos,
+                ));
+            } else {
+                passes.push(format!(
+                    "{metric} {} is within {ACCURACY_TOLERANCE_PP} pp of {}",
+                    show(card),
+                    sources
+                        .iter()
+                        .map(|(src, v)| format!("{src} ({})", show(v)))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+            }
+        }
+    }
+    if !any_card_metric {
+        return CheckResult::new(
+            name,
+            CheckKind::Accuracy,
+            Status::Skipped,
+            "the card has no Top 1 or Top 5 Accuracy",
+        );
+    }
+    if let Some((_, pos)) = failures.first() {
+        let pos = *pos;
+        return CheckResult::new(
+            name,
+            CheckKind::Accuracy,
+            Status::Fail,
+            failures
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .at(&entry.file, pos);
+    }
+    if passes.is_empty() {
+        return CheckResult::new(
+            name,
+            CheckKind::Accuracy,
+            Status::Skipped,
+            "no `Zoo: Reported` source gives the card's Top 1 or Top 5 Accuracy",
+        );
+    }
+    let mut detail = passes.join("; ");
+    if !uncompared.is_empty() {
+        detail.push_str(&format!(
+            "; {} not compared: no source reports it",
+            uncompared.join(", ")
+        ));
+    }
+    CheckResult::new(name, CheckKind::Accuracy, Status::Pass, detail)
+}
+
+/// What `zoo validate --fetch` would download for `models`: their timm `.pth` and TF
+/// checkpoint files (the ones the weight checks read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Download {
+    /// Bytes of the files whose size the registry gives.
+    pub bytes: u64,
+    /// How many files that is.
+    pub sized: usize,
+    /// Files whose size the registry does not give.
+    pub unsized_files: usize,
+}
+
+/// The download [`Download`] `zoo validate --fetch` needs for `models` (names in `registry`;
+/// unknown names are ignored), at most: files already cached are not fetched again.
+pub fn download_estimate(registry: &Registry, models: &[&str]) -> Download {
+    let mut d = Download::default();
+    for name in models {
+        let Ok(entry) = registry.resolve(name) else {
+            continue;
+        };
+        for role in [FileRole::TimmPth, FileRole::TfCheckpoint] {
+            match entry.file(role).map(|f| f.size.as_ref().map(|s| s.value)) {
+                Some(Some(bytes)) => {
+                    d.bytes += bytes;
+                    d.sized += 1;
+                }
+                Some(None) => d.unsized_files += 1,
+                None => {}
+            }
+        }
+    }
+    d
 }

@@ -11,8 +11,15 @@ pub(super) fn run(
     registry: impl FnOnce() -> anyhow::Result<crate::registry::Registry>,
 ) -> anyhow::Result<Status> {
     for p in paths {
+        if p.is_dir() {
+            anyhow::bail!(
+                "{} is a directory; check-cards takes card files (`.yml`, `.md`), e.g. {}/*.yml",
+                p.display(),
+                p.display()
+            );
+        }
         if !p.is_file() {
-            anyhow::bail!("cannot read {}: not a file", p.display());
+            anyhow::bail!("cannot read {}: no such file", p.display());
         }
     }
     let mut diags = crate::registry::check_cards(paths);

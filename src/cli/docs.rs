@@ -1,9 +1,13 @@
 //! `zoo docs [--check] [--out DIR] [--format pwc,hf]`: regenerate the model cards (Papers-with-Code
 //! collection cards and Hugging Face Hub model cards) and schemas, or check them.
 //!
-//! The registry is read from `--registry DIR` or `./registry` (on disk, not the embedded copy,
-//! so an edited registry is rendered without rebuilding). Cards go to `<registry>/cards/`,
+//! The registry is found by the rule every command follows (`--registry`, `ZOO_REGISTRY`, then
+//! `registry/` in the working directory or a parent), and must be on disk, not the embedded
+//! copy, so an edited registry is rendered without rebuilding. Cards go to `<registry>/cards/`,
 //! schemas to `<registry>/../schemas/`; with `--out DIR`, to `DIR/cards/` and `DIR/schemas/`.
+//!
+//! While the registry fails its own checks (`zoo validate`'s checks that need no weights), zoo
+//! does not advise regenerating the cards: that would publish the errors.
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -33,15 +37,19 @@ pub struct DocsArgs {
 }
 
 pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result<Status> {
-    let dir = registry_dir.unwrap_or(Path::new("registry"));
-    if !dir.join(crate::registry::ROOT_FILE).is_file() {
+    let location = super::locate_registry(registry_dir)?;
+    let Some(dir) = location.dir() else {
         anyhow::bail!(
-            "no registry at {} (no {}); run in the project root or pass --registry DIR",
-            dir.display(),
-            crate::registry::ROOT_FILE
+            "zoo docs works on a registry on disk, and there is no registry/{} in {} or its \
+             parents; run it inside a checkout or pass --registry DIR",
+            crate::registry::ROOT_FILE,
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| ".".into())
         );
-    }
+    };
     let registry = super::load_registry(&Some(dir.to_path_buf()))?;
+    let failing = crate::validate::failing_checks(&registry);
     let fix = match registry_dir {
         Some(d) => format!("zoo --registry {} docs", d.display()),
         None => "zoo docs".to_string(),
@@ -49,7 +57,7 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
     if args.check {
         let stale = docs::check(&registry, dir)?;
         for s in &stale {
-            print!("{}", s.diff);
+            out!("{}", s.diff);
         }
         if stale.is_empty() {
             eprintln!("docs: cards and schemas are up to date");
@@ -58,8 +66,27 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
         for s in &stale {
             eprintln!("stale: {}", s.path.display());
         }
-        eprintln!("{} generated file(s) are stale; run `{fix}`", stale.len());
+        if failing.is_empty() {
+            eprintln!("{} generated file(s) are stale; run `{fix}`", stale.len());
+        } else {
+            report_failing(&failing);
+            eprintln!(
+                "{} generated file(s) are stale, and the registry fails {} of its own checks: \
+                 fix those first (`zoo validate` lists them); regenerating the cards now would \
+                 publish the errors",
+                stale.len(),
+                failing.len()
+            );
+        }
         return Ok(Status::Failed);
+    }
+    if !failing.is_empty() {
+        report_failing(&failing);
+        eprintln!(
+            "warning: the registry fails {} of its own checks; the cards written now carry \
+             those values (`zoo validate` lists them)",
+            failing.len()
+        );
     }
     let (cards_root, schemas_root) = match &args.out {
         Some(out) => (out.clone(), out.clone()),
@@ -93,4 +120,20 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
         eprintln!("wrote {}", path.display());
     }
     Ok(Status::Ok)
+}
+
+/// The first few failed checks, one line each.
+fn report_failing(failing: &[crate::report::CheckResult]) {
+    const SHOWN: usize = 5;
+    for r in failing.iter().take(SHOWN) {
+        let at = r
+            .location
+            .as_deref()
+            .map_or(String::new(), |l| format!("{l}: "));
+        let first = r.detail.lines().next().unwrap_or("");
+        eprintln!("failed: {at}{} {}: {first}", r.model, r.check.as_str());
+    }
+    if failing.len() > SHOWN {
+        eprintln!("failed: … and {} more", failing.len() - SHOWN);
+    }
 }

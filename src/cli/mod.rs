@@ -9,20 +9,44 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// `println!` that ends the process quietly (exit 0) when stdout is a closed pipe
-/// (`zoo list | head`), instead of panicking.
+/// `println!` that is quiet when stdout is a closed pipe (`zoo list | head`): the rest of the
+/// output is dropped instead of panicking, and the command still ends with its own exit code
+/// (a failed `zoo validate | head` exits 1, not 0).
 macro_rules! outln {
     () => { $crate::cli::write_stdout(format_args!("")) };
     ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
 }
 
+/// `print!` that, like [`outln!`], is quiet when stdout is a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_stdout_with(format_args!($($arg)*), "") };
+}
+
+/// Set once a write to stdout found the pipe closed: later output is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Writes one line to stdout; a broken pipe means the reader is done, which is not an error.
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    write_stdout_with(args, "\n");
+}
+
+/// Writes `args` and then `end` to stdout (flushed). A broken pipe drops this and all later
+/// output; any other write error ends the process with exit 2.
+pub(crate) fn write_stdout_with(args: std::fmt::Arguments<'_>, end: &str) {
     use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+    if let Err(e) = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(end.as_bytes()))
+        .and_then(|()| out.flush())
+    {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            return;
         }
         eprintln!("error: writing to stdout: {e}");
         std::process::exit(2);
@@ -46,7 +70,9 @@ pub mod weights;
 #[derive(Debug, Parser)]
 #[command(name = "zoo", version, about, long_about = None)]
 pub struct Cli {
-    /// Read the registry from this directory (its `model-index.yml`) instead of the embedded one.
+    /// The registry: a directory holding `model-index.yml` (or that file). Without it (and
+    /// without ZOO_REGISTRY), `registry/model-index.yml` in the current directory or the nearest
+    /// parent, else the registry embedded in zoo.
     #[arg(long, global = true, value_name = "DIR", env = "ZOO_REGISTRY")]
     registry: Option<PathBuf>,
     #[command(subcommand)]
@@ -169,12 +195,20 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
-/// The registry named by `--registry`, or the embedded one.
+/// Where the registry is, by the one rule every command follows ([`crate::registry::locate`]):
+/// `--registry PATH`, else `ZOO_REGISTRY`, else `registry/model-index.yml` in the working
+/// directory or a parent, else the embedded one.
+pub(crate) fn locate_registry(
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<crate::registry::Location> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
+    Ok(crate::registry::locate(dir, &cwd)?)
+}
+
+/// The registry by the one rule ([`locate_registry`]); one with errors fails.
 fn load_registry(dir: &Option<PathBuf>) -> anyhow::Result<crate::registry::Registry> {
-    let registry = match dir {
-        Some(dir) => crate::registry::Registry::load(dir)?,
-        None => crate::registry::Registry::embedded()?,
-    };
+    let registry = crate::registry::Registry::open(&locate_registry(dir.as_deref())?)?;
     for d in registry.diagnostics() {
         if d.severity == crate::diagnostic::Severity::Warning {
             eprintln!("{d}");

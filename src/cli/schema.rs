@@ -20,14 +20,15 @@ pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<
             let current = std::fs::read_to_string(&path).unwrap_or_default();
             if current != *text {
                 outln!(
-                    "{} is stale; run `cargo run -- schema --write`",
-                    path.display()
+                    "{} is stale; run `zoo schema --write {}`",
+                    path.display(),
+                    dir.display()
                 );
                 stale = true;
             }
         }
         return Ok(if stale { Status::Failed } else { Status::Ok });
     }
-    print!("{}", files[0].1);
+    out!("{}", files[0].1);
     Ok(Status::Ok)
 }

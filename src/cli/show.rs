@@ -69,6 +69,6 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
         items: vec![entry.model.to_node()],
         pos: Default::default(),
     });
-    print!("{}", crate::schema::yaml::emit(&node));
+    out!("{}", crate::schema::yaml::emit(&node));
     Ok(Status::Ok)
 }

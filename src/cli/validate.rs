@@ -1,15 +1,21 @@
-//! `zoo validate` and `zoo report merge`: one table of every check, JSON/JUnit for CI.
+//! `zoo validate` and `zoo report merge`: a table of every check, then the failures (at their
+//! `file:line:col`), then the skips grouped by reason with what would run them; JSON/JUnit for
+//! CI.
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::Status;
 use crate::fetch::Cache;
 use crate::registry::Registry;
-use crate::report::{shard, CheckKind, Report, Status as CheckStatus};
-use crate::validate::{cost, validate, ValidateOptions};
+use crate::report::{
+    shard, CheckKind, CheckResult, RegistryInfo, Report, Run, Shard, Status as CheckStatus,
+    REGISTRY_ROW,
+};
+use crate::validate::{
+    cost, download_estimate, registry_results, unreadable_results, validate_model, ValidateOptions,
+};
 
 /// Arguments of `zoo validate`.
 #[derive(Debug, clap::Args)]
@@ -22,6 +28,12 @@ pub struct ValidateArgs {
     /// Download missing weights.
     #[arg(long)]
     pub fetch: bool,
+    /// A skipped check fails the run (exit 1): for CI, where "not checked" must not pass.
+    #[arg(long)]
+    pub strict: bool,
+    /// Show every check's detail, passes included.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -36,7 +48,8 @@ pub struct ValidateArgs {
 /// Arguments of `zoo report`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ReportCommand {
-    /// Merge shard reports (`zoo validate --json` outputs) into one.
+    /// Merge shard reports (`zoo validate --shard K/N --json` outputs) into one; every shard
+    /// 1/N … N/N must be given exactly once.
     Merge {
         /// The JSON reports.
         #[arg(required = true)]
@@ -47,27 +60,51 @@ pub enum ReportCommand {
         /// Also write a JUnit XML report.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// A skipped check fails the merged run (also when the shards ran with `--strict`).
+        #[arg(long)]
+        strict: bool,
+        /// Show every check's detail, passes included.
+        #[arg(short, long)]
+        verbose: bool,
     },
 }
 
-fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
+fn parse_shard(s: &str) -> anyhow::Result<Shard> {
     let (k, n) = s.split_once('/').context("--shard takes K/N, e.g. 2/4")?;
-    let (k, n): (usize, usize) = (k.trim().parse()?, n.trim().parse()?);
+    let (k, n): (usize, usize) = (
+        k.trim().parse().context("--shard K/N: K is not a number")?,
+        n.trim().parse().context("--shard K/N: N is not a number")?,
+    );
     if n == 0 || k == 0 || k > n {
         bail!("--shard {s}: need 1 <= K <= N");
     }
-    Ok((k, n))
+    Ok(Shard { index: k, count: n })
 }
 
 /// Runs `zoo validate`.
-pub fn run(args: ValidateArgs, registry_dir: Option<&std::path::Path>) -> anyhow::Result<Status> {
-    let registry = Registry::load_keep_errors(registry_dir)?;
-    let mut models = registry.select(&args.patterns)?;
-    if let Some(s) = &args.shard {
-        let (k, n) = parse_shard(s)?;
-        let costs: Vec<(&str, f64)> = models.iter().map(|m| (m.name(), cost(m))).collect();
-        let mine = shard(&costs, k, n);
-        models.retain(|m| mine.contains(&m.name()));
+pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<Status> {
+    let location = super::locate_registry(registry_dir)?;
+    let registry = Registry::open_keep_errors(&location)?;
+    let selection = registry.select_checked(&args.patterns)?;
+    let selected = selection.names();
+    let shard_of = match &args.shard {
+        Some(s) => parse_shard(s)?,
+        None => Shard::ALL,
+    };
+    let mut models = selection.models.clone();
+    let mut unreadable = selection.unreadable.clone();
+    if shard_of != Shard::ALL {
+        let costs: Vec<(&str, f64)> = models
+            .iter()
+            .map(|m| (m.name(), cost(m)))
+            .chain(unreadable.iter().map(|u| (u.name.as_str(), 0.0)))
+            .collect();
+        let mine: Vec<String> = shard(&costs, shard_of.index, shard_of.count)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        models.retain(|m| mine.iter().any(|n| n == m.name()));
+        unreadable.retain(|u| mine.contains(&u.name));
     }
     let opts = ValidateOptions {
         fetch: args.fetch,
@@ -88,7 +125,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&std::path::Path>) -> anyhow
         if let Some(b) = &bar {
             b.set_message(m.name().to_owned());
         }
-        results.extend(validate(&registry, &[m], &opts, cache.as_ref()).results);
+        results.extend(validate_model(&registry, m, &opts, cache.as_ref()));
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -96,23 +133,91 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&std::path::Path>) -> anyhow
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    // Registry-wide problems are reported once, by the unsharded run or shard 1.
-    if args.shard.as_deref().is_none_or(|s| s.starts_with("1/")) {
-        results.extend(validate(&registry, &[], &opts, cache.as_ref()).results);
+    for u in &unreadable {
+        results.extend(unreadable_results(u));
     }
-    let report = Report::new(results);
-    emit(&report, args.json, args.junit.as_deref())
+    // Registry-wide findings (stray errors, the generated cards) are reported once: by the
+    // unsharded run, or by shard 1.
+    if shard_of.index == 1 {
+        results.extend(registry_results(&registry, &selected));
+    }
+    let mut checked: Vec<String> = models
+        .iter()
+        .map(|m| m.name().to_string())
+        .chain(unreadable.iter().map(|u| u.name.clone()))
+        .collect();
+    checked.sort();
+    let run = Run {
+        registry: RegistryInfo {
+            source: location.describe(),
+            models: registry.model_count(),
+        },
+        shard: shard_of,
+        strict: args.strict,
+        selected,
+        models: checked,
+    };
+    let report = Report::for_run(run, results);
+    let out = Output {
+        json: args.json,
+        junit: args.junit.as_deref(),
+        verbose: args.verbose,
+    };
+    let fix = match registry_dir {
+        Some(d) => format!("zoo --registry {} docs", d.display()),
+        None => "zoo docs".to_string(),
+    };
+    let context = Hints {
+        registry: Some(&registry),
+        found: matches!(location, crate::registry::Location::Dir { found: true, .. }),
+        docs_fix: fix,
+    };
+    emit(&report, &out, &context)
 }
 
-fn emit(report: &Report, json: bool, junit: Option<&std::path::Path>) -> anyhow::Result<Status> {
-    if let Some(path) = junit {
-        crate::card::write_atomic(path, &report.to_junit())
-            .with_context(|| format!("writing {}", path.display()))?;
+/// How a report is written out.
+struct Output<'a> {
+    json: bool,
+    junit: Option<&'a Path>,
+    verbose: bool,
+}
+
+/// What the human-readable output can say beyond the report.
+struct Hints<'a> {
+    /// The registry, for download sizes (none when merging).
+    registry: Option<&'a Registry>,
+    /// Whether the registry was found by searching from the working directory.
+    found: bool,
+    /// The command that regenerates the cards.
+    docs_fix: String,
+}
+
+fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Status> {
+    if let Some(path) = out.junit {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "cannot write the JUnit report {}: no directory {}",
+                path.display(),
+                dir.display()
+            );
+        }
+        // The error's kind only: the message of a failed temp file would name the temp file.
+        crate::card::write_atomic(path, &report.to_junit()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the JUnit report {}: {}",
+                path.display(),
+                e.kind()
+            )
+        })?;
     }
-    if json {
+    if out.json {
         outln!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print_table(report);
+        print_human(report, out.verbose, cx);
     }
     Ok(if report.passed() {
         Status::Ok
@@ -128,21 +233,95 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
             reports,
             json,
             junit,
+            strict,
+            verbose,
         } => {
             let mut parsed = vec![];
             for p in &reports {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?;
-                let r: Report = serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a zoo report", p.display()))?;
+                let r: Report = serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{} is not a `zoo validate --json` report of zoo {}",
+                        p.display(),
+                        env!("CARGO_PKG_VERSION")
+                    )
+                })?;
                 parsed.push(r);
             }
-            emit(&Report::merge(parsed)?, json, junit.as_deref())
+            // A merge that cannot stand for the whole run (a shard missing or repeated, shards
+            // of different runs) is a failed verdict, exit 1, not a usage error.
+            let mut merged = match Report::merge(parsed) {
+                Ok(m) => m,
+                Err(e) => {
+                    let names: Vec<String> =
+                        reports.iter().map(|p| p.display().to_string()).collect();
+                    eprintln!("error: merging {}: {e}", names.join(", "));
+                    return Ok(Status::Failed);
+                }
+            };
+            merged.strict |= strict;
+            let out = Output {
+                json,
+                junit: junit.as_deref(),
+                verbose,
+            };
+            let context = Hints {
+                registry: None,
+                found: false,
+                docs_fix: "zoo docs".to_string(),
+            };
+            emit(&merged, &out, &context)
         }
     }
 }
 
-fn cell(s: CheckStatus) -> &'static str {
+// ---------------------------------------------------------------------------------------------
+// The human-readable report
+
+/// ANSI colour on a terminal, unless `NO_COLOR` is set (<https://no-color.org>).
+struct Paint(bool);
+
+impl Paint {
+    fn detect() -> Paint {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        Paint(std::io::stdout().is_terminal() && !no_color && !dumb)
+    }
+
+    fn status(&self, s: CheckStatus, text: &str) -> String {
+        let code = match s {
+            CheckStatus::Pass => "32",
+            CheckStatus::Fail => "1;31",
+            CheckStatus::Skipped => "33",
+        };
+        self.wrap(code, text)
+    }
+
+    fn dim(&self, text: &str) -> String {
+        self.wrap("2", text)
+    }
+
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Columns available: the terminal's width, or 100 when stdout is not a terminal.
+fn width() -> usize {
+    if std::io::stdout().is_terminal() {
+        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+            return usize::from(w).max(40);
+        }
+    }
+    100
+}
+
+fn word(s: CheckStatus) -> &'static str {
     match s {
         CheckStatus::Pass => "pass",
         CheckStatus::Fail => "FAIL",
@@ -150,49 +329,474 @@ fn cell(s: CheckStatus) -> &'static str {
     }
 }
 
-fn print_table(report: &Report) {
-    let mut kinds: Vec<CheckKind> = report.results.iter().map(|r| r.check).collect();
+/// A shorter column label, for narrow terminals.
+fn short_label(k: CheckKind) -> &'static str {
+    match k {
+        CheckKind::FileSize => "size",
+        CheckKind::Accuracy => "top-k",
+        CheckKind::Checksum => "sha256",
+        CheckKind::Inference => "infer",
+        CheckKind::Fingerprint => "fprint",
+        other => other.as_str(),
+    }
+}
+
+/// The model × check table, laid out to fit `width` columns: full labels with two spaces
+/// between columns if they fit, else short labels, else one space, else model names without
+/// their common prefix.
+fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
+    let rows: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| r.check != CheckKind::Docs)
+        .collect();
+    let mut kinds: Vec<CheckKind> = rows.iter().map(|r| r.check).collect();
     kinds.sort();
     kinds.dedup();
-    let mut models: Vec<&str> = report.results.iter().map(|r| r.model.as_str()).collect();
+    let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    models.sort_unstable();
     models.dedup();
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED);
-    let mut header = vec!["model".to_string()];
-    header.extend(kinds.iter().map(|k| k.as_str().to_string()));
-    t.set_header(header);
-    for m in &models {
-        let mut row = vec![m.to_string()];
-        for k in &kinds {
-            let r = report
-                .results
-                .iter()
-                .find(|r| r.model == *m && r.check == *k);
-            row.push(r.map_or("", |r| cell(r.status)).to_string());
-        }
-        t.add_row(row);
+    if models.is_empty() {
+        return vec![];
     }
-    outln!("{t}");
-    outln!();
-    for r in &report.results {
-        let values = match (&r.documented, &r.measured) {
-            (Some(d), Some(m)) => format!("documented {d}, measured {m}; "),
-            _ => String::new(),
-        };
-        outln!(
-            "{} {} {}: {values}{}",
-            cell(r.status),
-            r.model,
-            r.check.as_str(),
-            r.detail
+    // The common prefix of the model names, up to a `_` (`tf_efficientnet_`).
+    let named: Vec<&str> = models
+        .iter()
+        .copied()
+        .filter(|m| *m != REGISTRY_ROW)
+        .collect();
+    let prefix = match named.split_first() {
+        Some((first, rest)) if !rest.is_empty() => {
+            let mut p = first.len();
+            for m in rest {
+                p = p.min(
+                    first
+                        .bytes()
+                        .zip(m.bytes())
+                        .take_while(|(a, b)| a == b)
+                        .count(),
+                );
+            }
+            first[..p].rfind('_').map_or("", |i| &first[..=i])
+        }
+        _ => "",
+    };
+    let layouts = [
+        (false, 2, false),
+        (true, 2, false),
+        (true, 1, false),
+        (true, 1, true),
+    ];
+    let mut chosen = layouts[layouts.len() - 1];
+    for layout in layouts {
+        let (short, gap, strip) = layout;
+        let name_w = models
+            .iter()
+            .map(|m| shown_name(m, prefix, strip).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let total: usize = name_w
+            + kinds
+                .iter()
+                .map(|k| gap + label(*k, short).len().max(4))
+                .sum::<usize>();
+        if total <= width {
+            chosen = layout;
+            break;
+        }
+    }
+    let (short, gap, strip) = chosen;
+    let name_w = models
+        .iter()
+        .map(|m| shown_name(m, prefix, strip).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let pad = " ".repeat(gap);
+    let mut lines = vec![];
+    let mut header = format!("{:<name_w$}", "model");
+    for k in &kinds {
+        let l = label(*k, short);
+        header.push_str(&format!("{pad}{l:<w$}", w = l.len().max(4)));
+    }
+    lines.push(header.trim_end().to_string());
+    for m in &models {
+        let name = shown_name(m, prefix, strip);
+        let mut line = format!("{name:<name_w$}");
+        for k in &kinds {
+            let w = label(*k, short).len().max(4);
+            let cell = rows.iter().find(|r| r.model == *m && r.check == *k);
+            let text = cell.map_or("-", |r| word(r.status));
+            let padded = format!("{text:<w$}");
+            line.push_str(&pad);
+            line.push_str(&match cell {
+                Some(r) => paint.status(r.status, &padded),
+                None => paint.dim(&padded),
+            });
+        }
+        lines.push(line.trim_end().to_string());
+    }
+    let mut legend: Vec<String> = vec![];
+    if strip && !prefix.is_empty() {
+        legend.push(format!("models without `{prefix}`"));
+    }
+    if short {
+        legend.extend(
+            kinds
+                .iter()
+                .filter(|k| short_label(**k) != k.as_str())
+                .map(|k| format!("{} = {}", short_label(*k), k.as_str())),
         );
     }
-    let s = report.summary();
+    if !legend.is_empty() {
+        // Wrapped to the width, at the commas.
+        let text = format!("({})", legend.join(", "));
+        let mut line = String::new();
+        for part in text.split_inclusive(", ") {
+            if !line.is_empty() && line.chars().count() + part.trim_end().chars().count() > width {
+                lines.push(paint.dim(line.trim_end()));
+                line.clear();
+            }
+            line.push_str(part);
+        }
+        lines.push(paint.dim(line.trim_end()));
+    }
+    lines
+}
+
+fn label(k: CheckKind, short: bool) -> &'static str {
+    if short {
+        short_label(k)
+    } else {
+        k.as_str()
+    }
+}
+
+fn shown_name<'a>(m: &'a str, prefix: &str, strip: bool) -> &'a str {
+    if strip && !prefix.is_empty() {
+        m.strip_prefix(prefix).unwrap_or(m)
+    } else {
+        m
+    }
+}
+
+/// `FAIL model check: documented X, measured Y; detail`, with the value's location under it
+/// and a multi-line detail indented.
+fn result_lines(r: &CheckResult, paint: &Paint) -> Vec<String> {
+    let values = match (&r.documented, &r.measured) {
+        (Some(d), Some(m)) => format!(
+            "documented {d}, {} {m}; ",
+            if r.predicted { "predicted" } else { "measured" }
+        ),
+        _ => String::new(),
+    };
+    let mut detail = r.detail.lines();
+    let mut lines = vec![format!(
+        "{} {} {}: {values}{}",
+        paint.status(r.status, word(r.status)),
+        r.model,
+        r.check.as_str(),
+        detail.next().unwrap_or("")
+    )];
+    lines.extend(detail.map(|l| format!("  {l}")));
+    if r.status == CheckStatus::Fail {
+        if let Some(at) = r
+            .location
+            .as_ref()
+            .filter(|at| !r.detail.starts_with(at.as_str()))
+        {
+            lines.push(format!("  --> {at}"));
+        }
+    }
+    lines
+}
+
+/// `1 check`, `2 checks`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `4.58 GB`.
+fn bytes(n: u64) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.2} GB", n as f64 / 1e9)
+    } else {
+        format!("{:.0} MB", n as f64 / 1e6)
+    }
+}
+
+/// What would turn skips with this reason into real checks, if zoo knows.
+fn how_to(reason: &str, models: &[&str], cx: &Hints<'_>) -> Option<String> {
+    if reason.contains("not cached") || reason.contains("cached") && reason.contains("needs") {
+        let size = cx.registry.map(|reg| download_estimate(reg, models));
+        let amount = match size {
+            Some(d) if d.sized > 0 && d.unsized_files > 0 => format!(
+                " {} ({}) plus {} whose size the registry does not give",
+                bytes(d.bytes),
+                count(d.sized, "file"),
+                count(d.unsized_files, "file")
+            ),
+            Some(d) if d.sized > 0 => format!(" {} ({})", bytes(d.bytes), count(d.sized, "file")),
+            Some(d) if d.unsized_files > 0 => format!(
+                " {} whose size the registry does not give",
+                count(d.unsized_files, "file")
+            ),
+            _ => String::new(),
+        };
+        let one = models.first().copied().unwrap_or("NAME");
+        let what = if amount.is_empty() {
+            " them".to_string()
+        } else {
+            format!(" at most{amount}")
+        };
+        return Some(format!(
+            "`zoo validate --fetch` downloads{what}; or `zoo fetch {one}` for one model"
+        ));
+    }
+    if reason.contains("`torch` feature") {
+        return Some(
+            "build zoo with `--features torch` (libtorch; `make test` sets it up)".to_string(),
+        );
+    }
+    if reason.contains("no reference vectors") {
+        return Some(
+            "give the model `Zoo: Reference` (input and logits `.npy`) in the registry".to_string(),
+        );
+    }
+    if reason.contains("no card template") {
+        return Some("add the collection's template under `templates/collections/`".to_string());
+    }
+    None
+}
+
+fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
+    let paint = Paint::detect();
+    for line in table(report, width(), &paint) {
+        outln!("{line}");
+    }
+    let cards: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| r.check == CheckKind::Docs && r.model != REGISTRY_ROW)
+        .collect();
+    if !cards.is_empty() {
+        let in_sync = cards
+            .iter()
+            .filter(|r| r.status == CheckStatus::Pass)
+            .count();
+        outln!(
+            "cards: {in_sync} of {} in sync with the registry",
+            cards.len()
+        );
+    }
+
+    if verbose {
+        // Models first, cards after.
+        let mut passes: Vec<&CheckResult> = report
+            .results
+            .iter()
+            .filter(|r| r.status == CheckStatus::Pass)
+            .collect();
+        passes.sort_by_key(|r| r.check == CheckKind::Docs);
+        if !passes.is_empty() {
+            outln!();
+            outln!("passed ({}):", passes.len());
+            for r in passes {
+                for line in result_lines(r, &paint) {
+                    outln!("{line}");
+                }
+            }
+        }
+    }
+
+    // Failures: the real errors first, stale cards last.
+    let (docs_failed, failed): (Vec<&CheckResult>, Vec<&CheckResult>) = report
+        .results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Fail)
+        .partition(|r| r.check == CheckKind::Docs);
+    if !failed.is_empty() || !docs_failed.is_empty() {
+        outln!();
+        outln!("failed ({}):", failed.len() + docs_failed.len());
+        // The same finding for several models (every model of a file that does not parse) is
+        // shown once, with the models it hits.
+        let same = |a: &CheckResult, b: &CheckResult| {
+            (a.check, &a.detail, &a.location, &a.documented, &a.measured)
+                == (b.check, &b.detail, &b.location, &b.documented, &b.measured)
+        };
+        let mut shown: Vec<&CheckResult> = vec![];
+        for r in &failed {
+            if shown.iter().any(|s| same(s, r)) {
+                continue;
+            }
+            shown.push(r);
+            let hits: Vec<&str> = failed
+                .iter()
+                .filter(|o| same(o, r))
+                .map(|o| o.model.as_str())
+                .collect();
+            if hits.len() == 1 {
+                for line in result_lines(r, &paint) {
+                    outln!("{line}");
+                }
+            } else {
+                let many = CheckResult {
+                    model: count(hits.len(), "model"),
+                    ..(*r).clone()
+                };
+                for line in result_lines(&many, &paint) {
+                    outln!("{line}");
+                }
+                outln!("  models: {}", hits.join(", "));
+            }
+        }
+        // Hub cards (one per model, `…/cards/hf/<name>/README.md`) go stale together when a
+        // collection changes: one line for them all.
+        let hub = |r: &CheckResult| {
+            r.model
+                .find("/cards/hf/")
+                .map(|i| r.model[..i + "/cards/hf/".len()].to_string())
+        };
+        let mut hub_groups: Vec<(String, usize)> = vec![];
+        for r in &docs_failed {
+            match hub(r) {
+                Some(dir)
+                    if docs_failed
+                        .iter()
+                        .filter(|o| hub(o).as_ref() == Some(&dir))
+                        .count()
+                        > 1 =>
+                {
+                    match hub_groups.iter_mut().find(|(d, _)| *d == dir) {
+                        Some((_, n)) => *n += 1,
+                        None => hub_groups.push((dir, 1)),
+                    }
+                }
+                _ => {
+                    for line in result_lines(r, &paint) {
+                        outln!("{line}");
+                    }
+                }
+            }
+        }
+        for (dir, n) in hub_groups {
+            outln!(
+                "{} {dir} docs: {n} cards are stale: they differ from the cards the registry generates",
+                paint.status(CheckStatus::Fail, "FAIL")
+            );
+        }
+        let stale = docs_failed.iter().any(|r| r.model != REGISTRY_ROW);
+        if stale {
+            if failed.is_empty() {
+                outln!(
+                    "  → `zoo docs --check` shows how the cards differ; `{}` regenerates them",
+                    cx.docs_fix
+                );
+            } else {
+                outln!(
+                    "  → the cards differ because the registry changed, and the registry fails its own checks above: fix those first (regenerating the cards now would publish the errors)"
+                );
+            }
+        }
+    }
+
+    // Skips, grouped by reason, with what would run them.
+    let mut groups: Vec<(&str, Vec<&CheckResult>)> = vec![];
+    for r in report
+        .results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Skipped)
+    {
+        match groups.iter_mut().find(|(reason, _)| *reason == r.detail) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((&r.detail, vec![r])),
+        }
+    }
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    if !groups.is_empty() {
+        outln!();
+        outln!(
+            "skipped ({}){}:",
+            report.summary.skipped,
+            if report.strict {
+                ", which --strict counts as failures"
+            } else {
+                ""
+            }
+        );
+        let mut hints: Vec<String> = vec![];
+        for (reason, rs) in &groups {
+            let mut per_check: Vec<(CheckKind, usize)> = vec![];
+            for r in rs {
+                match per_check.iter_mut().find(|(k, _)| *k == r.check) {
+                    Some((_, n)) => *n += 1,
+                    None => per_check.push((r.check, 1)),
+                }
+            }
+            per_check.sort();
+            let checks = per_check
+                .iter()
+                .map(|(k, n)| format!("{} ×{n}", k.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            outln!(
+                "{} {}: {reason} ({checks})",
+                paint.status(CheckStatus::Skipped, "skip"),
+                count(rs.len(), "check")
+            );
+            let mut models: Vec<&str> = rs.iter().map(|r| r.model.as_str()).collect();
+            models.sort_unstable();
+            models.dedup();
+            if let Some(hint) = how_to(reason, &models, cx) {
+                if hints.contains(&hint) {
+                    outln!("  → the same as above");
+                } else {
+                    outln!("  → {hint}");
+                    hints.push(hint);
+                }
+            }
+        }
+    }
+
     outln!();
+    let found = if cx.found {
+        " (found from the working directory)"
+    } else {
+        ""
+    };
+    let checked = count(report.models.len(), "model");
+    let scope = if report.shard != Shard::ALL {
+        format!(
+            "; {checked} checked: shard {} of {} selected",
+            report.shard,
+            report.selected.len()
+        )
+    } else if report.selected.len() < report.registry.models {
+        format!("; {checked} checked (selected by name)")
+    } else {
+        format!("; {checked} checked")
+    };
     outln!(
-        "{} passed, {} failed, {} skipped (skipped checks are not passes)",
+        "registry: {}{found}, {}{scope}",
+        report.registry.source,
+        count(report.registry.models, "model")
+    );
+    let s = report.summary;
+    let verdict = if report.passed() {
+        paint.status(CheckStatus::Pass, "ok")
+    } else {
+        paint.status(CheckStatus::Fail, "FAILED")
+    };
+    outln!(
+        "{verdict}: {} passed, {} failed, {} skipped ({})",
         s.pass,
         s.fail,
-        s.skipped
+        s.skipped,
+        if report.strict {
+            "--strict: a skipped check fails the run"
+        } else {
+            "skipped checks are not passes"
+        }
     );
 }

@@ -554,7 +554,13 @@ impl<'n> Fields<'n> {
         T::parse(&self.map.entries[i].1, key, cx)
     }
 
-    fn finish(self, what: &str, strict: bool, cx: &mut Ctx) -> (Extra, Vec<String>) {
+    fn finish(
+        self,
+        what: &str,
+        strict: bool,
+        known: &[&str],
+        cx: &mut Ctx,
+    ) -> (Extra, Vec<String>) {
         let order = self
             .map
             .entries
@@ -566,8 +572,26 @@ impl<'n> Fields<'n> {
             if taken {
                 continue;
             }
+            let near = near_miss(&k.text, known);
             if strict {
-                cx.error(k.pos, format!("unknown key `{}` in {what}", k.text));
+                cx.error(
+                    k.pos,
+                    format!("unknown key `{}` in {what}{}", k.text, did_you_mean(near)),
+                );
+                continue;
+            }
+            if let Some(known) = near {
+                // A misspelt standard key is not a custom field: the value it holds would go
+                // unchecked and the real key would be missing.
+                cx.error(
+                    k.pos,
+                    format!(
+                        "unknown key `{}` in {what}{}",
+                        k.text,
+                        did_you_mean(Some(known))
+                    ),
+                );
+                extra.push((k.clone(), v.clone()));
             } else {
                 cx.report(
                     Severity::Info,
@@ -580,6 +604,43 @@ impl<'n> Fields<'n> {
         (Extra(extra), order)
     }
 }
+
+/// The known key `key` is most likely a misspelling of: same letters up to case, spaces,
+/// `_` and `-`, or a small edit distance (1 for keys of up to 4 characters, 2 up to 12, 3
+/// beyond). `None` when no known key is that close.
+pub fn near_miss<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, ' ' | '_' | '-'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    if known.contains(&key) {
+        return None;
+    }
+    let k = norm(key);
+    known
+        .iter()
+        .map(|&c| {
+            let n = norm(c);
+            let limit = match n.chars().count() {
+                0..=4 => 1,
+                5..=12 => 2,
+                _ => 3,
+            };
+            (strsim::levenshtein(&k, &n), limit, c)
+        })
+        .filter(|(d, limit, _)| d <= limit)
+        .min_by_key(|(d, _, c)| (*d, *c))
+        .map(|(_, _, c)| c)
+}
+
+fn did_you_mean(near: Option<&str>) -> String {
+    near.map_or_else(String::new, |k| format!("; did you mean `{k}`?"))
+}
+
+/// Metric names zoo checks; a name close to one of them is taken for a misspelling.
+pub const KNOWN_METRICS: [&str; 2] = ["Top 1 Accuracy", "Top 5 Accuracy"];
 
 /// Builds a mapping node from fields, in source key order where known.
 struct MapOut {
@@ -651,7 +712,7 @@ macro_rules! record {
                 };
                 let mut f = Fields::new(map);
                 $( let $field = f.get::<$ty>($key, cx); )*
-                let (extra, order) = f.finish($what, $strict, cx);
+                let (extra, order) = f.finish($what, $strict, &[$($key),*], cx);
                 Some($name { $($field,)* extra, order, pos: map.pos })
             }
             fn to_node(&self) -> Node {
@@ -823,6 +884,12 @@ impl FieldValue for Metrics {
                 map.entries
                     .iter()
                     .filter_map(|(k, v)| {
+                        if let Some(known) = near_miss(&k.text, &KNOWN_METRICS) {
+                            cx.error(
+                                k.pos,
+                                format!("unknown metric `{}`{}", k.text, did_you_mean(Some(known))),
+                            );
+                        }
                         Measure::parse(v, &k.text, cx).map(|m| (Text(k.clone()), m))
                     })
                     .collect(),
@@ -1038,6 +1105,8 @@ record! {
         source: Text = "Source",
         /// Top-1 accuracy.
         top_1_accuracy: Measure = "Top 1 Accuracy",
+        /// Top-5 accuracy.
+        top_5_accuracy: Measure = "Top 5 Accuracy",
     }
 }
 
@@ -1397,4 +1466,33 @@ pub fn schema_files() -> Vec<(&'static str, String)> {
             ),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_keys_are_near_misses_and_custom_keys_are_not() {
+        let known = [
+            "Parameters",
+            "FLOPs",
+            "Image Size",
+            "ID",
+            "LR",
+            "Top 1 Accuracy",
+        ];
+        assert_eq!(near_miss("Paramters", &known), Some("Parameters"));
+        assert_eq!(near_miss("parameters", &known), Some("Parameters"));
+        assert_eq!(near_miss("Image_Size", &known), Some("Image Size"));
+        assert_eq!(near_miss("FLOP", &known), Some("FLOPs"));
+        assert_eq!(near_miss("Top 1 Acuracy", &known), Some("Top 1 Accuracy"));
+        assert_eq!(near_miss("Parameters", &known), None, "a known key");
+        assert_eq!(near_miss("FLOPs Convention", &known), None);
+        assert_eq!(near_miss("Training Hours", &known), None);
+        // Two-letter keys need an exact neighbour: `IO` is one edit from `ID`, `XY` is not.
+        assert_eq!(near_miss("IO", &known), Some("ID"));
+        assert_eq!(near_miss("XY", &known), None);
+        assert_eq!(near_miss("Top 5 Accuracy", &KNOWN_METRICS), None);
+    }
 }

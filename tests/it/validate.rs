@@ -7,16 +7,22 @@ use crate::{copy_dir, fixture, root};
 #[path = "../support/http_server.rs"]
 mod http_server;
 
-/// Runs zoo with an isolated, empty cache (and no other caches to reuse).
+/// Runs zoo with an isolated, empty cache (and no other caches to reuse), in the crate root.
 fn zoo_cached(cache: &Path, args: &[&str]) -> (i32, String, String) {
+    zoo_in(root(), cache, args)
+}
+
+/// Runs zoo in `cwd` with an isolated, empty cache.
+fn zoo_in(cwd: &Path, cache: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
         .args(args)
-        .current_dir(root())
+        .current_dir(cwd)
         .env("ZOO_CACHE", cache)
         .env("TORCH_HOME", cache.join("no-torch"))
         .env("HF_HOME", cache.join("no-hf"))
         .env_remove("ZOO_OFFLINE")
         .env_remove("ZOO_REGISTRY")
+        .env_remove("NO_COLOR")
         .output()
         .expect("run zoo");
     (
@@ -26,24 +32,52 @@ fn zoo_cached(cache: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The README's main job: all 10 models, offline, exit 0.
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// A copy of the repository's registry at `<tmp>/registry`.
+fn registry_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("registry"), &tmp.path().join("registry"));
+    tmp
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The README's main job, in a checkout: all 10 models of `./registry`, offline, exit 0; every
+/// check that needs no weights passes, and the report names the registry it checked.
 #[test]
-fn embedded_registry_validates_offline() {
+fn checkout_registry_validates_offline() {
     let cache = tempfile::tempdir().unwrap();
     let (code, out, err) = zoo_cached(cache.path(), &["validate", "--offline", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
-    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = json(&out);
+    assert_eq!(r["registry"]["source"], "registry");
+    assert_eq!(r["registry"]["models"], 10);
+    assert_eq!(r["shard"], serde_json::json!({"index": 1, "count": 1}));
+    assert_eq!(r["models"].as_array().unwrap().len(), 10);
+    assert_eq!(r["selected"], r["models"]);
     let results = r["results"].as_array().unwrap();
-    let models: std::collections::BTreeSet<&str> = results
-        .iter()
-        .map(|x| x["model"].as_str().unwrap())
-        .collect();
-    assert_eq!(models.len(), 10, "{models:?}");
+    let mut cards = 0;
     for x in results {
         let (check, status) = (x["check"].as_str().unwrap(), x["status"].as_str().unwrap());
         match check {
-            "schema" | "flops" | "params" | "file-size" => assert_eq!(status, "pass", "{x}"),
-            "docs" => assert_eq!(status, "pass", "{x}"),
+            "schema" | "input" | "flops" | "params" | "file-size" | "accuracy" => {
+                assert_eq!(status, "pass", "{x}")
+            }
+            "docs" => {
+                cards += 1;
+                assert_eq!(status, "pass", "{x}");
+                assert!(
+                    x["model"].as_str().unwrap().starts_with("registry/cards/"),
+                    "{x}"
+                );
+            }
             "checksum" | "inference" => {
                 assert_eq!(status, "skipped", "{x}");
                 assert_eq!(x["detail"], "weights not cached", "{x}");
@@ -51,19 +85,26 @@ fn embedded_registry_validates_offline() {
             _ => assert_ne!(status, "fail", "{x}"),
         }
     }
-    let b7 = results
-        .iter()
-        .find(|x| x["model"] == "tf_efficientnet_b7_ns" && x["check"] == "params")
-        .unwrap();
+    // One row per card (2 collection cards, 10 Hub cards), not one per model.
+    assert_eq!(cards, 12);
+    assert_eq!(
+        r["summary"],
+        serde_json::json!({"checks": results.len(), "pass": 72, "fail": 0, "skipped": 30})
+    );
+    let find = |model: &str, check: &str| {
+        results
+            .iter()
+            .find(|x| x["model"] == model && x["check"] == check)
+            .unwrap()
+            .clone()
+    };
+    let b7 = find("tf_efficientnet_b7_ns", "params");
     assert!(
         b7["detail"].as_str().unwrap().contains("float artefact"),
         "{b7}"
     );
     assert_eq!(b7["documented"], "66349999");
-    let flops = results
-        .iter()
-        .find(|x| x["model"] == "tf_efficientnet_l2_ns" && x["check"] == "flops")
-        .unwrap();
+    let flops = find("tf_efficientnet_l2_ns", "flops");
     assert!(
         flops["detail"]
             .as_str()
@@ -71,26 +112,315 @@ fn embedded_registry_validates_offline() {
             .contains("exact under thop-2020 at 800x1019"),
         "{flops}"
     );
+    // A file that is not cached has a predicted size, and says so.
+    let size = find("tf_efficientnet_b0_ns", "file-size");
+    assert_eq!(size["predicted"], true, "{size}");
+    let top = find("tf_efficientnet_b0_ns", "accuracy");
+    assert!(
+        top["detail"].as_str().unwrap().contains(
+            "Top 5 Accuracy 94.37% is within 0.3 pp of timm results-imagenet.csv (94.372%)"
+        ),
+        "{top}"
+    );
+}
+
+/// Row 1 of the new-user report: in a checkout whose registry was edited, plain `zoo validate`
+/// checks that registry (not the one embedded in the binary), from the checkout's root or any
+/// directory below it.
+#[test]
+fn validate_in_a_checkout_checks_its_edited_registry() {
+    let tmp = registry_copy();
+    let reg = tmp.path().join("registry");
+    edit(
+        &reg.join("efficientnet/noisy-student.yml"),
+        "FLOPs: 883633200",
+        "FLOPs: 883633201",
+    );
+    let cache = tmp.path().join("cache");
+    for (cwd, shown) in [
+        (tmp.path().to_path_buf(), "registry"),
+        (reg.join("efficientnet"), "../../registry"),
+    ] {
+        let (code, out, err) = zoo_in(&cwd, &cache, &["validate", "--offline"]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            out.contains(
+                "FAIL tf_efficientnet_b1_ns flops: documented 883633201, measured 883633200"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "registry: {shown} (found from the working directory), 10 models"
+            )),
+            "{out}"
+        );
+    }
+}
+
+/// Outside any checkout the embedded registry is checked, and every report says so.
+#[test]
+fn outside_a_checkout_the_embedded_registry_is_checked_and_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junit = tmp.path().join("junit.xml");
+    let (code, out, err) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &[
+            "validate",
+            "--offline",
+            "--json",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let embedded = format!("embedded, zoo {}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(json(&out)["registry"]["source"], embedded.as_str());
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        x.contains(&format!(
+            "<property name=\"registry\" value=\"{embedded}, 10 models\"/>"
+        )),
+        "{x}"
+    );
+    let (code, out, _) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["validate", "--offline"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!(
+            "registry: {embedded}, 10 models; 10 models checked"
+        )),
+        "{out}"
+    );
+}
+
+/// `--registry` takes the directory or its `model-index.yml`; any other path is a clear error.
+#[test]
+fn registry_flag_takes_the_directory_or_its_model_index() {
+    let tmp = registry_copy();
+    let reg = tmp.path().join("registry");
+    let cache = tmp.path().join("cache");
+    for given in [reg.clone(), reg.join("model-index.yml")] {
+        let (code, out, err) = zoo_in(
+            tmp.path(),
+            &cache,
+            &[
+                "--registry",
+                given.to_str().unwrap(),
+                "validate",
+                "--offline",
+                "b0_ns",
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let card = reg.join("efficientnet/noisy-student.yml");
+    let (code, _, err) = zoo_in(
+        tmp.path(),
+        &cache,
+        &["--registry", card.to_str().unwrap(), "list"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is a file, not a registry") && err.contains("zoo check-cards"),
+        "{err}"
+    );
+    let (code, _, err) = zoo_in(
+        tmp.path(),
+        &cache,
+        &["--registry", "no-such-dir", "validate"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--registry no-such-dir: does not exist"),
+        "{err}"
+    );
+}
+
+/// One seeded mistake: in `model`'s entry, the first line starting with `key` gets its value
+/// replaced by `to(value)`, or (when `to` is `None`) its key respelt as `respelt`.
+struct Seed {
+    what: &'static str,
+    model: &'static str,
+    key: &'static str,
+    to: Option<fn(&str) -> String>,
+    respelt: &'static str,
+}
+
+/// Applies the seed to `text`; returns the new text and the 1-based line and column of the
+/// wrong value (or key).
+fn seed(text: &str, s: &Seed) -> (String, usize, usize) {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let start = lines
+        .iter()
+        .position(|l| *l == format!("- Name: {}", s.model))
+        .unwrap_or_else(|| panic!("{} not found", s.model));
+    let i = (start + 1..lines.len())
+        .take_while(|&i| !lines[i].starts_with("- "))
+        .find(|&i| lines[i].starts_with(s.key))
+        .unwrap_or_else(|| panic!("{} has no {:?}", s.model, s.key));
+    let indent = s.key.len() - s.key.trim_start().len();
+    let col = match s.to {
+        Some(to) => {
+            let value = lines[i][s.key.len()..].trim().to_string();
+            lines[i] = format!("{} {}", s.key, to(&value));
+            s.key.len() + 2
+        }
+        None => {
+            lines[i] = lines[i].replacen(s.key.trim_start(), &format!("{}:", s.respelt), 1);
+            indent + 1
+        }
+    };
+    let mut out = lines.join("\n");
+    out.push('\n');
+    (out, i + 1, col)
+}
+
+/// The acceptance test of issue 13: any single wrong value in a checked field of `registry/`
+/// (and a misspelt key) fails `zoo validate` with exit 1 and names the value's
+/// `file:line:col`, run inside the copy and from outside it with `--registry`.
+#[test]
+fn every_seeded_mistake_fails_validate_at_its_file_line_col() {
+    let seeds = [
+        Seed {
+            what: "FLOPs",
+            model: "tf_efficientnet_b5_ns",
+            key: "    FLOPs:",
+            to: Some(|v| (v.parse::<u64>().unwrap() + 1000).to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Parameters",
+            model: "tf_efficientnet_b3_ns",
+            key: "    Parameters:",
+            to: Some(|v| (v.parse::<u64>().unwrap() + 10000).to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "File Size",
+            model: "tf_efficientnet_b0_ns",
+            key: "    File Size:",
+            to: Some(|v| (v.parse::<u64>().unwrap() - 8).to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Image Size",
+            model: "tf_efficientnet_b5_ns",
+            key: "    Image Size:",
+            to: Some(|_| "'465'".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Zoo: Input Image Size",
+            model: "tf_efficientnet_b1_ns",
+            key: "      Image Size:",
+            to: Some(|_| "250".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Crop Pct",
+            model: "tf_efficientnet_b4_ns",
+            key: "    Crop Pct:",
+            to: Some(|_| "'0.875'".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Interpolation",
+            model: "tf_efficientnet_b2_ns",
+            key: "    Interpolation:",
+            to: Some(|_| "bilinear".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Top 1 (digits swapped)",
+            model: "tf_efficientnet_b6_ns",
+            key: "      Top 1 Accuracy:",
+            to: Some(|_| "68.45%".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Top 1 (half a point)",
+            model: "tf_efficientnet_b7_ns",
+            key: "      Top 1 Accuracy:",
+            to: Some(|_| "87.33%".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "Top 5",
+            model: "tf_efficientnet_l2_ns",
+            key: "      Top 5 Accuracy:",
+            to: Some(|_| "98.06%".to_string()),
+            respelt: "",
+        },
+        Seed {
+            what: "misspelt Parameters",
+            model: "tf_efficientnet_b2_ns",
+            key: "    Parameters:",
+            to: None,
+            respelt: "Paramters",
+        },
+        Seed {
+            what: "misspelt Image Size",
+            model: "tf_efficientnet_b6_ns",
+            key: "    Image Size:",
+            to: None,
+            respelt: "Image size",
+        },
+        Seed {
+            what: "misspelt metric",
+            model: "tf_efficientnet_b3_ns",
+            key: "      Top 1 Accuracy:",
+            to: None,
+            respelt: "Top 1 Acuracy",
+        },
+    ];
+    let original =
+        std::fs::read_to_string(root().join("registry/efficientnet/noisy-student.yml")).unwrap();
+    for s in &seeds {
+        let tmp = registry_copy();
+        let reg = tmp.path().join("registry");
+        let (text, line, col) = seed(&original, s);
+        std::fs::write(reg.join("efficientnet/noisy-student.yml"), text).unwrap();
+        let at = format!("efficientnet/noisy-student.yml:{line}:{col}");
+        let cache = tmp.path().join("cache");
+        let outside = tempfile::tempdir().unwrap();
+        for (cwd, args) in [
+            (tmp.path(), vec!["validate", "--offline"]),
+            (
+                outside.path(),
+                vec!["--registry", reg.to_str().unwrap(), "validate", "--offline"],
+            ),
+        ] {
+            let (code, out, err) = zoo_in(cwd, &cache, &args);
+            assert_eq!(code, 1, "{}: {out}{err}", s.what);
+            assert!(out.contains(&at), "{}: {at} not named in\n{out}", s.what);
+            assert!(
+                !out.contains("regenerates them"),
+                "{}: zoo advises regenerating the cards of a failing registry:\n{out}",
+                s.what
+            );
+        }
+    }
 }
 
 /// A registry with a wrong FLOPs value, a wrong parameter count and a dangling collection
 /// exits 1 and names all three.
 #[test]
 fn seeded_errors_are_all_named() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = registry_copy();
     let reg = tmp.path().join("registry");
-    copy_dir(&root().join("registry"), &reg);
     let f = reg.join("efficientnet/noisy-student.yml");
-    let text = std::fs::read_to_string(&f).unwrap();
-    let text = text
-        .replacen("FLOPs: 883633200", "FLOPs: 883633201", 1)
-        .replacen("Parameters: 9110000", "Parameters: 9120000", 1)
-        .replacen(
-            "- Name: tf_efficientnet_b3_ns\n  In Collection: Noisy Student",
-            "- Name: tf_efficientnet_b3_ns\n  In Collection: Noisy Students",
-            1,
-        );
-    std::fs::write(&f, text).unwrap();
+    edit(&f, "FLOPs: 883633200", "FLOPs: 883633201");
+    edit(&f, "Parameters: 9110000", "Parameters: 9120000");
+    edit(
+        &f,
+        "- Name: tf_efficientnet_b3_ns\n  In Collection: Noisy Student",
+        "- Name: tf_efficientnet_b3_ns\n  In Collection: Noisy Students",
+    );
     let (code, out, err) = zoo_cached(
         tmp.path(),
         &[
@@ -120,31 +450,301 @@ fn seeded_errors_are_all_named() {
     );
 }
 
+/// A misspelt standard key is an error of the schema reader, so `check-cards` sees it as
+/// `validate` does, at the key, with the key it most likely means.
+#[test]
+fn misspelt_key_is_an_error_for_check_cards_too() {
+    let tmp = registry_copy();
+    let f = tmp.path().join("registry/efficientnet/noisy-student.yml");
+    edit(&f, "    Parameters: 9110000", "    Paramters: 9110000");
+    let (code, out, err) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["check-cards", f.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("noisy-student.yml:208:5: error: unknown key `Paramters` in Metadata; did you mean `Parameters`?"),
+        "{out}"
+    );
+}
+
+/// A wrong `Zoo: Input: Image Size` makes the FLOPs differ; the failure says which image size
+/// gives the documented value exactly.
+#[test]
+fn flops_mismatch_names_the_image_size_that_gives_the_documented_value() {
+    let tmp = registry_copy();
+    let reg = tmp.path().join("registry");
+    edit(
+        &reg.join("efficientnet/noisy-student.yml"),
+        "    Input:\n      Image Size: 240",
+        "    Input:\n      Image Size: 250",
+    );
+    let (code, out, _) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["validate", "--offline", "b1_ns"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "the card's value is exactly thop-2020 at 240x305, i.e. Image Size 240, not 250"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  --> registry/efficientnet/noisy-student.yml:110:12"),
+        "{out}"
+    );
+}
+
+/// A collection-level edit makes one card stale: one finding for that card, after the real
+/// errors, and no advice to regenerate the cards while the registry fails its checks.
+#[test]
+fn a_stale_card_is_one_finding_after_the_real_errors() {
+    let tmp = registry_copy();
+    let reg = tmp.path().join("registry");
+    let f = reg.join("efficientnet/noisy-student.yml");
+    edit(
+        &f,
+        "Title: Self-training with Noisy Student improves ImageNet classification",
+        "Title: Self-training with Noisy Student improves ImageNet classification (2020)",
+    );
+    let cache = tmp.path().join("cache");
+    let (code, out, _) = zoo_in(tmp.path(), &cache, &["validate", "--offline"]);
+    assert_eq!(code, 1, "{out}");
+    // One line for the collection card, one for the Hub cards (the collection's paper is on
+    // each); no model fails.
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert_eq!(
+        fails,
+        [
+            "FAIL registry/cards/noisy-student.md docs: stale: differs from the card the registry generates (9 models)",
+            "FAIL registry/cards/hf/ docs: 9 cards are stale: they differ from the cards the registry generates",
+        ],
+        "{out}"
+    );
+    let (_, out_json, _) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "--json"]);
+    let r = json(&out_json);
+    let fails: Vec<&serde_json::Value> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["status"] == "fail")
+        .collect();
+    assert_eq!(fails.len(), 10, "one row per card: {out_json}");
+    assert!(fails.iter().all(|x| x["check"] == "docs"));
+    // Nothing else is wrong, so zoo says how to regenerate.
+    assert!(out.contains("`zoo docs` regenerates them"), "{out}");
+
+    // With a real error as well, the error comes first and regenerating is not advised.
+    edit(&f, "Top 1 Accuracy: 86.45%", "Top 1 Accuracy: 68.45%");
+    let (code, out, _) = zoo_in(tmp.path(), &cache, &["validate", "--offline"]);
+    assert_eq!(code, 1, "{out}");
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert_eq!(fails.len(), 3, "{out}");
+    assert!(
+        fails[2].starts_with("FAIL registry/cards/hf/ docs: 9 cards are stale"),
+        "{out}"
+    );
+    assert!(fails[0].starts_with("FAIL tf_efficientnet_b6_ns accuracy: Top 1 Accuracy is 68.45%, but tensorflow/tpu efficientnet README reports 86.4%"), "{out}");
+    assert!(
+        fails[0].contains("timm results-imagenet.csv reports 86.476%"),
+        "{out}"
+    );
+    assert!(
+        fails[1..]
+            .iter()
+            .all(|l| l.contains(" docs: ") && l.contains("stale")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("regenerates them") && !out.contains("run `zoo docs`"),
+        "{out}"
+    );
+    assert!(out.contains("fix those first"), "{out}");
+    // `zoo docs --check` holds back its advice too.
+    let (code, _, err) = zoo_in(tmp.path(), &cache, &["docs", "--check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !err.contains("run `zoo docs`") && err.contains("fix those first"),
+        "{err}"
+    );
+}
+
+/// Row 12: a YAML error in one registry file leaves the other files' models checked, fails each
+/// model of the broken file at the error, and a named model of that file points at it.
+#[test]
+fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
+    let tmp = registry_copy();
+    let reg = tmp.path().join("registry");
+    let f = reg.join("efficientnet/noisy-student.yml");
+    edit(&f, "    LR: 0.128\n", "    LR: [0.128\n");
+    let cache = tmp.path().join("cache");
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let r = json(&out);
+    assert_eq!(r["registry"]["models"], 10);
+    assert_eq!(r["models"].as_array().unwrap().len(), 10, "{out}");
+    let results = r["results"].as_array().unwrap();
+    let schema_fails: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|x| x["check"] == "schema" && x["status"] == "fail")
+        .collect();
+    assert_eq!(schema_fails.len(), 9, "{out}");
+    let at = schema_fails[0]["location"].as_str().unwrap().to_string();
+    assert!(
+        at.starts_with("registry/efficientnet/noisy-student.yml:"),
+        "{at}"
+    );
+    for x in &schema_fails {
+        assert_eq!(x["location"], at.as_str());
+        assert!(
+            x["detail"].as_str().unwrap().contains("invalid YAML"),
+            "{x}"
+        );
+    }
+    // The other file's model is checked as usual.
+    for check in [
+        "schema",
+        "input",
+        "flops",
+        "params",
+        "file-size",
+        "accuracy",
+    ] {
+        let x = results
+            .iter()
+            .find(|x| x["model"] == "tf_efficientnet_l2_ns_475" && x["check"] == check)
+            .unwrap();
+        assert_eq!(x["status"], "pass", "{x}");
+    }
+    // The YAML error is reported at the models, not a second time for the registry.
+    assert!(
+        !results
+            .iter()
+            .any(|x| x["model"] == "(registry)" && x["check"] == "schema"),
+        "{out}"
+    );
+    // Shown once for the nine models, at the error.
+    let (_, out, _) = zoo_in(tmp.path(), &cache, &["validate", "--offline"]);
+    assert!(
+        out.contains("FAIL 9 models schema: error: invalid YAML")
+            && out.contains(&format!("  --> {at}\n  models: tf_efficientnet_b0_ns, "))
+            && out.contains("registry: registry (found from the working directory), 10 models"),
+        "{out}"
+    );
+    // Naming a model of the broken file (by an alias written in it) points at the error.
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "b6_ns"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!err.contains("unknown model"), "{err}");
+    assert!(
+        out.contains("FAIL tf_efficientnet_b6_ns schema: error: invalid YAML"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("--> {at}")), "{out}");
+    // A name in no file is still unknown.
+    let (code, _, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "b9_ns"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown model `b9_ns`"), "{err}");
+}
+
+/// `--strict`: a skipped check fails the run, in the exit code, the JSON and the JUnit report.
+#[test]
+fn strict_fails_a_run_with_skips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, _) = zoo_cached(tmp.path(), &["validate", "--offline", "b0_ns"]);
+    assert_eq!(code, 0);
+    let junit = tmp.path().join("junit.xml");
+    let (code, out, err) = zoo_cached(
+        tmp.path(),
+        &[
+            "validate",
+            "--offline",
+            "--strict",
+            "b0_ns",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("skipped (3), which --strict counts as failures:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAILED: 8 passed, 0 failed, 3 skipped (--strict"),
+        "{out}"
+    );
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(x.contains("failures=\"3\" skipped=\"0\""), "{x}");
+    let (_, out, _) = zoo_cached(
+        tmp.path(),
+        &["validate", "--offline", "--strict", "--json", "b0_ns"],
+    );
+    assert_eq!(json(&out)["strict"], true);
+}
+
+/// The default output is short: the table, failures, skips by reason with how to run them, the
+/// registry and totals; `-v` adds every pass. Piped, the table fits 100 columns.
+#[test]
+fn default_output_is_short_and_verbose_shows_every_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, _) = zoo_cached(tmp.path(), &["validate", "--offline"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().count() <= 25, "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.chars().count() <= 100 || !l.contains("pass ")),
+        "{out}"
+    );
+    assert!(out.lines().next().unwrap().chars().count() <= 100, "{out}");
+    assert!(!out.contains("pass tf_"), "{out}");
+    assert!(!out.contains('\x1b'), "no colour when piped: {out}");
+    assert!(
+        out.contains("skip 20 checks: weights not cached (checksum ×10, inference ×10)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`zoo validate --fetch` downloads at most 4.63 GB (10 files)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`zoo fetch tf_efficientnet_b0_ns` for one model"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cards: 12 of 12 in sync with the registry"),
+        "{out}"
+    );
+    let (code, out, _) = zoo_cached(tmp.path(), &["validate", "--offline", "-v"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "pass tf_efficientnet_b0_ns file-size: documented 21386709, predicted 21386709;"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "pass registry/cards/noisy-student.md docs: in sync with the registry (9 models)"
+        ),
+        "{out}"
+    );
+}
+
 /// Four shard runs merged equal one unsharded run.
 #[test]
 fn shards_merge_to_the_unsharded_report() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, full, _) = zoo_cached(tmp.path(), &["validate", "--offline", "--json"]);
     assert_eq!(code, 0);
-    let mut files = vec![];
+    let total = json(&full)["results"].as_array().unwrap().len();
+    let files = shard_reports(tmp.path(), 4);
     let mut seen = 0;
-    for k in 1..=4 {
-        let (code, out, err) = zoo_cached(
-            tmp.path(),
-            &[
-                "validate",
-                "--offline",
-                "--json",
-                "--shard",
-                &format!("{k}/4"),
-            ],
-        );
-        assert_eq!(code, 0, "{err}");
-        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for f in &files {
+        let r = json(&std::fs::read_to_string(f).unwrap());
         seen += r["results"].as_array().unwrap().len();
-        let p = tmp.path().join(format!("shard-{k}.json"));
-        std::fs::write(&p, out).unwrap();
-        files.push(p.display().to_string());
     }
     let mut args = vec!["report", "merge", "--json"];
     args.extend(files.iter().map(String::as_str));
@@ -154,12 +754,58 @@ fn shards_merge_to_the_unsharded_report() {
     let (code, merged, err) = zoo_cached(tmp.path(), &args);
     assert_eq!(code, 0, "{err}");
     assert_eq!(merged, full);
-    assert_eq!(seen, 80);
+    assert_eq!(seen, total);
+    assert_eq!(total, 102);
     let x = std::fs::read_to_string(junit).unwrap();
     assert!(
-        x.contains("tests=\"80\"") && x.contains("<skipped message=\"weights not cached\"/>"),
+        x.contains("tests=\"102\"") && x.contains("<skipped message=\"weights not cached\"/>"),
         "{x}"
     );
+}
+
+/// `zoo validate --shard K/N --json` for K = 1..N; returns the report files.
+fn shard_reports(dir: &Path, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|k| {
+            let (code, out, err) = zoo_cached(
+                dir,
+                &[
+                    "validate",
+                    "--offline",
+                    "--json",
+                    "--shard",
+                    &format!("{k}/{n}"),
+                ],
+            );
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(json(&out)["shard"]["index"], k);
+            let p = dir.join(format!("shard-{k}.json"));
+            std::fs::write(&p, out).unwrap();
+            p.display().to_string()
+        })
+        .collect()
+}
+
+/// Merging 3 of 4 shard reports fails (exit 1) and names the missing shard; so does a shard
+/// given twice.
+#[test]
+fn merging_three_of_four_shards_fails_naming_the_missing_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = shard_reports(tmp.path(), 4);
+    let (code, out, err) = zoo_cached(
+        tmp.path(),
+        &["report", "merge", &files[0], &files[1], &files[3]],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("shard 3/4 is missing"), "{err}");
+    let (code, _, err) = zoo_cached(
+        tmp.path(),
+        &[
+            "report", "merge", &files[0], &files[1], &files[1], &files[2], &files[3],
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("shard 2/4 appears twice"), "{err}");
 }
 
 /// The shipped CI-matrix and Kubernetes examples are valid YAML and shard by 4.
@@ -210,7 +856,7 @@ fn tiny_validates_with_fetch_and_corruption_fails() {
     let reg = tiny_registry(tmp.path(), &server.url(""));
     let (code, out, err) = zoo_cached(
         &tmp.path().join("cache"),
-        &["--registry", &reg, "validate", "tiny", "--fetch"],
+        &["--registry", &reg, "validate", "tiny", "--fetch", "-v"],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -221,9 +867,7 @@ fn tiny_validates_with_fetch_and_corruption_fails() {
         assert!(out.contains("pass efficientnet_tiny inference:"), "{out}");
     } else {
         assert!(
-            out.contains(
-                "skip efficientnet_tiny inference: zoo was built without the `torch` feature"
-            ),
+            out.contains("skip 1 check: zoo was built without the `torch` feature (inference ×1)"),
             "{out}"
         );
     }
@@ -232,7 +876,7 @@ fn tiny_validates_with_fetch_and_corruption_fails() {
     server.set_fault("/efficientnet-tiny.tar.gz", http_server::Fault::WrongBytes);
     let (code, out, err) = zoo_cached(
         &tmp.path().join("cache2"),
-        &["--registry", &reg, "validate", "tiny", "--fetch"],
+        &["--registry", &reg, "validate", "tiny", "--fetch", "-v"],
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("FAIL efficientnet_tiny checksum:"), "{out}");
