@@ -633,7 +633,9 @@ fn load_tree(source: &dyn Source, entry: &str) -> Result<Tree, RegistryError> {
                     error: error.clone(),
                     models: match crate::card::CardKind::of(&display) {
                         crate::card::CardKind::Yaml => scan_model_names(&text),
-                        crate::card::CardKind::Markdown => Vec::new(),
+                        crate::card::CardKind::Markdown | crate::card::CardKind::HubReadme => {
+                            Vec::new()
+                        }
                     },
                     text: text.clone(),
                 });
