@@ -956,6 +956,9 @@ record! {
         reference: ReferenceVectors = "Reference",
         /// Top-1 accuracies published elsewhere for the same weights.
         reported: Vec<ReportedResult> = "Reported",
+        /// The weights' license as the Hugging Face Hub spells it (`apache-2.0`); `zoo export`
+        /// writes it into `config.json` and the Hub card.
+        license: Text = "License",
     }
 }
 
