@@ -1,4 +1,5 @@
-//! The result of `zoo validate`: one row per (model, check), each pass, fail or skipped-with-reason.
+//! The result of `zoo validate`: one row per (model, check), each pass, fail, pinned or
+//! skipped-with-reason.
 //!
 //! Reports are plain data with a deterministic order (models by name, checks in [`CheckKind`]
 //! order), so shard reports can be merged into exactly the report of an unsharded run, and
@@ -55,6 +56,10 @@ impl CheckKind {
 pub enum Status {
     /// The claim holds.
     Pass,
+    /// Not proven: the bytes match a hash pinned on first use (the registry has none for the
+    /// file), so they are the same as last time, but nothing vouches for them. Never counted
+    /// as a pass.
+    Pinned,
     /// The claim does not hold.
     Fail,
     /// Not checked (the reason says why). Never counted as a pass.
@@ -78,6 +83,18 @@ pub struct CheckResult {
     pub measured: Option<String>,
     /// Explanation: the convention used, the likely cause of a failure, or why it was skipped.
     pub detail: String,
+}
+
+impl Status {
+    /// As shown in the table and the detail lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Pinned => "pinned",
+            Status::Fail => "FAIL",
+            Status::Skipped => "skip",
+        }
+    }
 }
 
 impl CheckResult {
@@ -117,6 +134,8 @@ pub struct Summary {
     pub pass: usize,
     /// Failed checks.
     pub fail: usize,
+    /// Checks resting on a trust-on-first-use pin (not passes).
+    pub pinned: usize,
     /// Skipped checks.
     pub skipped: usize,
 }
@@ -159,6 +178,7 @@ impl Report {
             match r.status {
                 Status::Pass => s.pass += 1,
                 Status::Fail => s.fail += 1,
+                Status::Pinned => s.pinned += 1,
                 Status::Skipped => s.skipped += 1,
             }
         }
@@ -202,23 +222,26 @@ impl Report {
         Ok(merged)
     }
 
-    /// JUnit XML: one test suite, one test case per (model, check); skipped as `<skipped>`.
+    /// JUnit XML: one test suite, one test case per (model, check); skipped as `<skipped>`, and
+    /// pinned as `<skipped message="pinned: …">` too (JUnit knows no "unproven"; a skip is the
+    /// outcome CI tools never show as a pass).
     pub fn to_junit(&self) -> String {
         let s = self.summary();
+        let not_run = s.skipped + s.pinned;
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             x,
             "<testsuites name=\"zoo validate\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
             self.results.len(),
             s.fail,
-            s.skipped
+            not_run
         );
         let _ = writeln!(
             x,
             "  <testsuite name=\"zoo validate\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
             self.results.len(),
             s.fail,
-            s.skipped
+            not_run
         );
         for r in &self.results {
             let _ = write!(
@@ -244,6 +267,13 @@ impl Report {
                     let _ = writeln!(
                         x,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        xml(&text)
+                    );
+                }
+                Status::Pinned => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"pinned: {}\"/>\n    </testcase>",
                         xml(&text)
                     );
                 }
@@ -315,6 +345,36 @@ mod tests {
             ["a", "m", "z"]
         );
         assert!(Report::merge([a.clone(), a]).is_err());
+    }
+
+    #[test]
+    fn pinned_is_counted_apart_from_passes_everywhere() {
+        let rep = Report::new(vec![
+            CheckResult::new("m", CheckKind::Checksum, Status::Pinned, "pinned in w.lock"),
+            CheckResult::new("m", CheckKind::Flops, Status::Pass, ""),
+        ]);
+        let s = rep.summary();
+        assert_eq!((s.pass, s.pinned, s.fail, s.skipped), (1, 1, 0, 0));
+        assert!(rep.passed(), "pinned is not a failure");
+        let x = rep.to_junit();
+        assert!(
+            x.contains("<skipped message=\"pinned: pinned in w.lock\"/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("tests=\"2\" failures=\"0\" skipped=\"1\""),
+            "{x}"
+        );
+        let json = serde_json::to_value(&rep).unwrap();
+        let checksum = json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == "checksum")
+            .unwrap();
+        assert_eq!(checksum["status"], "pinned");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, rep);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use support::http_server::{Fault, TestServer};
 use zoo::fetch::{
-    sha256_file, Cache, FetchError, FetchOptions, FileSpec, Origin, ReuseDirs, WeightsLock,
+    sha256_file, Cache, FetchError, FetchOptions, FileSpec, Origin, Proof, ReuseDirs, WeightsLock,
 };
 
 /// Deterministic, non-repeating-looking test bytes.
@@ -37,7 +37,7 @@ fn spec(name: &str, urls: Vec<String>, body: &[u8]) -> FileSpec {
         urls,
         size: Some(body.len() as u64),
         sha256: Some(sha256_hex(body)),
-        sha256_prefix: None,
+        ..FileSpec::default()
     }
 }
 
@@ -69,14 +69,15 @@ fn list(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Nothing of `name` under a final name: no source directory, no blob.
 fn assert_nothing_final(cache: &Cache, name: &str) {
     assert!(
-        std::fs::symlink_metadata(cache.by_name_path(name)).is_err(),
-        "{name} must not exist under by-name/"
+        list(&cache.dir().join("sources")).is_empty(),
+        "{name}: no source may be linked"
     );
     assert!(
         list(&cache.dir().join("blobs/sha256")).is_empty(),
-        "no blob may be stored"
+        "{name}: no blob may be stored"
     );
 }
 
@@ -195,7 +196,10 @@ fn interrupted_download_resumes_from_part_in_a_new_process() {
 
     let second = zoo(&args, &[("ZOO_CACHE", &root)]);
     assert_eq!(second.status.code(), Some(0), "{second:?}");
-    assert_eq!(std::fs::read(cache.by_name_path("p.bin")).unwrap(), body);
+    let readable = cache
+        .source_path(&spec("p.bin", vec![url.clone()], &body))
+        .unwrap();
+    assert_eq!(std::fs::read(readable).unwrap(), body);
     assert!(!part.exists());
     let log = server.requests();
     assert_eq!(log.len(), 2, "{log:?}");
@@ -468,7 +472,10 @@ fn torch_hub_file_is_verified_and_reused_without_a_request() {
     assert_eq!(json["origin"]["kind"], "torch_hub");
     assert_eq!(server.request_count(), 0);
     let cache = Cache::open(&root).unwrap();
-    assert_eq!(std::fs::read(cache.by_name_path("t.pth")).unwrap(), body);
+    let readable = cache
+        .source_path(&spec("t.pth", vec![url.clone()], &body))
+        .unwrap();
+    assert_eq!(std::fs::read(readable).unwrap(), body);
 }
 
 #[test]
@@ -610,13 +617,25 @@ fn prefix_only_pins_the_full_hash_which_is_then_enforced() {
         size: None,
         sha256: None,
         sha256_prefix: Some(full[..8].to_string()),
+        entry: None,
     };
     let cache = cache_in(dir.path());
     let got = cache.fetch(&spec, &opts).unwrap();
     assert_eq!(got.sha256, full);
     let lock = WeightsLock::read(&lock_path).unwrap();
-    assert_eq!(lock.files["x.pth"].sha256, full);
-    assert_eq!(lock.files["x.pth"].size, body.len() as u64);
+    let pin = &lock.pins[&server.url("/x-12345678.pth")];
+    assert_eq!(
+        (pin.file.as_str(), pin.sha256.as_str()),
+        ("x.pth", full.as_str())
+    );
+    assert_eq!(pin.size, body.len() as u64);
+    assert_eq!(
+        got.proof,
+        Proof::Sha256Prefix {
+            prefix: full[..8].to_string(),
+            lock: Some(lock_path.clone())
+        }
+    );
 
     // A fresh cache, and the server now serves other bytes of the same size: the pinned full
     // hash is enforced.
@@ -626,9 +645,16 @@ fn prefix_only_pins_the_full_hash_which_is_then_enforced() {
         .with_reuse(ReuseDirs::none());
     let err = other_cache.fetch(&spec, &opts).unwrap_err();
     assert!(err.is_verification_failure(), "{err}");
+    // The message names the lock file, the pin, and how to re-pin.
+    let text = err.to_string();
+    assert!(text.contains(&format!("pinned sha256 {full}")), "{text}");
     assert!(
-        err.to_string().contains(&format!("expected {full}")),
-        "{err}"
+        text.contains(&format!(
+            "delete the entry \"{}\" from {}",
+            server.url("/x-12345678.pth"),
+            lock_path.display()
+        )),
+        "{text}"
     );
 }
 
@@ -651,6 +677,7 @@ fn prefix_mismatch_is_a_verification_failure() {
         size: None,
         sha256: None,
         sha256_prefix: Some(wrong_prefix.to_string()),
+        entry: None,
     };
     let err = cache.fetch(&spec, &quick_opts()).unwrap_err();
     assert!(err.is_verification_failure());

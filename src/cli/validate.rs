@@ -19,9 +19,13 @@ pub struct ValidateArgs {
     /// Use only what is cached; never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long, conflicts_with = "fetch")]
     pub offline: bool,
-    /// Download missing weights.
+    /// Download missing weights; a download that fails is a failed check.
     #[arg(long)]
     pub fetch: bool,
+    /// URL prefix tried before each file's own URLs (the file name is appended); repeatable.
+    /// `file:///DIR/` works.
+    #[arg(long = "mirror", value_name = "URL-PREFIX")]
+    pub mirrors: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -72,6 +76,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&std::path::Path>) -> anyhow
     let opts = ValidateOptions {
         fetch: args.fetch,
         offline: args.offline || super::fetch::offline_from_env(),
+        mirrors: args.mirrors.clone(),
     };
     let cache = Cache::from_env().ok();
     let progress = std::io::stderr().is_terminal() && !args.json && models.len() > 1;
@@ -143,11 +148,7 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
 }
 
 fn cell(s: CheckStatus) -> &'static str {
-    match s {
-        CheckStatus::Pass => "pass",
-        CheckStatus::Fail => "FAIL",
-        CheckStatus::Skipped => "skip",
-    }
+    s.as_str()
 }
 
 fn print_table(report: &Report) {
@@ -190,9 +191,10 @@ fn print_table(report: &Report) {
     let s = report.summary();
     outln!();
     outln!(
-        "{} passed, {} failed, {} skipped (skipped checks are not passes)",
+        "{} passed, {} failed, {} pinned, {} skipped (pinned and skipped checks are not passes)",
         s.pass,
         s.fail,
+        s.pinned,
         s.skipped
     );
 }
