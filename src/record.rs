@@ -52,46 +52,28 @@ pub enum RecordError {
     /// Re-emitting the card would change more than the new line.
     #[error(
         "{}: zoo's writer would not reproduce this file exactly (a comment or layout it does not \
-         keep), so it is left alone; add `Sha256: {sha256}` to the {role} file of {model} by hand",
-        path.display()
+         keep), so it is left alone; add `Sha256: {}` to the {} file of {} by hand",
+        .0.card.display(), .0.sha256, .0.role, .0.model
     )]
-    NotLossless {
-        /// The card.
-        path: PathBuf,
-        /// The model.
-        model: String,
-        /// The role.
-        role: String,
-        /// The hash to add.
-        sha256: String,
-    },
+    NotLossless(Box<LearnedHash>),
     /// No such model/file in the card.
-    #[error("{}: no model `{model}` with a {role} file named {file_name}", path.display())]
-    NotFound {
-        /// The card.
-        path: PathBuf,
-        /// The model.
-        model: String,
-        /// The role.
-        role: String,
-        /// The file name.
-        file_name: String,
-    },
+    #[error(
+        "{}: no model `{}` with a {} file named {}",
+        .0.card.display(), .0.model, .0.role, .0.file_name
+    )]
+    NotFound(Box<LearnedHash>),
     /// The learned hash contradicts what the registry says.
-    #[error("{}: {model} ({role}) has `{field}: {registry}`, which the fetched file's sha256 {sha256} contradicts", path.display())]
+    #[error(
+        "{}: {} ({}) has `{field}: {registry}`, which the fetched file's sha256 {} contradicts",
+        learned.card.display(), learned.model, learned.role, learned.sha256
+    )]
     Contradicts {
-        /// The card.
-        path: PathBuf,
-        /// The model.
-        model: String,
-        /// The role.
-        role: String,
+        /// What was learned, and for which file.
+        learned: Box<LearnedHash>,
         /// `Sha256` or `Sha256 Prefix`.
         field: &'static str,
         /// The registry's value.
         registry: String,
-        /// The learned hash.
-        sha256: String,
     },
 }
 
@@ -139,20 +121,11 @@ pub fn record_hashes(learned: &[LearnedHash]) -> Result<Vec<LearnedHash>, Record
         let mut changed = false;
         for l in hashes {
             if card.write() != body {
-                return Err(RecordError::NotLossless {
-                    path: path.to_path_buf(),
-                    model: l.model.clone(),
-                    role: l.role.clone(),
-                    sha256: l.sha256.clone(),
-                });
+                return Err(RecordError::NotLossless(Box::new((*l).clone())));
             }
-            let file = find_file(&mut card, l).ok_or_else(|| RecordError::NotFound {
-                path: path.to_path_buf(),
-                model: l.model.clone(),
-                role: l.role.clone(),
-                file_name: l.file_name.clone(),
-            })?;
-            if set_sha256(file, l, path)? {
+            let file = find_file(&mut card, l)
+                .ok_or_else(|| RecordError::NotFound(Box::new((*l).clone())))?;
+            if set_sha256(file, l)? {
                 changed = true;
                 recorded.push(l.clone());
             }
@@ -213,14 +186,11 @@ fn find_file<'c>(card: &'c mut Card, l: &LearnedHash) -> Option<&'c mut WeightFi
 }
 
 /// Sets `Sha256` on `file` (placing the key in declared order); false when it is already there.
-fn set_sha256(file: &mut WeightFile, l: &LearnedHash, path: &Path) -> Result<bool, RecordError> {
+fn set_sha256(file: &mut WeightFile, l: &LearnedHash) -> Result<bool, RecordError> {
     let contradicts = |field, registry: &str| RecordError::Contradicts {
-        path: path.to_path_buf(),
-        model: l.model.clone(),
-        role: l.role.clone(),
+        learned: Box::new(l.clone()),
         field,
         registry: registry.to_string(),
-        sha256: l.sha256.clone(),
     };
     if let Some(existing) = &file.sha256 {
         return if existing.as_str().eq_ignore_ascii_case(&l.sha256) {
@@ -280,6 +250,80 @@ mod tests {
             .to_vec();
         place_key(&mut order, "Sha256");
         assert_eq!(order, ["Role", "File", "Urls", "Sha256", "Format"]);
+    }
+
+    const CARD: &str = "\
+Models:
+- Name: m
+  Zoo:
+    Architecture: b0
+    Files:
+    - Role: timm-pth
+      File: m-abcd0123.pth
+      Urls:
+      - https://example.com/m-abcd0123.pth
+      Sha256 Prefix: 'abcd0123'
+      Format: pth-legacy
+";
+
+    fn learned(card: &Path, sha256: String) -> LearnedHash {
+        LearnedHash {
+            card: card.to_path_buf(),
+            model: "m".into(),
+            role: "timm-pth".into(),
+            file_name: "m-abcd0123.pth".into(),
+            sha256,
+        }
+    }
+
+    #[test]
+    fn records_the_hash_between_size_and_prefix_keeping_everything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yml");
+        std::fs::write(&path, format!("# header\n{CARD}")).unwrap();
+        let sha = format!("abcd0123{}", "e".repeat(56));
+        let done = record_hashes(&[learned(&path, sha.clone())]).unwrap();
+        assert_eq!(done.len(), 1);
+        let want = format!("# header\n{CARD}").replace(
+            "      Sha256 Prefix:",
+            &format!("      Sha256: {sha}\n      Sha256 Prefix:"),
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+    }
+
+    #[test]
+    fn a_file_the_writer_would_change_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yml");
+        let text = CARD.replace("  Zoo:\n", "  # a comment inside\n  Zoo:\n");
+        std::fs::write(&path, &text).unwrap();
+        let sha = format!("abcd0123{}", "e".repeat(56));
+        let err = record_hashes(&[learned(&path, sha.clone())]).unwrap_err();
+        assert!(matches!(err, RecordError::NotLossless(_)), "{err}");
+        assert!(
+            err.to_string().contains(&format!("add `Sha256: {sha}`")),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn a_hash_contradicting_the_prefix_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yml");
+        std::fs::write(&path, CARD).unwrap();
+        let err = record_hashes(&[learned(&path, "f".repeat(64))]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::Contradicts {
+                    field: "Sha256 Prefix",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), CARD);
     }
 
     #[test]

@@ -103,9 +103,13 @@ pub(crate) fn fetch_source(
     offline: bool,
     mirrors: &[String],
 ) -> anyhow::Result<PathBuf> {
-    let file = entry
-        .file(role)
-        .with_context(|| format!("{} has no {role:?} file in the registry", entry.name()))?;
+    let file = entry.file(role).with_context(|| {
+        format!(
+            "{} has no {} file in the registry",
+            entry.name(),
+            role.as_str()
+        )
+    })?;
     let spec = entry.fetch_spec(file);
     let cache = Cache::from_env()?;
     let opts = FetchOptions {

@@ -245,7 +245,10 @@ pub(crate) fn not_fetched(
         }
     ));
     if matches!(err, FetchError::Offline { .. }) {
-        out.push_str("\n  - run again without --offline (and ZOO_OFFLINE unset)");
+        out.push_str(
+            "\n  - run again without --offline (and ZOO_OFFLINE unset); offline, only file:/// \
+             mirrors are read",
+        );
     }
     out
 }

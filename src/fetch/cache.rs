@@ -16,7 +16,7 @@ use super::hash::sha256_file;
 use super::lock::{LockedFile, WeightsLock};
 use super::{
     check_file_name, check_hex, repin_advice, Expected, FetchError, FetchOptions, Fetched,
-    FileSpec, Origin, Proof, SourceFailure,
+    FileSpec, Origin, PinMismatch, Proof, SourceFailure,
 };
 
 /// Name of the versioned layout directory under the cache root.
@@ -129,7 +129,7 @@ impl Resolved {
             lock, sha256, size, ..
         } = &self.basis
         {
-            return Some(FetchError::PinMismatch {
+            return Some(FetchError::PinMismatch(Box::new(PinMismatch {
                 file_name: spec.file_name.clone(),
                 source_name: source_name.to_string(),
                 lock: lock.clone(),
@@ -139,7 +139,7 @@ impl Resolved {
                 actual: actual.map(str::to_string),
                 actual_size,
                 entry: spec.entry.clone(),
-            });
+            })));
         }
         Some(match (size_bad, actual) {
             (false, Some(actual)) => FetchError::HashMismatch {
@@ -329,12 +329,16 @@ impl Cache {
         if let Some(reused) = self.reuse_existing(spec, &r, opts)? {
             return Ok(reused);
         }
+        let mut urls = source_urls(spec, opts);
         if opts.offline {
-            return Err(FetchError::Offline {
-                file_name: spec.file_name.clone(),
-            });
+            // Offline still reads local files (`--mirror file:///DIR/`): they are no network.
+            urls.retain(|u| u.starts_with("file:"));
+            if urls.is_empty() {
+                return Err(FetchError::Offline {
+                    file_name: spec.file_name.clone(),
+                });
+            }
         }
-        let urls = source_urls(spec, opts);
         if urls.is_empty() {
             return Err(FetchError::NoUrls {
                 file_name: spec.file_name.clone(),

@@ -118,7 +118,8 @@ pub trait ProgressSink: Send + Sync {
 /// How to fetch: network policy, mirrors, timeouts, retries and where the lock file lives.
 #[derive(Clone)]
 pub struct FetchOptions {
-    /// Never touch the network; only the cache and existing torch/HF caches are consulted.
+    /// Never touch the network; only the cache, existing torch/HF caches and `file://` URLs
+    /// (a `file:///DIR/` mirror) are consulted.
     pub offline: bool,
     /// URL prefixes (e.g. `file:///mnt/weights/`, `http://mirror.internal/zoo/`) tried before
     /// the spec's own URLs; the file name is appended to each.
@@ -342,28 +343,8 @@ pub enum FetchError {
     },
     /// The bytes do not match the hash pinned for this source in the lock file (trust on first
     /// use, or learned from a prefix): either the file changed upstream or the pin is wrong.
-    #[error("{}", pin_mismatch(self))]
-    PinMismatch {
-        /// The file.
-        file_name: String,
-        /// URL or path the bytes came from.
-        source_name: String,
-        /// The lock file.
-        lock: PathBuf,
-        /// The pin's key in the lock file (the source key).
-        key: String,
-        /// Pinned sha256.
-        pinned: String,
-        /// Pinned size.
-        pinned_size: u64,
-        /// Actual sha256, when the bytes were hashed (a size announced too large is rejected
-        /// before).
-        actual: Option<String>,
-        /// Actual (or announced) size.
-        actual_size: u64,
-        /// The registry model and role, when known (for the re-pin command).
-        entry: Option<RegistryFile>,
-    },
+    #[error("{0}")]
+    PinMismatch(Box<PinMismatch>),
     /// The file is not in the cache (for [`Cache::verify`]).
     #[error("{file_name}: not in the cache")]
     NotCached {
@@ -396,31 +377,48 @@ pub(crate) fn repin_advice(lock: &Path, key: &str, entry: Option<&RegistryFile>)
     advice
 }
 
-fn pin_mismatch(e: &FetchError) -> String {
-    let FetchError::PinMismatch {
-        file_name,
-        source_name,
-        lock,
-        key,
-        pinned,
-        pinned_size,
-        actual,
-        actual_size,
-        entry,
-    } = e
-    else {
-        return String::new();
-    };
-    let got = match actual {
-        Some(h) => format!("sha256 {h} ({actual_size} bytes)"),
-        None => format!("{actual_size} bytes"),
-    };
-    format!(
-        "{source_name}: {file_name} does not match the hash pinned for it in {}: pinned sha256 \
-         {pinned} ({pinned_size} bytes), got {got}; {}",
-        lock.display(),
-        repin_advice(lock, key, entry.as_ref())
-    )
+/// Bytes that contradict a lock-file pin: the evidence, and how to re-pin.
+#[derive(Debug)]
+pub struct PinMismatch {
+    /// The file.
+    pub file_name: String,
+    /// URL or path the bytes came from.
+    pub source_name: String,
+    /// The lock file.
+    pub lock: PathBuf,
+    /// The pin's key in the lock file (the source key).
+    pub key: String,
+    /// Pinned sha256.
+    pub pinned: String,
+    /// Pinned size.
+    pub pinned_size: u64,
+    /// Actual sha256, when the bytes were hashed (a size announced too large is rejected
+    /// before).
+    pub actual: Option<String>,
+    /// Actual (or announced) size.
+    pub actual_size: u64,
+    /// The registry model and role, when known (for the re-pin command).
+    pub entry: Option<RegistryFile>,
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let got = match &self.actual {
+            Some(h) => format!("sha256 {h} ({} bytes)", self.actual_size),
+            None => format!("{} bytes", self.actual_size),
+        };
+        write!(
+            f,
+            "{}: {} does not match the hash pinned for it in {}: pinned sha256 {} ({} bytes), \
+             got {got}; {}",
+            self.source_name,
+            self.file_name,
+            self.lock.display(),
+            self.pinned,
+            self.pinned_size,
+            repin_advice(&self.lock, &self.key, self.entry.as_ref())
+        )
+    }
 }
 
 fn list_failures(failures: &[SourceFailure]) -> String {
@@ -437,7 +435,7 @@ impl FetchError {
         match self {
             FetchError::HashMismatch { .. }
             | FetchError::SizeMismatch { .. }
-            | FetchError::PinMismatch { .. } => true,
+            | FetchError::PinMismatch(_) => true,
             FetchError::AllSourcesFailed { failures, .. } => {
                 failures.iter().any(|f| f.error.is_verification_failure())
             }
