@@ -79,7 +79,7 @@ fn main() {
                 urls: vec![server.url("/bench.bin")],
                 size: Some(len as u64),
                 sha256: Some(hex.clone()),
-                sha256_prefix: None,
+                ..FileSpec::default()
             };
             let t = Instant::now();
             let got = cache.fetch(&spec, &FetchOptions::default()).expect("fetch");

@@ -191,6 +191,22 @@ impl ModelEntry {
             .find(|f| f.role.as_ref().is_some_and(|r| r.value == role))
     }
 
+    /// What the fetcher needs to know about one of this model's weight files, with the model
+    /// and role, so a file without a URL still has an identity.
+    pub fn fetch_spec(&self, w: &WeightFile) -> crate::fetch::FileSpec {
+        crate::fetch::FileSpec {
+            entry: Some(crate::fetch::RegistryFile {
+                model: self.name().to_string(),
+                role: w
+                    .role
+                    .as_ref()
+                    .map(|r| r.raw.text.clone())
+                    .unwrap_or_default(),
+            }),
+            ..file_spec(w)
+        }
+    }
+
     /// Reference vectors, with paths resolved against the directory of the model's file.
     pub fn reference(&self) -> Option<crate::convert::pipeline::ReferenceVectors> {
         let r = self.zoo()?.reference.as_ref()?;
@@ -206,7 +222,8 @@ impl ModelEntry {
     }
 }
 
-/// What the fetcher needs to know about a registry weight file.
+/// What the fetcher needs to know about a registry weight file (without its model: see
+/// [`ModelEntry::fetch_spec`]).
 pub fn file_spec(w: &WeightFile) -> crate::fetch::FileSpec {
     crate::fetch::FileSpec {
         file_name: w
@@ -223,6 +240,7 @@ pub fn file_spec(w: &WeightFile) -> crate::fetch::FileSpec {
         size: w.size.as_ref().map(|c| c.value),
         sha256: w.sha256.as_ref().map(|t| t.as_str().to_owned()),
         sha256_prefix: w.sha256_prefix.as_ref().map(|t| t.as_str().to_owned()),
+        entry: None,
     }
 }
 

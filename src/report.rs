@@ -1,4 +1,5 @@
-//! The result of `zoo validate`: one row per (model, check), each pass, fail or skipped-with-reason.
+//! The result of `zoo validate`: one row per (model, check), each pass, fail, pinned or
+//! skipped-with-reason.
 //!
 //! Reports are plain data with a deterministic order (models by name, checks in [`CheckKind`]
 //! order), so shard reports can be merged into exactly the report of an unsharded run, and
@@ -64,6 +65,10 @@ impl CheckKind {
 pub enum Status {
     /// The claim holds.
     Pass,
+    /// Not proven: the bytes match a hash pinned on first use (the registry has none for the
+    /// file), so they are the same as last time, but nothing vouches for them. Never counted
+    /// as a pass.
+    Pinned,
     /// The claim does not hold.
     Fail,
     /// Not checked (the reason says why). Never counted as a pass.
@@ -102,6 +107,18 @@ fn is_false(b: &bool) -> bool {
 
 /// The row name of findings that belong to no model (a broken import, a bad collection).
 pub const REGISTRY_ROW: &str = "(registry)";
+
+impl Status {
+    /// As shown in the table and the detail lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Pinned => "pinned",
+            Status::Fail => "FAIL",
+            Status::Skipped => "skip",
+        }
+    }
+}
 
 impl CheckResult {
     /// A result without documented/measured values.
@@ -223,6 +240,8 @@ pub struct Summary {
     pub pass: usize,
     /// Failed checks.
     pub fail: usize,
+    /// Checks resting on a trust-on-first-use pin (not passes).
+    pub pinned: usize,
     /// Skipped checks.
     pub skipped: usize,
 }
@@ -339,6 +358,7 @@ impl Report {
             match r.status {
                 Status::Pass => summary.pass += 1,
                 Status::Fail => summary.fail += 1,
+                Status::Pinned => summary.pinned += 1,
                 Status::Skipped => summary.skipped += 1,
             }
         }
@@ -359,9 +379,11 @@ impl Report {
         self.summary
     }
 
-    /// True when no check failed and, under `--strict`, none was skipped.
+    /// True when no check failed and, under `--strict`, none was skipped or rests on a
+    /// first-use pin (under `--strict` every check must be a pass).
     pub fn passed(&self) -> bool {
-        self.summary.fail == 0 && !(self.strict && self.summary.skipped > 0)
+        let unproven = self.summary.skipped + self.summary.pinned;
+        self.summary.fail == 0 && !(self.strict && unproven > 0)
     }
 
     /// Combines shard reports into one, as if from a single run. Every shard `1/N … N/N` of one
@@ -446,14 +468,16 @@ impl Report {
         Ok(merged)
     }
 
-    /// JUnit XML: one test suite, one test case per (model, check); skipped as `<skipped>`, or
-    /// as `<failure>` under `--strict`. The suite's properties name the registry and the shard.
+    /// JUnit XML: one test suite, one test case per (model, check); skipped and pinned as
+    /// `<skipped>` (pinned with `message="pinned: …"`: JUnit knows no "unproven", and a skip is
+    /// the outcome CI tools never show as a pass), or both as `<failure>` under `--strict`. The
+    /// suite's properties name the registry and the shard.
     pub fn to_junit(&self) -> String {
         let s = self.summary;
         let (failures, skipped) = if self.strict {
-            (s.fail + s.skipped, 0)
+            (s.fail + s.skipped + s.pinned, 0)
         } else {
-            (s.fail, s.skipped)
+            (s.fail, s.skipped + s.pinned)
         };
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -522,6 +546,22 @@ impl Report {
                     let _ = writeln!(
                         x,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        xml(&text)
+                    );
+                }
+                Status::Pinned if self.strict => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <failure message=\"{}\"/>\n    </testcase>",
+                        xml(&format!(
+                            "pinned on first use, which --strict fails: {text}"
+                        ))
+                    );
+                }
+                Status::Pinned => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"pinned: {}\"/>\n    </testcase>",
                         xml(&text)
                     );
                 }
@@ -664,6 +704,36 @@ mod tests {
             "{}",
             strict.to_junit()
         );
+    }
+
+    #[test]
+    fn pinned_is_counted_apart_from_passes_everywhere() {
+        let rep = Report::new(vec![
+            CheckResult::new("m", CheckKind::Checksum, Status::Pinned, "pinned in w.lock"),
+            CheckResult::new("m", CheckKind::Flops, Status::Pass, ""),
+        ]);
+        let s = rep.summary();
+        assert_eq!((s.pass, s.pinned, s.fail, s.skipped), (1, 1, 0, 0));
+        assert!(rep.passed(), "pinned is not a failure");
+        let x = rep.to_junit();
+        assert!(
+            x.contains("<skipped message=\"pinned: pinned in w.lock\"/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("tests=\"2\" failures=\"0\" skipped=\"1\""),
+            "{x}"
+        );
+        let json = serde_json::to_value(&rep).unwrap();
+        let checksum = json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == "checksum")
+            .unwrap();
+        assert_eq!(checksum["status"], "pinned");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, rep);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `zoo validate`: every claim of every selected model, checked, as one [`Report`].
 //!
-//! Each check ends as pass, fail or skipped-with-reason; a skipped check is never a pass.
-//! Checks that need weights use only the cache unless fetching is allowed, so `--offline` runs
-//! everything that needs no download.
+//! Each check ends as pass, fail, pinned or skipped-with-reason; neither a skipped nor a pinned
+//! check is a pass. Checks that need weights use only the cache unless fetching is allowed, so
+//! `--offline` runs everything that needs no download; when fetching is allowed, a download
+//! that fails is a failure (naming the URL and the cause), never a skip.
 //!
 //! Every field of a card that has a second source is compared with it: FLOPs, Parameters and
 //! File Size with what the architecture gives; Metadata `Image Size`, `Crop Pct` and
@@ -19,12 +20,12 @@ use crate::checkpoint;
 use crate::convert::pipeline::{check_inference, InferenceCheck};
 use crate::convert::WeightSet;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::fetch::{Cache, FetchError, FetchOptions, Fetched};
+use crate::fetch::{Cache, FetchError, FetchOptions, Fetched, FileSpec, Proof};
 use crate::filesize::{self, Container, SaveLayout};
 use crate::fingerprint::fingerprint;
 use crate::flops::InputSize;
 use crate::flops::{self, Convention};
-use crate::registry::{file_spec, ModelEntry, Registry, Selection, UnreadableModel};
+use crate::registry::{ModelEntry, Registry, Selection, UnreadableModel};
 use crate::report::{CheckKind, CheckResult, Report, Run, Status};
 use crate::schema::{Count, FileRole, Measure};
 
@@ -35,6 +36,8 @@ pub struct ValidateOptions {
     pub fetch: bool,
     /// Never touch the network.
     pub offline: bool,
+    /// URL prefixes tried before the files' own URLs (the file name is appended).
+    pub mirrors: Vec<String>,
 }
 
 /// Model name used for registry-wide findings that belong to no model.
@@ -130,6 +133,7 @@ pub fn failing_checks(registry: &Registry) -> Vec<CheckResult> {
     let opts = ValidateOptions {
         fetch: false,
         offline: true,
+        mirrors: vec![],
     };
     let mut failing: Vec<CheckResult> = registry
         .models()
@@ -200,29 +204,49 @@ pub fn registry_results(registry: &Registry, selected: &[String]) -> Vec<CheckRe
     results
 }
 
+/// One of a model's weight files, as the checks see it: found (or fetched), absent, or failed.
+struct Weights {
+    /// The file's role.
+    role: FileRole,
+    /// What was looked for (`None` when the model has no file with this role, or no cache).
+    spec: Option<FileSpec>,
+    /// The outcome.
+    result: Result<Option<Fetched>, FetchError>,
+}
+
 fn lookup(
     cache: Option<&Cache>,
     registry: &Registry,
     entry: &ModelEntry,
     role: FileRole,
     opts: &ValidateOptions,
-) -> Result<Option<Fetched>, FetchError> {
+) -> Weights {
     let (Some(cache), Some(file)) = (cache, entry.file(role)) else {
-        return Ok(None);
+        return Weights {
+            role,
+            spec: None,
+            result: Ok(None),
+        };
     };
-    let spec = file_spec(file);
+    let spec = entry.fetch_spec(file);
     let fopts = FetchOptions {
         offline: opts.offline || !opts.fetch,
+        mirrors: opts.mirrors.clone(),
         lock_file: Some(match registry.dir() {
             Some(d) => d.join("weights.lock"),
             None => cache.dir().join("weights.lock"),
         }),
         ..FetchOptions::default()
     };
-    if opts.fetch && !opts.offline {
+    let result = if opts.fetch && !opts.offline {
         cache.fetch(&spec, &fopts).map(Some)
     } else {
         cache.lookup(&spec, &fopts)
+    };
+    Weights {
+        role,
+        spec: Some(spec),
+        result,
     }
 }
 
@@ -302,16 +326,21 @@ pub fn validate_model(
     // Weights: the published .pth decides file size and checksum; the TF source feeds inference.
     let pth = lookup(cache, registry, entry, FileRole::TimmPth, opts);
     let tf = lookup(cache, registry, entry, FileRole::TfCheckpoint, opts);
-    let pth_size = pth.as_ref().ok().and_then(|f| f.as_ref()).map(|f| f.size);
+    let pth_size = pth
+        .result
+        .as_ref()
+        .ok()
+        .and_then(|f| f.as_ref())
+        .map(|f| f.size);
     out.push(size_result(
         entry,
         &spec,
         documented(|m| m.file_size.as_ref()),
         pth_size,
     ));
-    out.push(checksum_result(name, &pth, &tf));
-    out.push(inference_result(name, entry, &spec, &tf));
-    out.push(fingerprint_result(name, &spec, &pth, &tf));
+    out.push(checksum_result(name, &[&pth, &tf], cache));
+    out.push(inference_result(name, entry, &spec, &tf, cache));
+    out.push(fingerprint_result(name, &spec, &pth.result, &tf.result));
     out
 }
 
@@ -497,42 +526,104 @@ fn size_result(
         .at(&entry.file, doc_count.raw.pos)
 }
 
-fn fetch_failure(name: &str, check: CheckKind, e: &FetchError) -> CheckResult {
-    let status = if e.is_verification_failure() {
-        Status::Fail
-    } else {
-        Status::Skipped
-    };
-    CheckResult::new(name, check, status, e.to_string())
+/// Why a weight file could not be had or did not verify, naming the file, each URL with its
+/// cause, and (for a download that failed) where to put the file instead.
+fn failure_detail(w: &Weights, e: &FetchError, cache: Option<&Cache>) -> String {
+    let file = w
+        .spec
+        .as_ref()
+        .map_or_else(|| w.role.as_str().to_string(), |s| s.file_name.clone());
+    let causes = e.causes().join("; ");
+    if e.is_verification_failure() {
+        return format!("{file}: {causes}");
+    }
+    let unavailable = matches!(
+        e,
+        FetchError::AllSourcesFailed { .. }
+            | FetchError::NoUrls { .. }
+            | FetchError::Offline { .. }
+    );
+    let place = w
+        .spec
+        .as_ref()
+        .zip(cache)
+        .and_then(|(s, c)| c.source_path(s));
+    match place {
+        Some(path) if unavailable => format!(
+            "{file} could not be downloaded: {causes}; put the file at {}, or pass --mirror URL",
+            path.display()
+        ),
+        _ if unavailable => format!("{file} could not be downloaded: {causes}"),
+        _ => format!("{file}: {causes}"),
+    }
 }
 
-fn checksum_result(
-    name: &str,
-    pth: &Result<Option<Fetched>, FetchError>,
-    tf: &Result<Option<Fetched>, FetchError>,
-) -> CheckResult {
+/// The registry's claim about the weights' bytes. Pass only when a hash from the registry (full,
+/// or a prefix with the full hash pinned from the file that matched it) vouches for every file
+/// found; pinned when a file was only trusted on first use; fail when a file could not be had
+/// (with fetching allowed) or did not verify.
+fn checksum_result(name: &str, weights: &[&Weights], cache: Option<&Cache>) -> CheckResult {
+    let mut failed = vec![];
     let mut verified = vec![];
-    for r in [pth, tf] {
-        match r {
-            Err(e) => return fetch_failure(name, CheckKind::Checksum, e),
-            Ok(Some(f)) => verified.push(format!("{} sha256 {}", f.file_name, f.sha256)),
+    let mut pinned = vec![];
+    for w in weights {
+        match &w.result {
+            Err(e) => failed.push(failure_detail(w, e, cache)),
             Ok(None) => {}
+            Ok(Some(f)) => match &f.proof {
+                Proof::Sha256 => verified.push(format!(
+                    "{} sha256 {} (the registry's sha256)",
+                    f.file_name, f.sha256
+                )),
+                Proof::Sha256Prefix { prefix, lock } => verified.push(format!(
+                    "{} sha256 {} (the registry's prefix {prefix}{})",
+                    f.file_name,
+                    f.sha256,
+                    lock.as_ref()
+                        .map(|l| format!("; full hash pinned in {}", l.display()))
+                        .unwrap_or_default()
+                )),
+                Proof::FirstUse { lock } => pinned.push(format!(
+                    "{} sha256 {}: the registry has no sha256 for it; pinned on first use{} \
+                     (`zoo fetch {name} --role {} --record` writes it into the registry)",
+                    f.file_name,
+                    f.sha256,
+                    lock.as_ref()
+                        .map(|l| format!(" in {}", l.display()))
+                        .unwrap_or_default(),
+                    w.role.as_str()
+                )),
+            },
         }
     }
-    if verified.is_empty() {
-        CheckResult::new(
+    let verified = (!verified.is_empty()).then(|| format!("verified: {}", verified.join(", ")));
+    let pinned = (!pinned.is_empty()).then(|| format!("not verified: {}", pinned.join(", ")));
+    if !failed.is_empty() {
+        let rest: Vec<String> = [pinned, verified].into_iter().flatten().collect();
+        let mut detail = failed.join("; ");
+        if !rest.is_empty() {
+            detail = format!("{detail}; {}", rest.join("; "));
+        }
+        return CheckResult::new(name, CheckKind::Checksum, Status::Fail, detail);
+    }
+    match (pinned, verified) {
+        (Some(p), v) => CheckResult::new(
+            name,
+            CheckKind::Checksum,
+            Status::Pinned,
+            [Some(p), v]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        (None, Some(v)) => CheckResult::new(name, CheckKind::Checksum, Status::Pass, v),
+        (None, None) => CheckResult::new(
             name,
             CheckKind::Checksum,
             Status::Skipped,
             "weights not cached",
-        )
-    } else {
-        CheckResult::new(
-            name,
-            CheckKind::Checksum,
-            Status::Pass,
-            format!("verified: {}", verified.join(", ")),
-        )
+        ),
     }
 }
 
@@ -540,11 +631,19 @@ fn inference_result(
     name: &str,
     entry: &ModelEntry,
     spec: &Spec,
-    tf: &Result<Option<Fetched>, FetchError>,
+    tf: &Weights,
+    cache: Option<&Cache>,
 ) -> CheckResult {
     let reference = entry.reference();
-    let source = match tf {
-        Err(e) => return fetch_failure(name, CheckKind::Inference, e),
+    let source = match &tf.result {
+        Err(e) => {
+            return CheckResult::new(
+                name,
+                CheckKind::Inference,
+                Status::Fail,
+                failure_detail(tf, e, cache),
+            )
+        }
         Ok(None) => {
             return CheckResult::new(
                 name,

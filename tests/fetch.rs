@@ -11,7 +11,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use support::http_server::{Fault, TestServer};
 use zoo::fetch::{
-    sha256_file, Cache, FetchError, FetchOptions, FileSpec, Origin, ReuseDirs, WeightsLock,
+    sha256_file, Cache, FetchError, FetchOptions, FileSpec, Origin, Proof, RegistryFile, ReuseDirs,
+    WeightsLock,
 };
 
 /// Deterministic, non-repeating-looking test bytes.
@@ -37,7 +38,7 @@ fn spec(name: &str, urls: Vec<String>, body: &[u8]) -> FileSpec {
         urls,
         size: Some(body.len() as u64),
         sha256: Some(sha256_hex(body)),
-        sha256_prefix: None,
+        ..FileSpec::default()
     }
 }
 
@@ -69,14 +70,15 @@ fn list(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Nothing of `name` under a final name: no source directory, no blob.
 fn assert_nothing_final(cache: &Cache, name: &str) {
     assert!(
-        std::fs::symlink_metadata(cache.by_name_path(name)).is_err(),
-        "{name} must not exist under by-name/"
+        list(&cache.dir().join("sources")).is_empty(),
+        "{name}: no source may be linked"
     );
     assert!(
         list(&cache.dir().join("blobs/sha256")).is_empty(),
-        "no blob may be stored"
+        "{name}: no blob may be stored"
     );
 }
 
@@ -84,6 +86,7 @@ fn zoo(args: &[&str], envs: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoo"));
     cmd.args(args)
         .env_remove("ZOO_OFFLINE")
+        .env_remove("ZOO_REGISTRY")
         .env("TORCH_HOME", "/nonexistent/torch-home")
         .env("HF_HOME", "/nonexistent/hf-home")
         .env_remove("HF_HUB_CACHE");
@@ -195,7 +198,10 @@ fn interrupted_download_resumes_from_part_in_a_new_process() {
 
     let second = zoo(&args, &[("ZOO_CACHE", &root)]);
     assert_eq!(second.status.code(), Some(0), "{second:?}");
-    assert_eq!(std::fs::read(cache.by_name_path("p.bin")).unwrap(), body);
+    let readable = cache
+        .source_path(&spec("p.bin", vec![url.clone()], &body))
+        .unwrap();
+    assert_eq!(std::fs::read(readable).unwrap(), body);
     assert!(!part.exists());
     let log = server.requests();
     assert_eq!(log.len(), 2, "{log:?}");
@@ -468,7 +474,10 @@ fn torch_hub_file_is_verified_and_reused_without_a_request() {
     assert_eq!(json["origin"]["kind"], "torch_hub");
     assert_eq!(server.request_count(), 0);
     let cache = Cache::open(&root).unwrap();
-    assert_eq!(std::fs::read(cache.by_name_path("t.pth")).unwrap(), body);
+    let readable = cache
+        .source_path(&spec("t.pth", vec![url.clone()], &body))
+        .unwrap();
+    assert_eq!(std::fs::read(readable).unwrap(), body);
 }
 
 #[test]
@@ -610,13 +619,25 @@ fn prefix_only_pins_the_full_hash_which_is_then_enforced() {
         size: None,
         sha256: None,
         sha256_prefix: Some(full[..8].to_string()),
+        entry: None,
     };
     let cache = cache_in(dir.path());
     let got = cache.fetch(&spec, &opts).unwrap();
     assert_eq!(got.sha256, full);
     let lock = WeightsLock::read(&lock_path).unwrap();
-    assert_eq!(lock.files["x.pth"].sha256, full);
-    assert_eq!(lock.files["x.pth"].size, body.len() as u64);
+    let pin = &lock.pins[&server.url("/x-12345678.pth")];
+    assert_eq!(
+        (pin.file.as_str(), pin.sha256.as_str()),
+        ("x.pth", full.as_str())
+    );
+    assert_eq!(pin.size, body.len() as u64);
+    assert_eq!(
+        got.proof,
+        Proof::Sha256Prefix {
+            prefix: full[..8].to_string(),
+            lock: Some(lock_path.clone())
+        }
+    );
 
     // A fresh cache, and the server now serves other bytes of the same size: the pinned full
     // hash is enforced.
@@ -626,9 +647,16 @@ fn prefix_only_pins_the_full_hash_which_is_then_enforced() {
         .with_reuse(ReuseDirs::none());
     let err = other_cache.fetch(&spec, &opts).unwrap_err();
     assert!(err.is_verification_failure(), "{err}");
+    // The message names the lock file, the pin, and how to re-pin.
+    let text = err.to_string();
+    assert!(text.contains(&format!("pinned sha256 {full}")), "{text}");
     assert!(
-        err.to_string().contains(&format!("expected {full}")),
-        "{err}"
+        text.contains(&format!(
+            "delete the entry \"{}\" from {}",
+            server.url("/x-12345678.pth"),
+            lock_path.display()
+        )),
+        "{text}"
     );
 }
 
@@ -651,6 +679,7 @@ fn prefix_mismatch_is_a_verification_failure() {
         size: None,
         sha256: None,
         sha256_prefix: Some(wrong_prefix.to_string()),
+        entry: None,
     };
     let err = cache.fetch(&spec, &quick_opts()).unwrap_err();
     assert!(err.is_verification_failure());
@@ -724,4 +753,584 @@ fn hash_command_prints_sha256_and_size() {
     assert_eq!(sha256_file(&path).unwrap(), (sha256_hex(&body), 4321));
     let missing = zoo(&["hash", "/nonexistent/file"], &[]);
     assert_eq!(missing.status.code(), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 13: identity by source, proofs, pins, failures that fail, next steps.
+
+fn first_use_spec(model: &str, url: String) -> FileSpec {
+    FileSpec {
+        file_name: "model.safetensors".to_string(),
+        urls: vec![url],
+        entry: Some(RegistryFile {
+            model: model.to_string(),
+            role: "hf-safetensors".to_string(),
+        }),
+        ..FileSpec::default()
+    }
+}
+
+/// Every Hugging Face file is called `model.safetensors`: fetching one model's must never
+/// answer another model's from the cache or the lock file.
+#[test]
+fn two_models_sharing_a_file_name_get_their_own_bytes() {
+    let server = TestServer::start();
+    let (b0, b1) = (payload(30_000, 30), payload(31_000, 31));
+    server.serve("/timm/b0/resolve/main/model.safetensors", b0.clone());
+    server.serve("/timm/b1/resolve/main/model.safetensors", b1.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(dir.path());
+    let lock_path = dir.path().join("weights.lock");
+    let opts = FetchOptions {
+        lock_file: Some(lock_path.clone()),
+        ..quick_opts()
+    };
+    let s0 = first_use_spec("b0", server.url("/timm/b0/resolve/main/model.safetensors"));
+    let s1 = first_use_spec("b1", server.url("/timm/b1/resolve/main/model.safetensors"));
+
+    let f0 = cache.fetch(&s0, &opts).unwrap();
+    let f1 = cache.fetch(&s1, &opts).unwrap();
+    assert!(matches!(f1.origin, Origin::Download { .. }), "{f1:?}");
+    assert_eq!(std::fs::read(&f0.path).unwrap(), b0);
+    assert_eq!(std::fs::read(&f1.path).unwrap(), b1);
+    assert_ne!(f0.path, f1.path);
+    assert_eq!(
+        f1.proof,
+        Proof::FirstUse {
+            lock: Some(lock_path.clone())
+        }
+    );
+
+    // Cached and pinned separately: a second round is two cache hits, each its own bytes.
+    for (spec, body) in [(&s0, &b0), (&s1, &b1)] {
+        let again = cache.fetch(spec, &opts).unwrap();
+        assert_eq!(again.origin, Origin::Cache);
+        assert_eq!(std::fs::read(&again.path).unwrap(), *body);
+        assert_eq!(again.sha256, sha256_hex(body));
+    }
+    assert_eq!(server.request_count(), 2);
+    let lock = WeightsLock::read(&lock_path).unwrap();
+    assert_eq!(lock.pins.len(), 2);
+    for (spec, body, model) in [(&s0, &b0, "b0"), (&s1, &b1, "b1")] {
+        let pin = &lock.pins[&spec.urls[0]];
+        assert_eq!(pin.sha256, sha256_hex(body));
+        assert_eq!(pin.model.as_deref(), Some(model));
+        assert_eq!(pin.role.as_deref(), Some("hf-safetensors"));
+    }
+}
+
+/// A cache laid out as zoo wrote it before issue 13 (`v1/`: blobs, `by-name/<file_name>` links,
+/// a lock keyed by file name) is never misread: its name links and lock are ignored, its
+/// content-addressed blobs are taken over when a full hash or a prefix names them (re-hashed,
+/// so a damaged one is not), and a version-1 lock file is replaced by a version-2 one.
+#[test]
+fn an_old_layout_cache_is_read_by_hash_only_and_its_names_are_ignored() {
+    let server = TestServer::start();
+    let b0 = payload(20_000, 40);
+    let b1 = payload(21_000, 41);
+    let pth = payload(22_000, 42);
+    let good = payload(23_000, 43);
+    server.serve("/b1/model.safetensors", b1.clone());
+    server.serve("/good.bin", good.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("zoo-cache");
+
+    // The old layout, exactly as the previous code wrote it.
+    let v1 = root.join("v1");
+    for sub in ["blobs/sha256", "by-name", "tmp"] {
+        std::fs::create_dir_all(v1.join(sub)).unwrap();
+    }
+    let put_blob = |hash: &str, bytes: &[u8]| {
+        std::fs::write(v1.join("blobs/sha256").join(hash), bytes).unwrap();
+    };
+    let link = |name: &str, hash: &str| {
+        std::os::unix::fs::symlink(
+            Path::new("..").join("blobs/sha256").join(hash),
+            v1.join("by-name").join(name),
+        )
+        .unwrap();
+    };
+    put_blob(&sha256_hex(&b0), &b0);
+    link("model.safetensors", &sha256_hex(&b0));
+    let pth_hash = sha256_hex(&pth);
+    put_blob(&pth_hash, &pth);
+    link(&format!("x-{}.pth", &pth_hash[..8]), &pth_hash);
+    // A damaged blob: its name is `good`'s hash, its bytes are not.
+    put_blob(&sha256_hex(&good), &payload(23_000, 44));
+    let v1_lock = format!(
+        "{{\n  \"version\": 1,\n  \"files\": {{\n    \"model.safetensors\": {{\n      \"sha256\": \"{}\",\n      \"size\": {}\n    }}\n  }}\n}}\n",
+        sha256_hex(&b0),
+        b0.len()
+    );
+    std::fs::write(v1.join("weights.lock"), &v1_lock).unwrap();
+    let registry_lock = dir.path().join("registry/weights.lock");
+    std::fs::create_dir_all(registry_lock.parent().unwrap()).unwrap();
+    std::fs::write(&registry_lock, &v1_lock).unwrap();
+
+    let cache = Cache::open(&root).unwrap().with_reuse(ReuseDirs::none());
+    for lock in [cache.dir().join("weights.lock"), registry_lock.clone()] {
+        let opts = FetchOptions {
+            lock_file: Some(lock.clone()),
+            ..quick_opts()
+        };
+        // b1's model.safetensors has no hash: the old name link and the old lock (both saying
+        // b0's bytes) are not read; b1's own bytes are downloaded.
+        let s1 = first_use_spec("b1", server.url("/b1/model.safetensors"));
+        let got = cache.fetch(&s1, &opts).unwrap();
+        assert_eq!(
+            std::fs::read(&got.path).unwrap(),
+            b1,
+            "lock {}",
+            lock.display()
+        );
+        let pins = WeightsLock::read(&lock).unwrap().pins;
+        assert_eq!(pins[&s1.urls[0]].sha256, sha256_hex(&b1));
+    }
+    assert_eq!(server.full_gets("/b1/model.safetensors"), 1);
+    let rewritten = std::fs::read_to_string(&registry_lock).unwrap();
+    assert!(rewritten.contains("\"version\": 2"), "{rewritten}");
+    assert!(!rewritten.contains(&sha256_hex(&b0)), "{rewritten}");
+
+    // A prefix names an old blob: taken over (and pinned), no request.
+    let opts = FetchOptions {
+        lock_file: Some(cache.dir().join("weights.lock")),
+        ..quick_opts()
+    };
+    let prefixed = FileSpec {
+        file_name: format!("x-{}.pth", &pth_hash[..8]),
+        urls: vec![server.url("/not-served/x.pth")],
+        sha256_prefix: Some(pth_hash[..8].to_string()),
+        ..FileSpec::default()
+    };
+    let got = cache.fetch(&prefixed, &opts).unwrap();
+    assert!(matches!(got.origin, Origin::LegacyCache { .. }), "{got:?}");
+    assert_eq!(std::fs::read(&got.path).unwrap(), pth);
+    // A full hash names an old blob: taken over, no request.
+    let full = spec("b0.safetensors", vec![server.url("/not-served/b0")], &b0);
+    let got = cache.fetch(&full, &opts).unwrap();
+    assert!(matches!(got.origin, Origin::LegacyCache { .. }), "{got:?}");
+    assert_eq!(std::fs::read(&got.blob).unwrap(), b0);
+    // The damaged old blob is not taken: the file is downloaded.
+    let got = cache
+        .fetch(
+            &spec("good.bin", vec![server.url("/good.bin")], &good),
+            &opts,
+        )
+        .unwrap();
+    assert!(matches!(got.origin, Origin::Download { .. }), "{got:?}");
+    assert_eq!(std::fs::read(&got.path).unwrap(), good);
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| !r.path.starts_with("/not-served")));
+}
+
+/// A file with no hash anywhere is trusted on first use and pinned; when the source later
+/// serves other bytes, the error names the lock file, the pin's key and how to re-pin.
+#[test]
+fn a_changed_file_fails_its_first_use_pin_with_the_lock_file_and_how_to_repin() {
+    let server = TestServer::start();
+    let body = payload(12_000, 50);
+    let url = server.url("/m/model.safetensors");
+    server.serve("/m/model.safetensors", body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let lock_path = dir.path().join("registry/weights.lock");
+    let opts = FetchOptions {
+        lock_file: Some(lock_path.clone()),
+        ..quick_opts()
+    };
+    let spec = first_use_spec("m", url.clone());
+    let got = cache_in(dir.path()).fetch(&spec, &opts).unwrap();
+    assert!(!got.proof.is_from_spec());
+
+    server.set_fault("/m/model.safetensors", Fault::WrongBytes);
+    let fresh = Cache::open(dir.path().join("fresh"))
+        .unwrap()
+        .with_reuse(ReuseDirs::none());
+    let err = fresh.fetch(&spec, &opts).unwrap_err();
+    assert!(err.is_verification_failure(), "{err}");
+    let text = err.to_string();
+    for needle in [
+        format!("pinned sha256 {}", sha256_hex(&body)),
+        format!("in {}", lock_path.display()),
+        format!("delete the entry \"{url}\""),
+        "`zoo fetch m --role hf-safetensors`".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle} not in: {text}");
+    }
+    // Deleting the pin, as the message says, lets the new bytes in.
+    std::fs::remove_file(&lock_path).unwrap();
+    let repinned = fresh.fetch(&spec, &opts).unwrap();
+    assert_eq!(
+        repinned.sha256,
+        sha256_hex(&body.iter().map(|b| b ^ 0xFF).collect::<Vec<_>>())
+    );
+}
+
+/// What the next-steps message tells users to do works: a file put at the source path is
+/// verified and taken in, offline; a wrong file put there is an error naming that path.
+#[test]
+fn a_file_put_at_its_source_path_is_verified_and_taken_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(dir.path());
+    let body = payload(9_000, 60);
+    let offline = FetchOptions {
+        offline: true,
+        ..quick_opts()
+    };
+    let good = spec("w.bin", vec!["https://example.invalid/w.bin".into()], &body);
+    let place = cache.source_path(&good).unwrap();
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::write(&place, &body).unwrap();
+    let got = cache.fetch(&good, &offline).unwrap();
+    assert_eq!(
+        got.origin,
+        Origin::Placed {
+            path: place.clone()
+        }
+    );
+    assert_eq!(got.proof, Proof::Sha256);
+    assert_eq!(std::fs::read(&got.blob).unwrap(), body);
+    assert_eq!(cache.fetch(&good, &offline).unwrap().origin, Origin::Cache);
+
+    let other = payload(9_000, 61);
+    let wrong = spec(
+        "v.bin",
+        vec!["https://example.invalid/v.bin".into()],
+        &other,
+    );
+    let place = cache.source_path(&wrong).unwrap();
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::write(&place, &body).unwrap();
+    let err = cache.fetch(&wrong, &offline).unwrap_err();
+    assert!(err.is_verification_failure(), "{err}");
+    assert!(
+        err.to_string().contains(&place.display().to_string()),
+        "{err}"
+    );
+}
+
+/// The io error is said once, even through the CLI's cause chain.
+#[test]
+fn io_errors_are_not_doubled() {
+    let out = zoo(&["hash", "/nonexistent/file"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+    let err = FetchError::Io {
+        path: PathBuf::from("/x"),
+        error: std::io::Error::from(std::io::ErrorKind::NotFound),
+    };
+    assert_eq!(
+        format!("{:#}", anyhow::Error::from(err)),
+        "/x: entity not found"
+    );
+}
+
+// --- the CLI over a registry -----------------------------------------------------------------
+
+/// A copy of tests/fixtures/registry-tiny whose file URL points at `base` (`http://…`), with
+/// `edit` applied to tiny.yml; returns (registry dir, tiny.yml text as written).
+fn tiny_registry(dir: &Path, base: &str, edit: impl Fn(String) -> String) -> (PathBuf, String) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let reg = dir.join("registry-tiny");
+    std::fs::create_dir_all(&reg).unwrap();
+    std::fs::copy(
+        fixtures.join("registry-tiny/model-index.yml"),
+        reg.join("model-index.yml"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(fixtures.join("registry-tiny/tiny.yml"))
+        .unwrap()
+        .replace("http://127.0.0.1:9", base)
+        .replace(
+            "../efficientnet-tiny/",
+            &format!("{}/", fixtures.join("efficientnet-tiny").display()),
+        );
+    let text = edit(text);
+    std::fs::write(reg.join("tiny.yml"), &text).unwrap();
+    (reg, text)
+}
+
+fn tiny_tarball() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/efficientnet-tiny/efficientnet-tiny.tar.gz"),
+    )
+    .unwrap()
+}
+
+const TINY_SHA256: &str = "f536f9317239e351894faef5e8c1d847202a2028370e014c449d01cc0ef2ebe1";
+
+/// An http base URL nothing listens on (bound, then closed).
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+fn registry_zoo(reg: &Path, cache: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--registry", reg.to_str().unwrap()];
+    all.extend(args);
+    let out = zoo(&all, &[("ZOO_CACHE", cache)]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `zoo fetch m0 --role hf-safetensors`, then m1: each model gets its own `model.safetensors`.
+#[test]
+fn zoo_fetch_of_two_models_sharing_a_file_name_gets_each_its_own_bytes() {
+    let server = TestServer::start();
+    let (b0, b1) = (payload(10_000, 70), payload(10_001, 71));
+    server.serve("/timm/m0/resolve/main/model.safetensors", b0.clone());
+    server.serve("/timm/m1/resolve/main/model.safetensors", b1.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    let model = |name: &str| {
+        format!(
+            "- Name: {name}\n  In Collection: Shared Names\n  Zoo:\n    Architecture: b0\n    Files:\n    - Role: hf-safetensors\n      File: model.safetensors\n      Urls:\n      - {}\n      Format: safetensors\n",
+            server.url(&format!("/timm/{name}/resolve/main/model.safetensors"))
+        )
+    };
+    std::fs::write(
+        reg.join("model-index.yml"),
+        format!(
+            "Type: model-index\nCollections:\n- Name: Shared Names\nModels:\n{}{}",
+            model("m0"),
+            model("m1")
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    for (name, body) in [("m0", &b0), ("m1", &b1), ("m0", &b0)] {
+        let (code, out, err) = registry_zoo(
+            &reg,
+            &cache,
+            &["fetch", name, "--role", "hf-safetensors", "--json"],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["sha256"], sha256_hex(body).as_str(), "{name}");
+        assert_eq!(json["proof"]["kind"], "first_use", "{json}");
+        let path = PathBuf::from(json["path"].as_str().unwrap());
+        assert_eq!(std::fs::read(path).unwrap(), *body, "{name}");
+    }
+    assert_eq!(server.request_count(), 2);
+    let lock = WeightsLock::read(&reg.join("weights.lock")).unwrap();
+    assert_eq!(lock.pins.len(), 2);
+}
+
+/// `zoo validate --fetch` where every download fails (a 404, or nothing listening) exits 1,
+/// and the failure names the URL and the cause.
+#[test]
+fn validate_fetch_fails_when_the_download_fails() {
+    let server = TestServer::start(); // no routes: every request is a 404
+    let dir = tempfile::tempdir().unwrap();
+    for (base, cause) in [
+        (server.url(""), "HTTP 404".to_string()),
+        (closed_port_url(), "Connection refused".to_string()),
+    ] {
+        let (reg, _) = tiny_registry(dir.path(), &base, |t| t);
+        let url = format!("{base}/efficientnet-tiny.tar.gz");
+        let (code, out, err) = registry_zoo(
+            &reg,
+            &dir.path().join("cache"),
+            &["validate", "tiny", "--fetch"],
+        );
+        assert_eq!(code, 1, "{out}{err}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("FAIL efficientnet_tiny checksum:"))
+            .unwrap_or_else(|| panic!("no checksum failure in: {out}"));
+        assert!(line.contains(&url) && line.contains(&cause), "{line}");
+        assert_eq!(line.matches(&url).count(), 1, "{line}");
+        assert!(line.contains("--mirror URL"), "{line}");
+        assert!(
+            out.contains("FAIL efficientnet_tiny inference:"),
+            "the inference check needed the same file: {out}"
+        );
+    }
+}
+
+/// `zoo convert NAME` with no network ends with what to do: where to put the file, `--from`,
+/// `--mirror`, `zoo fetch NAME --role ROLE`; the URL and the OS error are said once.
+#[test]
+fn convert_without_network_ends_with_next_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = closed_port_url();
+    let (reg, _) = tiny_registry(dir.path(), &base, |t| t);
+    let cache = dir.path().join("cache");
+    let out_dir = dir.path().join("out");
+    let out_arg = out_dir.display().to_string();
+    let url = format!("{base}/efficientnet-tiny.tar.gz");
+    let (code, out, err) = registry_zoo(&reg, &cache, &["convert", "tiny", "--out", &out_arg]);
+    assert_eq!(code, 2, "{out}{err}");
+    let spec = FileSpec {
+        file_name: "efficientnet-tiny.tar.gz".into(),
+        urls: vec![url.clone()],
+        ..FileSpec::default()
+    };
+    let place = Cache::open(&cache).unwrap().source_path(&spec).unwrap();
+    for needle in [
+        format!("put efficientnet-tiny.tar.gz at {}", place.display()),
+        "zoo convert efficientnet_tiny --from PATH".to_string(),
+        "zoo convert efficientnet_tiny --mirror URL".to_string(),
+        "zoo fetch efficientnet_tiny --role tf-checkpoint".to_string(),
+        "Connection refused".to_string(),
+    ] {
+        assert!(err.contains(&needle), "{needle} not in: {err}");
+    }
+    assert_eq!(err.matches(&url).count(), 1, "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+
+    // Offline: the same steps, and no request.
+    let (code, _, err) = registry_zoo(
+        &reg,
+        &cache,
+        &["convert", "tiny", "--out", &out_arg, "--offline"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not in the cache, and zoo is offline"),
+        "{err}"
+    );
+    assert!(err.contains(&place.display().to_string()), "{err}");
+
+    // Doing what it says works: the file put there is taken in and converted.
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::write(&place, tiny_tarball()).unwrap();
+    let (code, out, err) = registry_zoo(
+        &reg,
+        &cache,
+        &["convert", "tiny", "--out", &out_arg, "--offline"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(TINY_SHA256), "{out}");
+}
+
+/// `zoo convert NAME --mirror URL` and `zoo validate --fetch --mirror URL` get the file from the
+/// mirror when the registry's URL is dead.
+#[test]
+fn convert_and_validate_take_mirrors() {
+    let server = TestServer::start();
+    server.serve("/mirror/efficientnet-tiny.tar.gz", tiny_tarball());
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = tiny_registry(dir.path(), &closed_port_url(), |t| t);
+    let mirror = server.url("/mirror/");
+
+    let out_arg = dir.path().join("out").display().to_string();
+    let (code, out, err) = registry_zoo(
+        &reg,
+        &dir.path().join("cache-convert"),
+        &["convert", "tiny", "--out", &out_arg, "--mirror", &mirror],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(TINY_SHA256), "{out}");
+
+    let (code, out, err) = registry_zoo(
+        &reg,
+        &dir.path().join("cache-validate"),
+        &["validate", "tiny", "--fetch", "--mirror", &mirror, "-v"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("pass efficientnet_tiny checksum: verified: efficientnet-tiny.tar.gz"),
+        "{out}"
+    );
+    assert_eq!(server.full_gets("/mirror/efficientnet-tiny.tar.gz"), 2);
+    assert_eq!(server.request_count(), 2);
+}
+
+/// A file with no `Sha256` in the registry is `pinned` after its first fetch, never `pass`
+/// (table, JSON, JUnit, totals), with the lock file named; `zoo fetch --record` writes the
+/// learned hash into the registry file losslessly, after which the check passes.
+#[test]
+fn a_first_use_pin_is_pinned_not_pass_until_recorded_into_the_registry() {
+    let server = TestServer::start();
+    server.serve("/efficientnet-tiny.tar.gz", tiny_tarball());
+    let dir = tempfile::tempdir().unwrap();
+    let sha_line = format!("      Sha256: {TINY_SHA256}\n");
+    // A leading comment, as the real registry files have: --record keeps it.
+    let (reg, with_hash) = tiny_registry(dir.path(), &server.url(""), |t| {
+        format!("# The tiny fixture.\n\n{t}")
+    });
+    std::fs::write(reg.join("tiny.yml"), with_hash.replace(&sha_line, "")).unwrap();
+    let cache = dir.path().join("cache");
+    let lock = reg.join("weights.lock");
+
+    let junit = dir.path().join("junit.xml");
+    let junit_arg = junit.display().to_string();
+    let (code, out, err) = registry_zoo(
+        &reg,
+        &cache,
+        &["validate", "tiny", "--fetch", "--junit", &junit_arg],
+    );
+    assert_eq!(code, 0, "pinned is not a failure: {out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("pinned efficientnet_tiny checksum:"))
+        .unwrap_or_else(|| panic!("no pinned checksum in: {out}"));
+    assert!(
+        line.contains("the registry has no sha256 for it")
+            && line.contains(&lock.display().to_string())
+            && line.contains("zoo fetch efficientnet_tiny --role tf-checkpoint --record"),
+        "{line}"
+    );
+    assert!(out.contains(" 1 pinned,"), "{out}");
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(x.contains("<skipped message=\"pinned: "), "{x}");
+    let (_, json, _) = registry_zoo(&reg, &cache, &["validate", "tiny", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let checksum = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == "checksum")
+        .unwrap();
+    assert_eq!(checksum["status"], "pinned", "{checksum}");
+
+    // --record needs a registry on disk: outside a checkout, the embedded one is refused.
+    let outside = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(["fetch", "b0_ns", "--record", "--offline"])
+        .current_dir(outside.path())
+        .env_remove("ZOO_OFFLINE")
+        .env_remove("ZOO_REGISTRY")
+        .env("ZOO_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--record") && err.contains("--registry DIR"),
+        "{err}"
+    );
+
+    let (code, out, err) = registry_zoo(&reg, &cache, &["fetch", "tiny", "--record"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&format!("recorded Sha256: {TINY_SHA256}")),
+        "{err}"
+    );
+    // Lossless: the file is the original fixture again, byte for byte (comments included).
+    assert_eq!(
+        std::fs::read_to_string(reg.join("tiny.yml")).unwrap(),
+        with_hash
+    );
+    let (code, out, err) = registry_zoo(&reg, &cache, &["validate", "tiny", "-v"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("pass efficientnet_tiny checksum: verified: efficientnet-tiny.tar.gz")
+            && out.contains("(the registry's sha256)"),
+        "{out}"
+    );
+    // Recording again changes nothing.
+    let (code, _, err) = registry_zoo(&reg, &cache, &["fetch", "tiny", "--record"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("recorded"), "{err}");
+    assert_eq!(server.request_count(), 1);
 }

@@ -13,7 +13,7 @@ use crate::convert::pipeline::{
 };
 use crate::convert::WeightSet;
 use crate::fetch::{Cache, FetchOptions};
-use crate::registry::{file_spec, Registry};
+use crate::registry::Registry;
 use crate::schema::FileRole;
 
 /// Which of a registry model's sources to convert.
@@ -64,6 +64,10 @@ pub struct ConvertArgs {
     /// Never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
+    /// URL prefix tried before the source's own URLs (the file name is appended); repeatable.
+    /// `file:///DIR/` works.
+    #[arg(long = "mirror", value_name = "URL-PREFIX", conflicts_with = "from")]
+    pub mirrors: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -90,27 +94,39 @@ fn stem(path: &Path) -> String {
     name
 }
 
-/// Finds a registry model's source file in the cache, downloading it unless offline.
+/// Finds a registry model's source file in the cache, downloading it unless offline (mirrors
+/// first). A file that cannot be had ends in an error saying what to do next.
 pub(crate) fn fetch_source(
     registry: &Registry,
     entry: &crate::registry::ModelEntry,
     role: FileRole,
     offline: bool,
+    mirrors: &[String],
 ) -> anyhow::Result<PathBuf> {
-    let file = entry
-        .file(role)
-        .with_context(|| format!("{} has no {role:?} file in the registry", entry.name()))?;
-    let spec = file_spec(file);
+    let file = entry.file(role).with_context(|| {
+        format!(
+            "{} has no {} file in the registry",
+            entry.name(),
+            role.as_str()
+        )
+    })?;
+    let spec = entry.fetch_spec(file);
     let cache = Cache::from_env()?;
     let opts = FetchOptions {
         offline: offline || super::fetch::offline_from_env(),
+        mirrors: mirrors.to_vec(),
         lock_file: Some(lock_file(registry, &cache)),
         ..FetchOptions::default()
     };
-    Ok(cache
-        .fetch(&spec, &opts)
-        .with_context(|| format!("fetching {}", spec.file_name))?
-        .path)
+    match cache.fetch(&spec, &opts) {
+        Ok(fetched) => Ok(fetched.path),
+        Err(err) => Err(anyhow::anyhow!(super::fetch::not_fetched(
+            &err,
+            &spec,
+            &cache,
+            &super::fetch::Retry::Convert
+        ))),
+    }
 }
 
 /// Where full hashes learned from prefix-only entries are pinned.
@@ -150,7 +166,7 @@ pub fn run(
                     SourceKind::Tf => FileRole::TfCheckpoint,
                     SourceKind::Pytorch => FileRole::TimmPth,
                 };
-                let path = fetch_source(&reg, &entry, role, args.offline)?;
+                let path = fetch_source(&reg, &entry, role, args.offline, &args.mirrors)?;
                 let arch = entry.arch()?;
                 let reference = entry.reference();
                 (

@@ -59,7 +59,7 @@ pub fn run(
                 SourceKind::Tf => FileRole::TfCheckpoint,
                 SourceKind::Pytorch => FileRole::TimmPth,
             };
-            super::convert::fetch_source(&registry, entry, role, args.offline)?
+            super::convert::fetch_source(&registry, entry, role, args.offline, &[])?
         }
     };
     let reference = match (&args.reference_input, &args.reference_logits) {

@@ -11,7 +11,9 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Status;
-use crate::fetch::{Cache, FetchError, FetchOptions, Fetched, FileSpec, Origin, ProgressSink};
+use crate::fetch::{
+    Cache, FetchError, FetchOptions, Fetched, FileSpec, Origin, ProgressSink, Proof,
+};
 
 /// Arguments of `zoo fetch` (ad-hoc form: the file is described on the command line).
 #[derive(Debug, clap::Args)]
@@ -61,6 +63,10 @@ pub struct FetchArgs {
     /// Connect timeout and longest stall of a read, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub timeout: f64,
+    /// Write the full sha256 of every fetched registry file that has none in the registry into
+    /// the registry's YAML (`Sha256:`), turning a pin into a registry fact. Needs `--registry DIR`.
+    #[arg(long, conflicts_with = "urls")]
+    pub record: bool,
 }
 
 /// True when `ZOO_OFFLINE` asks for offline mode (`1`, `true`, `yes`, `on`).
@@ -96,6 +102,12 @@ fn options(args: &FetchArgs, lock_file: Option<PathBuf>) -> anyhow::Result<Fetch
 
 /// Runs `zoo fetch NAME… | --all` over registry files.
 fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyhow::Result<Status> {
+    if args.record && registry.dir().is_none() {
+        anyhow::bail!(
+            "--record writes into the registry's YAML files: pass --registry DIR (the registry \
+             embedded in zoo cannot be written)"
+        );
+    }
     let patterns = if args.all {
         vec!["*".to_string()]
     } else {
@@ -105,6 +117,7 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
     let opts = options(args, Some(super::convert::lock_file(registry, &cache)))?;
     let mut status = Status::Ok;
     let mut failures = vec![];
+    let mut learned = vec![];
     for entry in registry.select(&patterns)? {
         for file in entry.files() {
             let role = file
@@ -115,23 +128,30 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
             if !args.role.is_empty() && !args.role.contains(&role) {
                 continue;
             }
-            let spec = crate::registry::file_spec(file);
+            let spec = entry.fetch_spec(file);
             let result = if args.verify {
                 cache.verify(&spec, &opts)
             } else {
                 cache.fetch(&spec, &opts)
             };
             match result {
-                Ok(fetched) => print_fetched(&fetched, args.json)?,
+                Ok(fetched) => {
+                    print_fetched(&fetched, args.json)?;
+                    if args.record && file.sha256.is_none() {
+                        learned.push(crate::record::LearnedHash {
+                            card: entry.file.clone(),
+                            model: entry.name().to_string(),
+                            role: role.clone(),
+                            file_name: spec.file_name.clone(),
+                            sha256: fetched.sha256.clone(),
+                        });
+                    }
+                }
                 Err(err) => {
                     if err.is_verification_failure() {
                         status = Status::Failed;
                     }
-                    failures.push(format!(
-                        "{} {} ({role}): {err}",
-                        entry.name(),
-                        spec.file_name
-                    ));
+                    failures.push(not_fetched(&err, &spec, &cache, &Retry::Fetch));
                 }
             }
         }
@@ -139,10 +159,98 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
     for f in &failures {
         eprintln!("error: {f}");
     }
+    if !learned.is_empty() {
+        for r in crate::record::record_hashes(&learned)? {
+            eprintln!(
+                "recorded Sha256: {} for {} of {} ({}) in {}",
+                r.sha256,
+                r.file_name,
+                r.model,
+                r.role,
+                r.card.display()
+            );
+        }
+    }
     if status == Status::Ok && !failures.is_empty() {
         anyhow::bail!("{} file(s) could not be fetched", failures.len());
     }
     Ok(status)
+}
+
+/// The command a user reruns after fixing a failed download, to phrase the next steps.
+pub(crate) enum Retry {
+    /// `zoo fetch NAME --role ROLE`.
+    Fetch,
+    /// `zoo convert NAME` (which also takes `--from PATH` and `--mirror URL`).
+    Convert,
+}
+
+/// What went wrong getting a registry file, one cause a line, and, when the file could not be
+/// had at all (offline, or every source failed without a wrong byte), what to do next: where to
+/// put the file, `--from`, `--mirror`, `zoo fetch`. Verification failures are stated as they are
+/// (their message says which hash, which lock file).
+pub(crate) fn not_fetched(
+    err: &FetchError,
+    spec: &FileSpec,
+    cache: &Cache,
+    retry: &Retry,
+) -> String {
+    let what = spec.describe();
+    let unavailable = matches!(
+        err,
+        FetchError::Offline { .. }
+            | FetchError::NoUrls { .. }
+            | FetchError::AllSourcesFailed { .. }
+    ) && !err.is_verification_failure();
+    if !unavailable {
+        return format!("{what}: {err}");
+    }
+    let mut out = match err {
+        FetchError::Offline { .. } => format!(
+            "{what} is not in the cache, and zoo is offline (--offline or ZOO_OFFLINE): no request \
+             was made"
+        ),
+        FetchError::NoUrls { .. } => format!("{what} has no URL to download it from"),
+        _ => format!("{what} could not be downloaded:"),
+    };
+    if let FetchError::AllSourcesFailed { .. } = err {
+        for cause in err.causes() {
+            out.push_str(&format!("\n  - {cause}"));
+        }
+    }
+    let file = &spec.file_name;
+    let (model, role) = match &spec.entry {
+        Some(e) => (e.model.as_str(), e.role.as_str()),
+        None => ("NAME", "ROLE"),
+    };
+    out.push_str("\nnext steps (any one):");
+    if let Some(path) = cache.source_path(spec) {
+        out.push_str(&format!(
+            "\n  - put {file} at {} (it is verified and taken in on the next run)",
+            path.display()
+        ));
+    }
+    match retry {
+        Retry::Convert => out.push_str(&format!(
+            "\n  - zoo convert {model} --from PATH, PATH being a copy of {file}\n  - zoo convert \
+             {model} --mirror URL, URL being a server or file:///DIR/ that has {file}"
+        )),
+        Retry::Fetch => {}
+    }
+    out.push_str(&format!(
+        "\n  - zoo fetch {model} --role {role} --mirror URL{}",
+        match retry {
+            Retry::Fetch => "",
+            _ => ", then run this again",
+        }
+    ));
+    if matches!(err, FetchError::Offline { .. }) {
+        out.push_str(
+            "\n  - run again without --offline (and ZOO_OFFLINE unset); offline, only file:/// \
+             mirrors are read",
+        );
+    }
+    out
 }
 
 /// Runs `zoo fetch`.
@@ -168,6 +276,7 @@ pub fn run(
         size: args.size,
         sha256: args.sha256.clone(),
         sha256_prefix: args.sha256_prefix.clone(),
+        entry: None,
     };
     let opts = options(&args, args.lock_file.clone())?;
     let cache = Cache::from_env()?;
@@ -203,9 +312,28 @@ fn print_fetched(fetched: &Fetched, json: bool) -> anyhow::Result<()> {
         Origin::LocalFile { path } => format!("copied from {}", path.display()),
         Origin::TorchHub { path } => format!("reused torch.hub file {}", path.display()),
         Origin::HfCache { path } => format!("reused Hugging Face file {}", path.display()),
+        Origin::Placed { path } => format!("taken in from {}", path.display()),
+        Origin::LegacyCache { path } => format!("taken over from {}", path.display()),
+    };
+    let proof = match &fetched.proof {
+        Proof::Sha256 => "matches the expected sha256".to_string(),
+        Proof::Sha256Prefix { prefix, lock } => match lock {
+            Some(lock) => format!(
+                "matches sha256 prefix {prefix}; full hash pinned in {}",
+                lock.display()
+            ),
+            None => format!("matches sha256 prefix {prefix}"),
+        },
+        Proof::FirstUse { lock } => match lock {
+            Some(lock) => format!(
+                "unverified: no hash to check; pinned on first use in {}",
+                lock.display()
+            ),
+            None => "unverified: no hash to check".to_string(),
+        },
     };
     outln!(
-        "{}  {}  {} bytes  {} ({origin})",
+        "{}  {}  {} bytes  {} ({origin}; {proof})",
         fetched.sha256,
         fetched.file_name,
         fetched.size,

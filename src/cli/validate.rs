@@ -25,7 +25,7 @@ pub struct ValidateArgs {
     /// Use only what is cached; never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long, conflicts_with = "fetch")]
     pub offline: bool,
-    /// Download missing weights.
+    /// Download missing weights; a download that fails is a failed check.
     #[arg(long)]
     pub fetch: bool,
     /// A skipped check fails the run (exit 1): for CI, where "not checked" must not pass.
@@ -34,6 +34,10 @@ pub struct ValidateArgs {
     /// Show every check's detail, passes included.
     #[arg(short, long)]
     pub verbose: bool,
+    /// URL prefix tried before each file's own URLs (the file name is appended); repeatable.
+    /// `file:///DIR/` works.
+    #[arg(long = "mirror", value_name = "URL-PREFIX")]
+    pub mirrors: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -109,6 +113,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
     let opts = ValidateOptions {
         fetch: args.fetch,
         offline: args.offline || super::fetch::offline_from_env(),
+        mirrors: args.mirrors.clone(),
     };
     let cache = Cache::from_env().ok();
     let progress = std::io::stderr().is_terminal() && !args.json && models.len() > 1;
@@ -293,6 +298,7 @@ impl Paint {
         let code = match s {
             CheckStatus::Pass => "32",
             CheckStatus::Fail => "1;31",
+            CheckStatus::Pinned => "36",
             CheckStatus::Skipped => "33",
         };
         self.wrap(code, text)
@@ -322,11 +328,7 @@ fn width() -> usize {
 }
 
 fn word(s: CheckStatus) -> &'static str {
-    match s {
-        CheckStatus::Pass => "pass",
-        CheckStatus::Fail => "FAIL",
-        CheckStatus::Skipped => "skip",
-    }
+    s.as_str()
 }
 
 /// A shorter column label, for narrow terminals.
@@ -701,6 +703,26 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         }
     }
 
+    // Pins: each is shown (it names the lock file and how to record the hash), never hidden
+    // among the passes.
+    let pinned: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Pinned)
+        .collect();
+    if !pinned.is_empty() {
+        outln!();
+        outln!(
+            "pinned ({}): checked only against a hash pinned on first use, not a pass:",
+            pinned.len()
+        );
+        for r in pinned {
+            for line in result_lines(r, &paint) {
+                outln!("{line}");
+            }
+        }
+    }
+
     // Skips, grouped by reason, with what would run them.
     let mut groups: Vec<(&str, Vec<&CheckResult>)> = vec![];
     for r in report
@@ -789,14 +811,15 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         paint.status(CheckStatus::Fail, "FAILED")
     };
     outln!(
-        "{verdict}: {} passed, {} failed, {} skipped ({})",
+        "{verdict}: {} passed, {} failed, {} pinned, {} skipped ({})",
         s.pass,
         s.fail,
+        s.pinned,
         s.skipped,
         if report.strict {
-            "--strict: a skipped check fails the run"
+            "--strict: a pinned or skipped check fails the run"
         } else {
-            "skipped checks are not passes"
+            "pinned and skipped checks are not passes"
         }
     );
 }

@@ -1,20 +1,32 @@
-//! The content-addressed cache and the fetch procedure: cache hit → reuse of torch/HF caches →
-//! download (under a per-file lock, with retries and mirror failover) → verify → rename.
+//! The content-addressed cache and the fetch procedure: cache hit (by hash, or by the source's
+//! lookup record) → a file put at the source path by hand → the version-1 blob store → reuse of
+//! torch/HF caches → download (under a per-file lock, with retries and mirror failover) →
+//! verify → rename.
 use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::download::{self, Transfer};
 use super::existing::ReuseDirs;
 use super::hash::sha256_file;
 use super::lock::{LockedFile, WeightsLock};
 use super::{
-    check_file_name, check_hex, Expected, FetchError, FetchOptions, Fetched, FileSpec, Origin,
-    SourceFailure,
+    check_file_name, check_hex, repin_advice, Expected, FetchError, FetchOptions, Fetched,
+    FileSpec, Origin, PinMismatch, Proof, SourceFailure,
 };
 
 /// Name of the versioned layout directory under the cache root.
-pub const LAYOUT_VERSION: &str = "v1";
+pub const LAYOUT_VERSION: &str = "v2";
+
+/// The previous layout (bare-name links, a lock keyed by file name); only its blobs are used.
+const LEGACY_LAYOUT: &str = "v1";
+
+/// Name of the lookup record inside a source directory (hidden, so no file name can clash).
+const RECORD_FILE: &str = ".source.json";
 
 /// Longest pause between two retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -22,22 +34,170 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// zoo's download cache (layout in the [module docs](super)).
 #[derive(Debug, Clone)]
 pub struct Cache {
-    /// `<root>/v1`.
+    /// `<root>/v2`.
     dir: PathBuf,
+    /// `<root>/v1`, the previous layout.
+    legacy: PathBuf,
     reuse: ReuseDirs,
+}
+
+/// A source's lookup record: which blob its last verified download is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceRecord {
+    /// The full source key (the directory name holds only part of its hash).
+    key: String,
+    /// The file name it was fetched under.
+    file: String,
+    /// sha256 of the content.
+    sha256: String,
+    /// Size in bytes.
+    size: u64,
+}
+
+/// Where the expectation for a file's bytes comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Basis {
+    /// The spec's full sha256.
+    Spec,
+    /// The spec's sha256 prefix; nothing pinned yet.
+    Prefix(String),
+    /// A pin in `lock` (with the spec's prefix, if it has one).
+    Pin {
+        lock: PathBuf,
+        prefix: Option<String>,
+        sha256: String,
+        size: u64,
+    },
+    /// Nothing: trust on first use.
+    Nothing,
+}
+
+/// A spec merged with the lock file.
+#[derive(Debug, Clone)]
+struct Resolved {
+    expected: Expected,
+    size: Option<u64>,
+    key: Option<String>,
+    basis: Basis,
+}
+
+impl Resolved {
+    /// Whether the bytes' full hash is to be pinned once they are verified.
+    fn needs_pin(&self) -> bool {
+        matches!(self.basis, Basis::Prefix(_) | Basis::Nothing)
+    }
+
+    /// What a verified file was proven against (after pinning, where that applies).
+    fn proof(&self, opts: &FetchOptions) -> Proof {
+        let new_pin = || self.key.as_ref().and(opts.lock_file.clone());
+        match &self.basis {
+            Basis::Spec => Proof::Sha256,
+            Basis::Prefix(p) => Proof::Sha256Prefix {
+                prefix: p.clone(),
+                lock: new_pin(),
+            },
+            Basis::Pin {
+                lock,
+                prefix: Some(p),
+                ..
+            } => Proof::Sha256Prefix {
+                prefix: p.clone(),
+                lock: Some(lock.clone()),
+            },
+            Basis::Pin { lock, .. } => Proof::FirstUse {
+                lock: Some(lock.clone()),
+            },
+            Basis::Nothing => Proof::FirstUse { lock: new_pin() },
+        }
+    }
+
+    /// The error for bytes (`actual`, when hashed) of `actual_size` that do not match.
+    fn mismatch(
+        &self,
+        spec: &FileSpec,
+        source_name: &str,
+        actual: Option<&str>,
+        actual_size: u64,
+    ) -> Option<FetchError> {
+        let size_bad = self.size.is_some_and(|s| s != actual_size);
+        let hash_bad = actual.is_some_and(|h| !self.expected.matches(h));
+        if !size_bad && !hash_bad {
+            return None;
+        }
+        if let Basis::Pin {
+            lock, sha256, size, ..
+        } = &self.basis
+        {
+            return Some(FetchError::PinMismatch(Box::new(PinMismatch {
+                file_name: spec.file_name.clone(),
+                source_name: source_name.to_string(),
+                lock: lock.clone(),
+                key: self.key.clone().unwrap_or_default(),
+                pinned: sha256.clone(),
+                pinned_size: *size,
+                actual: actual.map(str::to_string),
+                actual_size,
+                entry: spec.entry.clone(),
+            })));
+        }
+        Some(match (size_bad, actual) {
+            (false, Some(actual)) => FetchError::HashMismatch {
+                file_name: spec.file_name.clone(),
+                source_name: source_name.to_string(),
+                expected: self.expected.describe(),
+                actual: actual.to_string(),
+                size: actual_size,
+            },
+            _ => FetchError::SizeMismatch {
+                file_name: spec.file_name.clone(),
+                source_name: source_name.to_string(),
+                expected: self.size.unwrap_or_default(),
+                actual: actual_size,
+            },
+        })
+    }
+
+    /// A transfer's size or hash mismatch restated against the pin, when a pin set the
+    /// expectation (so the message names the lock file and how to re-pin).
+    fn against_pin(&self, spec: &FileSpec, error: FetchError) -> FetchError {
+        if !matches!(self.basis, Basis::Pin { .. }) {
+            return error;
+        }
+        match &error {
+            FetchError::SizeMismatch {
+                source_name,
+                actual,
+                ..
+            } => self
+                .mismatch(spec, source_name, None, *actual)
+                .unwrap_or(error),
+            FetchError::HashMismatch {
+                source_name,
+                actual,
+                size,
+                ..
+            } => self
+                .mismatch(spec, source_name, Some(actual), *size)
+                .unwrap_or(error),
+            _ => error,
+        }
+    }
 }
 
 impl Cache {
     /// Opens (creating if needed) the cache under `root`; other tools' caches to reuse are taken
     /// from the environment ([`ReuseDirs::from_env`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, FetchError> {
-        let dir = root.into().join(LAYOUT_VERSION);
-        for sub in ["blobs/sha256", "by-name", "tmp"] {
+        let root = root.into();
+        let dir = root.join(LAYOUT_VERSION);
+        for sub in ["blobs/sha256", "sources", "tmp"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(|e| FetchError::io(&path, e))?;
         }
         Ok(Self {
             dir,
+            legacy: root.join(LEGACY_LAYOUT),
             reuse: ReuseDirs::from_env(),
         })
     }
@@ -56,7 +216,7 @@ impl Cache {
             .map(|d| d.join("zoo"))
             .ok_or_else(|| FetchError::Io {
                 path: PathBuf::from("$ZOO_CACHE"),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "no platform cache directory; set ZOO_CACHE",
                 ),
@@ -69,7 +229,7 @@ impl Cache {
         self
     }
 
-    /// The versioned cache directory (`<root>/v1`).
+    /// The versioned cache directory (`<root>/v2`).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -79,9 +239,21 @@ impl Cache {
         self.dir.join("blobs").join("sha256").join(sha256)
     }
 
-    /// The readable name of a file in the cache.
-    pub fn by_name_path(&self, file_name: &str) -> PathBuf {
-        self.dir.join("by-name").join(file_name)
+    /// The directory of one source: `sources/<host>-<first 32 hex of sha256(key)>`.
+    pub fn source_dir(&self, key: &str) -> PathBuf {
+        let digest = hex::encode(Sha256::digest(key.as_bytes()));
+        self.dir
+            .join("sources")
+            .join(format!("{}-{}", source_label(key), &digest[..32]))
+    }
+
+    /// The readable path of `spec`'s file: `sources/<dir>/<file_name>`, a link to its blob once
+    /// fetched. A file put there by hand is verified and taken in by the next lookup, so this is
+    /// where to put a file zoo cannot download. `None` when the spec has no source key or its
+    /// file name is unusable.
+    pub fn source_path(&self, spec: &FileSpec) -> Option<PathBuf> {
+        check_file_name(&spec.file_name).ok()?;
+        Some(self.source_dir(&spec.source_key()?).join(&spec.file_name))
     }
 
     /// Directory holding `.part` and `.lock` files.
@@ -91,31 +263,29 @@ impl Cache {
 
     /// The partial-download file for `spec` (exists only while a download is unfinished).
     pub fn part_path(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<PathBuf, FetchError> {
-        let (expected, _) = self.resolve(spec, opts)?;
-        Ok(self
-            .tmp_dir()
-            .join(format!("{}.part", part_key(&spec.file_name, &expected))))
+        let r = self.resolve(spec, opts)?;
+        Ok(self.tmp_dir().join(format!("{}.part", part_key(&r))))
     }
 
     /// Finds `spec` in this cache or in a reusable torch/HF cache without touching the network.
-    /// Cache hits are checked by size (the blob name is its hash); reused files are hashed.
+    /// Cache hits are checked by size (the blob name is its hash); other files are hashed.
     pub fn lookup(
         &self,
         spec: &FileSpec,
         opts: &FetchOptions,
     ) -> Result<Option<Fetched>, FetchError> {
-        let (expected, size) = self.resolve(spec, opts)?;
-        if let Some(hit) = self.cached(spec, &expected, size, opts)? {
+        let r = self.resolve(spec, opts)?;
+        if let Some(hit) = self.cached(spec, &r, opts)? {
             return Ok(Some(hit));
         }
-        self.reuse_existing(spec, &expected, size, opts)
+        self.reuse_existing(spec, &r, opts)
     }
 
     /// Re-hashes the cached copy of `spec` (size + sha256). A corrupt blob is removed together
     /// with its readable name, and reported as a [`FetchError::HashMismatch`]/`SizeMismatch`.
     pub fn verify(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<Fetched, FetchError> {
-        let (expected, size) = self.resolve(spec, opts)?;
-        let Some(hit) = self.cached(spec, &expected, size, opts)? else {
+        let r = self.resolve(spec, opts)?;
+        let Some(hit) = self.cached(spec, &r, opts)? else {
             return Err(FetchError::NotCached {
                 file_name: spec.file_name.clone(),
             });
@@ -126,7 +296,7 @@ impl Cache {
             let _ = fs::remove_file(&hit.blob);
             let _ = fs::remove_file(&hit.path);
         };
-        if actual != hit.sha256 || !expected.matches(&actual) {
+        if actual != hit.sha256 || !r.expected.matches(&actual) {
             remove();
             return Err(FetchError::HashMismatch {
                 file_name: spec.file_name.clone(),
@@ -136,7 +306,7 @@ impl Cache {
                 size: actual_size,
             });
         }
-        if let Some(expected) = size.filter(|s| *s != actual_size) {
+        if let Some(expected) = r.size.filter(|s| *s != actual_size) {
             remove();
             return Err(FetchError::SizeMismatch {
                 file_name: spec.file_name.clone(),
@@ -152,31 +322,35 @@ impl Cache {
     /// (mirrors first, then the spec's URLs, each with retries). Concurrent callers in other
     /// processes wait on a per-file lock and reuse the first one's download.
     pub fn fetch(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<Fetched, FetchError> {
-        let (expected, size) = self.resolve(spec, opts)?;
-        if let Some(hit) = self.cached(spec, &expected, size, opts)? {
+        let r = self.resolve(spec, opts)?;
+        if let Some(hit) = self.cached(spec, &r, opts)? {
             return Ok(hit);
         }
-        if let Some(reused) = self.reuse_existing(spec, &expected, size, opts)? {
+        if let Some(reused) = self.reuse_existing(spec, &r, opts)? {
             return Ok(reused);
         }
+        let mut urls = source_urls(spec, opts);
         if opts.offline {
-            return Err(FetchError::Offline {
-                file_name: spec.file_name.clone(),
-            });
+            // Offline still reads local files (`--mirror file:///DIR/`): they are no network.
+            urls.retain(|u| u.starts_with("file:"));
+            if urls.is_empty() {
+                return Err(FetchError::Offline {
+                    file_name: spec.file_name.clone(),
+                });
+            }
         }
-        let urls = source_urls(spec, opts);
         if urls.is_empty() {
             return Err(FetchError::NoUrls {
                 file_name: spec.file_name.clone(),
             });
         }
 
-        let key = part_key(&spec.file_name, &expected);
+        let key = part_key(&r);
         let lock_path = self.tmp_dir().join(format!("{key}.lock"));
         let lock = File::create(&lock_path).map_err(|e| FetchError::io(&lock_path, e))?;
         // Blocks while another process downloads the same file; released when `lock` drops.
         lock.lock().map_err(|e| FetchError::io(&lock_path, e))?;
-        if let Some(hit) = self.cached(spec, &expected, size, opts)? {
+        if let Some(hit) = self.cached(spec, &r, opts)? {
             return Ok(hit);
         }
 
@@ -184,11 +358,14 @@ impl Cache {
         let mut client = None;
         let mut failures = Vec::new();
         for url in urls {
-            match self.fetch_url(&url, &part, spec, &expected, size, opts, &mut client) {
+            match self.fetch_url(&url, &part, spec, &r, opts, &mut client) {
                 Ok((transfer, origin)) => {
-                    return self.finalize(&part, &transfer, spec, &expected, origin, opts)
+                    return self.finalize(&part, &transfer, spec, &r, origin, opts)
                 }
-                Err(error) => failures.push(SourceFailure { url, error }),
+                Err(error) => failures.push(SourceFailure {
+                    url,
+                    error: r.against_pin(spec, error),
+                }),
             }
         }
         Err(FetchError::AllSourcesFailed {
@@ -197,19 +374,18 @@ impl Cache {
         })
     }
 
-    /// One URL, with retries on transient errors; the result is verified against `expected`.
-    #[allow(clippy::too_many_arguments)]
+    /// One URL, with retries on transient errors; the result is verified against `r`.
     fn fetch_url(
         &self,
         url: &str,
         part: &Path,
         spec: &FileSpec,
-        expected: &Expected,
-        size: Option<u64>,
+        r: &Resolved,
         opts: &FetchOptions,
         client: &mut Option<reqwest::blocking::Client>,
     ) -> Result<(Transfer, Origin), FetchError> {
         let progress = opts.progress.as_deref();
+        let size = r.size;
         let (transfer, origin) = if url.starts_with("file:") {
             let path = reqwest::Url::parse(url)
                 .ok()
@@ -247,25 +423,7 @@ impl Cache {
                 url: url.to_string(),
             });
         };
-        let mismatch = if size.is_some_and(|s| s != transfer.size) {
-            Some(FetchError::SizeMismatch {
-                file_name: spec.file_name.clone(),
-                source_name: url.to_string(),
-                expected: size.unwrap_or_default(),
-                actual: transfer.size,
-            })
-        } else if !expected.matches(&transfer.sha256) {
-            Some(FetchError::HashMismatch {
-                file_name: spec.file_name.clone(),
-                source_name: url.to_string(),
-                expected: expected.describe(),
-                actual: transfer.sha256.clone(),
-                size: transfer.size,
-            })
-        } else {
-            None
-        };
-        if let Some(err) = mismatch {
+        if let Some(err) = r.mismatch(spec, url, Some(&transfer.sha256), transfer.size) {
             // Wrong bytes must not be resumed from either.
             fs::remove_file(part).map_err(|e| FetchError::io(part, e))?;
             return Err(err);
@@ -273,39 +431,24 @@ impl Cache {
         Ok((transfer, origin))
     }
 
-    /// Moves the verified `.part` into the blob store, links the readable name, pins the hash.
+    /// Moves the verified `.part` into the blob store, links the source's name, pins the hash.
     fn finalize(
         &self,
         part: &Path,
         transfer: &Transfer,
         spec: &FileSpec,
-        expected: &Expected,
+        r: &Resolved,
         origin: Origin,
         opts: &FetchOptions,
     ) -> Result<Fetched, FetchError> {
         let blob = self.blob_path(&transfer.sha256);
         fs::rename(part, &blob).map_err(|e| FetchError::io(&blob, e))?;
         sync_dir(blob.parent().unwrap_or(&self.dir));
-        let path = self.link_name(&spec.file_name, &transfer.sha256)?;
-        if !matches!(expected, Expected::Full(_)) {
-            self.pin(&spec.file_name, &transfer.sha256, transfer.size, opts)?;
-        }
-        Ok(Fetched {
-            file_name: spec.file_name.clone(),
-            path,
-            blob,
-            sha256: transfer.sha256.clone(),
-            size: transfer.size,
-            origin,
-        })
+        self.hit(spec, r, &transfer.sha256, transfer.size, origin, opts)
     }
 
-    /// Merges the spec with the lock file: what the bytes must hash to, and their size.
-    fn resolve(
-        &self,
-        spec: &FileSpec,
-        opts: &FetchOptions,
-    ) -> Result<(Expected, Option<u64>), FetchError> {
+    /// Merges the spec with the lock file: what the bytes must hash to, their size, and why.
+    fn resolve(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<Resolved, FetchError> {
         let name = &spec.file_name;
         check_file_name(name)?;
         let full = match &spec.sha256 {
@@ -324,126 +467,249 @@ impl Cache {
                 });
             }
         }
+        let key = spec.source_key();
         if let Some(full) = full {
-            return Ok((Expected::Full(full), spec.size));
+            return Ok(Resolved {
+                expected: Expected::Full(full),
+                size: spec.size,
+                key,
+                basis: Basis::Spec,
+            });
         }
+        let Some(key) = key else {
+            return Err(FetchError::InvalidSpec {
+                file_name: name.clone(),
+                reason: "nothing but the file name identifies this file (no URL, no registry \
+                         entry, no full sha256), and a name is not an identity"
+                    .to_string(),
+            });
+        };
         if let Some(lock_path) = &opts.lock_file {
-            if let Some(entry) = WeightsLock::read(lock_path)?.files.get(name) {
-                let locked = check_hex(name, "locked sha256", &entry.sha256, 64, 64)?;
-                if prefix
+            if let Some(entry) = WeightsLock::read(lock_path)?.pins.get(&key) {
+                let locked = check_hex(name, "pinned sha256", &entry.sha256, 64, 64)?;
+                let contradiction = if prefix
                     .as_ref()
                     .is_some_and(|p| !locked.starts_with(p.as_str()))
                 {
+                    Some(format!(
+                        "{name} is pinned to sha256 {locked}, which does not start with the \
+                         expected prefix {}",
+                        prefix.clone().unwrap_or_default()
+                    ))
+                } else if spec.size.is_some_and(|s| s != entry.size) {
+                    Some(format!(
+                        "{name} is pinned to {} bytes, the spec says {}",
+                        entry.size,
+                        spec.size.unwrap_or_default()
+                    ))
+                } else {
+                    None
+                };
+                if let Some(reason) = contradiction {
                     return Err(FetchError::LockFile {
                         path: lock_path.clone(),
                         reason: format!(
-                            "{name} is pinned to sha256 {locked}, which does not start with the \
-                             expected prefix {}",
-                            prefix.unwrap_or_default()
+                            "{reason}; {}",
+                            repin_advice(lock_path, &key, spec.entry.as_ref())
                         ),
                     });
                 }
-                if spec.size.is_some_and(|s| s != entry.size) {
-                    return Err(FetchError::LockFile {
-                        path: lock_path.clone(),
-                        reason: format!(
-                            "{name} is pinned to {} bytes, the spec says {:?}",
-                            entry.size, spec.size
-                        ),
-                    });
-                }
-                return Ok((Expected::Full(locked), Some(entry.size)));
+                return Ok(Resolved {
+                    expected: Expected::Full(locked.clone()),
+                    size: Some(entry.size),
+                    key: Some(key),
+                    basis: Basis::Pin {
+                        lock: lock_path.clone(),
+                        prefix,
+                        sha256: locked,
+                        size: entry.size,
+                    },
+                });
             }
         }
-        Ok((
-            prefix.map_or(Expected::Unknown, Expected::Prefix),
-            spec.size,
-        ))
+        Ok(Resolved {
+            expected: prefix.clone().map_or(Expected::Unknown, Expected::Prefix),
+            size: spec.size,
+            key: Some(key),
+            basis: prefix.map_or(Basis::Nothing, Basis::Prefix),
+        })
     }
 
-    /// A cache hit: the blob exists with the right size (its name is its verified hash).
+    /// A hit in this cache: a file put at the source path by hand (it says what the user
+    /// wants, so it is checked first and never overwritten unverified); else the blob named by
+    /// the expected hash or by the source's lookup record; else a version-1 blob.
     fn cached(
         &self,
         spec: &FileSpec,
-        expected: &Expected,
-        size: Option<u64>,
+        r: &Resolved,
         opts: &FetchOptions,
     ) -> Result<Option<Fetched>, FetchError> {
-        let sha256 = match expected {
-            Expected::Full(h) => h.clone(),
-            Expected::Prefix(_) | Expected::Unknown => match self.named_blob(&spec.file_name) {
-                Some(h) if expected.matches(&h) => h,
-                _ => return Ok(None),
-            },
-        };
-        let blob = self.blob_path(&sha256);
-        let Ok(meta) = fs::metadata(&blob) else {
-            return Ok(None);
-        };
-        if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
-            return Ok(None);
+        if let Some(placed) = self.take_placed(spec, r, opts)? {
+            return Ok(Some(placed));
         }
-        let path = self.link_name(&spec.file_name, &sha256)?;
-        if !matches!(expected, Expected::Full(_)) {
-            self.pin(&spec.file_name, &sha256, meta.len(), opts)?;
+        let known = match &r.expected {
+            Expected::Full(h) => Some(h.clone()),
+            Expected::Prefix(_) | Expected::Unknown => r
+                .key
+                .as_deref()
+                .and_then(|k| self.read_record(k))
+                .map(|rec| rec.sha256)
+                .filter(|h| r.expected.matches(h)),
+        };
+        if let Some(sha256) = known {
+            if let Some(size) = self.blob_size(&sha256, r.size) {
+                return self
+                    .hit(spec, r, &sha256, size, Origin::Cache, opts)
+                    .map(Some);
+            }
         }
-        Ok(Some(Fetched {
-            file_name: spec.file_name.clone(),
-            path,
-            blob,
-            sha256,
-            size: meta.len(),
-            origin: Origin::Cache,
-        }))
+        self.take_legacy(spec, r, opts)
     }
 
-    /// The hash `by-name/<file_name>` points at, if it is a link into the blob store.
-    fn named_blob(&self, file_name: &str) -> Option<String> {
-        let target = fs::read_link(self.by_name_path(file_name)).ok()?;
-        let hex = target.file_name()?.to_str()?.to_string();
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+    /// The size of the blob with this hash, if it is a file of the expected size.
+    fn blob_size(&self, sha256: &str, size: Option<u64>) -> Option<u64> {
+        let meta = fs::metadata(self.blob_path(sha256)).ok()?;
+        (meta.is_file() && size.is_none_or(|s| s == meta.len())).then_some(meta.len())
+    }
+
+    /// Links the source's readable name and lookup record to a verified blob, pins its hash
+    /// where the spec did not give it, and describes the result.
+    fn hit(
+        &self,
+        spec: &FileSpec,
+        r: &Resolved,
+        sha256: &str,
+        size: u64,
+        origin: Origin,
+        opts: &FetchOptions,
+    ) -> Result<Fetched, FetchError> {
+        let path = self.link(spec, r.key.as_deref(), sha256, size)?;
+        if r.needs_pin() {
+            self.pin(spec, r, sha256, size, opts)?;
+        }
+        Ok(Fetched {
+            file_name: spec.file_name.clone(),
+            path,
+            blob: self.blob_path(sha256),
+            sha256: sha256.to_string(),
+            size,
+            origin,
+            proof: r.proof(opts),
+        })
+    }
+
+    /// A file a user put at the source path (not one of zoo's links): hashed, checked against
+    /// the expectation, taken into the blob store. A file that does not verify is an error
+    /// naming its path.
+    fn take_placed(
+        &self,
+        spec: &FileSpec,
+        r: &Resolved,
+        opts: &FetchOptions,
+    ) -> Result<Option<Fetched>, FetchError> {
+        let Some(key) = &r.key else {
+            return Ok(None);
+        };
+        let path = self.source_dir(key).join(&spec.file_name);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return Ok(None);
+        };
+        if meta.file_type().is_symlink() && link_target_hash(&path).is_some() {
+            return Ok(None); // zoo's own link, to a blob that is gone or not the expected one
+        }
+        if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let (sha256, size) = sha256_file(&path).map_err(|e| FetchError::io(&path, e))?;
+        if let Some(err) = r.mismatch(spec, &path.display().to_string(), Some(&sha256), size) {
+            return Err(err);
+        }
+        let blob = self.blob_path(&sha256);
+        if !blob.is_file() {
+            self.import(&path, &blob, &sha256)?;
+        }
+        self.hit(spec, r, &sha256, size, Origin::Placed { path }, opts)
+            .map(Some)
+    }
+
+    /// A blob of the version-1 layout that the expected full hash or prefix names, re-hashed and
+    /// taken over. Without a hash there is nothing to find it by: version 1's names and lock
+    /// cannot tell two files with one name apart, so they are never read.
+    fn take_legacy(
+        &self,
+        spec: &FileSpec,
+        r: &Resolved,
+        opts: &FetchOptions,
+    ) -> Result<Option<Fetched>, FetchError> {
+        let dir = self.legacy.join("blobs").join("sha256");
+        let candidates: Vec<String> = match &r.expected {
+            Expected::Full(h) => vec![h.clone()],
+            Expected::Prefix(p) => {
+                let Ok(entries) = fs::read_dir(&dir) else {
+                    return Ok(None);
+                };
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|n| is_sha256_hex(n) && n.starts_with(p.as_str()))
+                    .collect();
+                names.sort();
+                names
+            }
+            Expected::Unknown => return Ok(None),
+        };
+        for hex in candidates {
+            let path = dir.join(&hex);
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() || r.size.is_some_and(|s| s != meta.len()) {
+                continue;
+            }
+            let Ok((sha256, size)) = sha256_file(&path) else {
+                continue;
+            };
+            if sha256 != hex || r.mismatch(spec, "", Some(&sha256), size).is_some() {
+                continue; // a damaged blob: the name is not the content's hash
+            }
+            let blob = self.blob_path(&sha256);
+            if !blob.is_file() {
+                self.import(&path, &blob, &sha256)?;
+            }
+            return self
+                .hit(spec, r, &sha256, size, Origin::LegacyCache { path }, opts)
+                .map(Some);
+        }
+        Ok(None)
     }
 
     /// Looks for the file in torch.hub / HF caches, verifies it and imports it into the blobs.
     fn reuse_existing(
         &self,
         spec: &FileSpec,
-        expected: &Expected,
-        size: Option<u64>,
+        r: &Resolved,
         opts: &FetchOptions,
     ) -> Result<Option<Fetched>, FetchError> {
-        if matches!(expected, Expected::Unknown) {
+        if matches!(r.expected, Expected::Unknown) {
             return Ok(None); // nothing to verify a foreign file against
         }
         for (origin, candidate) in self.reuse.candidates(spec) {
             let Ok(meta) = fs::metadata(&candidate) else {
                 continue;
             };
-            if size.is_some_and(|s| s != meta.len()) {
+            if r.size.is_some_and(|s| s != meta.len()) {
                 continue;
             }
             let Ok((sha256, len)) = sha256_file(&candidate) else {
                 continue;
             };
-            if !expected.matches(&sha256) || size.is_some_and(|s| s != len) {
+            if r.mismatch(spec, "", Some(&sha256), len).is_some() {
                 continue;
             }
             let blob = self.blob_path(&sha256);
             if !blob.is_file() {
                 self.import(&candidate, &blob, &sha256)?;
             }
-            let path = self.link_name(&spec.file_name, &sha256)?;
-            if !matches!(expected, Expected::Full(_)) {
-                self.pin(&spec.file_name, &sha256, len, opts)?;
-            }
-            return Ok(Some(Fetched {
-                file_name: spec.file_name.clone(),
-                path,
-                blob,
-                sha256,
-                size: len,
-                origin,
-            }));
+            return self.hit(spec, r, &sha256, len, origin, opts).map(Some);
         }
         Ok(None)
     }
@@ -467,42 +733,65 @@ impl Cache {
         Ok(())
     }
 
-    /// Points `by-name/<file_name>` at the blob (replacing any older link atomically).
-    fn link_name(&self, file_name: &str, sha256: &str) -> Result<PathBuf, FetchError> {
-        let path = self.by_name_path(file_name);
-        if self.named_blob(file_name).as_deref() == Some(sha256) {
-            return Ok(path);
-        }
-        let tmp = self
-            .dir
-            .join("by-name")
-            .join(format!(".{file_name}.{}.tmp", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        #[cfg(unix)]
-        {
-            let target = Path::new("..").join("blobs").join("sha256").join(sha256);
-            std::os::unix::fs::symlink(&target, &tmp).map_err(|e| FetchError::io(&tmp, e))?;
-        }
-        #[cfg(not(unix))]
-        {
-            let blob = self.blob_path(sha256);
-            if fs::hard_link(&blob, &tmp).is_err() {
-                fs::copy(&blob, &tmp).map_err(|e| FetchError::io(&tmp, e))?;
+    /// The lookup record of a source, if there is a readable one for exactly this key.
+    fn read_record(&self, key: &str) -> Option<SourceRecord> {
+        let text = fs::read_to_string(self.source_dir(key).join(RECORD_FILE)).ok()?;
+        let rec: SourceRecord = serde_json::from_str(&text).ok()?;
+        (rec.key == key && is_sha256_hex(&rec.sha256)).then_some(rec)
+    }
+
+    /// Points `sources/<dir>/<file_name>` at the blob (replacing any older link atomically) and
+    /// writes the source's lookup record. A spec without a source key is filed under its hash.
+    fn link(
+        &self,
+        spec: &FileSpec,
+        key: Option<&str>,
+        sha256: &str,
+        size: u64,
+    ) -> Result<PathBuf, FetchError> {
+        let key = key.map_or_else(|| format!("sha256:{sha256}"), str::to_string);
+        let dir = self.source_dir(&key);
+        fs::create_dir_all(&dir).map_err(|e| FetchError::io(&dir, e))?;
+        let path = dir.join(&spec.file_name);
+        if link_target_hash(&path).as_deref() != Some(sha256) {
+            let tmp = dir.join(format!(".{}.{}.tmp", spec.file_name, std::process::id()));
+            let _ = fs::remove_file(&tmp);
+            #[cfg(unix)]
+            {
+                let target = Path::new("../..").join("blobs").join("sha256").join(sha256);
+                std::os::unix::fs::symlink(&target, &tmp).map_err(|e| FetchError::io(&tmp, e))?;
             }
+            #[cfg(not(unix))]
+            {
+                let blob = self.blob_path(sha256);
+                if fs::hard_link(&blob, &tmp).is_err() {
+                    fs::copy(&blob, &tmp).map_err(|e| FetchError::io(&tmp, e))?;
+                }
+            }
+            fs::rename(&tmp, &path).map_err(|e| FetchError::io(&path, e))?;
         }
-        fs::rename(&tmp, &path).map_err(|e| FetchError::io(&path, e))?;
+        let record = SourceRecord {
+            key: key.clone(),
+            file: spec.file_name.clone(),
+            sha256: sha256.to_string(),
+            size,
+        };
+        if self.read_record(&key).as_ref() != Some(&record) {
+            write_record(&dir, &record)?;
+        }
         Ok(path)
     }
 
     /// Records the full hash learned for a prefix-only (or hash-less) spec in the lock file.
     fn pin(
         &self,
-        file_name: &str,
+        spec: &FileSpec,
+        r: &Resolved,
         sha256: &str,
         size: u64,
         opts: &FetchOptions,
     ) -> Result<(), FetchError> {
-        let Some(lock_path) = &opts.lock_file else {
+        let (Some(lock_path), Some(key)) = (&opts.lock_file, &r.key) else {
             return Ok(());
         };
         let guard_path = self.tmp_dir().join("weights-lock.lock");
@@ -510,12 +799,76 @@ impl Cache {
         guard.lock().map_err(|e| FetchError::io(&guard_path, e))?;
         WeightsLock::record(
             lock_path,
-            file_name,
+            key,
             LockedFile {
+                file: spec.file_name.clone(),
+                model: spec.entry.as_ref().map(|e| e.model.clone()),
+                role: spec.entry.as_ref().map(|e| e.role.clone()),
                 sha256: sha256.to_string(),
                 size,
             },
         )
+    }
+}
+
+/// Writes a lookup record atomically (temp file in `dir`, fsync, rename).
+fn write_record(dir: &Path, record: &SourceRecord) -> Result<(), FetchError> {
+    let path = dir.join(RECORD_FILE);
+    let mut text = serde_json::to_string_pretty(record).map_err(|e| FetchError::Io {
+        path: path.clone(),
+        error: std::io::Error::other(e),
+    })?;
+    text.push('\n');
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| FetchError::io(dir, e))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| FetchError::io(tmp.path(), e))?;
+    tmp.persist(&path)
+        .map_err(|e| FetchError::io(&path, e.error))?;
+    Ok(())
+}
+
+/// The hash a zoo link points at (`…/blobs/sha256/<hex>`), if `path` is such a link.
+fn link_target_hash(path: &Path) -> Option<String> {
+    let target = fs::read_link(path).ok()?;
+    let hex = target.file_name()?.to_str()?.to_string();
+    is_sha256_hex(&hex).then_some(hex)
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A readable label for a source key: the URL's host (`huggingface.co`, `127.0.0.1_8000`), or
+/// the key's scheme (`zoo-registry`, `sha256`, `file`); only `[A-Za-z0-9._-]`, at most 64.
+fn source_label(key: &str) -> String {
+    let label = match key.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            if host.is_empty() {
+                scheme
+            } else {
+                host
+            }
+        }
+        None => key.split(':').next().unwrap_or_default(),
+    };
+    let clean: String = label
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() || clean.starts_with('.') {
+        format!("_{clean}")
+    } else {
+        clean
     }
 }
 
@@ -540,12 +893,20 @@ fn source_urls(spec: &FileSpec, opts: &FetchOptions) -> Vec<String> {
     urls
 }
 
-/// Key of the `.part`/`.lock` files: the expected hash when known, else name + prefix.
-fn part_key(file_name: &str, expected: &Expected) -> String {
-    match expected {
-        Expected::Full(h) => format!("sha256-{h}"),
-        Expected::Prefix(p) => format!("name-{file_name}-{p}"),
-        Expected::Unknown => format!("name-{file_name}"),
+/// Key of the `.part`/`.lock` files: the expected hash when known, else the source key's hash
+/// (never the file name: two sources may share it).
+fn part_key(r: &Resolved) -> String {
+    match (&r.expected, &r.key) {
+        (Expected::Full(h), _) => format!("sha256-{h}"),
+        (_, Some(key)) => {
+            let digest = hex::encode(Sha256::digest(key.as_bytes()));
+            match &r.expected {
+                Expected::Prefix(p) => format!("source-{}-{p}", &digest[..32]),
+                _ => format!("source-{}", &digest[..32]),
+            }
+        }
+        // `resolve` refuses a spec with neither a full hash nor a key.
+        (_, None) => "unidentified".to_string(),
     }
 }
 
@@ -553,5 +914,25 @@ fn part_key(file_name: &str, expected: &Expected) -> String {
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_label;
+
+    #[test]
+    fn source_labels_are_hosts_or_schemes() {
+        assert_eq!(
+            source_label("https://huggingface.co/timm/x/resolve/main/model.safetensors"),
+            "huggingface.co"
+        );
+        assert_eq!(
+            source_label("http://user@127.0.0.1:8000/a"),
+            "127.0.0.1_8000"
+        );
+        assert_eq!(source_label("file:///tmp/a.bin"), "file");
+        assert_eq!(source_label("zoo-registry:m/timm-pth"), "zoo-registry");
+        assert_eq!(source_label("http://../x"), "_..");
     }
 }

@@ -85,7 +85,7 @@ pub fn download_http(
     if have > 0 {
         request = request.header(RANGE, format!("bytes={have}-"));
     }
-    let mut response = request.send().map_err(|e| network_error(url, &e))?;
+    let mut response = request.send().map_err(|e| network_error(url, e))?;
     let status = response.status().as_u16();
     let content_length = response
         .headers()
@@ -326,11 +326,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-fn network_error(url: &str, e: &reqwest::Error) -> FetchError {
+/// The error of a request that got no answer; the URL is said once, by [`FetchError::Network`]
+/// (reqwest's own message repeats it).
+fn network_error(url: &str, e: reqwest::Error) -> FetchError {
+    let timed_out = e.is_timeout();
     FetchError::Network {
         url: url.to_string(),
-        message: error_chain(e),
-        timed_out: e.is_timeout(),
+        message: error_chain(&e.without_url()),
+        timed_out,
     }
 }
 
@@ -343,7 +346,8 @@ fn read_error(url: &str, e: &io::Error) -> FetchError {
         }
         source = s.source();
     }
-    let mut message = error_chain(e);
+    // reqwest's body errors may name the URL too; it is said once, by `FetchError::Network`.
+    let mut message = error_chain(e).replace(&format!(" for url ({url})"), "");
     if timed_out && !message.contains("timed out") {
         message.push_str(" (timed out)");
     }

@@ -1,19 +1,36 @@
 //! Verified, resumable downloads of weight files into a content-addressed cache.
 //!
 //! Every file that leaves this module has been hashed (sha256) and compared with what the caller
-//! expects: a full sha256, or only timm's 8-hex filename prefix (then the full hash is recorded
-//! in a lock file and enforced from then on). Nothing ever appears under a final name before it
-//! is verified: downloads stream into `tmp/<key>.part` while being hashed, are fsynced, and only
-//! then renamed into `blobs/sha256/<hex>`.
+//! expects, and says what it was compared with ([`Proof`]): a full sha256 from the spec, a sha256
+//! prefix from the spec (timm's 8-hex file-name suffix; the full hash of the file that matched is
+//! then pinned in the lock file), or nothing (trust on first use: the full hash is pinned and
+//! enforced from then on, but nothing vouches for the first file). Nothing ever appears under a
+//! final name before it is verified: downloads stream into `tmp/<key>.part` while being hashed,
+//! are fsynced, and only then renamed into `blobs/sha256/<hex>`.
 //!
-//! Cache layout (version 1), rooted at `$ZOO_CACHE` or the platform cache dir (`…/zoo`):
+//! A file is identified by its source, never by its bare name: many files are called
+//! `model.safetensors`. The source key ([`FileSpec::source_key`]) is the spec's first URL, else the
+//! registry model and role, else the full sha256. Lookups of files whose full hash is not known
+//! in advance and lock-file pins go through that key.
+//!
+//! Cache layout (version 2), rooted at `$ZOO_CACHE` or the platform cache dir (`…/zoo`):
 //!
 //! ```text
-//! <root>/v1/blobs/sha256/<64 hex>   verified content, named by its sha256
-//! <root>/v1/by-name/<file_name>     symlink (hardlink off unix) to the blob, for humans and tools
-//! <root>/v1/tmp/<key>.part          partial download, resumed with `Range: bytes=<len>-`
-//! <root>/v1/tmp/<key>.lock          per-file lock: one process downloads, the others wait
+//! <root>/v2/blobs/sha256/<64 hex>                 verified content, named by its sha256
+//! <root>/v2/sources/<host>-<32 hex>/<file_name>   symlink (hardlink off unix) to the blob; the
+//!                                                 directory is sha256(source key); a file put
+//!                                                 here by hand is verified and taken in
+//! <root>/v2/sources/<host>-<32 hex>/.source.json  {key, file, sha256, size}: the lookup record
+//! <root>/v2/tmp/<key>.part                        partial download, resumed with `Range: bytes=<len>-`
+//! <root>/v2/tmp/<key>.lock                        per-file lock: one process downloads, the others wait
+//! <root>/v2/weights.lock                          pins for the embedded registry ([`lock`])
 //! ```
+//!
+//! The version-1 layout (`<root>/v1/`, zoo before issue 13) named files by their bare name
+//! (`by-name/<file_name>`, and a lock keyed by file name), which cannot tell two
+//! `model.safetensors` apart. Its names and its lock are never read. Its blobs are
+//! content-addressed, so they are taken over (re-hashed first) when a spec's full sha256 or
+//! sha256 prefix names them.
 //!
 //! Files already present in the torch.hub cache or the Hugging Face cache are verified and
 //! hardlinked (or copied) into the blob store instead of being downloaded again ([`existing`]).
@@ -24,7 +41,7 @@ pub mod hash;
 pub mod lock;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +50,19 @@ pub use existing::ReuseDirs;
 pub use hash::sha256_file;
 pub use lock::{LockedFile, WeightsLock};
 
+/// The registry entry a file belongs to: model and role (`hf-safetensors`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryFile {
+    /// The model's canonical name.
+    pub model: String,
+    /// The file's role, as the registry spells it.
+    pub role: String,
+}
+
 /// One weight file to fetch: where it can be downloaded from and what its bytes must hash to.
 ///
 /// This is the fetcher's own input type; the registry converts its entries into it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSpec {
     /// Name of the file as users know it (`tf_efficientnet_b0_ns-c0e6a31c.pth`); no path parts.
     pub file_name: String,
@@ -49,6 +75,33 @@ pub struct FileSpec {
     /// Expected leading hex digits of the sha256 (timm's 8-hex filename suffix), when only that
     /// is known.
     pub sha256_prefix: Option<String>,
+    /// The registry model and role, when the file comes from the registry.
+    pub entry: Option<RegistryFile>,
+}
+
+impl FileSpec {
+    /// What identifies this file in the cache's lookup records and in the lock file: the first
+    /// URL; without one, the registry model and role; without those, the full sha256. `None`
+    /// when nothing but the file name is known (a name is never an identity).
+    pub fn source_key(&self) -> Option<String> {
+        if let Some(url) = self.urls.first() {
+            return Some(url.clone());
+        }
+        if let Some(e) = &self.entry {
+            return Some(format!("zoo-registry:{}/{}", e.model, e.role));
+        }
+        self.sha256
+            .as_ref()
+            .map(|h| format!("sha256:{}", h.trim().to_ascii_lowercase()))
+    }
+
+    /// `model (role)` or the file name, for messages.
+    pub fn describe(&self) -> String {
+        match &self.entry {
+            Some(e) => format!("{} of {} ({})", self.file_name, e.model, e.role),
+            None => self.file_name.clone(),
+        }
+    }
 }
 
 /// Receives download progress; the CLI draws a bar from it, the library never prints.
@@ -65,7 +118,8 @@ pub trait ProgressSink: Send + Sync {
 /// How to fetch: network policy, mirrors, timeouts, retries and where the lock file lives.
 #[derive(Clone)]
 pub struct FetchOptions {
-    /// Never touch the network; only the cache and existing torch/HF caches are consulted.
+    /// Never touch the network; only the cache, existing torch/HF caches and `file://` URLs
+    /// (a `file:///DIR/` mirror) are consulted.
     pub offline: bool,
     /// URL prefixes (e.g. `file:///mnt/weights/`, `http://mirror.internal/zoo/`) tried before
     /// the spec's own URLs; the file name is appended to each.
@@ -124,6 +178,40 @@ pub enum Origin {
     TorchHub { path: PathBuf },
     /// Reused from the Hugging Face hub cache.
     HfCache { path: PathBuf },
+    /// Put into the cache by hand, at the file's source path ([`Cache::source_path`]).
+    Placed { path: PathBuf },
+    /// Taken over from the version-1 cache layout's blob store.
+    LegacyCache { path: PathBuf },
+}
+
+/// What a fetched file's bytes were proven against.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Proof {
+    /// The full sha256 the spec gives (for registry files: a registry fact).
+    Sha256,
+    /// The sha256 prefix the spec gives; the full hash of the file that matched it is pinned in
+    /// `lock` (absent when no lock file was given).
+    Sha256Prefix {
+        /// The prefix.
+        prefix: String,
+        /// The lock file holding the full hash.
+        lock: Option<PathBuf>,
+    },
+    /// Nothing in the spec: the file was trusted on first use and its hash pinned in `lock`
+    /// (absent when no lock file was given); later fetches must match the pin, but nothing
+    /// vouches for the first file.
+    FirstUse {
+        /// The lock file holding the pin.
+        lock: Option<PathBuf>,
+    },
+}
+
+impl Proof {
+    /// True when a hash from the spec vouches for the bytes (full, or a prefix).
+    pub fn is_from_spec(&self) -> bool {
+        !matches!(self, Proof::FirstUse { .. })
+    }
 }
 
 /// A verified file in the cache.
@@ -131,9 +219,9 @@ pub enum Origin {
 pub struct Fetched {
     /// The spec's file name.
     pub file_name: String,
-    /// Readable path: `<root>/v1/by-name/<file_name>`, pointing at `blob`.
+    /// Readable path: `<root>/v2/sources/<dir>/<file_name>`, pointing at `blob`.
     pub path: PathBuf,
-    /// Content-addressed path: `<root>/v1/blobs/sha256/<sha256>`.
+    /// Content-addressed path: `<root>/v2/blobs/sha256/<sha256>`.
     pub blob: PathBuf,
     /// Full sha256 of the content (lowercase hex).
     pub sha256: String,
@@ -141,6 +229,8 @@ pub struct Fetched {
     pub size: u64,
     /// Where the bytes came from.
     pub origin: Origin,
+    /// What the bytes were proven against.
+    pub proof: Proof,
 }
 
 /// One source (URL) that failed, kept so the final error shows every attempt.
@@ -156,13 +246,12 @@ pub struct SourceFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// A local file operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory involved.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, so not also a `source`: it would print twice).
+        error: std::io::Error,
     },
     /// The spec itself is unusable (bad name, malformed hash).
     #[error("invalid spec for {file_name:?}: {reason}")]
@@ -173,7 +262,7 @@ pub enum FetchError {
         reason: String,
     },
     /// Offline, and the file is neither in the cache nor in a reusable torch/HF cache.
-    #[error("{file_name}: not in the cache and offline (no request made)")]
+    #[error("{file_name}: not in the cache, and offline (no request made)")]
     Offline {
         /// The missing file.
         file_name: String,
@@ -252,6 +341,10 @@ pub enum FetchError {
         /// One entry per URL, in the order tried.
         failures: Vec<SourceFailure>,
     },
+    /// The bytes do not match the hash pinned for this source in the lock file (trust on first
+    /// use, or learned from a prefix): either the file changed upstream or the pin is wrong.
+    #[error("{0}")]
+    PinMismatch(Box<PinMismatch>),
     /// The file is not in the cache (for [`Cache::verify`]).
     #[error("{file_name}: not in the cache")]
     NotCached {
@@ -268,6 +361,66 @@ pub enum FetchError {
     },
 }
 
+/// How to re-pin a source whose pin is wrong or outdated.
+pub(crate) fn repin_advice(lock: &Path, key: &str, entry: Option<&RegistryFile>) -> String {
+    let mut advice = format!(
+        "if the new file is the right one, delete the entry \"{key}\" from {} and fetch again",
+        lock.display()
+    );
+    if let Some(e) = entry {
+        advice.push_str(&format!(
+            " (`zoo fetch {} --role {}` then pins the new file; add `--record` to write its \
+             sha256 into the registry)",
+            e.model, e.role
+        ));
+    }
+    advice
+}
+
+/// Bytes that contradict a lock-file pin: the evidence, and how to re-pin.
+#[derive(Debug)]
+pub struct PinMismatch {
+    /// The file.
+    pub file_name: String,
+    /// URL or path the bytes came from.
+    pub source_name: String,
+    /// The lock file.
+    pub lock: PathBuf,
+    /// The pin's key in the lock file (the source key).
+    pub key: String,
+    /// Pinned sha256.
+    pub pinned: String,
+    /// Pinned size.
+    pub pinned_size: u64,
+    /// Actual sha256, when the bytes were hashed (a size announced too large is rejected
+    /// before).
+    pub actual: Option<String>,
+    /// Actual (or announced) size.
+    pub actual_size: u64,
+    /// The registry model and role, when known (for the re-pin command).
+    pub entry: Option<RegistryFile>,
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let got = match &self.actual {
+            Some(h) => format!("sha256 {h} ({} bytes)", self.actual_size),
+            None => format!("{} bytes", self.actual_size),
+        };
+        write!(
+            f,
+            "{}: {} does not match the hash pinned for it in {}: pinned sha256 {} ({} bytes), \
+             got {got}; {}",
+            self.source_name,
+            self.file_name,
+            self.lock.display(),
+            self.pinned,
+            self.pinned_size,
+            repin_advice(&self.lock, &self.key, self.entry.as_ref())
+        )
+    }
+}
+
 fn list_failures(failures: &[SourceFailure]) -> String {
     failures
         .iter()
@@ -280,7 +433,9 @@ impl FetchError {
     /// file contradicting the spec): the CLI exits 1 for these, 2 for everything else.
     pub fn is_verification_failure(&self) -> bool {
         match self {
-            FetchError::HashMismatch { .. } | FetchError::SizeMismatch { .. } => true,
+            FetchError::HashMismatch { .. }
+            | FetchError::SizeMismatch { .. }
+            | FetchError::PinMismatch(_) => true,
             FetchError::AllSourcesFailed { failures, .. } => {
                 failures.iter().any(|f| f.error.is_verification_failure())
             }
@@ -298,10 +453,20 @@ impl FetchError {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// One line per cause: `url: cause` for each source that failed, else the error itself.
+    pub fn causes(&self) -> Vec<String> {
+        match self {
+            FetchError::AllSourcesFailed { failures, .. } => {
+                failures.iter().map(|f| f.error.to_string()).collect()
+            }
+            other => vec![other.to_string()],
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         FetchError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

@@ -89,7 +89,7 @@ fn checkout_registry_validates_offline() {
     assert_eq!(cards, 12);
     assert_eq!(
         r["summary"],
-        serde_json::json!({"checks": results.len(), "pass": 72, "fail": 0, "skipped": 30})
+        serde_json::json!({"checks": results.len(), "pass": 72, "fail": 0, "pinned": 0, "skipped": 30})
     );
     let find = |model: &str, check: &str| {
         results
@@ -673,7 +673,7 @@ fn strict_fails_a_run_with_skips() {
         "{out}"
     );
     assert!(
-        out.contains("FAILED: 8 passed, 0 failed, 3 skipped (--strict"),
+        out.contains("FAILED: 8 passed, 0 failed, 0 pinned, 3 skipped (--strict"),
         "{out}"
     );
     let x = std::fs::read_to_string(&junit).unwrap();
