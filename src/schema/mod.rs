@@ -946,6 +946,9 @@ record! {
         aliases: Vec<Text> = "Aliases",
         /// The architecture, as `zoo::arch::ArchConfig` parses it (`b6`, `l2`, `efficientnet:…`).
         architecture: Text = "Architecture",
+        /// The weights' license as the Hugging Face Hub spells it (`apache-2.0`); `zoo export`
+        /// writes it into `config.json` and the Hub card.
+        license: Text = "License",
         /// Evaluation input settings.
         input: InputSettings = "Input",
         /// How the documented FLOPs were counted.
