@@ -16,6 +16,7 @@ pub mod filesize;
 pub mod fingerprint;
 pub mod flops;
 pub mod hub;
+pub mod lookup;
 pub mod registry;
 pub mod report;
 pub mod schema;

@@ -34,7 +34,8 @@ pub struct ConvertArgs {
     /// A local checkpoint instead: TF bundle prefix/.index/directory/.tar.gz, .pth or .safetensors.
     #[arg(long, value_name = "PATH")]
     pub from: Option<PathBuf>,
-    /// The architecture (`b6`, `efficientnet:width=0.05,depth=0.5,classes=10`); default: the model's.
+    /// The architecture (`b6`, `efficientnet:width=0.05,depth=0.5,classes=10`, or a registry
+    /// model's: `b6_ns`); default: the model's.
     #[arg(long, value_name = "SPEC")]
     pub arch: Option<String>,
     /// Output directory.
@@ -126,46 +127,48 @@ pub fn run(
     args: ConvertArgs,
     registry: impl FnOnce() -> anyhow::Result<Registry>,
 ) -> anyhow::Result<Status> {
-    let (entry_registry, source, default_arch, default_name, registry_ref) =
-        match (&args.from, &args.name) {
-            (Some(from), name) => {
-                let reg_arch = match name {
-                    Some(n) => {
-                        let reg = registry()?;
-                        let e = reg.resolve(n)?;
-                        Some((e.arch()?, e.name().to_owned()))
-                    }
-                    None => None,
-                };
-                let (arch, name) = match reg_arch {
-                    Some((a, n)) => (Some(a), n),
-                    None => (None, stem(from)),
-                };
-                (None, from.clone(), arch, name, None)
-            }
-            (None, Some(name)) => {
-                let reg = registry()?;
-                let entry = reg.resolve(name)?.clone();
-                let role = match args.source {
-                    SourceKind::Tf => FileRole::TfCheckpoint,
-                    SourceKind::Pytorch => FileRole::TimmPth,
-                };
-                let path = fetch_source(&reg, &entry, role, args.offline)?;
-                let arch = entry.arch()?;
-                let reference = entry.reference();
-                (
-                    Some(reg),
-                    path,
-                    Some(arch),
-                    entry.name().to_owned(),
-                    reference,
-                )
-            }
-            (None, None) => bail!("give a registry model name or --from PATH"),
-        };
-    drop(entry_registry);
+    // The registry is read when a model is named, or `--arch` is not an architecture (a model's).
+    let needs_registry = args.name.is_some()
+        || args
+            .arch
+            .as_deref()
+            .is_some_and(|a| a.parse::<ArchConfig>().is_err());
+    let reg = if needs_registry {
+        Some(registry()?)
+    } else {
+        None
+    };
+    let (source, default_arch, default_name, registry_ref) = match (&args.from, &args.name, &reg) {
+        (Some(from), None, _) => (from.clone(), None, stem(from), None),
+        // A local file for a registry model: its architecture, name and reference vectors.
+        (Some(from), Some(name), Some(reg)) => {
+            let e = reg.resolve(name)?;
+            (
+                from.clone(),
+                Some(e.arch()?),
+                e.name().to_owned(),
+                e.reference(),
+            )
+        }
+        (None, Some(name), Some(reg)) => {
+            let entry = reg.resolve(name)?;
+            let role = match args.source {
+                SourceKind::Tf => FileRole::TfCheckpoint,
+                SourceKind::Pytorch => FileRole::TimmPth,
+            };
+            let path = fetch_source(reg, entry, role, args.offline)?;
+            (
+                path,
+                Some(entry.arch()?),
+                entry.name().to_owned(),
+                entry.reference(),
+            )
+        }
+        _ => bail!("give a registry model name or --from PATH"),
+    };
     let arch: ArchConfig = match (&args.arch, default_arch) {
-        (Some(a), _) => a.parse()?,
+        // `needs_registry` loaded the registry when `a` is not an architecture.
+        (Some(a), _) => crate::lookup::lookup(reg.as_ref(), a)?.arch().clone(),
         (None, Some(a)) => a,
         (None, None) => bail!(
             "{}: --arch is needed for a local checkpoint",

@@ -2,6 +2,7 @@
 mod cards;
 mod convert;
 mod docs;
+mod flops;
 mod registry;
 mod schema_file;
 mod validate;
