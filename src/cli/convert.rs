@@ -7,6 +7,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::Status;
 use crate::arch::ArchConfig;
+use crate::checkpoint::SourceFormat;
 use crate::convert::output::Format;
 use crate::convert::pipeline::{
     self, ConvertOptions, ConvertReport, InferenceCheck, ReferenceVectors,
@@ -176,6 +177,9 @@ pub fn run(
         ),
     };
     let spec = arch.resolve()?;
+    if args.weights == WeightSet::Raw {
+        warn_weights_ignored(&source);
+    }
     let reference = match (&args.reference_input, &args.reference_logits) {
         (Some(input), Some(logits)) => Some(ReferenceVectors {
             input: input.clone(),
@@ -237,6 +241,21 @@ pub fn run(
     } else {
         Status::Failed
     })
+}
+
+/// `--weights` picks one of a TF checkpoint's two weight sets; other sources hold one.
+fn warn_weights_ignored(source: &Path) {
+    let what = match crate::checkpoint::detect(source) {
+        Ok(SourceFormat::PthZip | SourceFormat::PthLegacy) => "a torch.save file",
+        Ok(SourceFormat::Safetensors) => "a safetensors file",
+        // TF sources use it; an undetectable source fails in the conversion itself.
+        Ok(SourceFormat::TfBundle | SourceFormat::TfTarball) | Err(_) => return,
+    };
+    eprintln!(
+        "warning: --weights raw is ignored: {} is {what}, which holds one set of weights \
+         (--weights chooses between a TensorFlow checkpoint's EMA and raw variables)",
+        source.display()
+    );
 }
 
 fn print_report(r: &ConvertReport) {

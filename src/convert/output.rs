@@ -44,20 +44,20 @@ pub struct Output {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// The format writer failed.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {error}")]
     Write {
         /// Where.
         path: PathBuf,
-        /// Why (boxed: it is large and errors are rare).
-        source: Box<zoo_converters::Error>,
+        /// Why (boxed: it is large and errors are rare; in the message, so not also a `source`).
+        error: Box<zoo_converters::Error>,
     },
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// Where.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source`).
+        error: std::io::Error,
     },
 }
 
@@ -103,9 +103,9 @@ impl Staging {
     /// Creates `out_dir` if needed and a staging directory in it (same file system, so the
     /// final renames are atomic).
     pub fn create(out_dir: &Path) -> Result<Staging, OutputError> {
-        let io = |source| OutputError::Io {
+        let io = |error| OutputError::Io {
             path: out_dir.to_owned(),
-            source,
+            error,
         };
         let created: Vec<PathBuf> = out_dir
             .ancestors()
@@ -153,9 +153,9 @@ impl Staging {
             Format::Safetensors => zoo_converters::safetensors::write(&path, tensors, metadata)
                 .map_err(zoo_converters::Error::from),
         };
-        written.map_err(|source| OutputError::Write {
+        written.map_err(|error| OutputError::Write {
             path,
-            source: Box::new(source),
+            error: Box::new(error),
         })
     }
 
@@ -170,9 +170,9 @@ impl Staging {
     ) -> Result<Hashed, OutputError> {
         let staged = self.path(name, format);
         let (sha256, size) =
-            sha256_file_unless(&staged, cancel).map_err(|source| OutputError::Io {
+            sha256_file_unless(&staged, cancel).map_err(|error| OutputError::Io {
                 path: staged.clone(),
-                source,
+                error,
             })?;
         Ok(Hashed {
             staged,
@@ -188,7 +188,7 @@ impl Staging {
     pub fn place(mut self, name: &str, hashed: Vec<Hashed>) -> Result<Vec<Output>, OutputError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| OutputError::Io { path, source }
+            move |error| OutputError::Io { path, error }
         };
         let mut staged = vec![];
         for Hashed {

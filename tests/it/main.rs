@@ -1,6 +1,7 @@
 //! The one integration-test binary (modules per area).
 mod cards;
 mod convert;
+mod convert_cli;
 mod docs;
 mod flops;
 mod registry;
