@@ -14,6 +14,7 @@ use crate::convert::fit::{Diagnosis, Outline};
 #[cfg(doc)]
 use crate::convert::SHOWN_PROBLEMS;
 use crate::convert::{inventory, plan_tf, problem_list, MappingError, Plan, WeightSet};
+use crate::scratch::{ScratchDir, EXTRACT_PREFIX};
 
 /// A detected container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -204,8 +205,8 @@ pub struct OpenedBundle {
     pub bundle: Bundle,
     /// The checked conversion plan.
     pub plan: Plan,
-    /// Where a tarball was unpacked; removed on drop.
-    _scratch: Option<tempfile::TempDir>,
+    /// Where a tarball was unpacked (`zoo-extract-<pid>-…`); removed on drop.
+    _scratch: Option<ScratchDir>,
 }
 
 impl SourceFormat {
@@ -216,7 +217,8 @@ impl SourceFormat {
 }
 
 /// Opens a TF source of `format` (a bundle prefix/.index/directory, or a tarball, unpacked into a
-/// temporary directory) and plans its conversion for `spec` without reading any tensor.
+/// [`ScratchDir`] in the system temporary directory) and plans its conversion for `spec` without
+/// reading any tensor.
 pub fn open_tf(
     path: &Path,
     format: SourceFormat,
@@ -224,10 +226,9 @@ pub fn open_tf(
     weights: WeightSet,
 ) -> Result<OpenedBundle, CheckpointError> {
     let (prefix, scratch) = if format == SourceFormat::TfTarball {
-        let scratch = tempfile::tempdir().map_err(|error| CheckpointError::Io {
-            path: path.to_owned(),
-            error,
-        })?;
+        let temp = std::env::temp_dir();
+        let scratch = ScratchDir::new_in(&temp, EXTRACT_PREFIX)
+            .map_err(|error| CheckpointError::Io { path: temp, error })?;
         let prefix = zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())?;
         (prefix, Some(scratch))
     } else {

@@ -20,5 +20,6 @@ pub mod lookup;
 pub mod registry;
 pub mod report;
 pub mod schema;
+pub mod scratch;
 pub mod torch;
 pub mod validate;

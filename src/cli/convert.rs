@@ -16,6 +16,7 @@ use crate::convert::WeightSet;
 use crate::fetch::{Cache, FetchOptions};
 use crate::registry::{file_spec, Registry};
 use crate::schema::FileRole;
+use crate::scratch::{EXTRACT_PREFIX, STAGING_PREFIX};
 
 /// Which of a registry model's sources to convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -212,7 +213,15 @@ pub fn run(
         bar.set_message("converting");
         bar
     });
+    // For the tests that interrupt a conversion: a pause after each tensor.
+    let delay = std::env::var(TENSOR_DELAY_ENV)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(std::time::Duration::from_millis);
     let progress = |done: u64, total: u64| {
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         if let Some(bar) = &bar {
             bar.set_length(total);
             bar.set_position(done);
@@ -226,6 +235,7 @@ pub fn run(
             }
         }
     };
+    sweep_leftovers(&args.out);
     let report = pipeline::convert(&source, &spec, &opts, Some(&progress));
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -241,6 +251,24 @@ pub fn run(
     } else {
         Status::Failed
     })
+}
+
+/// Milliseconds to pause after each converted tensor (for tests that interrupt a conversion).
+pub const TENSOR_DELAY_ENV: &str = "ZOO_TEST_TENSOR_DELAY_MS";
+
+/// Removes what killed runs left behind (staging directories in `out`, tarball extractions in
+/// the temporary directory) and says so.
+fn sweep_leftovers(out: &Path) {
+    let mut swept = crate::scratch::sweep(out, STAGING_PREFIX);
+    swept.extend(crate::scratch::sweep(&std::env::temp_dir(), EXTRACT_PREFIX));
+    for l in swept {
+        eprintln!(
+            "removed {} ({:.1} MB), left behind by an interrupted zoo run (pid {})",
+            l.path.display(),
+            l.bytes as f64 / 1e6,
+            l.pid
+        );
+    }
 }
 
 /// `--weights` picks one of a TF checkpoint's two weight sets; other sources hold one.

@@ -39,6 +39,7 @@ pub mod hash;
 mod list;
 mod schema;
 mod show;
+mod signals;
 pub mod validate;
 pub mod weights;
 
@@ -131,6 +132,7 @@ pub enum Status {
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    signals::install();
     match run(cli) {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use zoo_converters::StateDict;
 
 use crate::fetch::hash::sha256_file_unless;
+use crate::scratch::{CreatedDir, ScratchDir, STAGING_PREFIX};
 
 /// Output container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, clap::ValueEnum)]
@@ -71,17 +72,19 @@ pub struct Hashed {
     size: u64,
 }
 
-/// A private temporary directory inside the output directory. Files are written and checked
-/// there, and only [`Staging::place`] gives them their final names; dropping a `Staging`
-/// (on any error, or a failed check) removes everything in it.
+/// A private temporary directory inside the output directory (`.zoo-convert-<pid>-…`, a
+/// [`ScratchDir`]). Files are written and checked there, and only [`Staging::place`] gives them
+/// their final names; dropping a `Staging` (on any error, or a failed check) removes everything
+/// in it, and so does an interrupt (SIGINT/SIGTERM).
 #[derive(Debug)]
 pub struct Staging {
     out_dir: PathBuf,
     /// `Some` until dropped.
-    dir: Option<tempfile::TempDir>,
+    dir: Option<ScratchDir>,
     /// The directories `create` made (`out_dir` and missing parents), deepest first: removed
-    /// again, if still empty, when nothing was placed.
+    /// again, if still empty, when nothing was placed (or on an interrupt).
     created: Vec<PathBuf>,
+    _created: Vec<CreatedDir>,
     placed: bool,
 }
 
@@ -112,19 +115,21 @@ impl Staging {
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
             .map(Path::to_path_buf)
             .collect();
-        std::fs::create_dir_all(out_dir).map_err(io)?;
+        // registered before they exist, so that an interrupt in between leaves none behind
+        let registered = created
+            .iter()
+            .rev()
+            .map(|d| CreatedDir::register(d))
+            .collect();
         let mut staging = Staging {
             out_dir: out_dir.to_owned(),
             dir: None,
             created,
+            _created: registered,
             placed: false,
         };
-        staging.dir = Some(
-            tempfile::Builder::new()
-                .prefix(".zoo-convert-")
-                .tempdir_in(out_dir)
-                .map_err(io)?,
-        );
+        std::fs::create_dir_all(out_dir).map_err(io)?;
+        staging.dir = Some(ScratchDir::new_in(out_dir, STAGING_PREFIX).map_err(io)?);
         Ok(staging)
     }
 

@@ -4,6 +4,7 @@ mod convert;
 mod convert_cli;
 mod docs;
 mod flops;
+mod interrupt;
 mod registry;
 mod schema_file;
 mod validate;
