@@ -394,8 +394,16 @@ fn print_verdict(report: &Report<'_>, documented: Option<u64>, documented_given:
                 row.count.input
             );
         }
-        None => outln!(
-            "documented {documented} ({source}); the difference column compares it with each count"
-        ),
+        None => match &report.card {
+            Some(c) => outln!(
+                "documented {documented} ({source}), counted as {} at {}, which is not among the \
+                 counts shown; the difference column compares it with each",
+                c.convention,
+                c.input
+            ),
+            None => outln!(
+                "documented {documented} ({source}); the difference column compares it with each count"
+            ),
+        },
     }
 }

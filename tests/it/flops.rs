@@ -100,6 +100,12 @@ fn flops_image_size_overrides_the_card_and_still_compares() {
     assert_eq!(thop["input"]["width"], 581);
     assert_eq!(thop["card"], false, "not the card's input");
     assert_eq!(thop["documented"], B6_NS_FLOPS);
+    let (code, out, err) = zoo(&["flops", "b6_ns", "--image-size", "456"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("counted as thop-2020 at 528x672, which is not among the counts shown"),
+        "{out}"
+    );
 }
 
 #[test]
