@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use zoo_converters::{pth, safetensors, tf_bundle::Bundle, StateDict};
 
 use crate::arch::Spec;
-use crate::convert::{inventory, plan_tf, MappingError, Plan, WeightSet};
+use crate::convert::fit::{Diagnosis, Outline};
+#[cfg(doc)]
+use crate::convert::SHOWN_PROBLEMS;
+use crate::convert::{inventory, plan_tf, problem_list, MappingError, Plan, WeightSet};
+use crate::scratch::{ScratchDir, EXTRACT_PREFIX};
 
 /// A detected container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -49,15 +53,16 @@ pub enum CheckpointError {
     #[error(transparent)]
     Read(#[from] zoo_converters::Error),
     /// The TF checkpoint does not match the architecture.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Mapping {
         /// The path.
         path: PathBuf,
-        /// All problems.
-        source: MappingError,
+        /// All problems (in the message, so not also a `source`).
+        error: MappingError,
     },
-    /// A state dict does not match the architecture.
-    #[error("{path}: {} problem(s) against `{arch}`:\n  {}", problems.len(), problems.join("\n  "))]
+    /// A state dict does not match the architecture. The message lists the first
+    /// [`SHOWN_PROBLEMS`] problems and the diagnosis.
+    #[error("{path}: {}", problem_list("problem(s) against", arch, problems, diagnosis.as_deref()))]
     Mismatch {
         /// The path.
         path: PathBuf,
@@ -65,14 +70,36 @@ pub enum CheckpointError {
         arch: String,
         /// Every problem, one line each.
         problems: Vec<String>,
+        /// What the state dict's shapes say, and which architecture fits them.
+        diagnosis: Option<Box<Diagnosis>>,
+    },
+    /// A directory given as a TF checkpoint holds none.
+    #[error("{}: no TensorFlow checkpoint in this directory (no `<prefix>.index` file)", dir.display())]
+    NoCheckpointInDir {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A directory given as a TF checkpoint holds several; which one is meant is not guessed.
+    #[error(
+        "{}: {} TensorFlow checkpoints in this directory ({}); give one as --from {}",
+        dir.display(),
+        indexes.len(),
+        indexes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        indexes.first().map(|p| p.with_extension("").display().to_string()).unwrap_or_default()
+    )]
+    SeveralCheckpoints {
+        /// The directory.
+        dir: PathBuf,
+        /// Every `.index` file in it, sorted.
+        indexes: Vec<PathBuf>,
     },
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source`).
+        error: std::io::Error,
     },
 }
 
@@ -89,11 +116,11 @@ pub struct Opened {
 
 /// Detects the format of `path`.
 pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    let io = |error| CheckpointError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
-    if path.is_dir() || tf_prefix(path).is_some() {
+    if bundle_prefix(path)?.is_some() {
         return Ok(SourceFormat::TfBundle);
     }
     let mut head = [0u8; 16];
@@ -126,25 +153,49 @@ pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
     }
 }
 
-/// The bundle prefix for a `.index` path, a bare prefix, or a directory holding one checkpoint.
-fn tf_prefix(path: &Path) -> Option<PathBuf> {
+/// The TF bundle prefix a path names: `<prefix>.index`, a bare `<prefix>` whose `.index`
+/// exists, or a directory holding exactly one `<prefix>.index`. `None`: not a bundle path.
+pub fn bundle_prefix(path: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     let s = path.to_string_lossy();
     if let Some(p) = s.strip_suffix(".index") {
-        return Some(PathBuf::from(p));
+        return Ok(Some(PathBuf::from(p)));
     }
     if !path.exists() && PathBuf::from(format!("{s}.index")).is_file() {
-        return Some(path.to_owned());
+        return Ok(Some(path.to_owned()));
     }
-    if path.is_dir() {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "index"))
-            .collect();
-        found.sort();
-        return found.pop().map(|p| p.with_extension(""));
+    if !path.is_dir() {
+        return Ok(None);
     }
-    None
+    let mut indexes: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|error| CheckpointError::Io {
+            path: path.to_owned(),
+            error,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "index"))
+        .collect();
+    indexes.sort();
+    match indexes.len() {
+        0 => Err(CheckpointError::NoCheckpointInDir {
+            dir: path.to_owned(),
+        }),
+        1 => Ok(Some(indexes[0].with_extension(""))),
+        _ => Err(CheckpointError::SeveralCheckpoints {
+            dir: path.to_owned(),
+            indexes,
+        }),
+    }
+}
+
+/// The file whose sha256 identifies a source: the file itself, or a bundle's `.index`.
+pub fn identity_file(path: &Path) -> Result<PathBuf, CheckpointError> {
+    if path.is_file() {
+        return Ok(path.to_owned());
+    }
+    Ok(match bundle_prefix(path)? {
+        Some(prefix) => PathBuf::from(format!("{}.index", prefix.display())),
+        None => path.to_owned(),
+    })
 }
 
 /// An open TF checkpoint and its conversion plan, not yet read.
@@ -154,8 +205,8 @@ pub struct OpenedBundle {
     pub bundle: Bundle,
     /// The checked conversion plan.
     pub plan: Plan,
-    /// Where a tarball was unpacked; removed on drop.
-    _scratch: Option<tempfile::TempDir>,
+    /// Where a tarball was unpacked (`zoo-extract-<pid>-…`); removed on drop.
+    _scratch: Option<ScratchDir>,
 }
 
 impl SourceFormat {
@@ -166,7 +217,8 @@ impl SourceFormat {
 }
 
 /// Opens a TF source of `format` (a bundle prefix/.index/directory, or a tarball, unpacked into a
-/// temporary directory) and plans its conversion for `spec` without reading any tensor.
+/// [`ScratchDir`] in the system temporary directory) and plans its conversion for `spec` without
+/// reading any tensor.
 pub fn open_tf(
     path: &Path,
     format: SourceFormat,
@@ -174,20 +226,22 @@ pub fn open_tf(
     weights: WeightSet,
 ) -> Result<OpenedBundle, CheckpointError> {
     let (prefix, scratch) = if format == SourceFormat::TfTarball {
-        let scratch = tempfile::tempdir().map_err(|source| CheckpointError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let temp = std::env::temp_dir();
+        let scratch = ScratchDir::new_in(&temp, EXTRACT_PREFIX)
+            .map_err(|error| CheckpointError::Io { path: temp, error })?;
         let prefix = zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())?;
         (prefix, Some(scratch))
     } else {
-        (tf_prefix(path).unwrap_or_else(|| path.to_owned()), None)
+        (
+            bundle_prefix(path)?.unwrap_or_else(|| path.to_owned()),
+            None,
+        )
     };
     let bundle = Bundle::open(&prefix)?;
     let plan =
-        plan_tf(spec, &inventory(&bundle), weights).map_err(|source| CheckpointError::Mapping {
+        plan_tf(spec, &inventory(&bundle), weights).map_err(|error| CheckpointError::Mapping {
             path: path.to_owned(),
-            source,
+            error,
         })?;
     Ok(OpenedBundle {
         bundle,
@@ -217,6 +271,7 @@ fn read_planned(
                     item.source,
                     t.shape()
                 )],
+                diagnosis: None,
             })?,
         };
         tensors.push((item.map.target.name.clone(), t));
@@ -231,6 +286,10 @@ pub fn check_against(
     spec: &Spec,
     path: &Path,
 ) -> Result<StateDict, CheckpointError> {
+    let shapes: Vec<(String, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape().to_vec()))
+        .collect();
     let mut by_name: std::collections::BTreeMap<String, zoo_converters::Tensor> =
         tensors.into_iter().collect();
     let mut problems = vec![];
@@ -263,10 +322,25 @@ pub fn check_against(
     if problems.is_empty() {
         Ok(out)
     } else {
+        let outline = Outline::of_timm(shapes.iter().map(|(k, s)| (k.as_str(), s.as_slice())));
+        // A candidate fits when every tensor it needs is there with its shape, and nothing else.
+        let have: std::collections::BTreeMap<&str, &[usize]> = shapes
+            .iter()
+            .filter(|(k, _)| !crate::fingerprint::is_bookkeeping(k))
+            .map(|(k, s)| (k.as_str(), s.as_slice()))
+            .collect();
+        let fits = |candidate: &Spec| {
+            let wanted = candidate.params();
+            have.len() == wanted.len()
+                && wanted
+                    .iter()
+                    .all(|p| have.get(p.name.as_str()) == Some(&p.shape.as_slice()))
+        };
         Err(CheckpointError::Mismatch {
             path: path.to_owned(),
             arch: spec.config.to_string(),
             problems,
+            diagnosis: Some(Box::new(Diagnosis::new(outline, spec, fits))),
         })
     }
 }

@@ -30,7 +30,8 @@ use crate::flops::{self, Convention, InputSize};
 use crate::registry::{ModelEntry, Registry, RegistryError};
 use crate::schema::yaml::{Node, Scalar, Style};
 use crate::schema::{
-    Collection, Count, FileFormat, FileRole, FlopsCounter, Metadata, Model, ModelIndex, Text,
+    Collection, Count, FileFormat, FileRole, FlopsCounter, Metadata, Model, ModelIndex, Tagged,
+    Text,
 };
 
 /// Where the cards go, relative to the registry directory.
@@ -364,14 +365,13 @@ fn card_model(entry: &ModelEntry) -> Result<Model, DocsError> {
 
     meta.parameters = Some(plain_count(spec.trainable_params()));
 
-    let (convention, flops) = measured_flops(entry, &spec)?;
+    let (counter, flops) = measured_flops(entry, &spec)?;
     meta.flops = Some(plain_count(flops));
-    set_extra(
-        &mut meta,
-        FLOPS_CONVENTION_KEY,
-        Scalar::new(convention.name()),
-        "FLOPs",
-    );
+    meta.flops_convention = Some(Tagged {
+        value: counter,
+        raw: Scalar::new(counter.as_str()),
+    });
+    place_after(&mut meta, FLOPS_CONVENTION_KEY, "FLOPs");
 
     let pth = entry.files().iter().find(|f| {
         f.role
@@ -418,6 +418,11 @@ fn card_model(entry: &ModelEntry) -> Result<Model, DocsError> {
 fn set_extra(meta: &mut Metadata, key: &str, value: Scalar, after: &str) {
     meta.extra.0.retain(|(k, _)| k.text != key);
     meta.extra.0.push((Scalar::new(key), Node::Scalar(value)));
+    place_after(meta, key, after);
+}
+
+/// Writes `key` right after `after` (or last).
+fn place_after(meta: &mut Metadata, key: &str, after: &str) {
     meta.order.retain(|k| k != key);
     let at = meta
         .order
@@ -428,7 +433,7 @@ fn set_extra(meta: &mut Metadata, key: &str, value: Scalar, after: &str) {
 }
 
 /// FLOPs under the model's convention at its input rule.
-fn measured_flops(entry: &ModelEntry, spec: &Spec) -> Result<(Convention, u64), DocsError> {
+fn measured_flops(entry: &ModelEntry, spec: &Spec) -> Result<(FlopsCounter, u64), DocsError> {
     let f = entry.zoo().and_then(|z| z.flops.as_ref());
     let counter = f
         .and_then(|f| f.convention.as_ref())
@@ -452,7 +457,7 @@ fn measured_flops(entry: &ModelEntry, spec: &Spec) -> Result<(Convention, u64), 
         height: height as usize,
         width: width as usize,
     };
-    Ok((convention, flops::count(spec, convention, input)))
+    Ok((counter, flops::count(spec, convention, input)))
 }
 
 /// The generated schema files, relative to the project root (`schemas/…`).

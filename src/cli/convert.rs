@@ -7,6 +7,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::Status;
 use crate::arch::ArchConfig;
+use crate::checkpoint::SourceFormat;
 use crate::convert::output::Format;
 use crate::convert::pipeline::{
     self, ConvertOptions, ConvertReport, InferenceCheck, ReferenceVectors,
@@ -15,6 +16,7 @@ use crate::convert::WeightSet;
 use crate::fetch::{Cache, FetchOptions};
 use crate::registry::Registry;
 use crate::schema::FileRole;
+use crate::scratch::{EXTRACT_PREFIX, STAGING_PREFIX};
 
 /// Which of a registry model's sources to convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,7 +36,8 @@ pub struct ConvertArgs {
     /// A local checkpoint instead: TF bundle prefix/.index/directory/.tar.gz, .pth or .safetensors.
     #[arg(long, value_name = "PATH")]
     pub from: Option<PathBuf>,
-    /// The architecture (`b6`, `efficientnet:width=0.05,depth=0.5,classes=10`); default: the model's.
+    /// The architecture (`b6`, `efficientnet:width=0.05,depth=0.5,classes=10`, or a registry
+    /// model's: `b6_ns`); default: the model's.
     #[arg(long, value_name = "SPEC")]
     pub arch: Option<String>,
     /// Output directory.
@@ -142,46 +145,48 @@ pub fn run(
     args: ConvertArgs,
     registry: impl FnOnce() -> anyhow::Result<Registry>,
 ) -> anyhow::Result<Status> {
-    let (entry_registry, source, default_arch, default_name, registry_ref) =
-        match (&args.from, &args.name) {
-            (Some(from), name) => {
-                let reg_arch = match name {
-                    Some(n) => {
-                        let reg = registry()?;
-                        let e = reg.resolve(n)?;
-                        Some((e.arch()?, e.name().to_owned()))
-                    }
-                    None => None,
-                };
-                let (arch, name) = match reg_arch {
-                    Some((a, n)) => (Some(a), n),
-                    None => (None, stem(from)),
-                };
-                (None, from.clone(), arch, name, None)
-            }
-            (None, Some(name)) => {
-                let reg = registry()?;
-                let entry = reg.resolve(name)?.clone();
-                let role = match args.source {
-                    SourceKind::Tf => FileRole::TfCheckpoint,
-                    SourceKind::Pytorch => FileRole::TimmPth,
-                };
-                let path = fetch_source(&reg, &entry, role, args.offline, &args.mirrors)?;
-                let arch = entry.arch()?;
-                let reference = entry.reference();
-                (
-                    Some(reg),
-                    path,
-                    Some(arch),
-                    entry.name().to_owned(),
-                    reference,
-                )
-            }
-            (None, None) => bail!("give a registry model name or --from PATH"),
-        };
-    drop(entry_registry);
+    // The registry is read when a model is named, or `--arch` is not an architecture (a model's).
+    let needs_registry = args.name.is_some()
+        || args
+            .arch
+            .as_deref()
+            .is_some_and(|a| a.parse::<ArchConfig>().is_err());
+    let reg = if needs_registry {
+        Some(registry()?)
+    } else {
+        None
+    };
+    let (source, default_arch, default_name, registry_ref) = match (&args.from, &args.name, &reg) {
+        (Some(from), None, _) => (from.clone(), None, stem(from), None),
+        // A local file for a registry model: its architecture, name and reference vectors.
+        (Some(from), Some(name), Some(reg)) => {
+            let e = reg.resolve(name)?;
+            (
+                from.clone(),
+                Some(e.arch()?),
+                e.name().to_owned(),
+                e.reference(),
+            )
+        }
+        (None, Some(name), Some(reg)) => {
+            let entry = reg.resolve(name)?;
+            let role = match args.source {
+                SourceKind::Tf => FileRole::TfCheckpoint,
+                SourceKind::Pytorch => FileRole::TimmPth,
+            };
+            let path = fetch_source(reg, entry, role, args.offline, &args.mirrors)?;
+            (
+                path,
+                Some(entry.arch()?),
+                entry.name().to_owned(),
+                entry.reference(),
+            )
+        }
+        _ => bail!("give a registry model name or --from PATH"),
+    };
     let arch: ArchConfig = match (&args.arch, default_arch) {
-        (Some(a), _) => a.parse()?,
+        // `needs_registry` loaded the registry when `a` is not an architecture.
+        (Some(a), _) => crate::lookup::lookup(reg.as_ref(), a)?.arch().clone(),
         (None, Some(a)) => a,
         (None, None) => bail!(
             "{}: --arch is needed for a local checkpoint",
@@ -189,6 +194,9 @@ pub fn run(
         ),
     };
     let spec = arch.resolve()?;
+    if args.weights == WeightSet::Raw {
+        warn_weights_ignored(&source);
+    }
     let reference = match (&args.reference_input, &args.reference_logits) {
         (Some(input), Some(logits)) => Some(ReferenceVectors {
             input: input.clone(),
@@ -221,7 +229,15 @@ pub fn run(
         bar.set_message("converting");
         bar
     });
+    // For the tests that interrupt a conversion: a pause after each tensor.
+    let delay = std::env::var(TENSOR_DELAY_ENV)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(std::time::Duration::from_millis);
     let progress = |done: u64, total: u64| {
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         if let Some(bar) = &bar {
             bar.set_length(total);
             bar.set_position(done);
@@ -235,6 +251,7 @@ pub fn run(
             }
         }
     };
+    sweep_leftovers(&args.out);
     let report = pipeline::convert(&source, &spec, &opts, Some(&progress));
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -250,6 +267,39 @@ pub fn run(
     } else {
         Status::Failed
     })
+}
+
+/// Milliseconds to pause after each converted tensor (for tests that interrupt a conversion).
+pub const TENSOR_DELAY_ENV: &str = "ZOO_TEST_TENSOR_DELAY_MS";
+
+/// Removes what killed runs left behind (staging directories in `out`, tarball extractions in
+/// the temporary directory) and says so.
+fn sweep_leftovers(out: &Path) {
+    let mut swept = crate::scratch::sweep(out, STAGING_PREFIX);
+    swept.extend(crate::scratch::sweep(&std::env::temp_dir(), EXTRACT_PREFIX));
+    for l in swept {
+        eprintln!(
+            "removed {} ({:.1} MB), left behind by an interrupted zoo run (pid {})",
+            l.path.display(),
+            l.bytes as f64 / 1e6,
+            l.pid
+        );
+    }
+}
+
+/// `--weights` picks one of a TF checkpoint's two weight sets; other sources hold one.
+fn warn_weights_ignored(source: &Path) {
+    let what = match crate::checkpoint::detect(source) {
+        Ok(SourceFormat::PthZip | SourceFormat::PthLegacy) => "a torch.save file",
+        Ok(SourceFormat::Safetensors) => "a safetensors file",
+        // TF sources use it; an undetectable source fails in the conversion itself.
+        Ok(SourceFormat::TfBundle | SourceFormat::TfTarball) | Err(_) => return,
+    };
+    eprintln!(
+        "warning: --weights raw is ignored: {} is {what}, which holds one set of weights \
+         (--weights chooses between a TensorFlow checkpoint's EMA and raw variables)",
+        source.display()
+    );
 }
 
 fn print_report(r: &ConvertReport) {

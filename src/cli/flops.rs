@@ -1,16 +1,23 @@
-//! `zoo flops ARCH`: operation counts under every named convention, beside the documented value.
-use anyhow::Context;
+//! `zoo flops NAME`: operation counts under every named convention, beside the documented value.
+//!
+//! NAME is a registry model (name or alias), counted at its card's own input and compared with
+//! its card's FLOPs, or an architecture, counted at `--image-size` (224 unless given).
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use super::Status;
-use crate::arch::{ArchConfig, Spec};
+use crate::arch::Spec;
 use crate::flops::{self, Convention, Count, InputSize};
+use crate::lookup::{self, CountedAs, Named};
+use crate::registry::Registry;
 
 /// Arguments of `zoo flops`.
 #[derive(Debug, clap::Args)]
 pub struct FlopsArgs {
-    /// A variant (`b0`…`l2`, `tf_efficientnet_b6`) or `efficientnet:width=…,depth=…,classes=…`.
-    pub arch: String,
+    /// A registry model or alias (`b6_ns`, `tf_efficientnet_b6.ns_jft_in1k`): counted at its
+    /// card's input and compared with its card. Or an architecture: a variant (`b0`…`l2`) or
+    /// `efficientnet:width=…,depth=…,classes=…`.
+    #[arg(value_name = "NAME")]
+    pub name: String,
     /// Count every convention at this input (`HxW`), instead of each convention's own input.
     #[arg(long, value_name = "HxW", conflicts_with = "image_size")]
     pub size: Option<InputSize>,
@@ -26,12 +33,12 @@ pub struct FlopsArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
-    /// The documented FLOPs to compare against.
+    /// The documented FLOPs to compare against (default: the model card's).
     #[arg(long, value_name = "N")]
     pub documented: Option<u64>,
 }
 
-/// What to count: a resolved spec with what its card says (the registry fills this in).
+/// What to count: a resolved spec with what its card says.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Display name.
@@ -42,6 +49,10 @@ pub struct Target {
     pub documented: Option<u64>,
     /// The card's `Image Size`.
     pub image_size: Option<usize>,
+    /// How the card's FLOPs were counted.
+    pub counted_as: Option<CountedAs>,
+    /// `Some` for an architecture that is not a registry model: the registry models built on it.
+    pub models_with_arch: Option<Vec<(String, Option<usize>)>>,
 }
 
 /// Image size used when neither the card nor the command line gives one.
@@ -52,6 +63,8 @@ struct Row {
     #[serde(flatten)]
     count: Count,
     description: &'static str,
+    /// The convention and input the card's FLOPs were counted under.
+    card: bool,
     documented: Option<u64>,
     difference: Option<i128>,
 }
@@ -66,27 +79,79 @@ struct LayerRow<'a> {
     count: u64,
 }
 
+/// Where the image size came from.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum SizeFrom {
+    CommandLine,
+    Card,
+    Default,
+}
+
 #[derive(serde::Serialize)]
 struct Report<'a> {
     arch: &'a str,
+    /// The registry model, when NAME is one.
+    model: Option<&'a str>,
+    image_size: usize,
+    image_size_from: SizeFrom,
+    /// How the card's FLOPs were counted.
+    card: Option<CountedAs>,
     parameters: u64,
     buffers: u64,
     counts: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     layers: Option<Vec<LayerRow<'a>>>,
+    #[serde(skip)]
+    models_with_arch: Option<&'a [(String, Option<usize>)]>,
 }
 
-/// Resolves `args.arch` and runs.
-pub fn run(args: FlopsArgs) -> anyhow::Result<Status> {
-    let cfg: ArchConfig = args.arch.parse()?;
-    let spec = cfg
-        .resolve()
-        .with_context(|| format!("resolving `{}`", args.arch))?;
-    let target = Target {
-        name: args.arch.clone(),
-        spec,
-        documented: None,
-        image_size: None,
+/// Resolves `args.name` (a registry model first, else an architecture) and runs.
+pub fn run(
+    args: FlopsArgs,
+    registry: impl FnOnce() -> anyhow::Result<Registry>,
+) -> anyhow::Result<Status> {
+    let registry = registry();
+    let named = match (
+        &registry,
+        lookup::lookup(registry.as_ref().ok(), &args.name),
+    ) {
+        (_, Ok(named)) => named,
+        // Without a registry, say why the name could not be looked up there too.
+        (Err(e), Err(not_arch)) => {
+            return Err(anyhow::anyhow!(
+                "{not_arch}; the registry did not load: {e:#}"
+            ))
+        }
+        (Ok(_), Err(e)) => return Err(e.into()),
+    };
+    let spec = named.arch().resolve()?;
+    let target = match &named {
+        Named::Model { entry, .. } => {
+            let card = lookup::card_flops(entry);
+            Target {
+                name: entry.name().to_owned(),
+                spec,
+                documented: card.documented,
+                image_size: card.image_size,
+                counted_as: card.counted_as,
+                models_with_arch: None,
+            }
+        }
+        Named::Arch(arch) => Target {
+            name: args.name.clone(),
+            spec,
+            documented: None,
+            image_size: None,
+            counted_as: None,
+            models_with_arch: Some(match &registry {
+                Ok(r) => lookup::models_with_arch(r, arch)
+                    .into_iter()
+                    .map(|e| (e.name().to_owned(), lookup::card_flops(e).image_size))
+                    .collect(),
+                Err(_) => vec![],
+            }),
+        },
     };
     run_target(&target, &args)
 }
@@ -98,18 +163,25 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
     } else {
         vec![args.convention.parse()?]
     };
-    let image_size = args
-        .image_size
-        .or(target.image_size)
-        .unwrap_or(DEFAULT_IMAGE_SIZE);
+    let (image_size, image_size_from) = match (args.image_size, target.image_size) {
+        (Some(s), _) => (s, SizeFrom::CommandLine),
+        (None, Some(s)) => (s, SizeFrom::Card),
+        (None, None) => (DEFAULT_IMAGE_SIZE, SizeFrom::Default),
+    };
+    // The card's own input for its convention, unless the command line chose another size.
+    let card = target
+        .counted_as
+        .filter(|_| args.image_size.is_none() && args.size.is_none());
     let documented = args.documented.or(target.documented);
     let spec = &target.spec;
     let rows: Vec<Row> = conventions
         .iter()
         .map(|&convention| {
-            let input = args
-                .size
-                .unwrap_or_else(|| convention.input_for_image_size(image_size));
+            let on_card = card.filter(|c| c.convention == convention);
+            let input = args.size.unwrap_or_else(|| match on_card {
+                Some(c) => c.input,
+                None => convention.input_for_image_size(image_size),
+            });
             let value = flops::count(spec, convention, input);
             Row {
                 count: Count {
@@ -118,6 +190,9 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
                     value,
                 },
                 description: convention.description(),
+                card: target
+                    .counted_as
+                    .is_some_and(|c| c.convention == convention && c.input == input),
                 documented,
                 difference: documented.map(|d| value as i128 - d as i128),
             }
@@ -140,15 +215,23 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
     });
     let report = Report {
         arch: &target.name,
+        model: target
+            .models_with_arch
+            .is_none()
+            .then_some(target.name.as_str()),
+        image_size,
+        image_size_from,
+        card: target.counted_as,
         parameters: spec.trainable_params(),
         buffers: spec.buffer_elements(),
         counts: rows,
         layers,
+        models_with_arch: target.models_with_arch.as_deref(),
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report);
+        print_report(&report, documented, args.documented.is_some());
     }
     Ok(Status::Ok)
 }
@@ -180,13 +263,14 @@ fn right(s: String) -> Cell {
     Cell::new(s).set_alignment(CellAlignment::Right)
 }
 
-fn print_report(report: &Report<'_>) {
+fn print_report(report: &Report<'_>, documented: Option<u64>, documented_given: bool) {
     outln!(
         "{}: {} parameters, {} buffer elements",
         report.arch,
         thousands(report.parameters),
         thousands(report.buffers)
     );
+    print_input(report);
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED).set_header(vec![
         "convention",
@@ -202,8 +286,13 @@ fn print_report(report: &Report<'_>) {
             }
             _ => String::new(),
         };
+        let name = if row.card {
+            format!("{} (card)", row.count.convention.name())
+        } else {
+            row.count.convention.name().to_owned()
+        };
         table.add_row(vec![
-            Cell::new(row.count.convention.name()),
+            Cell::new(name),
             right(thousands(row.count.value)),
             Cell::new(row.count.input.to_string()),
             right(row.documented.map(thousands).unwrap_or_default()),
@@ -214,6 +303,7 @@ fn print_report(report: &Report<'_>) {
     for row in &report.counts {
         outln!("  {:<10} {}", row.count.convention.name(), row.description);
     }
+    print_verdict(report, documented, documented_given);
     if let Some(layers) = &report.layers {
         let mut table = Table::new();
         let conv = report.counts[0].count.convention.name();
@@ -231,5 +321,89 @@ fn print_report(report: &Report<'_>) {
             ]);
         }
         outln!("{table}");
+    }
+}
+
+/// Which input the counts are at, and why.
+fn print_input(report: &Report<'_>) {
+    let s = report.image_size;
+    match (report.image_size_from, &report.card) {
+        (SizeFrom::Card, Some(c)) => outln!(
+            "  input: the card's Image Size {s} (`Zoo: Input`); {} at {} by its input rule `{}` \
+             (`Zoo: Flops`), the other conventions at {s}x{s}",
+            c.convention,
+            c.input,
+            c.rule.as_str()
+        ),
+        (SizeFrom::Card, None) => outln!(
+            "  input: the card's Image Size {s}; {s}x{s}, thop-2020 at {}",
+            InputSize::thop_2020(s)
+        ),
+        (SizeFrom::CommandLine, _) => outln!(
+            "  input: Image Size {s} (--image-size); {s}x{s}, thop-2020 at {}",
+            InputSize::thop_2020(s)
+        ),
+        (SizeFrom::Default, _) => {
+            outln!(
+                "  input: Image Size {s}, zoo's default for an architecture (--image-size S for \
+                 another); {s}x{s}, thop-2020 at {}",
+                InputSize::thop_2020(s)
+            );
+        }
+    }
+}
+
+/// How the documented value compares, or why there is none.
+fn print_verdict(report: &Report<'_>, documented: Option<u64>, documented_given: bool) {
+    let Some(documented) = documented else {
+        match report.models_with_arch {
+            Some(models) => {
+                outln!(
+                    "no documented value: `{}` is an architecture, not a registry model; --documented N compares with a number",
+                    report.arch
+                );
+                for (name, size) in models {
+                    let size = size
+                        .map(|s| format!(", Image Size {s}"))
+                        .unwrap_or_default();
+                    outln!(
+                        "  registry model on this architecture: {name}{size} (`zoo flops {name}` compares with its card)"
+                    );
+                }
+            }
+            None => outln!("no documented value: the card has no `FLOPs`"),
+        }
+        return;
+    };
+    let source = if documented_given {
+        "--documented"
+    } else {
+        "the card's FLOPs"
+    };
+    match report.counts.iter().find(|r| r.card) {
+        Some(row) => {
+            let verdict = match row.difference {
+                Some(0) => "exact".to_owned(),
+                Some(d) => format!("differs by {}", signed(d)),
+                None => String::new(),
+            };
+            outln!(
+                "documented {documented} ({source}), counted {} under {} at {}: {verdict}",
+                row.count.value,
+                row.count.convention,
+                row.count.input
+            );
+        }
+        None => match &report.card {
+            Some(c) => outln!(
+                "documented {documented} ({source}), counted as {} at {}, which is not among the \
+                 counts shown; the difference column compares it with each",
+                c.convention,
+                c.input
+            ),
+            None => outln!(
+                "documented {documented} ({source}); the difference column compares it with each count"
+            ),
+        },
     }
 }

@@ -1,8 +1,11 @@
-//! `zoo list [PATTERN...] [--json]`.
+//! `zoo list [PATTERN...] [--json]`: each model with its card's FLOPs and how they were counted,
+//! beside the conventional GMACs (plain multiply-accumulates at the native S×S).
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use serde::Serialize;
 
 use super::Status;
+use crate::flops::{self, Convention, InputSize};
+use crate::lookup::{self, CountedAs};
 use crate::registry::{ModelEntry, Registry};
 
 #[derive(Serialize)]
@@ -11,21 +14,31 @@ struct Row<'a> {
     aliases: Vec<&'a str>,
     image_size: Option<u64>,
     parameters: Option<u64>,
+    /// The card's number, counted as `flops_counted_as` says.
     flops: Option<u64>,
+    flops_counted_as: Option<CountedAs>,
+    /// Plain multiply-accumulates at the native `image_size`², the conventional "GMACs".
+    macs: Option<u64>,
 }
 
 fn row(e: &ModelEntry) -> Row<'_> {
     let meta = e.model.metadata.as_ref();
+    let card = lookup::card_flops(e);
+    let macs = match (
+        e.arch().ok().and_then(|a| a.resolve().ok()),
+        card.image_size,
+    ) {
+        (Some(spec), Some(s)) => Some(flops::count(&spec, Convention::Macs, InputSize::square(s))),
+        _ => None,
+    };
     Row {
         name: e.name(),
         aliases: e.aliases(),
-        image_size: e
-            .input()
-            .and_then(|i| i.image_size.as_ref())
-            .or_else(|| meta.and_then(|m| m.image_size.as_ref()))
-            .map(|c| c.value),
+        image_size: card.image_size.map(|s| s as u64),
         parameters: meta.and_then(|m| m.parameters.as_ref()).map(|c| c.value),
-        flops: meta.and_then(|m| m.flops.as_ref()).map(|c| c.value),
+        flops: card.documented,
+        flops_counted_as: card.counted_as,
+        macs,
     }
 }
 
@@ -49,7 +62,15 @@ pub(super) fn run(registry: &Registry, patterns: &[String], json: bool) -> anyho
     table
         .load_style(presets::ASCII_MARKDOWN)
         .force_no_tty()
-        .set_header(["Name", "Aliases", "Image Size", "Params", "FLOPs"]);
+        .set_header([
+            "Name",
+            "Aliases",
+            "Image Size",
+            "Params",
+            "FLOPs (card)",
+            "counted as",
+            "GMACs at S×S",
+        ]);
     for r in &rows {
         table.add_row(vec![
             Cell::new(r.name),
@@ -58,6 +79,15 @@ pub(super) fn run(registry: &Registry, patterns: &[String], json: bool) -> anyho
                 .set_alignment(CellAlignment::Right),
             Cell::new(human(r.parameters)).set_alignment(CellAlignment::Right),
             Cell::new(human(r.flops)).set_alignment(CellAlignment::Right),
+            Cell::new(
+                r.flops_counted_as
+                    .map_or("-".into(), |c| format!("{} {}", c.convention, c.input)),
+            ),
+            Cell::new(
+                r.macs
+                    .map_or("-".into(), |m| format!("{:.2}", m as f64 / 1e9)),
+            )
+            .set_alignment(CellAlignment::Right),
         ]);
     }
     outln!("{table}");

@@ -63,6 +63,7 @@ pub mod hash;
 mod list;
 mod schema;
 mod show;
+mod signals;
 pub mod validate;
 pub mod weights;
 
@@ -81,9 +82,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the resolved architecture of an EfficientNet description.
+    /// Print the resolved architecture of an EfficientNet description or a registry model.
     Arch {
-        /// A variant (`b0`…`l2`) or `efficientnet:width=…,depth=…,classes=…`.
+        /// A registry model or alias (`b6_ns`), a variant (`b0`…`l2`), or
+        /// `efficientnet:width=…,depth=…,classes=…`.
         spec: String,
     },
     /// Count operations under every named convention (macs, flops, fvcore, thop-2020).
@@ -156,6 +158,7 @@ pub enum Status {
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    signals::install();
     match run(cli) {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
@@ -169,12 +172,12 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Arch { spec } => {
-            let cfg: crate::arch::ArchConfig = spec.parse()?;
+            let cfg = arch_named(&spec, || load_registry(&cli.registry))?;
             let spec = cfg.resolve()?;
             outln!("{}", serde_json::to_string_pretty(&spec)?);
             Ok(Status::Ok)
         }
-        Command::Flops(args) => flops::run(args),
+        Command::Flops(args) => flops::run(args, || load_registry(&cli.registry)),
         Command::List { patterns, json } => {
             list::run(&load_registry(&cli.registry)?, &patterns, json)
         }
@@ -185,14 +188,33 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Convert(args) => convert::run(args, || load_registry(&cli.registry)),
         Command::Export(args) => export::run(args, || load_registry(&cli.registry)),
-        Command::Fingerprint(args) => weights::fingerprint_cmd(args),
-        Command::Diff(args) => weights::diff_cmd(args),
+        Command::Fingerprint(args) => {
+            weights::fingerprint_cmd(args, || load_registry(&cli.registry))
+        }
+        Command::Diff(args) => weights::diff_cmd(args, || load_registry(&cli.registry)),
         Command::Validate(args) => validate::run(args, cli.registry.as_deref()),
         Command::Report(cmd) => validate::report(cmd),
         Command::Fetch(args) => fetch::run(args, || load_registry(&cli.registry)),
         Command::Hash(args) => hash::run(args),
         Command::Docs(args) => docs::run(args, cli.registry.as_deref()),
     }
+}
+
+/// The architecture `text` names for `--arch` and `zoo arch`: a registry model's (by name or
+/// alias), or an architecture description. The registry is loaded only when `text` is not an
+/// architecture, so a broken registry does not stop `--arch b0`.
+pub(crate) fn arch_named(
+    text: &str,
+    registry: impl FnOnce() -> anyhow::Result<crate::registry::Registry>,
+) -> anyhow::Result<crate::arch::ArchConfig> {
+    let not_arch = match text.parse::<crate::arch::ArchConfig>() {
+        Ok(arch) => return Ok(arch),
+        Err(e) => e,
+    };
+    let registry = registry().map_err(|e| {
+        anyhow::anyhow!("`{text}` is not an architecture ({not_arch}), and the registry, where it might be a model, did not load: {e:#}")
+    })?;
+    Ok(crate::lookup::lookup(Some(&registry), text)?.arch().clone())
 }
 
 /// Where the registry is, by the one rule every command follows ([`crate::registry::locate`]):

@@ -17,13 +17,26 @@ struct Shown<'a> {
     col: usize,
     architecture: Option<crate::arch::ArchConfig>,
     trainable_params: Option<u64>,
+    /// How the card's FLOPs were counted.
+    flops_counted_as: Option<crate::lookup::CountedAs>,
+    /// Plain multiply-accumulates at the native Image Size², the conventional "GMACs".
+    macs: Option<u64>,
     model: &'a Model,
 }
 
 pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result<Status> {
     let entry = registry.resolve(name)?;
     let arch = entry.arch()?;
-    let params = arch.resolve()?.trainable_params();
+    let spec = arch.resolve()?;
+    let params = spec.trainable_params();
+    let card = crate::lookup::card_flops(entry);
+    let macs = card.image_size.map(|s| {
+        crate::flops::count(
+            &spec,
+            crate::flops::Convention::Macs,
+            crate::flops::InputSize::square(s),
+        )
+    });
     if json {
         let shown = Shown {
             name: entry.name(),
@@ -38,6 +51,8 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
             col: entry.pos.col,
             architecture: Some(arch),
             trainable_params: Some(params),
+            flops_counted_as: card.counted_as,
+            macs,
             model: &entry.model,
         };
         outln!("{}", serde_json::to_string_pretty(&shown)?);
@@ -50,19 +65,19 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
     }
     outln!("  defined at:  {}:{}", entry.file.display(), entry.pos);
     outln!("  trainable parameters (from the architecture): {params}");
-    let size = entry
-        .input()
-        .and_then(|i| i.image_size.as_ref())
-        .map(|c| c.value);
-    if let (Some(flops), Some(size)) = (entry.zoo().and_then(|z| z.flops.as_ref()), size) {
-        if let (Some(conv), Some(rule)) = (&flops.convention, &flops.input_rule) {
-            let (h, w) = rule.value.input_hw(size);
-            outln!(
-                "  documented FLOPs convention: {} on a {h}x{w} input ({})",
-                conv.value.as_str(),
-                rule.value.as_str()
-            );
-        }
+    if let (Some(c), Some(s), Some(macs)) = (card.counted_as, card.image_size, macs) {
+        let documented = card.documented.map_or("the card has no FLOPs".into(), |d| {
+            format!("card FLOPs {d}")
+        });
+        outln!(
+            "  FLOPs: {documented}, counted as {} on a {} input ({}); conventionally {:.2} GMACs \
+             (multiply-accumulates at {s}x{s}; `zoo flops {}` for every convention)",
+            c.convention,
+            c.input,
+            c.rule.as_str(),
+            macs as f64 / 1e9,
+            entry.name()
+        );
     }
     outln!();
     let node = crate::schema::yaml::Node::Seq(crate::schema::yaml::Seq {

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::Status;
-use crate::arch::{ArchConfig, Spec};
+use crate::arch::Spec;
 use crate::checkpoint;
 use crate::convert::WeightSet;
 use crate::diff::diff;
 use crate::fingerprint::fingerprint;
+use crate::registry::Registry;
 
 /// Arguments of `zoo fingerprint`.
 #[derive(Debug, clap::Args)]
@@ -16,7 +17,8 @@ pub struct FingerprintArgs {
     /// Checkpoints: TF bundle/.tar.gz (needs --arch), .pth (zip or legacy), .safetensors.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Architecture: maps TF names, and checks other containers key by key.
+    /// Architecture (a variant, `efficientnet:…`, or a registry model's): maps TF names, and
+    /// checks other containers key by key.
     #[arg(long, value_name = "SPEC")]
     pub arch: Option<String>,
     /// TF weight set.
@@ -34,7 +36,7 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// Second checkpoint.
     pub b: PathBuf,
-    /// Architecture (needed for TF sources).
+    /// Architecture (a variant, `efficientnet:…`, or a registry model's); needed for TF sources.
     #[arg(long, value_name = "SPEC")]
     pub arch: Option<String>,
     /// TF weight set.
@@ -48,16 +50,22 @@ pub struct DiffArgs {
     pub json: bool,
 }
 
-fn spec(arch: &Option<String>) -> anyhow::Result<Option<Spec>> {
+fn spec(
+    arch: &Option<String>,
+    registry: impl FnOnce() -> anyhow::Result<Registry>,
+) -> anyhow::Result<Option<Spec>> {
     Ok(match arch {
-        Some(a) => Some(a.parse::<ArchConfig>()?.resolve()?),
+        Some(a) => Some(super::arch_named(a, registry)?.resolve()?),
         None => None,
     })
 }
 
 /// Runs `zoo fingerprint`.
-pub fn fingerprint_cmd(args: FingerprintArgs) -> anyhow::Result<Status> {
-    let spec = spec(&args.arch)?;
+pub fn fingerprint_cmd(
+    args: FingerprintArgs,
+    registry: impl FnOnce() -> anyhow::Result<Registry>,
+) -> anyhow::Result<Status> {
+    let spec = spec(&args.arch, registry)?;
     let mut rows = vec![];
     for f in &args.files {
         let opened = checkpoint::open(f, spec.as_ref(), args.weights)?;
@@ -80,8 +88,11 @@ pub fn fingerprint_cmd(args: FingerprintArgs) -> anyhow::Result<Status> {
 }
 
 /// Runs `zoo diff`: exit 0 when identical within `--tol`, 1 otherwise.
-pub fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
-    let spec = spec(&args.arch)?;
+pub fn diff_cmd(
+    args: DiffArgs,
+    registry: impl FnOnce() -> anyhow::Result<Registry>,
+) -> anyhow::Result<Status> {
+    let spec = spec(&args.arch, registry)?;
     let a = checkpoint::open(&args.a, spec.as_ref(), args.weights)?;
     let b = checkpoint::open(&args.b, spec.as_ref(), args.weights)?;
     let d = diff(&a.tensors, &b.tensors, args.tol);

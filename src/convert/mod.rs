@@ -4,6 +4,7 @@
 //! resolved [`Spec`] through [`tf_efficientnet::tensor_maps`]. It is strict: every source tensor is
 //! either mapped or ignored for a stated reason, every target tensor is produced, every shape is
 //! checked, and all problems are reported together in one [`MappingError`].
+pub mod fit;
 pub mod output;
 pub mod pipeline;
 pub mod stream;
@@ -123,14 +124,44 @@ impl std::fmt::Display for MappingIssue {
     }
 }
 
-/// Every problem found when matching a checkpoint to an architecture.
+/// Every problem found when matching a checkpoint to an architecture. Its message lists the
+/// first [`SHOWN_PROBLEMS`] and the diagnosis; `issues` has them all.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{} tensor problem(s) mapping the checkpoint to `{arch}`:\n  {}", issues.len(), issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+#[error("{}", problem_list("tensor problem(s) mapping the checkpoint to", arch, issues, diagnosis.as_deref()))]
 pub struct MappingError {
     /// The architecture (display form).
     pub arch: String,
     /// All problems, in target order then source order.
     pub issues: Vec<MappingIssue>,
+    /// What the checkpoint's shapes say, and which architecture fits them.
+    pub diagnosis: Option<Box<fit::Diagnosis>>,
+}
+
+/// How many problems an error message lists before it counts the rest.
+pub const SHOWN_PROBLEMS: usize = 10;
+
+/// `N <what> `arch`:`, the first [`SHOWN_PROBLEMS`] problems indented, a count of the rest, and
+/// the diagnosis.
+pub(crate) fn problem_list<T: std::fmt::Display>(
+    what: &str,
+    arch: &str,
+    problems: &[T],
+    diagnosis: Option<&fit::Diagnosis>,
+) -> String {
+    let mut out = format!("{} {what} `{arch}`:", problems.len());
+    for p in problems.iter().take(SHOWN_PROBLEMS) {
+        out.push_str(&format!("\n  {p}"));
+    }
+    if problems.len() > SHOWN_PROBLEMS {
+        out.push_str(&format!(
+            "\n  … and {} more",
+            problems.len() - SHOWN_PROBLEMS
+        ));
+    }
+    if let Some(d) = diagnosis {
+        out.push_str(&format!("\n{d}"));
+    }
+    out
 }
 
 /// One step of a conversion: read `source`, apply `map.layout`, store as `map.target.name`.
@@ -184,16 +215,34 @@ fn model_scope(inventory: &[SourceTensor]) -> Result<String, Vec<String>> {
     }
 }
 
-/// Matches a TF EfficientNet checkpoint's inventory to `spec`.
+/// Matches a TF EfficientNet checkpoint's inventory to `spec`. When it does not match, the
+/// error says which architecture the checkpoint's shapes fit ([`fit::Diagnosis`]).
 pub fn plan_tf(
     spec: &Spec,
     inventory: &[SourceTensor],
     weights: WeightSet,
 ) -> Result<Plan, MappingError> {
+    plan(spec, inventory, weights).map_err(|mut e| {
+        if let Ok(scope) = model_scope(inventory) {
+            let outline = fit::Outline::of_tf(inventory, &scope);
+            // The shapes fit when either weight set maps completely.
+            let fits = |candidate: &Spec| {
+                [WeightSet::Ema, WeightSet::Raw]
+                    .into_iter()
+                    .any(|w| plan(candidate, inventory, w).is_ok())
+            };
+            e.diagnosis = Some(Box::new(fit::Diagnosis::new(outline, spec, fits)));
+        }
+        e
+    })
+}
+
+fn plan(spec: &Spec, inventory: &[SourceTensor], weights: WeightSet) -> Result<Plan, MappingError> {
     let arch = spec.config.to_string();
     let scope = model_scope(inventory).map_err(|found| MappingError {
         arch: arch.clone(),
         issues: vec![MappingIssue::Scope { found }],
+        diagnosis: None,
     })?;
     let by_name: BTreeMap<&str, &SourceTensor> =
         inventory.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -256,7 +305,11 @@ pub fn plan_tf(
             ignored,
         })
     } else {
-        Err(MappingError { arch, issues })
+        Err(MappingError {
+            arch,
+            issues,
+            diagnosis: None,
+        })
     }
 }
 
@@ -366,6 +419,12 @@ mod tests {
         );
         let err = plan_tf(&tiny(), &inv, WeightSet::Raw).unwrap_err();
         assert_eq!(err.issues.len(), 197, "every raw tensor is missing");
+        let text = err.to_string();
+        assert!(text.contains("… and 187 more"), "{text}");
+        assert!(
+            text.contains("its shapes do fit `efficientnet:width=0.05,depth=0.5,classes=10`: the problems are not the architecture"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -381,5 +440,12 @@ mod tests {
             .issues
             .iter()
             .any(|i| matches!(i, MappingIssue::Missing { .. })));
+        let diagnosis = err.diagnosis.as_deref().unwrap();
+        assert_eq!(
+            diagnosis.fits.as_deref(),
+            Some("efficientnet:width=0.05,depth=0.5,classes=10")
+        );
+        assert_eq!(diagnosis.checkpoint.blocks, Some(10));
+        assert_eq!(diagnosis.architecture.blocks, Some(16));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use zoo_converters::StateDict;
 
 use crate::fetch::hash::sha256_file_unless;
+use crate::scratch::{CreatedDir, ScratchDir, STAGING_PREFIX};
 
 /// Output container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, clap::ValueEnum)]
@@ -44,20 +45,20 @@ pub struct Output {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// The format writer failed.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {error}")]
     Write {
         /// Where.
         path: PathBuf,
-        /// Why (boxed: it is large and errors are rare).
-        source: Box<zoo_converters::Error>,
+        /// Why (boxed: it is large and errors are rare; in the message, so not also a `source`).
+        error: Box<zoo_converters::Error>,
     },
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// Where.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source`).
+        error: std::io::Error,
     },
 }
 
@@ -71,17 +72,19 @@ pub struct Hashed {
     size: u64,
 }
 
-/// A private temporary directory inside the output directory. Files are written and checked
-/// there, and only [`Staging::place`] gives them their final names; dropping a `Staging`
-/// (on any error, or a failed check) removes everything in it.
+/// A private temporary directory inside the output directory (`.zoo-convert-<pid>-…`, a
+/// [`ScratchDir`]). Files are written and checked there, and only [`Staging::place`] gives them
+/// their final names; dropping a `Staging` (on any error, or a failed check) removes everything
+/// in it, and so does an interrupt (SIGINT/SIGTERM).
 #[derive(Debug)]
 pub struct Staging {
     out_dir: PathBuf,
     /// `Some` until dropped.
-    dir: Option<tempfile::TempDir>,
+    dir: Option<ScratchDir>,
     /// The directories `create` made (`out_dir` and missing parents), deepest first: removed
-    /// again, if still empty, when nothing was placed.
+    /// again, if still empty, when nothing was placed (or on an interrupt).
     created: Vec<PathBuf>,
+    _created: Vec<CreatedDir>,
     placed: bool,
 }
 
@@ -103,28 +106,30 @@ impl Staging {
     /// Creates `out_dir` if needed and a staging directory in it (same file system, so the
     /// final renames are atomic).
     pub fn create(out_dir: &Path) -> Result<Staging, OutputError> {
-        let io = |source| OutputError::Io {
+        let io = |error| OutputError::Io {
             path: out_dir.to_owned(),
-            source,
+            error,
         };
         let created: Vec<PathBuf> = out_dir
             .ancestors()
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
             .map(Path::to_path_buf)
             .collect();
-        std::fs::create_dir_all(out_dir).map_err(io)?;
+        // registered before they exist, so that an interrupt in between leaves none behind
+        let registered = created
+            .iter()
+            .rev()
+            .map(|d| CreatedDir::register(d))
+            .collect();
         let mut staging = Staging {
             out_dir: out_dir.to_owned(),
             dir: None,
             created,
+            _created: registered,
             placed: false,
         };
-        staging.dir = Some(
-            tempfile::Builder::new()
-                .prefix(".zoo-convert-")
-                .tempdir_in(out_dir)
-                .map_err(io)?,
-        );
+        std::fs::create_dir_all(out_dir).map_err(io)?;
+        staging.dir = Some(ScratchDir::new_in(out_dir, STAGING_PREFIX).map_err(io)?);
         Ok(staging)
     }
 
@@ -153,9 +158,9 @@ impl Staging {
             Format::Safetensors => zoo_converters::safetensors::write(&path, tensors, metadata)
                 .map_err(zoo_converters::Error::from),
         };
-        written.map_err(|source| OutputError::Write {
+        written.map_err(|error| OutputError::Write {
             path,
-            source: Box::new(source),
+            error: Box::new(error),
         })
     }
 
@@ -170,9 +175,9 @@ impl Staging {
     ) -> Result<Hashed, OutputError> {
         let staged = self.path(name, format);
         let (sha256, size) =
-            sha256_file_unless(&staged, cancel).map_err(|source| OutputError::Io {
+            sha256_file_unless(&staged, cancel).map_err(|error| OutputError::Io {
                 path: staged.clone(),
-                source,
+                error,
             })?;
         Ok(Hashed {
             staged,
@@ -188,7 +193,7 @@ impl Staging {
     pub fn place(mut self, name: &str, hashed: Vec<Hashed>) -> Result<Vec<Output>, OutputError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| OutputError::Io { path, source }
+            move |error| OutputError::Io { path, error }
         };
         let mut staged = vec![];
         for Hashed {

@@ -106,12 +106,12 @@ pub enum ConvertError {
         actual: String,
     },
     /// Reading a written file or a reference vector failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why (boxed: it is large and errors are rare).
-        source: Box<zoo_converters::Error>,
+        /// Why (boxed: it is large and errors are rare; in the message, so not also a `source`).
+        error: Box<zoo_converters::Error>,
     },
     /// libtorch failed.
     #[error(transparent)]
@@ -125,24 +125,20 @@ pub enum ConvertError {
         error: StreamError,
     },
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source`).
+        error: std::io::Error,
     },
 }
 
 fn source_sha256(path: &Path) -> Result<String, ConvertError> {
-    let file = if path.is_file() {
-        path.to_owned()
-    } else {
-        PathBuf::from(format!("{}.index", path.display()))
-    };
+    let file = checkpoint::identity_file(path)?;
     crate::fetch::sha256_file(&file)
         .map(|(h, _)| h)
-        .map_err(|source| ConvertError::Io { path: file, source })
+        .map_err(|error| ConvertError::Io { path: file, error })
 }
 
 /// Provenance recorded in safetensors `__metadata__`.
@@ -201,7 +197,7 @@ pub fn check_inference(
     let read = |p: &Path| -> Result<Tensor, ConvertError> {
         zoo_converters::npy::read(p).map_err(|e| ConvertError::Read {
             path: p.to_owned(),
-            source: Box::new(e.into()),
+            error: Box::new(e.into()),
         })
     };
     let input = read(&r.input)?;
@@ -395,9 +391,9 @@ fn fingerprint_file(format: Format, path: &Path) -> Result<Fingerprint, ConvertE
         .map(|_| ())
         .map_err(zoo_converters::Error::from),
     }
-    .map_err(|source| ConvertError::Read {
+    .map_err(|error| ConvertError::Read {
         path: path.to_owned(),
-        source: Box::new(source),
+        error: Box::new(error),
     })?;
     Ok(fp.finish())
 }
@@ -410,9 +406,9 @@ fn read_back(format: Format, path: &Path) -> Result<StateDict, ConvertError> {
             .map(|(t, _)| t)
             .map_err(zoo_converters::Error::from),
     }
-    .map_err(|source| ConvertError::Read {
+    .map_err(|error| ConvertError::Read {
         path: path.to_owned(),
-        source: Box::new(source),
+        error: Box::new(error),
     })
 }
 

@@ -782,6 +782,9 @@ record! {
     pub struct Metadata ("Metadata", strict = false) {
         /// Documented FLOPs (see the model's `Zoo: Flops` for the counting convention).
         flops: Count = "FLOPs",
+        /// How `FLOPs` was counted (`thop-2020`, `macs`); cards that `zoo docs` writes carry it,
+        /// since they have no `Zoo:` block.
+        flops_convention: Tagged<FlopsCounter> = "FLOPs Convention",
         /// Documented parameter count.
         parameters: Count = "Parameters",
         /// Documented weight file size in bytes.
@@ -1266,6 +1269,22 @@ fn check_model(m: &Model, cx: &mut Ctx) {
     }
     if let Some(z) = &m.zoo {
         check_zoo(z, cx);
+        let documented = m
+            .metadata
+            .as_ref()
+            .and_then(|meta| meta.flops_convention.as_ref());
+        let counted = z.flops.as_ref().and_then(|f| f.convention.as_ref());
+        if let (Some(d), Some(c)) = (documented, counted) {
+            if d.value != c.value {
+                cx.error(
+                    d.raw.pos,
+                    format!(
+                        "`FLOPs Convention` is `{}`, but `Zoo: Flops: Convention` is `{}`",
+                        d.raw.text, c.raw.text
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -1,9 +1,12 @@
 //! The one integration-test binary (modules per area).
 mod cards;
 mod convert;
+mod convert_cli;
 mod docs;
 mod export;
+mod flops;
 mod hf_cards;
+mod interrupt;
 mod pipes;
 mod registry;
 mod schema_file;

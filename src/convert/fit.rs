@@ -1,0 +1,351 @@
+//! Which EfficientNet a checkpoint holds, read from its shapes: the diagnosis of a wrong `--arch`.
+//!
+//! A checkpoint's shapes fix the stem and head channels (the width multiplier), the number of
+//! blocks (the depth multiplier) and the classifier (the classes). [`fit`] searches width and
+//! depth on a grid of two decimals, where every published variant lies: the stem and head
+//! channels and the block count rule out almost every pair with arithmetic alone, and each pair
+//! left is checked against every tensor shape by the caller's test. Several pairs can build the
+//! same network (repeats are rounded up, channels to multiples of 8); of those, a published
+//! variant is preferred, then the fewest decimals, then the largest depth and the smallest width.
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::arch::efficientnet::{
+    round_channels, scale_stage_depth, ArchConfig, BlockString, Spec, VARIANTS,
+};
+
+use super::tf_efficientnet::EMA_SUFFIX;
+use super::SourceTensor;
+
+/// Grid steps per unit of width and depth (two decimals).
+const STEPS: u32 = 100;
+
+/// Largest multiplier tried (L2 is 4.3 wide and 5.3 deep).
+const MAX_MULTIPLIER: u32 = 8;
+
+/// Most candidates checked against every shape.
+const MAX_CHECKS: usize = 400;
+
+/// What a network's shapes say about it. `None` where the checkpoint does not tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Outline {
+    /// Input channels of the stem convolution.
+    pub in_chans: Option<usize>,
+    /// Output channels of the stem convolution.
+    pub stem: Option<usize>,
+    /// Blocks over all stages.
+    pub blocks: Option<usize>,
+    /// Output channels of the head convolution.
+    pub head: Option<usize>,
+    /// Classifier outputs.
+    pub classes: Option<usize>,
+}
+
+impl Outline {
+    /// The outline of a resolved architecture.
+    pub fn of_spec(spec: &Spec) -> Outline {
+        Outline {
+            in_chans: Some(spec.stem.conv.in_chs),
+            stem: Some(spec.stem.conv.out_chs),
+            blocks: Some(spec.blocks().count()),
+            head: Some(spec.head.conv.out_chs),
+            classes: Some(spec.classifier.out_features),
+        }
+    }
+
+    /// The outline of a TF EfficientNet checkpoint whose variables live under `scope`
+    /// (HWIO conv kernels, `[in, out]` dense kernel, blocks numbered `blocks_<n>`).
+    pub fn of_tf(inventory: &[SourceTensor], scope: &str) -> Outline {
+        let shape = |name: &str| {
+            inventory
+                .iter()
+                .find(|t| t.name.strip_suffix(EMA_SUFFIX).unwrap_or(&t.name) == name)
+                .map(|t| t.shape.as_slice())
+        };
+        let stem = shape(&format!("{scope}/stem/conv2d/kernel"));
+        let head = shape(&format!("{scope}/head/conv2d/kernel"));
+        let dense = shape(&format!("{scope}/head/dense/kernel"));
+        let prefix = format!("{scope}/blocks_");
+        let blocks: BTreeSet<usize> = inventory
+            .iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix(&prefix)?
+                    .split('/')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        Outline {
+            in_chans: stem.and_then(|s| s.get(2)).copied(),
+            stem: stem.and_then(|s| s.get(3)).copied(),
+            blocks: (!blocks.is_empty()).then_some(blocks.len()),
+            head: head.and_then(|s| s.get(3)).copied(),
+            classes: dense.and_then(|s| s.get(1)).copied(),
+        }
+    }
+
+    /// The outline of a timm state dict, given its names and shapes (OIHW conv weights,
+    /// `[out, in]` classifier, blocks named `blocks.<stage>.<index>`).
+    pub fn of_timm<'a>(shapes: impl IntoIterator<Item = (&'a str, &'a [usize])>) -> Outline {
+        let mut outline = Outline::default();
+        let mut blocks = BTreeSet::new();
+        for (name, shape) in shapes {
+            match name {
+                "conv_stem.weight" => {
+                    outline.stem = shape.first().copied();
+                    outline.in_chans = shape.get(1).copied();
+                }
+                "conv_head.weight" => outline.head = shape.first().copied(),
+                "classifier.weight" => outline.classes = shape.first().copied(),
+                _ => {
+                    let mut parts = name.strip_prefix("blocks.").unwrap_or("").split('.');
+                    if let (Some(Ok(s)), Some(Ok(i))) = (
+                        parts.next().map(str::parse::<usize>),
+                        parts.next().map(str::parse::<usize>),
+                    ) {
+                        blocks.insert((s, i));
+                    }
+                }
+            }
+        }
+        outline.blocks = (!blocks.is_empty()).then_some(blocks.len());
+        outline
+    }
+}
+
+impl fmt::Display for Outline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = vec![];
+        if let Some(s) = self.stem {
+            parts.push(format!("a stem of {s} channels"));
+        }
+        if let Some(b) = self.blocks {
+            parts.push(format!("{b} blocks"));
+        }
+        if let Some(h) = self.head {
+            parts.push(format!("a head of {h} channels"));
+        }
+        if let Some(c) = self.classes {
+            parts.push(format!("{c} classes"));
+        }
+        if let Some(c) = self.in_chans.filter(|&c| c != 3) {
+            parts.push(format!("{c} input channels"));
+        }
+        if parts.is_empty() {
+            f.write_str("no recognisable EfficientNet layers")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// Why a checkpoint does not match an architecture, and which one it would match.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Diagnosis {
+    /// What the checkpoint's shapes say.
+    pub checkpoint: Outline,
+    /// What the requested architecture builds.
+    pub architecture: Outline,
+    /// The requested architecture, as `--arch` spells it.
+    pub requested: String,
+    /// An architecture every shape of the checkpoint fits, as `--arch` spells it.
+    pub fits: Option<String>,
+}
+
+impl Diagnosis {
+    /// Diagnoses `checkpoint` against `spec`; `fits` tells whether a candidate architecture
+    /// matches every tensor of the checkpoint.
+    pub fn new(checkpoint: Outline, spec: &Spec, fits: impl Fn(&Spec) -> bool) -> Diagnosis {
+        let found = fit(&checkpoint, &spec.config, fits);
+        Diagnosis {
+            architecture: Outline::of_spec(spec),
+            requested: spelling(&spec.config),
+            fits: found.as_ref().map(spelling),
+            checkpoint,
+        }
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the checkpoint has {}; `{}` has {}",
+            self.checkpoint, self.requested, self.architecture
+        )?;
+        match &self.fits {
+            Some(a) if *a == self.requested => write!(
+                f,
+                "\nits shapes do fit `{a}`: the problems are not the architecture (the other --weights set? an incomplete file?)"
+            ),
+            Some(a) => write!(f, "\nthe checkpoint fits --arch {a}"),
+            None => f.write_str(
+                "\nno EfficientNet width/depth (two decimals, up to 8) fits every shape of the checkpoint",
+            ),
+        }
+    }
+}
+
+/// How `--arch` would spell `cfg`: a variant name (`b0`, `b6:classes=10`) when it is one,
+/// else `efficientnet:width=…,depth=…,classes=…`.
+pub fn spelling(cfg: &ArchConfig) -> String {
+    let variant = VARIANTS.iter().find(|(name, _, _)| {
+        ArchConfig::variant(name).is_some_and(|v| {
+            ArchConfig {
+                classes: cfg.classes,
+                ..v
+            } == *cfg
+        })
+    });
+    match variant {
+        Some((name, _, _)) if cfg.classes == ArchConfig::base().classes => (*name).to_owned(),
+        Some((name, _, _)) => format!("{name}:classes={}", cfg.classes),
+        None => cfg.to_string(),
+    }
+}
+
+/// Decimals a grid value `k / STEPS` needs (0, 1 or 2).
+fn decimals(k: u32) -> u32 {
+    if k.is_multiple_of(STEPS) {
+        0
+    } else if k.is_multiple_of(STEPS / 10) {
+        1
+    } else {
+        2
+    }
+}
+
+/// The architecture (base EfficientNet blocks, `requested`'s stem, head, padding and epsilon)
+/// whose every shape the checkpoint has, searched as the module doc says.
+pub fn fit(
+    outline: &Outline,
+    requested: &ArchConfig,
+    fits: impl Fn(&Spec) -> bool,
+) -> Option<ArchConfig> {
+    let base = ArchConfig {
+        classes: outline.classes.unwrap_or(requested.classes),
+        in_chans: outline.in_chans.unwrap_or(requested.in_chans),
+        ..requested.clone()
+    };
+    let stages: Vec<Vec<usize>> = base
+        .blocks
+        .iter()
+        .map(|s| {
+            s.split(|c: char| c == '+' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .filter_map(|t| t.parse::<BlockString>().ok())
+                .map(|b| b.repeats)
+                .collect()
+        })
+        .collect();
+    let grid = 1..=MAX_MULTIPLIER * STEPS;
+    let widths: Vec<u32> = grid
+        .clone()
+        .filter(|&k| {
+            let w = f64::from(k) / f64::from(STEPS);
+            outline
+                .stem
+                .is_none_or(|s| round_channels(base.stem, w) == s)
+                && outline
+                    .head
+                    .is_none_or(|h| round_channels(base.head, w) == h)
+        })
+        .collect();
+    let depths: Vec<u32> = grid
+        .filter(|&k| {
+            let d = f64::from(k) / f64::from(STEPS);
+            outline.blocks.is_none_or(|n| {
+                stages
+                    .iter()
+                    .map(|r| scale_stage_depth(r, d).iter().sum::<usize>())
+                    .sum::<usize>()
+                    == n
+            })
+        })
+        .collect();
+    let variant = |w: u32, d: u32| {
+        VARIANTS.iter().any(|&(_, vw, vd)| {
+            (vw * f64::from(STEPS)).round() as u32 == w
+                && (vd * f64::from(STEPS)).round() as u32 == d
+        })
+    };
+    let mut candidates: Vec<(u32, u32)> = widths
+        .iter()
+        .flat_map(|&w| depths.iter().map(move |&d| (w, d)))
+        .collect();
+    candidates.sort_by_key(|&(w, d)| {
+        (
+            !variant(w, d),
+            decimals(w) + decimals(d),
+            std::cmp::Reverse(d),
+            w,
+        )
+    });
+    candidates
+        .into_iter()
+        .take(MAX_CHECKS)
+        .map(|(w, d)| ArchConfig {
+            width: f64::from(w) / f64::from(STEPS),
+            depth: f64::from(d) / f64::from(STEPS),
+            ..base.clone()
+        })
+        .find(|cfg| cfg.resolve().is_ok_and(|spec| fits(&spec)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timm_fits(of: &Spec) -> impl Fn(&Spec) -> bool + '_ {
+        move |candidate| candidate.params() == of.params()
+    }
+
+    fn outline(spec: &Spec) -> Outline {
+        let params = spec.params();
+        Outline::of_timm(params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())))
+    }
+
+    #[test]
+    fn every_variant_is_found_from_its_shapes_by_name() {
+        for (name, _, _) in VARIANTS {
+            let spec = ArchConfig::variant(name).unwrap().resolve().unwrap();
+            let found = fit(&outline(&spec), &ArchConfig::base(), timm_fits(&spec)).unwrap();
+            assert_eq!(spelling(&found), name);
+        }
+    }
+
+    #[test]
+    fn the_tiny_fixture_is_found_with_its_own_spelling() {
+        let arch = "efficientnet:width=0.05,depth=0.5,classes=10";
+        let spec = arch.parse::<ArchConfig>().unwrap().resolve().unwrap();
+        let o = outline(&spec);
+        assert_eq!(
+            (o.stem, o.blocks, o.head, o.classes),
+            (Some(8), Some(10), Some(64), Some(10))
+        );
+        let b0 = ArchConfig::variant("b0").unwrap();
+        let found = fit(&o, &b0, timm_fits(&spec)).unwrap();
+        assert_eq!(spelling(&found), arch);
+        let b6_10 = ArchConfig {
+            classes: 10,
+            ..ArchConfig::variant("b6").unwrap()
+        };
+        assert_eq!(spelling(&b6_10), "b6:classes=10");
+        assert_eq!(spelling(&b6_10).parse::<ArchConfig>().unwrap(), b6_10);
+    }
+
+    #[test]
+    fn nothing_fits_a_network_off_the_grid() {
+        let spec = "efficientnet:width=0.05,depth=0.5,classes=10,head=72"
+            .parse::<ArchConfig>()
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            fit(&outline(&spec), &ArchConfig::base(), timm_fits(&spec)),
+            None
+        );
+    }
+}
