@@ -23,6 +23,7 @@ use crate::convert::tf_efficientnet::MAPPING_VERSION;
 use crate::convert::WeightSet;
 use crate::hub::{self, HubError, Provenance};
 use crate::registry::{ModelEntry, Registry};
+use crate::scratch::{CreatedDir, ScratchDir};
 
 /// The weight file's name in the folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -66,6 +67,8 @@ pub struct ExportReport {
     pub conversion: ConvertReport,
     /// The files written, in folder order (empty when a check failed).
     pub files: Vec<ExportedFile>,
+    /// Scratch directories of killed exports that were removed before this one.
+    pub swept: Vec<PathBuf>,
 }
 
 impl ExportReport {
@@ -141,15 +144,17 @@ pub fn export(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.zoo-export-"))
-        .tempdir_in(&parent)
-        .map_err(io(&parent))?;
+    // Directories made for the folder's parent are removed again unless the export lands.
+    let mut made = MadeDirs::create(&parent).map_err(io(&parent))?;
+    // A scratch directory beside `DIR` (same file system, so publishing is one rename); it is
+    // removed on any error, on SIGINT/SIGTERM, and by the next export when a killed run left it.
+    let swept: Vec<PathBuf> = crate::scratch::sweep(&parent, EXPORT_PREFIX)
+        .into_iter()
+        .map(|l| l.path)
+        .collect();
+    let staging = ScratchDir::new_in(&parent, EXPORT_PREFIX).map_err(io(&parent))?;
+    let folder = staging.path().join("hub");
+    std::fs::create_dir(&folder).map_err(io(&folder))?;
     let opts_convert = ConvertOptions {
         out_dir: staging.path().join("weights"),
         name: "model".into(),
@@ -164,6 +169,7 @@ pub fn export(
         dir: dir.clone(),
         conversion,
         files: vec![],
+        swept,
     };
     if !report.passed() {
         return Ok(report);
@@ -174,30 +180,24 @@ pub fn export(
         .first()
         .cloned()
         .ok_or_else(|| io(dir)(std::io::Error::other("the conversion wrote no file")))?;
-    let staged_weights = staging.path().join(WEIGHTS_FILE);
+    let staged_weights = folder.join(WEIGHTS_FILE);
     std::fs::rename(&weights.path, &staged_weights).map_err(io(&weights.path))?;
-    let _ = std::fs::remove_dir(staging.path().join("weights"));
     let provenance = provenance(&report.conversion, &weights.sha256);
     let card = hub::render_card(registry, entry, &spec, Some(&provenance))?;
     check_card(&card)?;
-    write_file(
-        &staging.path().join(CONFIG_FILE),
-        config.to_json().as_bytes(),
-    )?;
-    write_file(&staging.path().join(CARD_FILE), card.as_bytes())?;
+    write_file(&folder.join(CONFIG_FILE), config.to_json().as_bytes())?;
+    write_file(&folder.join(CARD_FILE), card.as_bytes())?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
-            .map_err(io(staging.path()))?;
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755))
+            .map_err(io(&folder))?;
     }
-    sync_dir(staging.path())?;
+    sync_dir(&folder)?;
     // One rename publishes the folder (over an empty directory, if there was one).
-    let staged = staging.keep();
-    if let Err(e) = std::fs::rename(&staged, dir) {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(io(dir)(e));
-    }
+    std::fs::rename(&folder, dir).map_err(io(dir))?;
+    made.keep();
+    drop(staging);
     sync_dir(&parent)?;
     report.files = [WEIGHTS_FILE, CONFIG_FILE, CARD_FILE]
         .iter()
@@ -208,6 +208,42 @@ pub fn export(
         })
         .collect::<Result<_, ExportError>>()?;
     Ok(report)
+}
+
+/// Prefix of an export's scratch directory (beside the exported folder).
+pub const EXPORT_PREFIX: &str = ".zoo-export-";
+
+/// The directories [`MadeDirs::create`] made (the missing ancestors of a path, deepest first);
+/// removed again when dropped, if still empty, unless [`MadeDirs::keep`] was called.
+/// They are registered with the signal handler too ([`CreatedDir`]).
+struct MadeDirs(Vec<PathBuf>, Vec<CreatedDir>);
+
+impl MadeDirs {
+    fn create(dir: &Path) -> std::io::Result<MadeDirs> {
+        let made: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        let registered = made.iter().rev().map(|d| CreatedDir::register(d)).collect();
+        std::fs::create_dir_all(dir)?;
+        Ok(MadeDirs(made, registered))
+    }
+
+    fn keep(&mut self) {
+        self.0.clear();
+        self.1.clear();
+    }
+}
+
+impl Drop for MadeDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// The card's provenance section from a conversion.

@@ -111,6 +111,12 @@ pub fn run(
 }
 
 fn print_report(r: &ExportReport) {
+    for p in &r.swept {
+        eprintln!(
+            "removed {}, left behind by an interrupted zoo export",
+            p.display()
+        );
+    }
     let c = &r.conversion;
     outln!(
         "{} as {}: {} ({:?}, sha256 {})",

@@ -153,3 +153,42 @@ fn the_next_run_removes_what_a_killed_conversion_left() {
     assert_eq!(written.len(), 2, "{written:?}");
     assert!(written.iter().all(|n| n.starts_with("efficientnet-tiny-")));
 }
+
+/// `zoo export` builds its folder in a scratch directory beside `DIR`: an interrupted export
+/// leaves neither the folder, nor the scratch, nor the tarball's extraction, nor the parent
+/// directories it made.
+#[test]
+fn sigint_during_an_export_leaves_no_folder_and_no_scratch() {
+    let test = tempfile::tempdir().unwrap();
+    let tmp = test.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let parent = test.path().join("hub/models");
+    let dir = parent.join("efficientnet_tiny.tf_fixture");
+    let child = Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args([
+            "--registry",
+            "tests/fixtures/registry-tiny",
+            "export",
+            "tiny",
+            "--from",
+        ])
+        .arg(fixture("efficientnet-tiny/efficientnet-tiny.tar.gz"))
+        .arg("--hf")
+        .arg(&dir)
+        .current_dir(root())
+        .env("TMPDIR", &tmp)
+        .env(zoo::cli::convert::TENSOR_DELAY_ENV, DELAY_MS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start zoo");
+    let scratch = wait_for(&parent, ".zoo-export-");
+    wait_for(&scratch, ".zoo-owner");
+    wait_for(&tmp, &format!("zoo-extract-{}-", child.id()));
+    send(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert_eq!(entries(&tmp), Vec::<String>::new(), "$TMPDIR is clean");
+    assert!(!test.path().join("hub").exists(), "{err}");
+}
