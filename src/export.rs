@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::convert::output::Format;
 use crate::convert::pipeline::{
-    self, ConvertError, ConvertOptions, ConvertReport, InferenceCheck, Progress, ReferenceVectors,
+    self, ConvertError, ConvertOptions, ConvertReport, Progress, ReferenceVectors,
 };
 use crate::convert::tf_efficientnet::MAPPING_VERSION;
 use crate::convert::WeightSet;
@@ -260,16 +260,7 @@ fn provenance(c: &ConvertReport, safetensors_sha256: &str) -> Provenance {
         weights: c.weights.map(|w| w.as_str().to_string()),
         fingerprint: c.fingerprint.fingerprint.clone(),
         safetensors_sha256: safetensors_sha256.to_string(),
-        inference: match &c.inference {
-            InferenceCheck::Ran(r) => format!(
-                "{}: largest logit difference {:.3e} (tolerance {:.0e}) against the reference logits; top-1 agreement {:.0}%",
-                if r.passed { "pass" } else { "FAIL" },
-                r.max_abs,
-                r.tolerance,
-                r.top1_agree * 100.0
-            ),
-            InferenceCheck::Skipped { reason } => format!("skipped ({reason})"),
-        },
+        inference: c.inference.to_string(),
     }
 }
 

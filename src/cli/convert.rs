@@ -215,47 +215,10 @@ pub fn run(
         weights: args.weights,
         reference,
     };
-    // A byte bar on stderr while the tensors stream; it turns into a spinner for the read-back
-    // and inference checks.
-    let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        bar.set_message("converting");
-        bar
-    });
-    // For the tests that interrupt a conversion: a pause after each tensor.
-    let delay = std::env::var(TENSOR_DELAY_ENV)
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map(std::time::Duration::from_millis);
-    let progress = |done: u64, total: u64| {
-        if let Some(d) = delay {
-            std::thread::sleep(d);
-        }
-        if let Some(bar) = &bar {
-            bar.set_length(total);
-            bar.set_position(done);
-            if done == total {
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                        .expect("static template"),
-                );
-                bar.set_message("reading the outputs back and running the inference check");
-                bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            }
-        }
-    };
+    let progress = ConversionProgress::new(args.json);
     sweep_leftovers(&args.out);
-    let report = pipeline::convert(&source, &spec, &opts, Some(&progress));
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    let report = pipeline::convert(&source, &spec, &opts, Some(&|d, t| progress.update(d, t)));
+    progress.finish();
     let report = report?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -267,6 +230,63 @@ pub fn run(
     } else {
         Status::Failed
     })
+}
+
+/// What a conversion shows on stderr (on a terminal, unless the report is JSON): a byte bar
+/// while the tensors stream, then a spinner for the read-back and inference checks. It also
+/// applies the test-only pause after each tensor ([`TENSOR_DELAY_ENV`]).
+pub(crate) struct ConversionProgress {
+    bar: Option<indicatif::ProgressBar>,
+    delay: Option<std::time::Duration>,
+}
+
+impl ConversionProgress {
+    /// A bar on a terminal, none when `json` or when stderr is not a terminal.
+    pub(crate) fn new(json: bool) -> ConversionProgress {
+        let bar = (std::io::stderr().is_terminal() && !json).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_message("converting");
+            bar
+        });
+        let delay = std::env::var(TENSOR_DELAY_ENV)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(std::time::Duration::from_millis);
+        ConversionProgress { bar, delay }
+    }
+
+    /// `done` of `total` bytes converted.
+    pub(crate) fn update(&self, done: u64, total: u64) {
+        if let Some(d) = self.delay {
+            std::thread::sleep(d);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+            if done == total {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .expect("static template"),
+                );
+                bar.set_message("reading the outputs back and running the inference check");
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            }
+        }
+    }
+
+    /// Clears the bar.
+    pub(crate) fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Milliseconds to pause after each converted tensor (for tests that interrupt a conversion).

@@ -1,10 +1,9 @@
 //! `zoo export NAME [--from FILE] --hf DIR`: a verified Hugging Face Hub folder.
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::convert::SourceKind;
 use super::Status;
-use crate::convert::pipeline::{InferenceCheck, ReferenceVectors};
+use crate::convert::pipeline::ReferenceVectors;
 use crate::convert::WeightSet;
 use crate::export::{ExportOptions, ExportReport};
 use crate::registry::Registry;
@@ -75,28 +74,15 @@ pub fn run(
         weights: args.weights,
         reference,
     };
-    let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        bar.set_message("converting");
-        bar
-    });
-    let progress = |done: u64, total: u64| {
-        if let Some(bar) = &bar {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
-    };
-    let report = crate::export::export(&registry, entry, &source, &opts, Some(&progress));
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    let progress = super::convert::ConversionProgress::new(args.json);
+    let report = crate::export::export(
+        &registry,
+        entry,
+        &source,
+        &opts,
+        Some(&|d, t| progress.update(d, t)),
+    );
+    progress.finish();
     let report = report?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -131,16 +117,7 @@ fn print_report(r: &ExportReport) {
         c.tensors,
         c.fingerprint.fingerprint
     );
-    match &c.inference {
-        InferenceCheck::Ran(i) => outln!(
-            "  inference: {} (max |Δ| {:.3e}, tolerance {:.0e}, top-1 agree {:.0}%)",
-            if i.passed { "pass" } else { "FAIL" },
-            i.max_abs,
-            i.tolerance,
-            i.top1_agree * 100.0
-        ),
-        InferenceCheck::Skipped { reason } => outln!("  inference: skipped ({reason})"),
-    }
+    outln!("  inference: {}", c.inference);
     if !r.passed() {
         outln!("  the converted model disagrees with the reference logits; nothing was written");
         return;

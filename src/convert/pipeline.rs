@@ -54,6 +54,24 @@ pub enum InferenceCheck {
     },
 }
 
+impl std::fmt::Display for InferenceCheck {
+    /// `pass: largest logit difference 7.153e-7 (tolerance 1e-4) against the reference logits;
+    /// top-1 agreement 100%`, or `skipped (reason)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InferenceCheck::Ran(r) => write!(
+                f,
+                "{}: largest logit difference {:.3e} (tolerance {:.0e}) against the reference logits; top-1 agreement {:.0}%",
+                if r.passed { "pass" } else { "FAIL" },
+                r.max_abs,
+                r.tolerance,
+                r.top1_agree * 100.0
+            ),
+            InferenceCheck::Skipped { reason } => write!(f, "skipped ({reason})"),
+        }
+    }
+}
+
 /// Everything a conversion did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConvertReport {
