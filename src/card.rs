@@ -243,13 +243,14 @@ impl Card {
     }
 }
 
-/// Writes `contents` to `path` atomically: a temp file beside it, fsync, then rename.
+/// Writes `contents` to `path` atomically: a temp file beside it, fsync, then rename. The file
+/// gets the mode a newly created file would (`0644` under umask 022), not a temp file's `0600`.
 pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+    let mut tmp = crate::fsutil::shared_temp_file(parent)?;
     tmp.write_all(contents.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -357,19 +357,14 @@ pub(crate) fn check_hex(
     }
 }
 
-/// Checks that a file name is a single path component usable under `by-name/`.
+/// Checks that a file name is a single path component usable under `by-name/`
+/// ([`crate::fsutil::check_component`]).
 pub(crate) fn check_file_name(file_name: &str) -> Result<(), FetchError> {
-    let bad = file_name.is_empty()
-        || file_name == "."
-        || file_name == ".."
-        || file_name.contains(['/', '\\', '\0'])
-        || file_name.starts_with('.');
-    if bad {
-        Err(FetchError::InvalidSpec {
-            file_name: file_name.to_string(),
-            reason: "file name must be a single, non-hidden path component".to_string(),
-        })
-    } else {
-        Ok(())
-    }
+    crate::fsutil::check_component(file_name).map_err(|e| FetchError::InvalidSpec {
+        file_name: file_name.to_string(),
+        reason: format!(
+            "file name must be a single, non-hidden path component: {}",
+            e.reason
+        ),
+    })
 }

@@ -882,7 +882,8 @@ record! {
 record! {
     /// One model of the index.
     pub struct Model ("a model", strict = false) {
-        /// Name (unique in a registry).
+        /// Name (unique in a registry); one path component, as it names output files.
+        #[schemars(regex(pattern = r"^[^./\\\u0000-\u001f\u007f-\u009f][^/\\\u0000-\u001f\u007f-\u009f]*$"))]
         name: Text = "Name",
         /// The collection it belongs to.
         in_collection: Text = "In Collection",
@@ -1000,15 +1001,18 @@ record! {
     pub struct WeightFile ("Zoo: Files entry", strict = true) {
         /// What the file is.
         role: Tagged<FileRole> = "Role",
-        /// File name (as published).
+        /// File name (as published): one path component, linked as `by-name/<File>`.
+        #[schemars(regex(pattern = r"^[^./\\\u0000-\u001f\u007f-\u009f][^/\\\u0000-\u001f\u007f-\u009f]*$"))]
         file: Text = "File",
         /// Download URLs, first preferred; the rest are mirrors.
         urls: Vec<Text> = "Urls",
         /// Size in bytes.
         size: Count = "Size",
         /// Full sha256 (64 hex digits).
+        #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
         sha256: Text = "Sha256",
-        /// Leading hex digits of the sha256 (timm/torch.hub's 8-digit file-name suffix).
+        /// Leading hex digits of the sha256 (timm/torch.hub's 8-digit suffix), at least 8.
+        #[schemars(regex(pattern = r"^[0-9a-f]{8,64}$"))]
         sha256_prefix: Text = "Sha256 Prefix",
         /// Container format.
         format: Tagged<FileFormat> = "Format",
@@ -1183,6 +1187,10 @@ fn require(cx: &mut Ctx, pos: Pos, what: &str, fields: &[(&str, bool)]) {
 
 fn check_model(m: &Model, cx: &mut Ctx) {
     require(cx, m.pos, "model", &[("Name", m.name.is_some())]);
+    if let Some(name) = &m.name {
+        // The name becomes a file name (`zoo convert NAME` writes `<name>-<sha8>.pth`).
+        check_path_component(name, "Name", cx);
+    }
     for r in m.results.iter().flatten() {
         require(
             cx,
@@ -1199,6 +1207,23 @@ fn check_model(m: &Model, cx: &mut Ctx) {
         check_zoo(z, cx);
     }
 }
+
+/// Reports `value` unless it is one safe path component ([`crate::fsutil::check_component`]).
+fn check_path_component(value: &Text, key: &str, cx: &mut Ctx) {
+    if let Err(e) = crate::fsutil::check_component(value.as_str()) {
+        cx.error(
+            value.pos(),
+            format!(
+                "`{key}` `{}` must be a single file name: {}",
+                value.as_str().escape_debug(),
+                e.reason
+            ),
+        );
+    }
+}
+
+/// Fewest hex digits a `Sha256 Prefix` may have: timm's file-name suffix has 8 (32 bits).
+pub const MIN_SHA256_PREFIX: usize = 8;
 
 fn is_hex(s: &str) -> bool {
     s.chars()
@@ -1275,6 +1300,10 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                 ("Format", f.format.is_some()),
             ],
         );
+        if let Some(file) = &f.file {
+            // The cache links the download as `by-name/<File>`.
+            check_path_component(file, "File", cx);
+        }
         if let Some(h) = &f.sha256 {
             if h.as_str().len() != 64 || !is_hex(h.as_str()) {
                 cx.error(
@@ -1297,10 +1326,13 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
         }
         if let Some(p) = &f.sha256_prefix {
             let s = p.as_str();
-            if s.is_empty() || s.len() > 64 || !is_hex(s) {
+            if s.len() < MIN_SHA256_PREFIX || s.len() > 64 || !is_hex(s) {
                 cx.error(
                     p.pos(),
-                    format!("`Sha256 Prefix` must be lowercase hex digits, found `{s}`"),
+                    format!(
+                        "`Sha256 Prefix` must be {MIN_SHA256_PREFIX} to 64 lowercase hex digits \
+                         (fewer verify almost nothing), found `{s}`"
+                    ),
                 );
             } else if let Some(named) = f
                 .file

@@ -4,6 +4,7 @@ mod convert;
 mod docs;
 mod export;
 mod hf_cards;
+mod output_paths;
 mod registry;
 mod schema_file;
 mod validate;
