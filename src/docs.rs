@@ -94,6 +94,14 @@ pub enum DocsError {
         /// Why (in the message, so not also a `source`).
         error: crate::arch::efficientnet::ArchError,
     },
+    /// A model's FLOPs cannot be counted at its input size.
+    #[error("model `{model}`: {error}")]
+    Flops {
+        /// The model.
+        model: String,
+        /// Why (in the message, so not also a `source`).
+        error: crate::flops::FlopsError,
+    },
     /// A model lacks a value the card is computed from.
     #[error("model `{model}` ({}) has no `{field}`, which its card's {what} is computed from", .file.display())]
     Missing {
@@ -482,11 +490,16 @@ fn measured_flops(entry: &ModelEntry, spec: &Spec) -> Result<(Convention, u64), 
         FlopsCounter::Macs => Convention::Macs,
     };
     let (height, width) = rule.input_hw(size);
+    let side = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     let input = InputSize {
-        height: height as usize,
-        width: width as usize,
+        height: side(height),
+        width: side(width),
     };
-    Ok((convention, flops::count(spec, convention, input)))
+    let value = flops::count(spec, convention, input).map_err(|error| DocsError::Flops {
+        model: entry.name().to_string(),
+        error,
+    })?;
+    Ok((convention, value))
 }
 
 /// The generated schema files, relative to the project root (`schemas/…`).

@@ -37,8 +37,8 @@ pub fn cost(entry: &ModelEntry) -> f64 {
         .arch()
         .ok()
         .and_then(|a| a.resolve().ok())
-        .map(|s| flops::count(&s, Convention::Macs, flops::InputSize::square(image)) as f64)
-        .unwrap_or(0.0);
+        .and_then(|s| flops::count(&s, Convention::Macs, flops::InputSize::square(image)).ok())
+        .map_or(0.0, |n| n as f64);
     let bytes: f64 = entry
         .files()
         .iter()
@@ -57,7 +57,7 @@ fn image_size(entry: &ModelEntry) -> Option<usize> {
             .metadata
             .as_ref()
             .and_then(|m| m.image_size.as_ref()))
-        .map(|c| c.value as usize)
+        .map(|c| usize::try_from(c.value).unwrap_or(usize::MAX))
 }
 
 /// Error diagnostics that fall inside a model's entry: same file, from its first line up to the
@@ -240,7 +240,12 @@ fn flops_result(
             "card has no FLOPs or no Image Size",
         );
     };
-    let c = flops::check_flops(spec, doc, s);
+    let c = match flops::check_flops(spec, doc, s) {
+        Ok(c) => c,
+        Err(e) => {
+            return CheckResult::new(name, CheckKind::Flops, Status::Fail, e.to_string());
+        }
+    };
     let conv = format!(
         "{} at {}x{}",
         c.expected.convention.name(),

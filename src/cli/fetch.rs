@@ -77,21 +77,31 @@ pub fn offline_from_env() -> bool {
 
 /// Fetch options from the command line, with a progress bar when stderr is a terminal.
 fn options(args: &FetchArgs, lock_file: Option<PathBuf>) -> anyhow::Result<FetchOptions> {
-    anyhow::ensure!(
-        args.timeout.is_finite() && args.timeout > 0.0,
-        "--timeout must be a positive number of seconds"
-    );
+    let timeout = seconds("--timeout", args.timeout)?;
     Ok(FetchOptions {
         offline: args.offline || offline_from_env(),
         mirrors: args.mirrors.clone(),
         progress: std::io::stderr()
             .is_terminal()
             .then(|| Arc::new(BarSink::default()) as Arc<dyn ProgressSink>),
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
         retries: args.retries,
         lock_file,
         ..FetchOptions::default()
     })
+}
+
+/// Longest `--timeout` (and `--deadline`) accepted: one week.
+const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// A duration option: a positive, finite number of seconds up to [`MAX_SECONDS`].
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0 && value <= MAX_SECONDS,
+        "{flag} must be a number of seconds greater than 0 and at most {MAX_SECONDS} (one week), \
+         not {value:?}"
+    );
+    Ok(Duration::try_from_secs_f64(value)?)
 }
 
 /// Runs `zoo fetch NAME… | --all` over registry files.

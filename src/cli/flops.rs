@@ -15,7 +15,7 @@ pub struct FlopsArgs {
     #[arg(long, value_name = "HxW", conflicts_with = "image_size")]
     pub size: Option<InputSize>,
     /// The card's `Image Size` S: square S×S, and S × floor(S·1546/1213) for thop-2020.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = parse_image_size)]
     pub image_size: Option<usize>,
     /// `macs`, `flops`, `fvcore`, `thop-2020`, or `all`.
     #[arg(long, default_value = "all", value_name = "C")]
@@ -110,8 +110,8 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
             let input = args
                 .size
                 .unwrap_or_else(|| convention.input_for_image_size(image_size));
-            let value = flops::count(spec, convention, input);
-            Row {
+            let value = flops::count(spec, convention, input)?;
+            Ok(Row {
                 count: Count {
                     convention,
                     input,
@@ -120,12 +120,15 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
                 description: convention.description(),
                 documented,
                 difference: documented.map(|d| value as i128 - d as i128),
-            }
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     // Per-layer output uses the first convention's input and reports its count per layer.
     let layer_input = rows[0].count.input;
-    let walked = args.per_layer.then(|| flops::layers(spec, layer_input));
+    let walked = args
+        .per_layer
+        .then(|| flops::layers(spec, layer_input))
+        .transpose()?;
     let layers = walked.as_ref().map(|w| {
         w.iter()
             .map(|l| LayerRow {
@@ -151,6 +154,20 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
         print_report(&report);
     }
     Ok(Status::Ok)
+}
+
+/// `--image-size`: a side from 1 to [`flops::MAX_INPUT_SIDE`].
+fn parse_image_size(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|v| (1..=flops::MAX_INPUT_SIDE).contains(v))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not an image size from 1 to {}",
+                flops::MAX_INPUT_SIDE
+            )
+        })
 }
 
 fn thousands(v: u64) -> String {

@@ -599,12 +599,14 @@ impl MapOut {
     }
     fn finish(mut self, extra: &Extra, order: &[String], pos: Pos) -> Node {
         self.entries.extend(extra.0.iter().cloned());
-        let rank = |k: &Scalar| {
-            order
-                .iter()
-                .position(|o| *o == k.text)
-                .unwrap_or(usize::MAX)
-        };
+        // Source position of each key, looked up once per entry (linear in the keys).
+        let ranks: std::collections::HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        let rank = |k: &Scalar| ranks.get(k.text.as_str()).copied().unwrap_or(usize::MAX);
         self.entries.sort_by_key(|(k, _)| rank(k));
         Node::Map(Map {
             entries: self.entries,
@@ -1096,11 +1098,14 @@ keyword! {
 }
 
 impl InputRule {
-    /// Counted (height, width) for image size `s`.
+    /// Counted (height, width) for image size `s` (exact; a width beyond `u64` saturates).
     pub fn input_hw(self, s: u64) -> (u64, u64) {
         match self {
             InputRule::Square => (s, s),
-            InputRule::DogJpgShortSide => (s, s * 1546 / 1213),
+            InputRule::DogJpgShortSide => (
+                s,
+                (u128::from(s) * 1546 / 1213).min(u128::from(u64::MAX)) as u64,
+            ),
         }
     }
 }
@@ -1238,11 +1243,21 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
         &[("Architecture", z.architecture.is_some())],
     );
     if let Some(a) = &z.architecture {
-        if let Err(e) = crate::arch::ArchConfig::from_str(a.as_str()) {
-            cx.error(
+        // Parsed and resolved, so an out-of-range width, depth or class count is reported here,
+        // at its line, rather than when `validate` or `flops` first counts the model.
+        match crate::arch::ArchConfig::from_str(a.as_str()) {
+            Err(e) => cx.error(
                 a.pos(),
                 format!("`Architecture` `{}` does not parse: {e}", a.as_str()),
-            );
+            ),
+            Ok(cfg) => {
+                if let Err(e) = cfg.resolve() {
+                    cx.error(
+                        a.pos(),
+                        format!("`Architecture` `{}` does not resolve: {e}", a.as_str()),
+                    );
+                }
+            }
         }
     }
     if let Some(i) = &z.input {
@@ -1266,6 +1281,18 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                         format!("`{key}` must have 3 values (RGB), found {}", v.len()),
                     );
                 }
+            }
+        }
+        if let Some(s) = &i.image_size {
+            let max = crate::flops::MAX_INPUT_SIDE as u64;
+            if !(1..=max).contains(&s.value) {
+                cx.error(
+                    s.raw.pos,
+                    format!(
+                        "`Image Size` must be from 1 to {max} pixels, found `{}`",
+                        s.raw.text
+                    ),
+                );
             }
         }
         if let Some(c) = &i.crop_pct {

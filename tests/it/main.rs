@@ -1,4 +1,6 @@
 //! The one integration-test binary (modules per area).
+mod bounds;
+mod card_scale;
 mod cards;
 mod convert;
 mod docs;
