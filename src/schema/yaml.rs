@@ -8,6 +8,8 @@
 //!
 //! The emitter writes the layout model-index cards use: block style, two-space indentation, and
 //! sequences at the same indentation as their parent key (`Tasks:\n- Image Classification`).
+use std::collections::HashMap;
+
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -230,7 +232,10 @@ impl Origin {
 
 enum Frame {
     Seq(Seq),
-    Map(Map, Option<Scalar>),
+    /// A mapping being read, the key waiting for its value, and every key so far with the line
+    /// it is on (duplicate keys are found in constant time, so a mapping with n keys is read in
+    /// O(n), not O(n²)).
+    Map(Map, Option<Scalar>, HashMap<String, usize>),
 }
 
 struct Builder {
@@ -255,17 +260,16 @@ impl Builder {
                 }
             }
             Some(Frame::Seq(seq)) => seq.items.push(node),
-            Some(Frame::Map(map, pending)) => match pending.take() {
+            Some(Frame::Map(map, pending, seen)) => match pending.take() {
                 Some(key) => {
-                    if let Some((first, _)) = map.entries.iter().find(|(k, _)| k.text == key.text) {
-                        let msg = format!(
-                            "duplicate key `{}` (first at line {})",
-                            key.text, first.pos.line
-                        );
+                    if let Some(first_line) = seen.get(&key.text) {
+                        let msg =
+                            format!("duplicate key `{}` (first at line {first_line})", key.text);
                         let pos = key.pos;
                         self.fail(pos, msg);
                         return;
                     }
+                    seen.insert(key.text.clone(), key.pos.line);
                     // yaml-rust2 marks a block mapping after its first key; start it at the key.
                     if map.entries.is_empty() && key.pos < map.pos {
                         map.pos = key.pos;
@@ -319,11 +323,12 @@ impl MarkedEventReceiver for Builder {
                     pos,
                 },
                 None,
+                HashMap::new(),
             )),
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
                     Some(Frame::Seq(seq)) => Node::Seq(seq),
-                    Some(Frame::Map(map, _)) => Node::Map(map),
+                    Some(Frame::Map(map, ..)) => Node::Map(map),
                     None => return,
                 };
                 self.push_node(node);

@@ -1,0 +1,103 @@
+//! Large cards are read in linear time and still reported exactly (issue 14, M7). No test here
+//! is timed: each checks the findings on a card far larger than any real one, which the
+//! quadratic readers took minutes on (`cargo bench --bench cards` has the timings).
+use std::fmt::Write as _;
+use std::path::Path;
+
+use zoo::card::{pos_of, Card, PosCursor};
+use zoo::diagnostic::Pos;
+
+fn check(path: &Path) -> Vec<String> {
+    zoo::registry::check_cards(&[path.to_path_buf()])
+        .iter()
+        .map(|d| {
+            let d = d.to_string();
+            d.strip_prefix(&format!("{}:", path.display()))
+                .unwrap_or(&d)
+                .to_string()
+        })
+        .collect()
+}
+
+/// A mapping with 200 000 keys and one duplicate at the very end: the duplicate is found (by
+/// hash, not by a scan per key) and reported at its line, naming the first one's line.
+#[test]
+fn duplicate_key_at_the_end_of_a_huge_mapping_is_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 200_000;
+    let mut text = String::from("Type: model-index\nX:\n");
+    for i in 0..n {
+        let _ = writeln!(text, "  k{i:07}: 1");
+    }
+    text.push_str("  k0000000: 2\n");
+    let path = tmp.path().join("keys.yml");
+    std::fs::write(&path, &text).unwrap();
+    let found = check(&path);
+    let line = n + 3;
+    assert_eq!(
+        found,
+        [format!(
+            "{line}:3: error: invalid YAML: duplicate key `k0000000` (first at line 3)"
+        )],
+    );
+}
+
+/// The same mapping without the duplicate reads cleanly and is written back byte for byte
+/// (the writer keeps the key order with a lookup table, not a scan per key).
+#[test]
+fn huge_mapping_of_unknown_keys_round_trips() {
+    let mut text = String::from("Type: model-index\nModels:\n- Name: m\n");
+    for i in 0..100_000 {
+        let _ = writeln!(text, "  k{i:07}: {i}");
+    }
+    let (card, diags) = Card::parse(Path::new("m.yml"), &text);
+    let card = card.unwrap();
+    assert!(diags.iter().all(|d| !d.is_error()));
+    assert_eq!(diags.len(), 100_000, "one info per unknown key");
+    let last = diags.last().unwrap();
+    assert_eq!((last.line, last.col), (100_003, 3));
+    assert_eq!(card.write(), text);
+}
+
+/// A markdown card with 50 000 model-index comment blocks: every block is read, and a finding
+/// in the last one is at its own markdown line and column.
+#[test]
+fn many_comment_blocks_are_all_read_with_exact_positions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 50_000;
+    let mut text = String::new();
+    for i in 0..n {
+        let _ = write!(text, "t {i} é\n<!--\nType: model-index\n-->\n");
+    }
+    // The last block has a model without a name, after a non-ASCII prefix on its line.
+    text.push_str("ü <!--\nType: model-index\nModels:\n- Paper: x\n-->\n");
+    let path = tmp.path().join("blocks.md");
+    std::fs::write(&path, &text).unwrap();
+    let (card, _) = Card::parse(&path, &text);
+    assert_eq!(card.unwrap().blocks.len(), n + 1);
+    let found = check(&path);
+    let line = 4 * n + 4;
+    assert_eq!(
+        found,
+        [format!("{line}:3: error: model is missing `Name`")],
+        "{found:?}"
+    );
+}
+
+/// The incremental cursor agrees with the one-shot position at every offset, including inside
+/// multi-byte characters' lines and after going backwards.
+#[test]
+fn pos_cursor_matches_pos_of() {
+    let text = "ab\nçé\n\n日本語x\nz";
+    let mut cursor = PosCursor::new(text);
+    let offsets: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    for &o in &offsets {
+        assert_eq!(cursor.pos(o), pos_of(text, o), "{o}");
+    }
+    assert_eq!(cursor.pos(3), Pos::new(2, 1));
+    assert_eq!(pos_of(text, text.find('x').unwrap()), Pos::new(4, 4));
+}
