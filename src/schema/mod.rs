@@ -534,6 +534,10 @@ impl JsonSchema for Extra {
 // ---------------------------------------------------------------------------------------------
 // Records
 
+/// Unknown keys of one mapping reported one by one; the rest are summed up in one finding, so
+/// a card with a million stray keys does not produce a million findings.
+pub const MAX_UNKNOWN_KEY_FINDINGS: usize = 100;
+
 /// Reads the keys of one mapping, remembering which were used.
 struct Fields<'n> {
     map: &'n Map,
@@ -562,11 +566,19 @@ impl<'n> Fields<'n> {
             .map(|(k, _)| k.text.clone())
             .collect();
         let mut extra = Vec::new();
+        let mut unknown = 0usize;
+        let mut first_unlisted = None;
         for ((k, v), taken) in self.map.entries.iter().zip(self.taken) {
             if taken {
                 continue;
             }
-            if strict {
+            unknown += 1;
+            if !strict {
+                extra.push((k.clone(), v.clone()));
+            }
+            if unknown > MAX_UNKNOWN_KEY_FINDINGS {
+                first_unlisted.get_or_insert(k.pos);
+            } else if strict {
                 cx.error(k.pos, format!("unknown key `{}` in {what}", k.text));
             } else {
                 cx.report(
@@ -574,7 +586,18 @@ impl<'n> Fields<'n> {
                     k.pos,
                     format!("unknown key `{}` in {what} (kept)", k.text),
                 );
-                extra.push((k.clone(), v.clone()));
+            }
+        }
+        if let Some(pos) = first_unlisted {
+            let more = unknown - MAX_UNKNOWN_KEY_FINDINGS;
+            if strict {
+                cx.error(pos, format!("… and {more} more unknown keys in {what}"));
+            } else {
+                cx.report(
+                    Severity::Info,
+                    pos,
+                    format!("… and {more} more unknown keys in {what} (kept)"),
+                );
             }
         }
         (Extra(extra), order)
