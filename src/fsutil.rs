@@ -74,6 +74,15 @@ pub fn require_regular_file(path: &Path) -> io::Result<u64> {
     Ok(meta.len())
 }
 
+/// Fails when `path` exists but is neither a regular file nor a directory (a FIFO, socket or
+/// device): for inputs that may also be a directory or a path prefix that does not exist.
+pub fn refuse_special_file(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => check_regular(&meta),
+        _ => Ok(()),
+    }
+}
+
 /// The check of [`require_regular_file`] on metadata already at hand (e.g. of an open file).
 pub fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
     if meta.is_file() {

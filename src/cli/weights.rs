@@ -55,11 +55,17 @@ fn spec(arch: &Option<String>) -> anyhow::Result<Option<Spec>> {
     })
 }
 
+/// A FIFO or device would block the reader or never end: refused before it is opened.
+fn refuse_special(path: &std::path::Path) -> anyhow::Result<()> {
+    crate::fsutil::refuse_special_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 /// Runs `zoo fingerprint`.
 pub fn fingerprint_cmd(args: FingerprintArgs) -> anyhow::Result<Status> {
     let spec = spec(&args.arch)?;
     let mut rows = vec![];
     for f in &args.files {
+        refuse_special(f)?;
         let opened = checkpoint::open(f, spec.as_ref(), args.weights)?;
         let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
         rows.push(serde_json::json!({"file": f, "format": opened.format, "fingerprint": fp}));
@@ -82,6 +88,8 @@ pub fn fingerprint_cmd(args: FingerprintArgs) -> anyhow::Result<Status> {
 /// Runs `zoo diff`: exit 0 when identical within `--tol`, 1 otherwise.
 pub fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
     let spec = spec(&args.arch)?;
+    refuse_special(&args.a)?;
+    refuse_special(&args.b)?;
     let a = checkpoint::open(&args.a, spec.as_ref(), args.weights)?;
     let b = checkpoint::open(&args.b, spec.as_ref(), args.weights)?;
     let d = diff(&a.tensors, &b.tensors, args.tol);

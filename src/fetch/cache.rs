@@ -4,13 +4,13 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::download::{self, Transfer};
+use super::download::{self, Deadline, Limits, Transfer};
 use super::existing::ReuseDirs;
 use super::hash::sha256_file;
 use super::lock::{LockedFile, WeightsLock};
 use super::{
-    check_file_name, check_hex, Expected, FetchError, FetchOptions, Fetched, FileSpec, Origin,
-    SourceFailure,
+    check_file_name, check_hex, redact_url, Expected, FetchError, FetchOptions, Fetched, FileSpec,
+    Origin, SourceFailure,
 };
 
 /// Name of the versioned layout directory under the cache root.
@@ -150,8 +150,14 @@ impl Cache {
 
     /// Returns a verified copy of `spec`: from this cache, from a torch/HF cache, or downloaded
     /// (mirrors first, then the spec's URLs, each with retries). Concurrent callers in other
-    /// processes wait on a per-file lock and reuse the first one's download.
+    /// processes wait on a per-file lock and reuse the first one's download. Errors name URLs
+    /// without their credentials.
     pub fn fetch(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<Fetched, FetchError> {
+        self.fetch_inner(spec, opts).map_err(FetchError::redacted)
+    }
+
+    fn fetch_inner(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<Fetched, FetchError> {
+        let deadline = opts.deadline.map(Deadline::after);
         let (expected, size) = self.resolve(spec, opts)?;
         if let Some(hit) = self.cached(spec, &expected, size, opts)? {
             return Ok(hit);
@@ -184,7 +190,12 @@ impl Cache {
         let mut client = None;
         let mut failures = Vec::new();
         for url in urls {
-            match self.fetch_url(&url, &part, spec, &expected, size, opts, &mut client) {
+            let limits = Limits {
+                expected_size: size,
+                max_size: opts.max_size,
+                deadline,
+            };
+            match self.fetch_url(&url, &part, spec, &expected, &limits, opts, &mut client) {
                 Ok((transfer, origin)) => {
                     return self.finalize(&part, &transfer, spec, &expected, origin, opts)
                 }
@@ -198,6 +209,8 @@ impl Cache {
     }
 
     /// One URL, with retries on transient errors; the result is verified against `expected`.
+    /// A resumed download that does not verify is retried once from byte zero (the `.part` it
+    /// resumed from may be what was wrong).
     #[allow(clippy::too_many_arguments)]
     fn fetch_url(
         &self,
@@ -205,20 +218,65 @@ impl Cache {
         part: &Path,
         spec: &FileSpec,
         expected: &Expected,
-        size: Option<u64>,
+        limits: &Limits,
+        opts: &FetchOptions,
+        client: &mut Option<reqwest::blocking::Client>,
+    ) -> Result<(Transfer, Origin), FetchError> {
+        let size = limits.expected_size;
+        let mut fresh_retry_left = true;
+        loop {
+            let (transfer, origin) = self.transfer(url, part, spec, limits, opts, client)?;
+            let mismatch = if size.is_some_and(|s| s != transfer.size) {
+                Some(FetchError::SizeMismatch {
+                    file_name: spec.file_name.clone(),
+                    source_name: redact_url(url).into_owned(),
+                    expected: size.unwrap_or_default(),
+                    actual: transfer.size,
+                })
+            } else if !expected.matches(&transfer.sha256) {
+                Some(FetchError::HashMismatch {
+                    file_name: spec.file_name.clone(),
+                    source_name: redact_url(url).into_owned(),
+                    expected: expected.describe(),
+                    actual: transfer.sha256.clone(),
+                    size: transfer.size,
+                })
+            } else {
+                None
+            };
+            let Some(err) = mismatch else {
+                return Ok((transfer, origin));
+            };
+            // Wrong bytes must not be resumed from either.
+            fs::remove_file(part).map_err(|e| FetchError::io(part, e))?;
+            if transfer.resumed_from > 0 && fresh_retry_left {
+                fresh_retry_left = false;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    /// One transfer from `url` (with retries on transient errors), not yet verified.
+    fn transfer(
+        &self,
+        url: &str,
+        part: &Path,
+        spec: &FileSpec,
+        limits: &Limits,
         opts: &FetchOptions,
         client: &mut Option<reqwest::blocking::Client>,
     ) -> Result<(Transfer, Origin), FetchError> {
         let progress = opts.progress.as_deref();
-        let (transfer, origin) = if url.starts_with("file:") {
+        if url.starts_with("file:") {
             let path = reqwest::Url::parse(url)
                 .ok()
                 .and_then(|u| u.to_file_path().ok())
                 .ok_or_else(|| FetchError::UnsupportedUrl {
-                    url: url.to_string(),
+                    url: redact_url(url).into_owned(),
                 })?;
-            let t = download::copy_local(&path, part, &spec.file_name, size, progress)?;
-            (t, Origin::LocalFile { path })
+            let t = download::copy_local(&path, part, &spec.file_name, limits, progress)?;
+            Ok((t, Origin::LocalFile { path }))
         } else if url.starts_with("http://") || url.starts_with("https://") {
             let client = match client {
                 Some(c) => c,
@@ -226,51 +284,32 @@ impl Cache {
             };
             let mut attempt = 0u32;
             let t = loop {
-                match download::download_http(client, url, part, &spec.file_name, size, progress) {
+                match download::download_http(client, url, part, &spec.file_name, limits, progress)
+                {
                     Ok(t) => break t,
                     Err(e) if e.is_transient() && attempt < opts.retries => {
                         let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
-                        std::thread::sleep(opts.backoff.saturating_mul(factor).min(MAX_BACKOFF));
+                        let pause = opts.backoff.saturating_mul(factor).min(MAX_BACKOFF);
+                        if limits.deadline.is_some_and(|d| d.remaining() <= pause) {
+                            return Err(e);
+                        }
+                        std::thread::sleep(pause);
                         attempt += 1;
                     }
                     Err(e) => return Err(e),
                 }
             };
-            (
+            Ok((
                 t,
                 Origin::Download {
-                    url: url.to_string(),
+                    url: redact_url(url).into_owned(),
                 },
-            )
+            ))
         } else {
-            return Err(FetchError::UnsupportedUrl {
-                url: url.to_string(),
-            });
-        };
-        let mismatch = if size.is_some_and(|s| s != transfer.size) {
-            Some(FetchError::SizeMismatch {
-                file_name: spec.file_name.clone(),
-                source_name: url.to_string(),
-                expected: size.unwrap_or_default(),
-                actual: transfer.size,
+            Err(FetchError::UnsupportedUrl {
+                url: redact_url(url).into_owned(),
             })
-        } else if !expected.matches(&transfer.sha256) {
-            Some(FetchError::HashMismatch {
-                file_name: spec.file_name.clone(),
-                source_name: url.to_string(),
-                expected: expected.describe(),
-                actual: transfer.sha256.clone(),
-                size: transfer.size,
-            })
-        } else {
-            None
-        };
-        if let Some(err) = mismatch {
-            // Wrong bytes must not be resumed from either.
-            fs::remove_file(part).map_err(|e| FetchError::io(part, e))?;
-            return Err(err);
         }
-        Ok((transfer, origin))
     }
 
     /// Moves the verified `.part` into the blob store, links the readable name, pins the hash.
@@ -313,7 +352,13 @@ impl Cache {
             None => None,
         };
         let prefix = match &spec.sha256_prefix {
-            Some(p) => Some(check_hex(name, "sha256 prefix", p, 1, 64)?),
+            Some(p) => Some(check_hex(
+                name,
+                "sha256 prefix",
+                p,
+                crate::schema::MIN_SHA256_PREFIX,
+                64,
+            )?),
             None => None,
         };
         if let (Some(full), Some(prefix)) = (&full, &prefix) {
