@@ -107,6 +107,7 @@ pub(crate) fn fetch_source(
         lock_file: Some(lock_file(registry, &cache)),
         ..FetchOptions::default()
     };
+    super::fetch::warn_if_unverified(&spec, opts.lock_file.as_deref());
     Ok(cache
         .fetch(&spec, &opts)
         .with_context(|| format!("fetching {}", spec.file_name))?

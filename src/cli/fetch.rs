@@ -145,7 +145,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// Warns (stderr) when nothing will verify the bytes of `spec`: no sha256, no prefix, and no
 /// pin in the lock file.
-fn warn_if_unverified(spec: &FileSpec, lock_file: Option<&std::path::Path>) {
+pub(crate) fn warn_if_unverified(spec: &FileSpec, lock_file: Option<&std::path::Path>) {
     if spec.sha256.is_some() || spec.sha256_prefix.is_some() {
         return;
     }
@@ -226,7 +226,7 @@ pub fn run(
         None => name_from_url(&args.urls[0]).with_context(|| {
             format!(
                 "cannot derive a file name from {}; pass --name",
-                args.urls[0]
+                crate::fetch::redact_url(&args.urls[0])
             )
         })?,
     };

@@ -235,6 +235,11 @@ pub fn convert(
     // The name becomes part of every output path: refuse one that could leave `out_dir` before
     // anything is read or created.
     super::output::check_name(&opts.name)?;
+    // A FIFO or device source would block the reader or never end.
+    crate::fsutil::refuse_special_file(source).map_err(|e| ConvertError::Io {
+        path: source.to_owned(),
+        source: e,
+    })?;
     let format = checkpoint::detect(source)?;
     let sha256 = source_sha256(source)?;
     let weights = format.is_tf().then_some(opts.weights);

@@ -332,6 +332,55 @@ fn convert_outputs_are_readable_by_all() {
     }
 }
 
+/// L14: an exported Hub folder is readable by others: the weights 0644 (as every convert
+/// output), `config.json` and `README.md` 0666 minus the umask, the folder 0755.
+#[cfg(unix)]
+#[test]
+fn export_files_are_readable_by_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hub");
+    let (code, _, err) = zoo(&[
+        "--registry",
+        &fixture("registry-tiny").display().to_string(),
+        "export",
+        "tiny",
+        "--from",
+        &tarball(),
+        "--hf",
+        &dir.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(mode(&dir.join("model.safetensors")), 0o644);
+    for f in ["config.json", "README.md"] {
+        assert_eq!(mode(&dir.join(f)), 0o666 & !umask(), "{f}");
+    }
+    assert_eq!(mode(&dir), 0o755);
+}
+
+/// L12: a FIFO as the source of `convert` is refused before it is opened (it would block).
+#[cfg(unix)]
+#[test]
+fn convert_refuses_a_fifo_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("ckpt.pth");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, _, err) = zoo(&[
+        "convert",
+        "--from",
+        &fifo.display().to_string(),
+        "--arch",
+        TINY,
+        "--out",
+        &tmp.path().join("out").display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a regular file (a FIFO)"), "{err}");
+}
+
 /// L8: `zoo docs --out DIR` never deletes files it did not generate: notes and a README in
 /// `DIR/cards/` (and a hand-written Hub README) survive, while a stale card carrying zoo's
 /// generated marker is removed as an orphan.
