@@ -285,7 +285,7 @@ pub fn render_cards(registry: &Registry) -> Result<Vec<RenderedCard>, DocsError>
         };
         groups
             .entry(name.as_str().to_string())
-            .or_insert_with(|| (collection.clone(), Vec::new()))
+            .or_insert_with(|| (Collection::clone(collection), Vec::new()))
             .1
             .push(entry);
     }

@@ -636,3 +636,33 @@ fn unverified_fetch_warns() {
         text(&out.stderr)
     );
 }
+
+/// L15: a card whose URL carries credentials is refused by the schema, and the finding does not
+/// repeat the password.
+#[test]
+fn card_urls_with_credentials_are_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("tests/fixtures/registry-tiny/tiny.yml")).unwrap();
+    let url = "http://127.0.0.1:9/efficientnet-tiny.tar.gz";
+    assert!(yaml.contains(url));
+    let card = dir.path().join("tiny.yml");
+    std::fs::write(
+        &card,
+        yaml.replace(
+            url,
+            "http://alice:S3cretPassw0rd@127.0.0.1:9/efficientnet-tiny.tar.gz",
+        ),
+    )
+    .unwrap();
+    let out = zoo(&["check-cards", &card.display().to_string()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("S3cretPassw0rd"), "{all}");
+    assert!(
+        all.contains(
+            "URL must not carry credentials (`user:password@`), found `http://***@127.0.0.1:9/"
+        ),
+        "{all}"
+    );
+}

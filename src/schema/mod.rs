@@ -1409,10 +1409,17 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
             }
         }
         for u in f.urls.iter().flatten() {
+            // Printed without credentials, whatever is wrong with it.
+            let shown = crate::fetch::redact_url(u.as_str());
             if !(u.as_str().starts_with("https://") || u.as_str().starts_with("http://")) {
+                cx.error(u.pos(), format!("URL must be http(s), found `{shown}`"));
+            } else if shown != u.as_str() {
                 cx.error(
                     u.pos(),
-                    format!("URL must be http(s), found `{}`", u.as_str()),
+                    format!(
+                        "URL must not carry credentials (`user:password@`), found `{shown}`; \
+                         a card is public"
+                    ),
                 );
             }
         }

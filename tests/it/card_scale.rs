@@ -112,3 +112,90 @@ fn pos_cursor_matches_pos_of() {
     assert_eq!(cursor.pos(3), Pos::new(2, 1));
     assert_eq!(pos_of(text, text.find('x').unwrap()), Pos::new(4, 4));
 }
+
+/// 20 000 models in one collection whose metadata has 20 000 keys: the collection is shared by
+/// its models, not copied into each (that was 20 000² entries, minutes and gigabytes).
+#[test]
+fn a_large_collection_is_not_copied_per_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let mut text = String::from("Type: model-index\nCollections:\n- Name: c\n  Metadata:\n");
+    for i in 0..n {
+        let _ = writeln!(text, "    k{i}: 1");
+    }
+    text.push_str("Models:\n");
+    for i in 0..n {
+        let _ = write!(text, "- Name: m{i}\n  In Collection: c\n");
+    }
+    // One dangling reference at the end: the message names a few collections, not all.
+    text.push_str("- Name: last\n  In Collection: nowhere\n");
+    let path = tmp.path().join("big-collection.yml");
+    std::fs::write(&path, &text).unwrap();
+    let errors: Vec<String> = check(&path)
+        .into_iter()
+        .filter(|d| d.contains("error"))
+        .collect();
+    let line = 4 + n + 1 + 2 * n + 2;
+    assert_eq!(
+        errors,
+        [format!(
+            "{line}:18: error: `In Collection` names `nowhere`, which is not defined (collections: `c`)"
+        )]
+    );
+}
+
+/// A dangling `In Collection` among many collections lists ten of them, not every one (one
+/// such message per model made the output quadratic).
+#[test]
+fn dangling_collection_message_stays_short() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 5_000;
+    let mut text = String::from("Type: model-index\nCollections:\n");
+    for i in 0..n {
+        let _ = writeln!(text, "- Name: c{i:05}");
+    }
+    text.push_str("Models:\n");
+    for i in 0..n {
+        let _ = write!(text, "- Name: m{i}\n  In Collection: x{i}\n");
+    }
+    let path = tmp.path().join("dangling.yml");
+    std::fs::write(&path, &text).unwrap();
+    let found = check(&path);
+    assert_eq!(found.len(), n);
+    assert!(
+        found[0].ends_with(
+            "(collections: `c00000`, `c00001`, `c00002`, `c00003`, `c00004`, `c00005`, `c00006`, \
+         `c00007`, `c00008`, `c00009` and 4990 more)"
+        ),
+        "{}",
+        found[0]
+    );
+}
+
+/// A document with more `Import` globs than are read says so at the first one not read.
+#[test]
+fn too_many_imports_are_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = String::from("Type: model-index\nImport:\n");
+    for i in 0..1500 {
+        let _ = writeln!(text, "- f{i}.yml");
+    }
+    let path = tmp.path().join("root.yml");
+    std::fs::write(&path, &text).unwrap();
+    let found = check(&path);
+    assert!(
+        found.contains(
+            &"1003:3: error: `Import` lists 1500 globs; at most 1000 are read".to_string()
+        ),
+        "{:?}",
+        &found[..3]
+    );
+    // Only the first 1000 were matched (each matches no file).
+    assert_eq!(
+        found
+            .iter()
+            .filter(|d| d.contains("matches no file"))
+            .count(),
+        1000
+    );
+}
