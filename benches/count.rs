@@ -39,7 +39,7 @@ fn main() {
             .expect("resolves");
         let mut thop = 0;
         for c in Convention::ALL {
-            let v = flops::count(&spec, c, c.input_for_image_size(s));
+            let v = flops::count(&spec, c, c.input_for_image_size(s)).expect("fits in 64 bits");
             if c == Convention::Thop2020 {
                 thop = v;
             }

@@ -103,10 +103,49 @@ fn looks_like_index(content: &str) -> bool {
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn pos_of(text: &str, offset: usize) -> Pos {
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Pos::new(line, before[line_start..].chars().count() + 1)
+    PosCursor::new(text).pos(offset)
+}
+
+/// Positions of increasing byte offsets in one text, each byte scanned once: asking for the
+/// positions of n blocks costs O(file), not O(n × file) as [`pos_of`] per block would.
+#[derive(Debug, Clone)]
+pub struct PosCursor<'t> {
+    text: &'t str,
+    offset: usize,
+    line: usize,
+    col: usize,
+}
+
+impl<'t> PosCursor<'t> {
+    /// A cursor at the start of `text`.
+    pub fn new(text: &'t str) -> PosCursor<'t> {
+        PosCursor {
+            text,
+            offset: 0,
+            line: 1,
+            col: 1,
+        }
+    }
+
+    /// 1-based line and column (in characters) of byte `offset` (clamped to the text). An
+    /// offset before the previous one rescans from the start.
+    pub fn pos(&mut self, offset: usize) -> Pos {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            *self = PosCursor::new(self.text);
+        }
+        for &b in &self.text.as_bytes()[self.offset..offset] {
+            if b == b'\n' {
+                self.line += 1;
+                self.col = 1;
+            } else if b & 0xC0 != 0x80 {
+                // not a UTF-8 continuation byte: a new character
+                self.col += 1;
+            }
+        }
+        self.offset = offset;
+        Pos::new(self.line, self.col)
+    }
 }
 
 impl Card {
@@ -169,8 +208,10 @@ impl Card {
         mut diags: Vec<Diagnostic>,
     ) -> (Option<Card>, Vec<Diagnostic>) {
         let mut blocks = Vec::new();
+        // `ranges` are in file order, so one cursor finds every block's start in one pass.
+        let mut cursor = PosCursor::new(text);
         for range in ranges {
-            let start = pos_of(text, range.start);
+            let start = cursor.pos(range.start);
             let origin = Origin {
                 line_offset: start.line - 1,
                 first_line_col_offset: start.col - 1,
@@ -243,13 +284,14 @@ impl Card {
     }
 }
 
-/// Writes `contents` to `path` atomically: a temp file beside it, fsync, then rename.
+/// Writes `contents` to `path` atomically: a temp file beside it, fsync, then rename. The file
+/// gets the mode a newly created file would (`0644` under umask 022), not a temp file's `0600`.
 pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+    let mut tmp = crate::fsutil::shared_temp_file(parent)?;
     tmp.write_all(contents.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -27,6 +27,10 @@
 //! `_metadata` attribute: one `{'version': v}` per module, in module pre-order, BatchNorm
 //! version 2, everything else 1. Which modules exist depends on the code that built the model,
 //! so it is a [`Metadata`] layout, not derived from the parameters alone.
+//!
+//! Sizes are summed with saturating arithmetic, so nothing here panics or wraps. A resolved
+//! [`Spec`] is bounded (`arch::efficientnet::Bounds`) far below where a size could reach
+//! `u64::MAX`, so for any spec that [`Spec::resolve`] returned the prediction is exact.
 use crate::arch::{ParamKind, Spec};
 
 /// pickle `BATCHSIZE` (CPython `Modules/_pickle.c`): items per MARK … SETITEMS/APPENDS.
@@ -123,7 +127,9 @@ impl StorageType {
 
 impl Entry {
     fn numel(&self) -> u64 {
-        self.shape.iter().map(|&d| d as u64).product()
+        self.shape
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64))
     }
 }
 
@@ -209,21 +215,21 @@ struct PickleSize {
 
 impl PickleSize {
     fn op(&mut self, n: u64) {
-        self.bytes += n;
+        self.bytes = self.bytes.saturating_add(n);
     }
     /// Memoizes the object just written; returns its memo index.
     fn put(&mut self) -> u64 {
         let idx = self.memo;
-        self.bytes += if idx < 256 { 2 } else { 5 };
-        self.memo += 1;
+        self.op(if idx < 256 { 2 } else { 5 });
+        self.memo = self.memo.saturating_add(1);
         idx
     }
     fn get(&mut self, idx: u64) {
-        self.bytes += if idx < 256 { 2 } else { 5 };
+        self.op(if idx < 256 { 2 } else { 5 });
     }
     /// `BINUNICODE` + put.
     fn str(&mut self, len: usize) -> u64 {
-        self.op(5 + len as u64);
+        self.op(5u64.saturating_add(len as u64));
         self.put()
     }
     /// A memoized constant: written and memoized once, then `BINGET`.
@@ -251,7 +257,7 @@ impl PickleSize {
     }
     /// `GLOBAL module\nname\n` (not memoized here).
     fn global(&mut self, module: &str, name: &str) {
-        self.op(1 + module.len() as u64 + 1 + name.len() as u64 + 1);
+        self.op(3u64.saturating_add(module.len() as u64 + name.len() as u64));
     }
     /// A tuple of ints: `EMPTY_TUPLE` (not memoized), `TUPLE1..3`, or `MARK … TUPLE`; + put.
     fn int_tuple(&mut self, items: &[u64]) {
@@ -451,7 +457,7 @@ pub fn predict(spec: &Spec, layout: &SaveLayout, container: Container) -> SizePr
     let ordered = layout.metadata != Metadata::None;
     let data: Vec<u64> = entries
         .iter()
-        .map(|e| e.numel() * e.dtype.itemsize())
+        .map(|e| e.numel().saturating_mul(e.dtype.itemsize()))
         .collect();
     match container {
         Container::Legacy => {
@@ -466,7 +472,9 @@ pub fn predict(spec: &Spec, layout: &SaveLayout, container: Container) -> SizePr
                 keys.str(width);
             }
             keys.op(1); // STOP
-            let storages = data.iter().map(|d| 8 + d).sum();
+            let storages = data
+                .iter()
+                .fold(0u64, |s, d| s.saturating_add(8).saturating_add(*d));
             let header = legacy_header();
             SizePrediction {
                 container,
@@ -476,7 +484,10 @@ pub fn predict(spec: &Spec, layout: &SaveLayout, container: Container) -> SizePr
                 storages,
                 zip_overhead: 0,
                 tensors: entries.len(),
-                total: header + pickle + keys.bytes + storages,
+                total: header
+                    .saturating_add(pickle)
+                    .saturating_add(keys.bytes)
+                    .saturating_add(storages),
             }
         }
         Container::Zip => {
@@ -498,14 +509,14 @@ pub fn predict(spec: &Spec, layout: &SaveLayout, container: Container) -> SizePr
             records.push((format!("{root}/version"), 2));
             records.push((format!("{root}/.data/serialization_id"), 40));
             let total = zip_size(&records);
-            let storages: u64 = data.iter().sum();
+            let storages = data.iter().fold(0u64, |s, d| s.saturating_add(*d));
             SizePrediction {
                 container,
                 header: 0,
                 pickle,
                 key_list: 0,
                 storages,
-                zip_overhead: total - storages - pickle,
+                zip_overhead: total.saturating_sub(storages).saturating_sub(pickle),
                 tensors: entries.len(),
                 total,
             }
@@ -529,7 +540,7 @@ fn zip_size(records: &[(String, u64)]) -> u64 {
         let name = name.len() as u64;
         // PyTorch `getPadding`: data starts after the header, name and a 4-byte FB header
         // (plus zip64 fields for large sizes/offsets), rounded up to ALIGN.
-        let mut start = cursor + LOCAL + name + 4;
+        let mut start = cursor.saturating_add(LOCAL + 4).saturating_add(name);
         let mut zip64 = 0;
         if *size >= U32_MAX || cursor >= U32_MAX {
             zip64 += 4;
@@ -539,15 +550,15 @@ fn zip_size(records: &[(String, u64)]) -> u64 {
             if cursor >= U32_MAX {
                 zip64 += 8;
             }
-            start += zip64;
+            start = start.saturating_add(zip64);
         }
-        let data_start = start.div_ceil(ALIGN) * ALIGN;
+        let data_start = start.div_ceil(ALIGN).saturating_mul(ALIGN);
         let descriptor = if *size >= U32_MAX { 24 } else { 16 };
         // miniz repeats the zip64 fields in the central directory entry.
-        central += CENTRAL + name + zip64;
-        cursor = data_start + size + descriptor;
+        central = central.saturating_add(CENTRAL + zip64).saturating_add(name);
+        cursor = data_start.saturating_add(*size).saturating_add(descriptor);
     }
-    cursor + central + 56 + 20 + 22
+    cursor.saturating_add(central).saturating_add(56 + 20 + 22)
 }
 
 /// A documented file size checked against the prediction.

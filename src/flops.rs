@@ -20,6 +20,10 @@
 //!
 //! Nothing here runs the model: a count walks the spec once ([`layers`]), so L2 at 800×1019
 //! takes microseconds.
+//!
+//! Every product and sum is checked: an input size whose counts would not fit in 64 bits is a
+//! [`FlopsError::Overflow`] naming the layer, never a wrapped number or a panic. Parsed input
+//! sides are at most [`MAX_INPUT_SIDE`].
 use std::fmt;
 use std::str::FromStr;
 
@@ -28,6 +32,24 @@ use crate::arch::{Padding, Spec};
 
 /// Width:height of the image the `thop-2020` counts were taken on (the docs' `dog.jpg`).
 pub const THOP_2020_IMAGE: (usize, usize) = (1546, 1213);
+
+/// Largest input height or width accepted from text (`--size`, `--image-size`, a card's
+/// `Image Size`): far beyond any EfficientNet input (L2 at 800), small enough to reject
+/// nonsense early.
+pub const MAX_INPUT_SIDE: usize = 1 << 16;
+
+/// A count that cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlopsError {
+    /// A layer's count (or a running total) does not fit in 64 bits at this input size.
+    #[error("counting `{layer}` at input {input} overflows 64 bits; use a smaller input size")]
+    Overflow {
+        /// The layer (or `total`).
+        layer: String,
+        /// The input size.
+        input: InputSize,
+    },
+}
 
 /// A named way of counting operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -127,13 +149,12 @@ impl InputSize {
         }
     }
 
-    /// `s × floor(s·1546/1213)`: the docs' example image with its short side resized to `s`.
+    /// `s × floor(s·1546/1213)`: the docs' example image with its short side resized to `s`
+    /// (computed exactly; a width beyond `usize` saturates, and counting at it then fails).
     pub fn thop_2020(s: usize) -> InputSize {
         let (w, h) = THOP_2020_IMAGE;
-        InputSize {
-            height: s,
-            width: s * w / h,
-        }
+        let width = (s as u128 * w as u128 / h as u128).min(usize::MAX as u128) as usize;
+        InputSize { height: s, width }
     }
 
     /// Height and width swapped.
@@ -151,9 +172,9 @@ impl fmt::Display for InputSize {
     }
 }
 
-/// An input size that is not `HxW` with positive integers.
+/// An input size that is not `HxW` with positive integers up to [`MAX_INPUT_SIDE`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("input size `{0}`: expected HxW with positive integers, e.g. 224x224")]
+#[error("input size `{0}`: expected HxW with integers from 1 to 65536, e.g. 224x224")]
 pub struct BadInputSize(pub String);
 
 impl FromStr for InputSize {
@@ -162,7 +183,12 @@ impl FromStr for InputSize {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BadInputSize(s.to_owned());
         let (h, w) = s.split_once(['x', 'X', '×']).ok_or_else(bad)?;
-        let dim = |v: &str| v.trim().parse::<usize>().ok().filter(|&d| d > 0);
+        let dim = |v: &str| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|d| (1..=MAX_INPUT_SIDE).contains(d))
+        };
         Ok(InputSize {
             height: dim(h).ok_or_else(bad)?,
             width: dim(w).ok_or_else(bad)?,
@@ -208,46 +234,62 @@ pub struct Layer<'a> {
 }
 
 impl Layer<'_> {
-    /// This layer's contribution under `convention`.
+    /// This layer's contribution under `convention`. Exact for every layer [`layers`] returns
+    /// (it checks that each count fits); saturating, never wrapping, for hand-made layers.
     pub fn count(&self, convention: Convention) -> u64 {
-        let [c, h, w] = self.input;
-        let in_elems = (c * h * w) as u64;
-        match (convention, self.kind) {
+        self.checked_count(convention).unwrap_or(u64::MAX)
+    }
+
+    /// This layer's contribution under `convention`, `None` when it does not fit in 64 bits.
+    pub fn checked_count(&self, convention: Convention) -> Option<u64> {
+        let [c, h, w] = self.input.map(|d| d as u64);
+        let in_elems = || c.checked_mul(h)?.checked_mul(w);
+        Some(match (convention, self.kind) {
             (Convention::Macs, _) => self.macs,
-            (Convention::Flops, _) => 2 * self.macs,
-            (Convention::Fvcore, LayerKind::BatchNorm) => 2 * in_elems,
-            (Convention::Fvcore, LayerKind::GlobalPool) => in_elems,
+            (Convention::Flops, _) => self.macs.checked_mul(2)?,
+            (Convention::Fvcore, LayerKind::BatchNorm) => in_elems()?.checked_mul(2)?,
+            (Convention::Fvcore, LayerKind::GlobalPool) => in_elems()?,
             (Convention::Fvcore, _) => self.macs,
             (Convention::Thop2020, LayerKind::Conv { same_strided: true }) => 0,
-            (Convention::Thop2020, LayerKind::Conv { .. }) => self.macs + self.bias_adds,
-            (Convention::Thop2020, LayerKind::BatchNorm) => 2 * in_elems,
-            (Convention::Thop2020, LayerKind::GlobalPool) => c as u64 * (h * w + 1) as u64,
+            (Convention::Thop2020, LayerKind::Conv { .. }) => {
+                self.macs.checked_add(self.bias_adds)?
+            }
+            (Convention::Thop2020, LayerKind::BatchNorm) => in_elems()?.checked_mul(2)?,
+            (Convention::Thop2020, LayerKind::GlobalPool) => {
+                c.checked_mul(h.checked_mul(w)?.checked_add(1)?)?
+            }
             (Convention::Thop2020, LayerKind::Linear) => 0,
-        }
+        })
     }
 }
 
 /// Walks the layers of `spec` in execution order at `input`, with every shape resolved.
 ///
 /// The SE convolutions see a 1×1 map (after the squeeze); everything else follows
-/// [`Padding::resolve`].
-pub fn layers(spec: &Spec, input: InputSize) -> Vec<Layer<'_>> {
+/// [`Padding::resolve`]. Fails when any layer's numbers, or any convention's total over all
+/// layers, would not fit in 64 bits; so [`Layer::count`] and the sums of the returned layers
+/// are exact.
+pub fn layers(spec: &Spec, input: InputSize) -> Result<Vec<Layer<'_>>, FlopsError> {
     let mut out = Vec::with_capacity(8 + 12 * spec.blocks().count());
+    let mut walk = Walk {
+        out: &mut out,
+        input,
+    };
     let mut shape = [spec.config.in_chans, input.height, input.width];
-    shape = conv_norm(&mut out, &spec.stem, shape);
+    shape = walk.conv_norm(&spec.stem, shape)?;
     for block in spec.blocks() {
         if let Some(e) = &block.expand {
-            shape = conv_norm(&mut out, e, shape);
+            shape = walk.conv_norm(e, shape)?;
         }
-        shape = conv_norm(&mut out, &block.depthwise, shape);
+        shape = walk.conv_norm(&block.depthwise, shape)?;
         if let Some(se) = &block.se {
-            let squeezed = push_conv(&mut out, &se.reduce, [shape[0], 1, 1]);
-            push_conv(&mut out, &se.expand, squeezed);
+            let squeezed = walk.conv(&se.reduce, [shape[0], 1, 1])?;
+            walk.conv(&se.expand, squeezed)?;
         }
-        shape = conv_norm(&mut out, &block.project, shape);
+        shape = walk.conv_norm(&block.project, shape)?;
     }
-    shape = conv_norm(&mut out, &spec.head, shape);
-    out.push(Layer {
+    shape = walk.conv_norm(&spec.head, shape)?;
+    walk.push(Layer {
         name: "global_pool",
         kind: LayerKind::GlobalPool,
         input: shape,
@@ -255,67 +297,127 @@ pub fn layers(spec: &Spec, input: InputSize) -> Vec<Layer<'_>> {
         params: 0,
         macs: 0,
         bias_adds: 0,
-    });
+    })?;
     let fc = &spec.classifier;
-    out.push(Layer {
+    let overflow = || FlopsError::Overflow {
+        layer: fc.name.clone(),
+        input,
+    };
+    let (fin, fout) = (fc.in_features as u64, fc.out_features as u64);
+    let macs = fin.checked_mul(fout).ok_or_else(overflow)?;
+    walk.push(Layer {
         name: &fc.name,
         kind: LayerKind::Linear,
         input: [fc.in_features, 1, 1],
         output: [fc.out_features, 1, 1],
-        params: (fc.in_features * fc.out_features + fc.out_features) as u64,
-        macs: (fc.in_features * fc.out_features) as u64,
-        bias_adds: fc.out_features as u64,
-    });
-    out
+        params: macs.checked_add(fout).ok_or_else(overflow)?,
+        macs,
+        bias_adds: fout,
+    })?;
+    // Every convention's total must fit too, so summing `Layer::count` is exact.
+    for convention in Convention::ALL {
+        total(&out, convention, input)?;
+    }
+    Ok(out)
 }
 
-fn conv_norm<'a>(out: &mut Vec<Layer<'a>>, cn: &'a ConvNorm, input: [usize; 3]) -> [usize; 3] {
-    let next = push_conv(out, &cn.conv, input);
-    push_bn(out, &cn.bn, next);
-    next
+/// The layers walked so far and the input they are walked at (for errors).
+struct Walk<'a, 'o> {
+    out: &'o mut Vec<Layer<'a>>,
+    input: InputSize,
 }
 
-fn push_conv<'a>(
-    out: &mut Vec<Layer<'a>>,
-    conv: &'a crate::arch::Conv,
-    input: [usize; 3],
-) -> [usize; 3] {
-    let (h, w) = conv.output_hw(input[1], input[2]);
-    let output = [conv.out_chs, h, w];
-    let weight = (conv.out_chs * (conv.in_chs / conv.groups) * conv.kernel * conv.kernel) as u64;
-    let bias = if conv.bias { conv.out_chs as u64 } else { 0 };
-    out.push(Layer {
-        name: &conv.name,
-        kind: LayerKind::Conv {
-            same_strided: conv.padding == Padding::TfSame && conv.stride > 1,
-        },
-        input,
-        output,
-        params: weight + bias,
-        macs: conv.macs(h, w),
-        bias_adds: bias * (h * w) as u64,
-    });
-    output
+impl<'a> Walk<'a, '_> {
+    fn overflow(&self, layer: &str) -> FlopsError {
+        FlopsError::Overflow {
+            layer: layer.to_owned(),
+            input: self.input,
+        }
+    }
+
+    /// Adds a layer whose counts under every convention fit in 64 bits.
+    fn push(&mut self, layer: Layer<'a>) -> Result<(), FlopsError> {
+        if Convention::ALL
+            .iter()
+            .any(|&c| layer.checked_count(c).is_none())
+        {
+            return Err(self.overflow(layer.name));
+        }
+        self.out.push(layer);
+        Ok(())
+    }
+
+    fn conv_norm(&mut self, cn: &'a ConvNorm, input: [usize; 3]) -> Result<[usize; 3], FlopsError> {
+        let next = self.conv(&cn.conv, input)?;
+        self.push(Layer {
+            name: &cn.bn.name,
+            kind: LayerKind::BatchNorm,
+            input: next,
+            output: next,
+            params: (cn.bn.channels as u64)
+                .checked_mul(2)
+                .ok_or_else(|| self.overflow(&cn.bn.name))?,
+            macs: 0,
+            bias_adds: 0,
+        })?;
+        Ok(next)
+    }
+
+    fn conv(
+        &mut self,
+        conv: &'a crate::arch::Conv,
+        input: [usize; 3],
+    ) -> Result<[usize; 3], FlopsError> {
+        let overflow = || self.overflow(&conv.name);
+        let (h, w) = conv.output_hw(input[1], input[2]).ok_or_else(overflow)?;
+        let output = [conv.out_chs, h, w];
+        let weight = [
+            conv.out_chs,
+            conv.in_chs / conv.groups.max(1),
+            conv.kernel,
+            conv.kernel,
+        ]
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .ok_or_else(overflow)?;
+        let bias = if conv.bias { conv.out_chs as u64 } else { 0 };
+        let bias_adds = (h as u64)
+            .checked_mul(w as u64)
+            .and_then(|hw| hw.checked_mul(bias))
+            .ok_or_else(overflow)?;
+        self.push(Layer {
+            name: &conv.name,
+            kind: LayerKind::Conv {
+                same_strided: conv.padding == Padding::TfSame && conv.stride > 1,
+            },
+            input,
+            output,
+            params: weight.checked_add(bias).ok_or_else(overflow)?,
+            macs: conv.macs(h, w).ok_or_else(overflow)?,
+            bias_adds,
+        })?;
+        Ok(output)
+    }
 }
 
-fn push_bn<'a>(out: &mut Vec<Layer<'a>>, bn: &'a crate::arch::BatchNorm, input: [usize; 3]) {
-    out.push(Layer {
-        name: &bn.name,
-        kind: LayerKind::BatchNorm,
-        input,
-        output: input,
-        params: 2 * bn.channels as u64,
-        macs: 0,
-        bias_adds: 0,
-    });
+/// The sum of `layers`' counts under `convention`, checked.
+fn total(
+    layers: &[Layer<'_>],
+    convention: Convention,
+    input: InputSize,
+) -> Result<u64, FlopsError> {
+    layers
+        .iter()
+        .try_fold(0u64, |sum, l| sum.checked_add(l.checked_count(convention)?))
+        .ok_or(FlopsError::Overflow {
+            layer: "total".to_owned(),
+            input,
+        })
 }
 
 /// Total under `convention` at `input`.
-pub fn count(spec: &Spec, convention: Convention, input: InputSize) -> u64 {
-    layers(spec, input)
-        .iter()
-        .map(|l| l.count(convention))
-        .sum()
+pub fn count(spec: &Spec, convention: Convention, input: InputSize) -> Result<u64, FlopsError> {
+    total(&layers(spec, input)?, convention, input)
 }
 
 /// One convention's total at one input size.
@@ -331,16 +433,20 @@ pub struct Count {
 
 /// Every convention's total, each at the input the convention uses for image size `s`
 /// (square, or the 1546:1213 rule for `thop-2020`), or all at `fixed` when given.
-pub fn count_all(spec: &Spec, image_size: usize, fixed: Option<InputSize>) -> Vec<Count> {
+pub fn count_all(
+    spec: &Spec,
+    image_size: usize,
+    fixed: Option<InputSize>,
+) -> Result<Vec<Count>, FlopsError> {
     Convention::ALL
         .into_iter()
         .map(|convention| {
             let input = fixed.unwrap_or_else(|| convention.input_for_image_size(image_size));
-            Count {
+            Ok(Count {
                 convention,
                 input,
-                value: count(spec, convention, input),
-            }
+                value: count(spec, convention, input)?,
+            })
         })
         .collect()
 }
@@ -374,12 +480,16 @@ pub struct Candidate {
 
 /// Checks a card's FLOPs: passes when `thop-2020` at `S × floor(S·1546/1213)` equals it exactly.
 /// Otherwise lists which convention and input size come nearest.
-pub fn check_flops(spec: &Spec, documented: u64, image_size: usize) -> FlopsCheck {
+pub fn check_flops(
+    spec: &Spec,
+    documented: u64,
+    image_size: usize,
+) -> Result<FlopsCheck, FlopsError> {
     let input = InputSize::thop_2020(image_size);
     let expected = Count {
         convention: Convention::Thop2020,
         input,
-        value: count(spec, Convention::Thop2020, input),
+        value: count(spec, Convention::Thop2020, input)?,
     };
     let passed = expected.value == documented;
     let mut nearest = vec![];
@@ -390,9 +500,9 @@ pub fn check_flops(spec: &Spec, documented: u64, image_size: usize) -> FlopsChec
             InputSize::thop_2020(image_size).transposed(),
         ];
         for input in inputs {
-            let walked = layers(spec, input);
+            let walked = layers(spec, input)?;
             for convention in Convention::ALL {
-                let value: u64 = walked.iter().map(|l| l.count(convention)).sum();
+                let value = total(&walked, convention, input)?;
                 let difference = value as i128 - documented as i128;
                 nearest.push(Candidate {
                     count: Count {
@@ -411,13 +521,13 @@ pub fn check_flops(spec: &Spec, documented: u64, image_size: usize) -> FlopsChec
         }
         nearest.sort_by_key(|c| (c.difference.unsigned_abs(), c.count.convention));
     }
-    FlopsCheck {
+    Ok(FlopsCheck {
         documented,
         image_size,
         expected,
         passed,
         nearest,
-    }
+    })
 }
 
 /// The card's rounding of a parameter count: `int(round(n / 1e6, 2) * 1e6)` in IEEE doubles,
@@ -560,6 +670,46 @@ mod tests {
     fn b7_rule_is_a_float_artefact() {
         assert_eq!(card_rounded_params(66_347_960), 66_349_999);
         assert_eq!(card_rounded_params(5_288_548), 5_290_000);
+    }
+
+    /// M5/L10: counts that do not fit in 64 bits are `Overflow` errors naming the layer; no
+    /// input size panics or wraps.
+    #[test]
+    fn huge_inputs_are_overflow_errors_not_panics() {
+        let l2 = crate::arch::ArchConfig::variant("l2")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let max: crate::arch::ArchConfig =
+            "efficientnet:width=16,depth=16,classes=1000000,in-chans=64,stem=4096,head=16384"
+                .parse()
+                .unwrap();
+        let max = max.resolve().unwrap();
+        for spec in [&l2, &max] {
+            for side in [1, 2, 3, MAX_INPUT_SIDE, usize::MAX / 2, usize::MAX] {
+                let input = InputSize::square(side);
+                for c in Convention::ALL {
+                    match count(spec, c, input) {
+                        Ok(_) => assert!(side <= MAX_INPUT_SIDE, "{side}"),
+                        Err(FlopsError::Overflow { layer, input: at }) => {
+                            assert!(!layer.is_empty());
+                            assert_eq!(at, input);
+                        }
+                    }
+                }
+                let _ = check_flops(spec, 1, side);
+                let _ = count_all(spec, side, None);
+            }
+        }
+        // Every registry model fits at the largest side accepted from text.
+        assert!(count(&l2, Convention::Flops, InputSize::square(MAX_INPUT_SIDE)).is_ok());
+        assert!(matches!(
+            count(&l2, Convention::Macs, InputSize::square(usize::MAX)),
+            Err(FlopsError::Overflow { .. })
+        ));
+        assert_eq!(InputSize::thop_2020(usize::MAX).width, usize::MAX);
+        assert!("65537x1".parse::<InputSize>().is_err());
+        assert!("65536x65536".parse::<InputSize>().is_ok());
     }
 
     #[test]

@@ -89,6 +89,14 @@ pub enum HubError {
         /// Why.
         error: crate::arch::efficientnet::ArchError,
     },
+    /// The model's operations cannot be counted at its input size.
+    #[error("model `{model}`: {error}")]
+    Flops {
+        /// The model.
+        model: String,
+        /// Why (in the message, so not also a `source`).
+        error: crate::flops::FlopsError,
+    },
     /// The registry's architecture text is invalid.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
@@ -527,7 +535,11 @@ pub fn render_card(
             height: size,
             width: size,
         },
-    );
+    )
+    .map_err(|error| HubError::Flops {
+        model: entry.name().to_string(),
+        error,
+    })?;
     let original = entry
         .file(FileRole::TfCheckpoint)
         .and_then(|f| f.urls.as_ref())

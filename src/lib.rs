@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod filesize;
 pub mod fingerprint;
 pub mod flops;
+pub mod fsutil;
 pub mod hub;
 pub mod lookup;
 pub mod record;

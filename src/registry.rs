@@ -26,6 +26,9 @@ pub const ROOT_FILE: &str = "model-index.yml";
 /// Most files a registry may hold; guards against pointing `--registry` at a huge tree.
 const MAX_FILES: usize = 10_000;
 
+/// Most `Import` globs one document may list (a registry root lists a handful).
+const MAX_IMPORTS: usize = 1000;
+
 /// Largest card file read (model-index files are kilobytes; this guards against wrong paths).
 const MAX_FILE_BYTES: u64 = 16 << 20;
 
@@ -104,6 +107,25 @@ pub enum RegistryError {
     },
 }
 
+/// Names for a message: the first few in backticks, then how many more (a message must not grow
+/// with the registry: one per model would make checking quadratic).
+fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> String {
+    const SHOWN: usize = 10;
+    let total = names.len();
+    if total == 0 {
+        return "none".to_string();
+    }
+    let mut text = names
+        .take(SHOWN)
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if total > SHOWN {
+        text.push_str(&format!(" and {} more", total - SHOWN));
+    }
+    text
+}
+
 fn list(diags: &[Diagnostic]) -> String {
     diags
         .iter()
@@ -131,8 +153,9 @@ fn suggest(s: &[String]) -> String {
 pub struct ModelEntry {
     /// The model as written in its card (typed).
     pub model: Model,
-    /// Its collection, if it names one that exists.
-    pub collection: Option<Collection>,
+    /// Its collection, if it names one that exists (shared by all its models: a collection
+    /// is not copied per model, however large its metadata).
+    pub collection: Option<std::sync::Arc<Collection>>,
     /// The file it is defined in (as printed in diagnostics).
     pub file: PathBuf,
     /// Where its entry starts.
@@ -664,7 +687,20 @@ fn load_tree(source: &dyn Source, entry: &str) -> Result<Tree, RegistryError> {
         let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
         let mut imported = Vec::new();
         for block in &card.blocks {
-            for glob in block.index.import.iter().flatten() {
+            let globs = block.index.import.as_deref().unwrap_or_default();
+            if let Some(extra) = globs.get(MAX_IMPORTS) {
+                // Each glob is matched against every file: bound the product.
+                diags.push(Diagnostic::new(
+                    Severity::Error,
+                    &display,
+                    extra.pos(),
+                    format!(
+                        "`Import` lists {} globs; at most {MAX_IMPORTS} are read",
+                        globs.len()
+                    ),
+                ));
+            }
+            for glob in globs.iter().take(MAX_IMPORTS) {
                 let Some(pattern) = join_rel(dir, glob.as_str()) else {
                     diags.push(Diagnostic::new(
                         Severity::Error,
@@ -721,7 +757,7 @@ fn cross_check(
     cards: &[Card],
     diags: &mut Vec<Diagnostic>,
 ) -> (BTreeMap<String, ModelEntry>, BTreeMap<String, String>) {
-    let mut collections: BTreeMap<String, (Collection, PathBuf)> = BTreeMap::new();
+    let mut collections: BTreeMap<String, (std::sync::Arc<Collection>, PathBuf)> = BTreeMap::new();
     for card in cards {
         for c in card
             .blocks
@@ -741,7 +777,10 @@ fn cross_check(
                     ),
                 ));
             } else {
-                collections.insert(name.as_str().to_string(), (c.clone(), card.path.clone()));
+                collections.insert(
+                    name.as_str().to_string(),
+                    (std::sync::Arc::new(c.clone()), card.path.clone()),
+                );
             }
         }
     }
@@ -757,8 +796,7 @@ fn cross_check(
                 Some(c) => match collections.get(c.as_str()) {
                     Some((col, _)) => Some(col.clone()),
                     None => {
-                        let known: Vec<_> = collections.keys().map(|k| format!("`{k}`")).collect();
-                        diags.push(Diagnostic::new(Severity::Error, &card.path, c.pos(), format!("`In Collection` names `{}`, which is not defined (collections: {})", c.as_str(), if known.is_empty() { "none".to_string() } else { known.join(", ") })));
+                        diags.push(Diagnostic::new(Severity::Error, &card.path, c.pos(), format!("`In Collection` names `{}`, which is not defined (collections: {})", c.as_str(), name_list(collections.keys()))));
                         None
                     }
                 },

@@ -63,8 +63,8 @@ pub fn cost(entry: &ModelEntry) -> f64 {
         .arch()
         .ok()
         .and_then(|a| a.resolve().ok())
-        .map(|s| flops::count(&s, Convention::Macs, flops::InputSize::square(image)) as f64)
-        .unwrap_or(0.0);
+        .and_then(|s| flops::count(&s, Convention::Macs, flops::InputSize::square(image)).ok())
+        .map_or(0.0, |n| n as f64);
     let bytes: f64 = entry
         .files()
         .iter()
@@ -83,7 +83,7 @@ fn image_size(entry: &ModelEntry) -> Option<usize> {
             .metadata
             .as_ref()
             .and_then(|m| m.image_size.as_ref()))
-        .map(|c| c.value as usize)
+        .map(|c| usize::try_from(c.value).unwrap_or(usize::MAX))
 }
 
 /// Error diagnostics that fall inside a model's entry: same file, from its first line up to the
@@ -360,7 +360,12 @@ fn flops_result(
         );
     };
     let doc = doc_count.value;
-    let c = flops::check_flops(spec, doc, s);
+    let c = match flops::check_flops(spec, doc, s) {
+        Ok(c) => c,
+        Err(e) => {
+            return CheckResult::new(name, CheckKind::Flops, Status::Fail, e.to_string());
+        }
+    };
     let conv = format!(
         "{} at {}x{}",
         c.expected.convention.name(),
@@ -428,7 +433,9 @@ fn nearby_image_size(spec: &Spec, documented: u64, s: usize) -> Option<(usize, f
             InputSize::thop_2020(size).transposed(),
         ];
         for input in inputs {
-            let walked = flops::layers(spec, input);
+            let Ok(walked) = flops::layers(spec, input) else {
+                continue;
+            };
             for convention in Convention::ALL {
                 let value: u64 = walked.iter().map(|l| l.count(convention)).sum();
                 if value == documented {

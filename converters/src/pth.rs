@@ -33,7 +33,7 @@ use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::pickle::{self, ObjId, Object, StorageRef, TensorRef, Unpickled};
 use crate::tensor::{byte_len, strides, DType, Limits, StateDict, Tensor};
-use crate::writeback::{EarlyWriteback, Sealed};
+use crate::writeback::{Abandon, EarlyWriteback, Sealed, ZipSink};
 
 /// The legacy magic number, as the little-endian bytes LONG1 stores.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
@@ -1114,7 +1114,9 @@ pub fn write(path: &Path, tensors: &StateDict) -> Result<()> {
 /// Nothing appears at `path` until [`PthWriter::finish`] succeeds.
 pub struct PthWriter {
     path: PathBuf,
-    zip: ZipWriter<BufWriter<File>>,
+    /// Dropped before `zip`: an unfinished archive is then finalized into nothing, quietly.
+    abandon: Abandon,
+    zip: ZipWriter<ZipSink<BufWriter<File>>>,
     temp_path: tempfile::TempPath,
     pickler: pickle::StateDictPickler,
     names: HashSet<String>,
@@ -1153,9 +1155,11 @@ impl PthWriter {
         let temp = tempfile::NamedTempFile::new_in(parent).map_err(io)?;
         let (file, temp_path) = temp.into_parts();
         let writeback = EarlyWriteback::start(&file).map_err(io)?;
+        let (sink, abandon) = ZipSink::new(BufWriter::with_capacity(1 << 20, file));
         Ok(PthWriter {
             path: path.to_owned(),
-            zip: ZipWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            abandon,
+            zip: ZipWriter::new(sink),
             temp_path,
             pickler: pickle::StateDictPickler::new(),
             names: HashSet::new(),
@@ -1229,7 +1233,13 @@ impl PthWriter {
                 .map_err(self.zip_err())?;
             self.zip.write_all(bytes).map_err(io(&self.path))?;
         }
-        let writer = self.zip.finish().map_err(zip_err(&self.path))?;
+        let writer = self
+            .zip
+            .finish()
+            .map_err(zip_err(&self.path))?
+            .into_inner()
+            .map_err(io(&self.path))?;
+        drop(self.abandon);
         self.writeback.finish().map_err(io(&self.path))?;
         let file = writer.into_inner().map_err(|e| Error::Io {
             path: self.path.clone(),

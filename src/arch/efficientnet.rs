@@ -12,6 +12,12 @@
 //! - repeats → `ceil(r · depth)` per stage;
 //! - IR mid channels → `make_divisible(in · expand, 8)`;
 //! - SE width → `max(1, int(in · se_ratio))` from the block's *input* channels.
+//!
+//! Every number a description may set is bounded ([`Bounds`]): an architecture string comes from
+//! a card or the command line, and an unbounded width, depth or class count would make the FLOP
+//! counter overflow or the resolver allocate without limit. Out-of-range values are
+//! [`ArchError::OutOfRange`] naming the value and the bound, and [`Spec::resolve`] checks them
+//! again for descriptions built in code, so every resolved [`Spec`]'s counts fit in 64 bits.
 use std::fmt;
 use std::str::FromStr;
 
@@ -45,6 +51,46 @@ pub const VARIANTS: [(&str, f64, f64); 10] = [
 /// TF's default BatchNorm epsilon, used by every `tf_` port.
 pub const BN_EPS_TF: f64 = 1e-3;
 
+/// The largest values an architecture description may hold. Every published EfficientNet sits far
+/// inside them (L2: width 4.3, depth 5.3, 1000 classes, 3 input channels).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds;
+
+impl Bounds {
+    /// Width multiplier: `0 < width <= 16`.
+    pub const MAX_WIDTH: f64 = 16.0;
+    /// Depth multiplier: `0 < depth <= 16`.
+    pub const MAX_DEPTH: f64 = 16.0;
+    /// Classifier outputs: `1 <= classes <= 1_000_000`.
+    pub const MAX_CLASSES: usize = 1_000_000;
+    /// Input channels: `1 <= in-chans <= 64`.
+    pub const MAX_IN_CHANS: usize = 64;
+    /// Stem channels before width scaling: `1 <= stem <= 4096`.
+    pub const MAX_STEM: usize = 4096;
+    /// Head channels before width scaling: `1 <= head <= 16384`.
+    pub const MAX_HEAD: usize = 16384;
+    /// BatchNorm epsilon: `0 < bn-eps <= 1`.
+    pub const MAX_BN_EPS: f64 = 1.0;
+    /// Stages: `1 <= stages <= 16`; block strings per stage: at most 16.
+    pub const MAX_STAGES: usize = 16;
+    /// Block repeats in one block string: `1 <= r <= 32`.
+    pub const MAX_REPEATS: usize = 32;
+    /// Depthwise kernel: odd, `1 <= k <= 31`.
+    pub const MAX_KERNEL: usize = 31;
+    /// Stride: `1 <= s <= 8`.
+    pub const MAX_STRIDE: usize = 8;
+    /// Expansion ratio: `0 <= e <= 64`.
+    pub const MAX_EXPAND: f64 = 64.0;
+    /// Output channels of a block string before width scaling: `1 <= c <= 8192`.
+    pub const MAX_BLOCK_CHANNELS: usize = 8192;
+    /// Squeeze-excitation ratio: `0 <= se <= 1`.
+    pub const MAX_SE: f64 = 1.0;
+    /// Blocks after depth scaling, over all stages.
+    pub const MAX_BLOCKS: usize = 1024;
+    /// Channels of any resolved layer (after width scaling and expansion).
+    pub const MAX_CHANNELS: usize = 1 << 24;
+}
+
 /// An error in an architecture description.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ArchError {
@@ -64,6 +110,38 @@ pub enum ArchError {
         /// What was wrong.
         reason: String,
     },
+    /// A value is outside what zoo accepts ([`Bounds`]).
+    #[error("architecture `{arch}`: {key} = {value} is out of range (allowed: {bound})")]
+    OutOfRange {
+        /// The whole architecture string (or the block string).
+        arch: Box<str>,
+        /// The key (`width`, `classes`, `r` of a block string, …).
+        key: &'static str,
+        /// The value as given.
+        value: Box<str>,
+        /// The allowed range, e.g. `0 < width <= 16`.
+        bound: Box<str>,
+    },
+}
+
+/// `Err(OutOfRange)` unless `ok`.
+fn in_range(
+    ok: bool,
+    arch: &str,
+    key: &'static str,
+    value: impl fmt::Display,
+    bound: impl Into<String>,
+) -> Result<(), ArchError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ArchError::OutOfRange {
+            arch: arch.into(),
+            key,
+            value: value.to_string().into(),
+            bound: bound.into().into(),
+        })
+    }
 }
 
 /// Block type of a block string.
@@ -173,7 +251,53 @@ impl FromStr for BlockString {
         if b.kind == BlockKind::DepthwiseSeparable && b.expand != 1.0 {
             return Err(bad(format!("a `ds` block cannot expand (e{})", b.expand)));
         }
+        b.check_bounds(s)?;
         Ok(b)
+    }
+}
+
+impl BlockString {
+    /// Checks every value against [`Bounds`]; `text` names the block string in the error.
+    pub fn check_bounds(&self, text: &str) -> Result<(), ArchError> {
+        let b = |ok, key, value: &dyn fmt::Display, bound: String| {
+            in_range(ok, text, key, value, bound)
+        };
+        b(
+            (1..=Bounds::MAX_REPEATS).contains(&self.repeats),
+            "r",
+            &self.repeats,
+            format!("1 <= r <= {}", Bounds::MAX_REPEATS),
+        )?;
+        b(
+            (1..=Bounds::MAX_KERNEL).contains(&self.kernel) && self.kernel % 2 == 1,
+            "k",
+            &self.kernel,
+            format!("odd, 1 <= k <= {}", Bounds::MAX_KERNEL),
+        )?;
+        b(
+            (1..=Bounds::MAX_STRIDE).contains(&self.stride),
+            "s",
+            &self.stride,
+            format!("1 <= s <= {}", Bounds::MAX_STRIDE),
+        )?;
+        b(
+            self.expand.is_finite() && (0.0..=Bounds::MAX_EXPAND).contains(&self.expand),
+            "e",
+            &self.expand,
+            format!("0 <= e <= {}", Bounds::MAX_EXPAND),
+        )?;
+        b(
+            (1..=Bounds::MAX_BLOCK_CHANNELS).contains(&self.out_chs),
+            "c",
+            &self.out_chs,
+            format!("1 <= c <= {}", Bounds::MAX_BLOCK_CHANNELS),
+        )?;
+        b(
+            self.se_ratio.is_finite() && (0.0..=Bounds::MAX_SE).contains(&self.se_ratio),
+            "se",
+            &self.se_ratio,
+            format!("0 <= se <= {}", Bounds::MAX_SE),
+        )
     }
 }
 
@@ -288,6 +412,62 @@ impl ArchConfig {
     pub fn resolve(&self) -> Result<Spec, ArchError> {
         Spec::resolve(self)
     }
+
+    /// Checks every number against [`Bounds`]; the error names the key, the value and the bound.
+    pub fn check_bounds(&self) -> Result<(), ArchError> {
+        let arch = self.to_string();
+        let b = |ok, key, value: &dyn fmt::Display, bound: String| {
+            in_range(ok, &arch, key, value, bound)
+        };
+        b(
+            self.width.is_finite() && self.width > 0.0 && self.width <= Bounds::MAX_WIDTH,
+            "width",
+            &format_args!("{:?}", self.width),
+            format!("0 < width <= {}", Bounds::MAX_WIDTH),
+        )?;
+        b(
+            self.depth.is_finite() && self.depth > 0.0 && self.depth <= Bounds::MAX_DEPTH,
+            "depth",
+            &format_args!("{:?}", self.depth),
+            format!("0 < depth <= {}", Bounds::MAX_DEPTH),
+        )?;
+        b(
+            (1..=Bounds::MAX_CLASSES).contains(&self.classes),
+            "classes",
+            &self.classes,
+            format!("1 <= classes <= {}", Bounds::MAX_CLASSES),
+        )?;
+        b(
+            (1..=Bounds::MAX_IN_CHANS).contains(&self.in_chans),
+            "in-chans",
+            &self.in_chans,
+            format!("1 <= in-chans <= {}", Bounds::MAX_IN_CHANS),
+        )?;
+        b(
+            (1..=Bounds::MAX_STEM).contains(&self.stem),
+            "stem",
+            &self.stem,
+            format!("1 <= stem <= {}", Bounds::MAX_STEM),
+        )?;
+        b(
+            (1..=Bounds::MAX_HEAD).contains(&self.head),
+            "head",
+            &self.head,
+            format!("1 <= head <= {}", Bounds::MAX_HEAD),
+        )?;
+        b(
+            self.bn_eps.is_finite() && self.bn_eps > 0.0 && self.bn_eps <= Bounds::MAX_BN_EPS,
+            "bn-eps",
+            &format_args!("{:?}", self.bn_eps),
+            format!("0 < bn-eps <= {}", Bounds::MAX_BN_EPS),
+        )?;
+        b(
+            (1..=Bounds::MAX_STAGES).contains(&self.blocks.len()),
+            "stages",
+            &self.blocks.len(),
+            format!("1 <= stages <= {}", Bounds::MAX_STAGES),
+        )
+    }
 }
 
 impl FromStr for ArchConfig {
@@ -313,6 +493,8 @@ impl FromStr for ArchConfig {
                 ))
             })?
         };
+        // key → value as written, so a bound error quotes the value the user gave
+        let mut given: Vec<(String, String)> = vec![];
         for kv in overrides
             .split(',')
             .map(str::trim)
@@ -329,10 +511,22 @@ impl FromStr for ArchConfig {
             };
             let int = |v: &str| {
                 v.parse::<usize>()
+                    .or_else(|e| match e.kind() {
+                        // Too large for usize: certainly out of range, reported as such below.
+                        std::num::IntErrorKind::PosOverflow => Ok(usize::MAX),
+                        _ => Err(e),
+                    })
                     .ok()
                     .filter(|x| *x > 0)
                     .ok_or_else(|| bad(format!("{k}: `{v}` is not a positive integer")))
             };
+            let key = match k.trim() {
+                "w" => "width",
+                "d" => "depth",
+                other => other,
+            };
+            given.retain(|(k, _)| *k != key);
+            given.push((key.to_owned(), v.trim().to_owned()));
             match k.trim() {
                 "width" | "w" => cfg.width = num(v)?,
                 "depth" | "d" => cfg.depth = num(v)?,
@@ -355,6 +549,20 @@ impl FromStr for ArchConfig {
                 }
             }
         }
+        cfg.check_bounds().map_err(|e| match e {
+            ArchError::OutOfRange {
+                key, value, bound, ..
+            } => ArchError::OutOfRange {
+                arch: s.into(),
+                key,
+                value: given
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(value, |(_, v)| v.as_str().into()),
+                bound,
+            },
+            other => other,
+        })?;
         Ok(cfg)
     }
 }
@@ -387,11 +595,15 @@ impl fmt::Display for ArchConfig {
 }
 
 /// timm's `make_divisible(v, divisor, min_value=None, round_limit)`.
+///
+/// Never panics or wraps: the float → integer conversion saturates and so does the final
+/// addition (a value that large fails [`Bounds::MAX_CHANNELS`] in [`Spec::resolve`]).
 pub fn make_divisible(v: f64, divisor: usize, round_limit: f64) -> usize {
+    let divisor = divisor.max(1);
     let d = divisor as f64;
     let mut new_v = ((v + d / 2.0) as usize / divisor * divisor).max(divisor);
     if (new_v as f64) < round_limit * v {
-        new_v += divisor;
+        new_v = new_v.saturating_add(divisor);
     }
     new_v
 }
@@ -415,14 +627,14 @@ fn round_half_even(x: f64) -> usize {
 /// timm's `_scale_stage_depth(..., depth_trunc='ceil')`: scales the repeats of one stage (which
 /// may hold several block strings), distributing from the last string backwards.
 pub fn scale_stage_depth(repeats: &[usize], depth: f64) -> Vec<usize> {
-    let mut num_repeat: usize = repeats.iter().sum();
+    let mut num_repeat = repeats.iter().fold(0usize, |a, &r| a.saturating_add(r));
     let mut num_scaled = ((num_repeat as f64 * depth).ceil() as usize).max(1);
     let mut out: Vec<usize> = repeats
         .iter()
         .rev()
         .map(|&r| {
             let rs = round_half_even(r as f64 / num_repeat as f64 * num_scaled as f64).max(1);
-            num_repeat -= r;
+            num_repeat = num_repeat.saturating_sub(r);
             num_scaled = num_scaled.saturating_sub(rs);
             rs
         })
@@ -526,18 +738,19 @@ pub struct Spec {
 impl Spec {
     /// Resolves a description.
     pub fn resolve(cfg: &ArchConfig) -> Result<Spec, ArchError> {
-        let bad = |reason: String| ArchError::BadArch {
-            arch: cfg.to_string(),
-            reason,
+        cfg.check_bounds()?;
+        let arch = cfg.to_string();
+        let channels = |key: &'static str, n: usize| {
+            in_range(
+                n <= Bounds::MAX_CHANNELS,
+                &arch,
+                key,
+                n,
+                format!("at most {} channels", Bounds::MAX_CHANNELS),
+            )
+            .map(|()| n)
         };
-        if !(cfg.width.is_finite() && cfg.width > 0.0 && cfg.depth.is_finite() && cfg.depth > 0.0) {
-            return Err(bad("width and depth multipliers must be positive".into()));
-        }
-        if cfg.blocks.is_empty() || cfg.classes == 0 || cfg.in_chans == 0 {
-            return Err(bad(
-                "needs at least one stage, one class and one input channel".into(),
-            ));
-        }
+        let mut total_blocks = 0usize;
         let pad = cfg.padding;
         let conv = |name: String, in_chs, out_chs, kernel, stride, groups, bias| Conv {
             name,
@@ -562,7 +775,7 @@ impl Spec {
             }
         };
 
-        let stem_chs = round_channels(cfg.stem, cfg.width);
+        let stem_chs = channels("stem channels", round_channels(cfg.stem, cfg.width))?;
         let stem = conv_norm(
             conv("conv_stem".into(), cfg.in_chans, stem_chs, 3, 2, 1, false),
             "bn1".into(),
@@ -579,13 +792,30 @@ impl Spec {
                 .filter(|t| !t.is_empty())
                 .map(str::parse)
                 .collect::<Result<_, _>>()?;
+            in_range(
+                strings.len() <= Bounds::MAX_STAGES,
+                &arch,
+                "block strings in a stage",
+                strings.len(),
+                format!("at most {}", Bounds::MAX_STAGES),
+            )?;
             let repeats = scale_stage_depth(
                 &strings.iter().map(|b| b.repeats).collect::<Vec<_>>(),
                 cfg.depth,
             );
+            total_blocks = repeats
+                .iter()
+                .fold(total_blocks, |a, &r| a.saturating_add(r));
+            in_range(
+                total_blocks <= Bounds::MAX_BLOCKS,
+                &arch,
+                "blocks after depth scaling",
+                total_blocks,
+                format!("at most {}", Bounds::MAX_BLOCKS),
+            )?;
             let mut blocks = vec![];
             for (bs, reps) in strings.iter().zip(repeats) {
-                let out_chs = round_channels(bs.out_chs, cfg.width);
+                let out_chs = channels("block channels", round_channels(bs.out_chs, cfg.width))?;
                 for r in 0..reps {
                     let index = blocks.len();
                     let stride = if r == 0 { bs.stride } else { 1 };
@@ -595,7 +825,10 @@ impl Spec {
                     let (expand, mid_chs, dw_bn, pj_conv, pj_bn) = match bs.kind {
                         BlockKind::DepthwiseSeparable => (None, in_chs, "bn1", "conv_pw", "bn2"),
                         BlockKind::InvertedResidual => {
-                            let mid = make_divisible(in_chs as f64 * bs.expand, 8, 0.9);
+                            let mid = channels(
+                                "expanded channels",
+                                make_divisible(in_chs as f64 * bs.expand, 8, 0.9),
+                            )?;
                             let e = conv_norm(
                                 conv(format!("{p}.conv_pw"), in_chs, mid, 1, 1, 1, false),
                                 format!("{p}.bn1"),
@@ -648,7 +881,7 @@ impl Spec {
             stages.push(blocks);
         }
 
-        let num_features = round_channels(cfg.head, cfg.width);
+        let num_features = channels("head channels", round_channels(cfg.head, cfg.width))?;
         let head = conv_norm(
             conv("conv_head".into(), in_chs, num_features, 1, 1, 1, false),
             "bn2".into(),
@@ -659,13 +892,30 @@ impl Spec {
             in_features: num_features,
             out_features: cfg.classes,
         };
-        Ok(Spec {
+        let spec = Spec {
             config: cfg.clone(),
             stem,
             stages,
             head,
             classifier,
-        })
+        };
+        // Every element count, summed exactly: the bounds keep this far below 2^64, and this
+        // makes it a checked fact for every resolved spec (so the saturating sums in
+        // `trainable_params`, `buffer_elements` and `filesize` are exact).
+        let total = spec.params().iter().try_fold(0u64, |a, p| {
+            p.shape
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+                .and_then(|n| a.checked_add(n))
+        });
+        in_range(
+            total.is_some_and(|t| t <= u64::MAX >> 8),
+            &arch,
+            "parameter elements",
+            total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string()),
+            "at most 2^56",
+        )?;
+        Ok(spec)
     }
 
     /// All blocks in order.
@@ -691,8 +941,7 @@ impl Spec {
         self.params()
             .iter()
             .filter(|p| p.kind.is_trainable())
-            .map(ParamSpec::numel)
-            .sum()
+            .fold(0u64, |a, p| a.saturating_add(p.numel()))
     }
 
     /// Elements in buffers (BN running statistics).
@@ -700,8 +949,7 @@ impl Spec {
         self.params()
             .iter()
             .filter(|p| !p.kind.is_trainable())
-            .map(ParamSpec::numel)
-            .sum()
+            .fold(0u64, |a, p| a.saturating_add(p.numel()))
     }
 }
 
@@ -748,6 +996,103 @@ mod tests {
             let spec = ArchConfig::variant(v).unwrap().resolve().unwrap();
             assert_eq!(spec.trainable_params(), n, "{v}");
         }
+    }
+
+    /// M5: every bound is enforced by the parser and again by `resolve` for configs built in
+    /// code, as `OutOfRange` naming the key; nothing panics or allocates without limit.
+    #[test]
+    fn out_of_range_values_are_typed_errors() {
+        let key = |r: Result<ArchConfig, ArchError>| match r {
+            Err(ArchError::OutOfRange { key, .. }) => key,
+            other => panic!("expected OutOfRange, got {other:?}"),
+        };
+        for (text, want) in [
+            ("efficientnet:width=1e300", "width"),
+            ("efficientnet:depth=1e12", "depth"),
+            ("efficientnet:classes=18446744073709551615", "classes"),
+            ("efficientnet:classes=1000001", "classes"),
+            ("b0:in-chans=65", "in-chans"),
+            ("b0:stem=4097", "stem"),
+            ("b0:head=16385", "head"),
+            ("b0:bn-eps=2", "bn-eps"),
+        ] {
+            assert_eq!(key(text.parse()), want, "{text}");
+        }
+        let resolved = |cfg: ArchConfig| match cfg.resolve() {
+            Err(ArchError::OutOfRange { key, .. }) => key,
+            other => panic!("expected OutOfRange, got {other:?}"),
+        };
+        let base = ArchConfig::base();
+        for (cfg, want) in [
+            (
+                ArchConfig {
+                    width: f64::MAX,
+                    ..base.clone()
+                },
+                "width",
+            ),
+            (
+                ArchConfig {
+                    depth: f64::INFINITY,
+                    ..base.clone()
+                },
+                "depth",
+            ),
+            (
+                ArchConfig {
+                    classes: usize::MAX,
+                    ..base.clone()
+                },
+                "classes",
+            ),
+            (
+                ArchConfig {
+                    in_chans: 0,
+                    ..base.clone()
+                },
+                "in-chans",
+            ),
+            (
+                ArchConfig {
+                    blocks: vec![],
+                    ..base.clone()
+                },
+                "stages",
+            ),
+            (
+                ArchConfig {
+                    blocks: vec!["ir_r1_k3_s1_e6_c99999".into()],
+                    ..base.clone()
+                },
+                "c",
+            ),
+            (
+                ArchConfig {
+                    blocks: vec!["ir_r33_k3_s1_e6_c8".into()],
+                    ..base.clone()
+                },
+                "r",
+            ),
+            (
+                ArchConfig {
+                    blocks: vec!["ir_r32_k3_s1_e6_c8".into(); 16],
+                    depth: 16.0,
+                    ..base.clone()
+                },
+                "blocks after depth scaling",
+            ),
+        ] {
+            assert_eq!(resolved(cfg), want);
+        }
+        // The largest description within the bounds resolves, and its counts fit.
+        let max: ArchConfig =
+            "efficientnet:width=16,depth=16,classes=1000000,in-chans=64,stem=4096,head=16384"
+                .parse()
+                .unwrap();
+        let spec = max.resolve().unwrap();
+        assert!(spec.trainable_params() < u64::MAX >> 8);
+        assert_eq!(make_divisible(f64::MAX, 8, 0.9), usize::MAX); // saturates
+        assert_eq!(make_divisible(1.0, 0, 0.9), 1);
     }
 
     #[test]

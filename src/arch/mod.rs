@@ -37,9 +37,12 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    /// Number of elements.
+    /// Number of elements (saturating; exact for every spec [`Spec::resolve`] returns, whose
+    /// element counts are checked to fit).
     pub fn numel(&self) -> u64 {
-        self.shape.iter().map(|&d| d as u64).product()
+        self.shape
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64))
     }
 }
 
@@ -56,17 +59,40 @@ pub enum Padding {
 
 impl Padding {
     /// Output length and (before, after) padding of one spatial axis.
+    ///
+    /// For real tensor sizes; an axis whose arithmetic would overflow (or a zero stride or
+    /// kernel) gives `(0, 0, 0)`. [`Padding::checked_resolve`] says so instead.
     pub fn resolve(self, input: usize, kernel: usize, stride: usize) -> (usize, usize, usize) {
+        self.checked_resolve(input, kernel, stride)
+            .unwrap_or((0, 0, 0))
+    }
+
+    /// [`Padding::resolve`] with checked arithmetic: `None` when a step overflows, or the
+    /// stride or kernel is zero.
+    pub fn checked_resolve(
+        self,
+        input: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Option<(usize, usize, usize)> {
+        if stride == 0 || kernel == 0 {
+            return None;
+        }
         match self {
             Padding::TfSame => {
                 let out = input.div_ceil(stride);
-                let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(input);
-                (out, total / 2, total - total / 2)
+                let total = out
+                    .saturating_sub(1)
+                    .checked_mul(stride)?
+                    .checked_add(kernel)?
+                    .saturating_sub(input);
+                Some((out, total / 2, total - total / 2))
             }
             Padding::Symmetric => {
                 let pad = (kernel - 1) / 2;
-                let out = (input + 2 * pad).saturating_sub(kernel) / stride + 1;
-                (out, pad, pad)
+                let padded = input.checked_add(pad.checked_mul(2)?)?;
+                let out = (padded.saturating_sub(kernel) / stride).checked_add(1)?;
+                Some((out, pad, pad))
             }
         }
     }
@@ -94,11 +120,11 @@ pub struct Conv {
 }
 
 impl Conv {
-    /// Output (h, w) for an input (h, w).
-    pub fn output_hw(&self, h: usize, w: usize) -> (usize, usize) {
-        let (oh, _, _) = self.padding.resolve(h, self.kernel, self.stride);
-        let (ow, _, _) = self.padding.resolve(w, self.kernel, self.stride);
-        (oh, ow)
+    /// Output (h, w) for an input (h, w); `None` when the arithmetic overflows.
+    pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let (oh, _, _) = self.padding.checked_resolve(h, self.kernel, self.stride)?;
+        let (ow, _, _) = self.padding.checked_resolve(w, self.kernel, self.stride)?;
+        Some((oh, ow))
     }
 
     /// The weight and optional bias, torch layout `[out, in/groups, k, k]`.
@@ -107,7 +133,7 @@ impl Conv {
             name: format!("{}.weight", self.name),
             shape: vec![
                 self.out_chs,
-                self.in_chs / self.groups,
+                self.in_chs / self.groups.max(1),
                 self.kernel,
                 self.kernel,
             ],
@@ -123,12 +149,19 @@ impl Conv {
         v
     }
 
-    /// Multiply-accumulates at an output size (excluding bias).
-    pub fn macs(&self, out_h: usize, out_w: usize) -> u64 {
-        (out_h * out_w) as u64
-            * self.out_chs as u64
-            * (self.in_chs / self.groups) as u64
-            * (self.kernel * self.kernel) as u64
+    /// Multiply-accumulates at an output size (excluding bias); `None` when they do not fit
+    /// in 64 bits.
+    pub fn macs(&self, out_h: usize, out_w: usize) -> Option<u64> {
+        [
+            out_h,
+            out_w,
+            self.out_chs,
+            self.in_chs / self.groups.max(1),
+            self.kernel,
+            self.kernel,
+        ]
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
     }
 }
 

@@ -56,6 +56,11 @@ fn hub_values(
         .iter()
         .filter_map(|p| {
             let text = std::fs::read_to_string(p).ok()?;
+            // Only Hub READMEs (markdown with front matter) are read a second time.
+            let markdown = crate::card::CardKind::of(p) != crate::card::CardKind::Yaml;
+            if !(markdown && matches!(crate::schema::hf::split_front_matter(&text), Ok(Some(_)))) {
+                return None;
+            }
             let (card, _) = crate::card::Card::parse(p, &text);
             Some((p.clone(), card?.front_matter?))
         })

@@ -121,6 +121,7 @@ pub(crate) fn fetch_source(
         lock_file: Some(lock_file(registry, &cache)),
         ..FetchOptions::default()
     };
+    super::fetch::warn_if_unverified(&spec, opts.lock_file.as_deref());
     match cache.fetch(&spec, &opts) {
         Ok(fetched) => Ok(fetched.path),
         Err(err) => Err(anyhow::anyhow!(super::fetch::not_fetched(

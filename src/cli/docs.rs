@@ -96,7 +96,10 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
     for orphan in docs::orphan_cards(&cards, &cards_root, &args.format)? {
         std::fs::remove_file(&orphan)
             .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", orphan.display()))?;
-        eprintln!("removed {} (no collection generates it)", orphan.display());
+        eprintln!(
+            "removed {} (a card zoo docs generated earlier; nothing generates it now)",
+            orphan.display()
+        );
     }
     let mut files: Vec<(PathBuf, String)> = cards
         .into_iter()

@@ -39,6 +39,10 @@ pub struct FetchArgs {
     /// Expected size in bytes.
     #[arg(long, value_name = "BYTES")]
     pub size: Option<u64>,
+    /// Most bytes accepted for a file whose size is not known (no --size, no registry `Size`):
+    /// a plain number of bytes or with a K, M, G or T suffix (powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "16G", value_parser = parse_bytes)]
+    pub max_size: u64,
     /// File name in the cache (default: last path segment of the first URL).
     #[arg(long, value_name = "FILE")]
     pub name: Option<String>,
@@ -60,13 +64,18 @@ pub struct FetchArgs {
     /// Retries per URL on connection errors, timeouts and 5xx.
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
-    /// Connect timeout and longest stall of a read, in seconds.
+    /// Stall timeout, in seconds: the longest a connect or a single read may wait. A slow but
+    /// moving download is not cut by it; see --deadline.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub timeout: f64,
     /// Write the full sha256 of every fetched registry file that has none in the registry into
     /// the registry's YAML (`Sha256:`), turning a pin into a registry fact. Needs `--registry DIR`.
     #[arg(long, conflicts_with = "urls")]
     pub record: bool,
+    /// Total time, in seconds, each file's fetch may take (every mirror, retry and read); no
+    /// limit if not given. Ends at most one --timeout late.
+    #[arg(long, value_name = "SECONDS")]
+    pub deadline: Option<f64>,
 }
 
 /// True when `ZOO_OFFLINE` asks for offline mode (`1`, `true`, `yes`, `on`).
@@ -83,21 +92,82 @@ pub fn offline_from_env() -> bool {
 
 /// Fetch options from the command line, with a progress bar when stderr is a terminal.
 fn options(args: &FetchArgs, lock_file: Option<PathBuf>) -> anyhow::Result<FetchOptions> {
-    anyhow::ensure!(
-        args.timeout.is_finite() && args.timeout > 0.0,
-        "--timeout must be a positive number of seconds"
-    );
+    let timeout = seconds("--timeout", args.timeout)?;
     Ok(FetchOptions {
         offline: args.offline || offline_from_env(),
         mirrors: args.mirrors.clone(),
         progress: std::io::stderr()
             .is_terminal()
             .then(|| Arc::new(BarSink::default()) as Arc<dyn ProgressSink>),
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
+        max_size: args.max_size,
+        deadline: args
+            .deadline
+            .map(|d| seconds("--deadline", d))
+            .transpose()?,
         retries: args.retries,
         lock_file,
         ..FetchOptions::default()
     })
+}
+
+/// Longest `--timeout` (and `--deadline`) accepted: one week.
+const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// A duration option: a positive, finite number of seconds up to [`MAX_SECONDS`].
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0 && value <= MAX_SECONDS,
+        "{flag} must be a number of seconds greater than 0 and at most {MAX_SECONDS} (one week), \
+         not {value:?}"
+    );
+    Ok(Duration::try_from_secs_f64(value)?)
+}
+
+/// `--max-size`: bytes, optionally with a binary K/M/G/T suffix (`16G`, `500M`, `1024`).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("`{s}`: unknown unit `{c}` (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("`{s}` is not a positive byte count below 2^64"))
+}
+
+/// Warns (stderr) when nothing will verify the bytes of `spec`: no sha256, no prefix, and no
+/// pin in the lock file.
+pub(crate) fn warn_if_unverified(spec: &FileSpec, lock_file: Option<&std::path::Path>) {
+    if spec.sha256.is_some() || spec.sha256_prefix.is_some() {
+        return;
+    }
+    let pinned = lock_file
+        .and_then(|p| crate::fetch::WeightsLock::read(p).ok())
+        .is_some_and(|l| {
+            spec.source_key()
+                .is_some_and(|key| l.pins.contains_key(&key))
+        });
+    if !pinned {
+        eprintln!(
+            "warning: {}: no sha256 to verify against (pass --sha256, or --sha256-prefix with at \
+             least 8 hex digits); the bytes are taken as they come",
+            spec.file_name
+        );
+    }
 }
 
 /// Runs `zoo fetch NAME… | --all` over registry files.
@@ -129,6 +199,7 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
                 continue;
             }
             let spec = entry.fetch_spec(file);
+            warn_if_unverified(&spec, opts.lock_file.as_deref());
             let result = if args.verify {
                 cache.verify(&spec, &opts)
             } else {
@@ -266,7 +337,7 @@ pub fn run(
         None => name_from_url(&args.urls[0]).with_context(|| {
             format!(
                 "cannot derive a file name from {}; pass --name",
-                args.urls[0]
+                crate::fetch::redact_url(&args.urls[0])
             )
         })?,
     };
@@ -279,6 +350,7 @@ pub fn run(
         entry: None,
     };
     let opts = options(&args, args.lock_file.clone())?;
+    warn_if_unverified(&spec, opts.lock_file.as_deref());
     let cache = Cache::from_env()?;
     let result = if args.verify {
         match cache.verify(&spec, &opts) {
@@ -393,6 +465,18 @@ impl ProgressSink for BarSink {
 #[cfg(test)]
 mod tests {
     use super::name_from_url;
+
+    #[test]
+    fn byte_counts_take_binary_units() {
+        use super::parse_bytes;
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("16G"), Ok(16 << 30));
+        assert_eq!(parse_bytes("500m"), Ok(500 << 20));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("17179869184T").is_err());
+        assert!(parse_bytes("5X").is_err());
+        assert!(parse_bytes("").is_err());
+    }
 
     #[test]
     fn derives_names() {

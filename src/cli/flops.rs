@@ -22,7 +22,7 @@ pub struct FlopsArgs {
     #[arg(long, value_name = "HxW", conflicts_with = "image_size")]
     pub size: Option<InputSize>,
     /// The card's `Image Size` S: square S×S, and S × floor(S·1546/1213) for thop-2020.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = parse_image_size)]
     pub image_size: Option<usize>,
     /// `macs`, `flops`, `fvcore`, `thop-2020`, or `all`.
     #[arg(long, default_value = "all", value_name = "C")]
@@ -182,8 +182,8 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
                 Some(c) => c.input,
                 None => convention.input_for_image_size(image_size),
             });
-            let value = flops::count(spec, convention, input);
-            Row {
+            let value = flops::count(spec, convention, input)?;
+            Ok(Row {
                 count: Count {
                     convention,
                     input,
@@ -195,12 +195,15 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
                     .is_some_and(|c| c.convention == convention && c.input == input),
                 documented,
                 difference: documented.map(|d| value as i128 - d as i128),
-            }
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     // Per-layer output uses the first convention's input and reports its count per layer.
     let layer_input = rows[0].count.input;
-    let walked = args.per_layer.then(|| flops::layers(spec, layer_input));
+    let walked = args
+        .per_layer
+        .then(|| flops::layers(spec, layer_input))
+        .transpose()?;
     let layers = walked.as_ref().map(|w| {
         w.iter()
             .map(|l| LayerRow {
@@ -234,6 +237,20 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
         print_report(&report, documented, args.documented.is_some());
     }
     Ok(Status::Ok)
+}
+
+/// `--image-size`: a side from 1 to [`flops::MAX_INPUT_SIDE`].
+fn parse_image_size(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|v| (1..=flops::MAX_INPUT_SIDE).contains(v))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not an image size from 1 to {}",
+                flops::MAX_INPUT_SIDE
+            )
+        })
 }
 
 fn thousands(v: u64) -> String {

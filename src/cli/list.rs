@@ -28,7 +28,7 @@ fn row(e: &ModelEntry) -> Row<'_> {
         e.arch().ok().and_then(|a| a.resolve().ok()),
         card.image_size,
     ) {
-        (Some(spec), Some(s)) => Some(flops::count(&spec, Convention::Macs, InputSize::square(s))),
+        (Some(spec), Some(s)) => flops::count(&spec, Convention::Macs, InputSize::square(s)).ok(),
         _ => None,
     };
     Row {

@@ -30,12 +30,13 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
     let spec = arch.resolve()?;
     let params = spec.trainable_params();
     let card = crate::lookup::card_flops(entry);
-    let macs = card.image_size.map(|s| {
+    let macs = card.image_size.and_then(|s| {
         crate::flops::count(
             &spec,
             crate::flops::Convention::Macs,
             crate::flops::InputSize::square(s),
         )
+        .ok()
     });
     if json {
         let shown = Shown {

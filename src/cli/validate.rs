@@ -73,13 +73,20 @@ pub enum ReportCommand {
     },
 }
 
+/// Most shards `--shard K/N` may split a run into (far more than any CI matrix runs).
+const MAX_SHARDS: usize = 1024;
+
 fn parse_shard(s: &str) -> anyhow::Result<Shard> {
     let (k, n) = s.split_once('/').context("--shard takes K/N, e.g. 2/4")?;
-    let (k, n): (usize, usize) = (
-        k.trim().parse().context("--shard K/N: K is not a number")?,
-        n.trim().parse().context("--shard K/N: N is not a number")?,
-    );
-    if n == 0 || k == 0 || k > n {
+    let number = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|v| (1..=MAX_SHARDS).contains(v))
+            .with_context(|| format!("--shard {s}: `{v}` is not a number from 1 to {MAX_SHARDS}"))
+    };
+    let (k, n) = (number(k)?, number(n)?);
+    if k > n {
         bail!("--shard {s}: need 1 <= K <= N");
     }
     Ok(Shard { index: k, count: n })

@@ -60,6 +60,11 @@ fn spec(
     })
 }
 
+/// A FIFO or device would block the reader or never end: refused before it is opened.
+fn refuse_special(path: &std::path::Path) -> anyhow::Result<()> {
+    crate::fsutil::refuse_special_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 /// Runs `zoo fingerprint`.
 pub fn fingerprint_cmd(
     args: FingerprintArgs,
@@ -68,6 +73,7 @@ pub fn fingerprint_cmd(
     let spec = spec(&args.arch, registry)?;
     let mut rows = vec![];
     for f in &args.files {
+        refuse_special(f)?;
         let opened = checkpoint::open(f, spec.as_ref(), args.weights)?;
         let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
         rows.push(serde_json::json!({"file": f, "format": opened.format, "fingerprint": fp}));
@@ -93,6 +99,8 @@ pub fn diff_cmd(
     registry: impl FnOnce() -> anyhow::Result<Registry>,
 ) -> anyhow::Result<Status> {
     let spec = spec(&args.arch, registry)?;
+    refuse_special(&args.a)?;
+    refuse_special(&args.b)?;
     let a = checkpoint::open(&args.a, spec.as_ref(), args.weights)?;
     let b = checkpoint::open(&args.b, spec.as_ref(), args.weights)?;
     let d = diff(&a.tensors, &b.tensors, args.tol);

@@ -60,6 +60,30 @@ pub enum OutputError {
         /// Why (in the message, so not also a `source`).
         error: std::io::Error,
     },
+    /// The output name (registry `Name:`, `--name-as` or the source's stem) is not one safe
+    /// path component, so the files could land outside the output directory.
+    #[error("output name {:?}: {reason}; pass --name-as with a plain file name", .name)]
+    UnsafeName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `--out` exists but is not a directory.
+    #[error("output directory {}: exists and is not a directory", path.display())]
+    NotADirectory {
+        /// The `--out` path.
+        path: PathBuf,
+    },
+}
+
+/// Checks that `name` can prefix an output file name: one path component, so that
+/// `<dir>/<name>-<sha8>.<ext>` stays in `<dir>`.
+pub fn check_name(name: &str) -> Result<(), OutputError> {
+    crate::fsutil::check_component(name).map_err(|e| OutputError::UnsafeName {
+        name: e.name,
+        reason: e.reason,
+    })
 }
 
 /// A staged file's sha256 and size, from [`Staging::hash`]; [`Staging::place`] names the file
@@ -110,6 +134,11 @@ impl Staging {
             path: out_dir.to_owned(),
             error,
         };
+        if out_dir.exists() && !out_dir.is_dir() {
+            return Err(OutputError::NotADirectory {
+                path: out_dir.to_owned(),
+            });
+        }
         let created: Vec<PathBuf> = out_dir
             .ancestors()
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -133,13 +162,15 @@ impl Staging {
         Ok(staging)
     }
 
-    /// Where the `format` file of `name` is staged.
-    pub fn path(&self, name: &str, format: Format) -> PathBuf {
+    /// Where the `format` file of `name` is staged; `name` must be one safe path component
+    /// ([`check_name`]).
+    pub fn path(&self, name: &str, format: Format) -> Result<PathBuf, OutputError> {
+        check_name(name)?;
         let dir = self
             .dir
             .as_ref()
             .map_or(self.out_dir.as_path(), |d| d.path());
-        dir.join(format!("{name}.{}", format.extension()))
+        Ok(dir.join(format!("{name}.{}", format.extension())))
     }
 
     /// Writes `tensors` as the staged `format` file of `name` with the in-memory writers.
@@ -150,7 +181,7 @@ impl Staging {
         tensors: &StateDict,
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), OutputError> {
-        let path = self.path(name, format);
+        let path = self.path(name, format)?;
         let written = match format {
             Format::Pth => {
                 zoo_converters::pth::write(&path, tensors).map_err(zoo_converters::Error::from)
@@ -173,7 +204,7 @@ impl Staging {
         format: Format,
         cancel: &AtomicBool,
     ) -> Result<Hashed, OutputError> {
-        let staged = self.path(name, format);
+        let staged = self.path(name, format)?;
         let (sha256, size) =
             sha256_file_unless(&staged, cancel).map_err(|error| OutputError::Io {
                 path: staged.clone(),
@@ -189,8 +220,10 @@ impl Staging {
 
     /// Renames each hashed staged file of `name` to `<out_dir>/<name>-<sha8>.<ext>`, readable by
     /// all (temporary files are 0600), then syncs the directory. If a rename fails, the files
-    /// already renamed are removed again: all of them land or none.
+    /// this call created are removed again, so all of them land or none; a file of the same name
+    /// that was there before (an earlier run's identical output) is never removed.
     pub fn place(mut self, name: &str, hashed: Vec<Hashed>) -> Result<Vec<Output>, OutputError> {
+        check_name(name)?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |error| OutputError::Io { path, error }
@@ -223,12 +256,18 @@ impl Staging {
             ));
         }
         let mut outputs: Vec<Output> = vec![];
+        // The final paths this call brought into existence: the only ones a rollback may remove.
+        let mut created: Vec<PathBuf> = vec![];
         for (tmp, out) in staged {
+            let existed = std::fs::symlink_metadata(&out.path).is_ok();
             if let Err(e) = std::fs::rename(&tmp, &out.path) {
-                for placed in &outputs {
-                    let _ = std::fs::remove_file(&placed.path);
+                for path in &created {
+                    let _ = std::fs::remove_file(path);
                 }
                 return Err(io(&out.path)(e));
+            }
+            if !existed {
+                created.push(out.path.clone());
             }
             outputs.push(out);
         }

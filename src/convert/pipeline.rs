@@ -246,6 +246,14 @@ pub fn convert(
     opts: &ConvertOptions,
     progress: Option<Progress<'_>>,
 ) -> Result<ConvertReport, ConvertError> {
+    // The name becomes part of every output path: refuse one that could leave `out_dir` before
+    // anything is read or created.
+    super::output::check_name(&opts.name)?;
+    // A FIFO or device source would block the reader or never end.
+    crate::fsutil::refuse_special_file(source).map_err(|e| ConvertError::Io {
+        path: source.to_owned(),
+        error: e,
+    })?;
     let format = checkpoint::detect(source)?;
     let sha256 = source_sha256(source)?;
     let weights = format.is_tf().then_some(opts.weights);
@@ -278,8 +286,13 @@ pub fn convert(
                     p(sofar, total);
                 }
             };
-            let staged = |f: Format| formats.contains(&f).then(|| staging.path(&opts.name, f));
-            let (pth, st) = (staged(Format::Pth), staged(Format::Safetensors));
+            let staged = |f: Format| {
+                formats
+                    .contains(&f)
+                    .then(|| staging.path(&opts.name, f))
+                    .transpose()
+            };
+            let (pth, st) = (staged(Format::Pth)?, staged(Format::Safetensors)?);
             let outputs = StreamOutputs {
                 pth: pth.as_deref(),
                 safetensors: st.as_deref(),
@@ -362,7 +375,7 @@ fn verify_staged(
     let skip = runnable(opts.reference.as_ref()).err();
     let mut inference = None;
     for (i, &f) in formats.iter().enumerate() {
-        let path = staging.path(&opts.name, f);
+        let path = staging.path(&opts.name, f)?;
         let (got, back) = if i == 0 && skip.is_none() {
             let back = read_back(f, &path)?;
             (fingerprint(back.iter().map(|(k, t)| (k, t))), Some(back))

@@ -10,13 +10,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::download::{self, Transfer};
+use super::download::{self, Deadline, Limits, Transfer};
 use super::existing::ReuseDirs;
 use super::hash::sha256_file;
 use super::lock::{LockedFile, WeightsLock};
 use super::{
-    check_file_name, check_hex, repin_advice, Expected, FetchError, FetchOptions, Fetched,
-    FileSpec, Origin, PinMismatch, Proof, SourceFailure,
+    check_file_name, check_hex, redact_url, repin_advice, Expected, FetchError, FetchOptions,
+    Fetched, FileSpec, Origin, PinMismatch, Proof, SourceFailure,
 };
 
 /// Name of the versioned layout directory under the cache root.
@@ -320,8 +320,14 @@ impl Cache {
 
     /// Returns a verified copy of `spec`: from this cache, from a torch/HF cache, or downloaded
     /// (mirrors first, then the spec's URLs, each with retries). Concurrent callers in other
-    /// processes wait on a per-file lock and reuse the first one's download.
+    /// processes wait on a per-file lock and reuse the first one's download. Errors name URLs
+    /// without their credentials.
     pub fn fetch(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<Fetched, FetchError> {
+        self.fetch_inner(spec, opts).map_err(FetchError::redacted)
+    }
+
+    fn fetch_inner(&self, spec: &FileSpec, opts: &FetchOptions) -> Result<Fetched, FetchError> {
+        let deadline = opts.deadline.map(Deadline::after);
         let r = self.resolve(spec, opts)?;
         if let Some(hit) = self.cached(spec, &r, opts)? {
             return Ok(hit);
@@ -358,7 +364,12 @@ impl Cache {
         let mut client = None;
         let mut failures = Vec::new();
         for url in urls {
-            match self.fetch_url(&url, &part, spec, &r, opts, &mut client) {
+            let limits = Limits {
+                expected_size: r.size,
+                max_size: opts.max_size,
+                deadline,
+            };
+            match self.fetch_url(&url, &part, spec, &r, &limits, opts, &mut client) {
                 Ok((transfer, origin)) => {
                     return self.finalize(&part, &transfer, spec, &r, origin, opts)
                 }
@@ -374,27 +385,57 @@ impl Cache {
         })
     }
 
-    /// One URL, with retries on transient errors; the result is verified against `r`.
+    /// One URL, with retries on transient errors; the result is verified against `r`. A
+    /// resumed download that does not verify is retried once from byte zero (the `.part` it
+    /// resumed from may be what was wrong).
+    #[allow(clippy::too_many_arguments)]
     fn fetch_url(
         &self,
         url: &str,
         part: &Path,
         spec: &FileSpec,
         r: &Resolved,
+        limits: &Limits,
+        opts: &FetchOptions,
+        client: &mut Option<reqwest::blocking::Client>,
+    ) -> Result<(Transfer, Origin), FetchError> {
+        let mut fresh_retry_left = true;
+        loop {
+            let (transfer, origin) = self.transfer(url, part, spec, limits, opts, client)?;
+            let shown = redact_url(url);
+            let Some(err) = r.mismatch(spec, &shown, Some(&transfer.sha256), transfer.size) else {
+                return Ok((transfer, origin));
+            };
+            // Wrong bytes must not be resumed from either.
+            fs::remove_file(part).map_err(|e| FetchError::io(part, e))?;
+            if transfer.resumed_from > 0 && fresh_retry_left {
+                fresh_retry_left = false;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    /// One transfer from `url` (with retries on transient errors), not yet verified.
+    fn transfer(
+        &self,
+        url: &str,
+        part: &Path,
+        spec: &FileSpec,
+        limits: &Limits,
         opts: &FetchOptions,
         client: &mut Option<reqwest::blocking::Client>,
     ) -> Result<(Transfer, Origin), FetchError> {
         let progress = opts.progress.as_deref();
-        let size = r.size;
-        let (transfer, origin) = if url.starts_with("file:") {
+        if url.starts_with("file:") {
             let path = reqwest::Url::parse(url)
                 .ok()
                 .and_then(|u| u.to_file_path().ok())
                 .ok_or_else(|| FetchError::UnsupportedUrl {
-                    url: url.to_string(),
+                    url: redact_url(url).into_owned(),
                 })?;
-            let t = download::copy_local(&path, part, &spec.file_name, size, progress)?;
-            (t, Origin::LocalFile { path })
+            let t = download::copy_local(&path, part, &spec.file_name, limits, progress)?;
+            Ok((t, Origin::LocalFile { path }))
         } else if url.starts_with("http://") || url.starts_with("https://") {
             let client = match client {
                 Some(c) => c,
@@ -402,33 +443,32 @@ impl Cache {
             };
             let mut attempt = 0u32;
             let t = loop {
-                match download::download_http(client, url, part, &spec.file_name, size, progress) {
+                match download::download_http(client, url, part, &spec.file_name, limits, progress)
+                {
                     Ok(t) => break t,
                     Err(e) if e.is_transient() && attempt < opts.retries => {
                         let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
-                        std::thread::sleep(opts.backoff.saturating_mul(factor).min(MAX_BACKOFF));
+                        let pause = opts.backoff.saturating_mul(factor).min(MAX_BACKOFF);
+                        if limits.deadline.is_some_and(|d| d.remaining() <= pause) {
+                            return Err(e);
+                        }
+                        std::thread::sleep(pause);
                         attempt += 1;
                     }
                     Err(e) => return Err(e),
                 }
             };
-            (
+            Ok((
                 t,
                 Origin::Download {
-                    url: url.to_string(),
+                    url: redact_url(url).into_owned(),
                 },
-            )
+            ))
         } else {
-            return Err(FetchError::UnsupportedUrl {
-                url: url.to_string(),
-            });
-        };
-        if let Some(err) = r.mismatch(spec, url, Some(&transfer.sha256), transfer.size) {
-            // Wrong bytes must not be resumed from either.
-            fs::remove_file(part).map_err(|e| FetchError::io(part, e))?;
-            return Err(err);
+            Err(FetchError::UnsupportedUrl {
+                url: redact_url(url).into_owned(),
+            })
         }
-        Ok((transfer, origin))
     }
 
     /// Moves the verified `.part` into the blob store, links the source's name, pins the hash.
@@ -456,7 +496,13 @@ impl Cache {
             None => None,
         };
         let prefix = match &spec.sha256_prefix {
-            Some(p) => Some(check_hex(name, "sha256 prefix", p, 1, 64)?),
+            Some(p) => Some(check_hex(
+                name,
+                "sha256 prefix",
+                p,
+                crate::schema::MIN_SHA256_PREFIX,
+                64,
+            )?),
             None => None,
         };
         if let (Some(full), Some(prefix)) = (&full, &prefix) {

@@ -3,18 +3,27 @@
 //! HTTP(S) transfers resume: if the `.part` file already holds `n` bytes, its prefix is hashed
 //! once and `Range: bytes=n-` is requested. A `206` with `Content-Range: bytes n-…` is appended;
 //! a `200` (server ignores ranges) truncates the part and starts from zero; a `416` for a part
-//! of exactly the expected size is treated as complete. Bytes received before a dropped
-//! connection or a stall are flushed to the `.part` so the next attempt resumes after them.
+//! of exactly the expected size is treated as complete, any other `416` restarts from zero in
+//! the same call. Bytes received before a dropped connection or a stall are flushed to the
+//! `.part` so the next attempt resumes after them.
+//!
+//! Every transfer is bounded ([`Limits`]): by the expected size when it is known, else by
+//! `max_size`; a `Content-Length` beyond the bound is refused before the body is read, and a body
+//! that goes past it is cut there. Lengths and offsets a server sends go through checked
+//! arithmetic, so a hostile `Content-Length` is a [`FetchError::Protocol`], not an overflow. A
+//! `.part` that can no longer be trusted or would only fill the disk is removed: after a
+//! transfer that ran past its bound, and after a failed write (a full disk). An optional
+//! deadline bounds the whole fetch, however slowly the bytes trickle in.
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE};
 use sha2::{Digest, Sha256};
 
 use super::hash::{hash_reader, BUF_SIZE};
-use super::{FetchError, ProgressSink};
+use super::{redact_url, FetchError, ProgressSink};
 
 /// Result of a finished transfer: the content's full sha256 and size (the `.part` is fsynced).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +32,81 @@ pub struct Transfer {
     pub sha256: String,
     /// Size of the `.part`.
     pub size: u64,
+    /// Bytes that were already in the `.part` and kept (resumed after); 0 for a fresh transfer.
+    pub resumed_from: u64,
+}
+
+/// What bounds one transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The size the content must have, when known (registry `Size:`, `--size`, lock file).
+    pub expected_size: Option<u64>,
+    /// The most bytes accepted when the size is not known (`--max-size`).
+    pub max_size: u64,
+    /// When the whole fetch must have finished (`--deadline`), if ever.
+    pub deadline: Option<Deadline>,
+}
+
+/// A point in time a fetch must finish by, with the duration it was given (for messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// When.
+    pub at: Instant,
+    /// The total time allowed.
+    pub total: Duration,
+}
+
+impl Deadline {
+    /// `total` from now.
+    pub fn after(total: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now().checked_add(total).unwrap_or_else(far_future),
+            total,
+        }
+    }
+
+    /// Whether it has passed.
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// Time left (zero once passed).
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+}
+
+fn far_future() -> Instant {
+    // A year from now is "never" for a download.
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
+impl Limits {
+    /// The most bytes the content may have: its expected size, else `max_size`.
+    pub fn cap(&self) -> u64 {
+        self.expected_size.unwrap_or(self.max_size)
+    }
+
+    /// `Some` bound error when `size` bytes are more than allowed.
+    fn too_large(&self, file_name: &str, source_name: &str, size: u64) -> Option<FetchError> {
+        (size > self.cap()).then(|| self.too_large_error(file_name, source_name, size))
+    }
+
+    fn too_large_error(&self, file_name: &str, source_name: &str, size: u64) -> FetchError {
+        FetchError::TooLarge {
+            file_name: file_name.to_string(),
+            source_name: source_name.to_string(),
+            limit: self.cap(),
+            size: (size > self.cap()).then_some(size),
+            expected: self.expected_size.is_some(),
+        }
+    }
 }
 
 /// Builds the blocking HTTP client used for every transfer: `timeout` bounds connecting and
 /// every single read (a stalled body fails after `timeout`, a slow but moving one does not).
+/// [`Limits::deadline`] bounds the whole transfer: it is checked before the request and between
+/// reads, so a fetch ends at most one stall `timeout` after its deadline.
 pub fn client(timeout: Duration) -> Result<reqwest::blocking::Client, FetchError> {
     reqwest::blocking::Client::builder()
         .connect_timeout(timeout)
@@ -40,19 +120,21 @@ pub fn client(timeout: Duration) -> Result<reqwest::blocking::Client, FetchError
         })
 }
 
-/// Downloads `url` into `part`, resuming from what `part` already holds.
-///
-/// `expected_size` bounds the transfer: a server announcing or sending more is rejected before
-/// the disk fills.
+/// Downloads `url` into `part`, resuming from what `part` already holds, within `limits`.
 pub fn download_http(
     client: &reqwest::blocking::Client,
     url: &str,
     part: &Path,
     file_name: &str,
-    expected_size: Option<u64>,
+    limits: &Limits,
     progress: Option<&dyn ProgressSink>,
 ) -> Result<Transfer, FetchError> {
+    let shown = redact_url(url).into_owned();
     let io_err = |e: io::Error| FetchError::io(part, e);
+    let protocol = |reason: String| FetchError::Protocol {
+        url: shown.clone(),
+        reason,
+    };
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -61,7 +143,7 @@ pub fn download_http(
         .open(part)
         .map_err(io_err)?;
     let mut have = file.metadata().map_err(io_err)?.len();
-    if expected_size.is_some_and(|size| have > size) {
+    if have > limits.cap() {
         file.set_len(0).map_err(io_err)?;
         have = 0;
     }
@@ -80,35 +162,60 @@ pub fn download_http(
             ));
         }
     }
+    check_deadline(limits, &shown)?;
 
     let mut request = client.get(url);
     if have > 0 {
         request = request.header(RANGE, format!("bytes={have}-"));
     }
-    let mut response = request.send().map_err(|e| network_error(url, e))?;
+    let mut response = request
+        .send()
+        .map_err(|e| network_error(&shown, e, limits))?;
     let status = response.status().as_u16();
-    let content_length = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_length = match header(CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| protocol(format!("Content-Length {v:?} is not a byte count")))?,
+        ),
+        None => None,
+    };
+    let content_range = header(CONTENT_RANGE);
     match status {
         206 if have > 0 => {
-            let start = response
-                .headers()
-                .get(CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_content_range_start);
-            if start != Some(have) {
-                // Not the range we asked for: drop the part so the retry starts clean.
-                file.set_len(0).map_err(io_err)?;
-                return Err(FetchError::Protocol {
-                    url: url.to_string(),
-                    reason: format!(
-                        "asked for bytes={have}-, got Content-Range {:?}; restarting from zero",
-                        response.headers().get(CONTENT_RANGE)
-                    ),
-                });
+            let range = content_range.as_deref().and_then(ContentRange::parse);
+            match range {
+                Some(r) if r.start == have => {
+                    let span = r.end - r.start + 1; // parse() guarantees start <= end
+                    if content_length.is_some_and(|len| len != span) {
+                        return Err(protocol(format!(
+                            "Content-Range {content_range:?} holds {span} bytes, but \
+                             Content-Length says {}",
+                            content_length.unwrap_or_default()
+                        )));
+                    }
+                    if let Some(total) = r.total {
+                        if let Some(e) = limits.too_large(file_name, &shown, total) {
+                            remove_part(part, file);
+                            return Err(e);
+                        }
+                    }
+                }
+                _ => {
+                    // Not the range we asked for: drop the part so the retry starts clean.
+                    file.set_len(0).map_err(io_err)?;
+                    return Err(protocol(format!(
+                        "asked for bytes={have}-, got Content-Range {content_range:?}; \
+                         restarting from zero"
+                    )));
+                }
             }
             file.seek(SeekFrom::Start(have)).map_err(io_err)?;
         }
@@ -121,69 +228,89 @@ pub fn download_http(
                 have = 0;
             }
         }
-        416 if have > 0 && expected_size == Some(have) => {
+        416 if have > 0 && limits.expected_size == Some(have) => {
             // The part is already complete (an earlier run died before renaming it).
             file.sync_all().map_err(io_err)?;
             return Ok(Transfer {
                 sha256: hex::encode(hasher.finalize()),
                 size: have,
+                resumed_from: have,
             });
         }
         416 if have > 0 => {
+            // The part is longer than what the server has (or the server cannot resume):
+            // restart from byte zero, now, without a Range.
             file.set_len(0).map_err(io_err)?;
-            return Err(FetchError::Protocol {
-                url: url.to_string(),
-                reason: format!("range bytes={have}- not satisfiable; restarting from zero"),
-            });
+            drop(file);
+            drop(response);
+            return download_http(client, url, part, file_name, limits, progress);
+        }
+        300..=399 => {
+            return Err(FetchError::Redirect {
+                url: shown.clone(),
+                status,
+                location: header(LOCATION).map(|l| redact_url(&l).into_owned()),
+            })
         }
         _ => {
             return Err(FetchError::Http {
-                url: url.to_string(),
+                url: shown.clone(),
                 status,
             })
         }
     }
-    let announced = content_length.map(|len| have + len);
-    if let (Some(expected), Some(announced)) = (expected_size, announced) {
-        if expected != announced {
+    let announced = match content_length {
+        Some(len) => Some(have.checked_add(len).ok_or_else(|| {
+            protocol(format!(
+                "Content-Length {len} after the {have} bytes already here overflows 64 bits"
+            ))
+        })?),
+        None => None,
+    };
+    if let Some(announced) = announced {
+        if let Some(expected) = limits.expected_size.filter(|e| *e != announced) {
             return Err(FetchError::SizeMismatch {
                 file_name: file_name.to_string(),
-                source_name: url.to_string(),
+                source_name: shown.clone(),
                 expected,
                 actual: announced,
             });
         }
+        if let Some(e) = limits.too_large(file_name, &shown, announced) {
+            remove_part(part, file);
+            return Err(e);
+        }
     }
 
     if let Some(p) = progress {
-        p.start(file_name, url, expected_size.or(announced), have);
+        p.start(file_name, &shown, limits.expected_size.or(announced), have);
     }
     let result = copy_hashing(
         &mut response,
         &mut file,
         &mut hasher,
         have,
-        expected_size,
+        limits,
         progress,
     );
     let size = match result {
         Ok(size) => size,
-        Err(CopyError::Read(e)) => return Err(read_error(url, &e)),
-        Err(CopyError::Write(e)) => return Err(FetchError::io(part, e)),
-        Err(CopyError::TooLong { limit }) => {
-            file.set_len(0).map_err(io_err)?;
-            return Err(FetchError::SizeMismatch {
-                file_name: file_name.to_string(),
-                source_name: url.to_string(),
-                expected: limit,
-                actual: limit + 1,
-            });
+        Err(CopyError::Read(e)) => return Err(read_error(&shown, &e, limits)),
+        Err(CopyError::Write(e)) => {
+            // Most often a full disk: a part that cannot be written only keeps it full.
+            remove_part(part, file);
+            return Err(FetchError::io(part, e));
         }
+        Err(CopyError::TooLong) => {
+            remove_part(part, file);
+            return Err(limits.too_large_error(file_name, &shown, limits.cap()));
+        }
+        Err(CopyError::Deadline) => return Err(deadline_error(limits, &shown)),
     };
     if let Some(announced) = announced {
         if size != announced {
             return Err(FetchError::Network {
-                url: url.to_string(),
+                url: shown,
                 message: format!("body ended at byte {size} of {announced}"),
                 timed_out: false,
             });
@@ -193,88 +320,120 @@ pub fn download_http(
     Ok(Transfer {
         sha256: hex::encode(hasher.finalize()),
         size,
+        resumed_from: have,
     })
 }
 
 /// Copies a local file (`file://` URL) into `part`, hashing while writing. No resume: local
-/// copies are cheap to restart.
+/// copies are cheap to restart, so a failed copy removes its part.
+///
+/// Only a regular file is copied (a FIFO would block, `/dev/zero` never ends), and the copy
+/// stops at the length the file had when it was opened.
 pub fn copy_local(
     source: &Path,
     part: &Path,
     file_name: &str,
-    expected_size: Option<u64>,
+    limits: &Limits,
     progress: Option<&dyn ProgressSink>,
 ) -> Result<Transfer, FetchError> {
-    let mut input = File::open(source).map_err(|e| FetchError::io(source, e))?;
-    let len = input
-        .metadata()
-        .map_err(|e| FetchError::io(source, e))?
-        .len();
-    if let Some(expected) = expected_size {
+    let source_err = |e| FetchError::io(source, e);
+    // Checked before opening: opening a FIFO for reading blocks until a writer appears.
+    crate::fsutil::require_regular_file(source).map_err(source_err)?;
+    let input = File::open(source).map_err(source_err)?;
+    let meta = input.metadata().map_err(source_err)?;
+    crate::fsutil::check_regular(&meta).map_err(source_err)?;
+    let len = meta.len();
+    let shown = source.display().to_string();
+    if let Some(expected) = limits.expected_size {
         if expected != len {
             return Err(FetchError::SizeMismatch {
                 file_name: file_name.to_string(),
-                source_name: source.display().to_string(),
+                source_name: shown,
                 expected,
                 actual: len,
             });
         }
     }
+    if let Some(e) = limits.too_large(file_name, &shown, len) {
+        return Err(e);
+    }
     let mut file = File::create(part).map_err(|e| FetchError::io(part, e))?;
     let mut hasher = Sha256::new();
     if let Some(p) = progress {
-        p.start(file_name, &source.display().to_string(), Some(len), 0);
+        p.start(file_name, &shown, Some(len), 0);
     }
+    let bounded = Limits {
+        expected_size: Some(len),
+        ..*limits
+    };
     let result = copy_hashing(
-        &mut input,
+        &mut input.take(len),
         &mut file,
         &mut hasher,
         0,
-        expected_size,
+        &bounded,
         progress,
     );
-    let size = match result {
-        Ok(size) => size,
-        Err(CopyError::Read(e)) => return Err(FetchError::io(source, e)),
-        Err(CopyError::Write(e)) => return Err(FetchError::io(part, e)),
-        Err(CopyError::TooLong { limit }) => {
-            return Err(FetchError::SizeMismatch {
-                file_name: file_name.to_string(),
-                source_name: source.display().to_string(),
-                expected: limit,
-                actual: limit + 1,
-            })
-        }
+    let failed = match result {
+        Ok(size) if size == len => None,
+        Ok(size) => Some(FetchError::io(
+            source,
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("file shrank while being copied: {size} of {len} bytes"),
+            ),
+        )),
+        Err(CopyError::Read(e)) => Some(FetchError::io(source, e)),
+        Err(CopyError::Write(e)) => Some(FetchError::io(part, e)),
+        Err(CopyError::TooLong) => Some(bounded.too_large_error(file_name, &shown, len)),
+        Err(CopyError::Deadline) => Some(deadline_error(limits, &shown)),
     };
+    if let Some(e) = failed {
+        remove_part(part, file);
+        return Err(e);
+    }
     file.sync_all().map_err(|e| FetchError::io(part, e))?;
     Ok(Transfer {
         sha256: hex::encode(hasher.finalize()),
-        size,
+        size: len,
+        resumed_from: 0,
     })
+}
+
+/// Closes and deletes a `.part` (best effort: the error being returned matters more).
+fn remove_part(part: &Path, file: File) {
+    drop(file);
+    let _ = std::fs::remove_file(part);
 }
 
 enum CopyError {
     Read(io::Error),
     Write(io::Error),
-    TooLong { limit: u64 },
+    TooLong,
+    Deadline,
 }
 
 /// Streams `reader` to `file` (positioned at `have`), hashing every byte; returns the total
-/// size. Whatever was received is flushed to `file` even when the read fails, so a later
-/// attempt can resume after it.
+/// size. Stops with [`CopyError::TooLong`] before writing a byte past [`Limits::cap`], and with
+/// [`CopyError::Deadline`] once the deadline passes. Whatever was received is flushed to `file`
+/// even when the read fails, so a later attempt can resume after it.
 fn copy_hashing(
     reader: &mut impl Read,
     file: &mut File,
     hasher: &mut Sha256,
     have: u64,
-    limit: Option<u64>,
+    limits: &Limits,
     progress: Option<&dyn ProgressSink>,
 ) -> Result<u64, CopyError> {
     // `progress` is advanced per chunk and finished here, whatever the outcome.
     let mut out = BufWriter::with_capacity(BUF_SIZE, file);
     let mut buf = vec![0u8; BUF_SIZE];
     let mut total = have;
+    let cap = limits.cap();
     let outcome = loop {
+        if limits.deadline.is_some_and(|d| d.passed()) {
+            break Err(CopyError::Deadline);
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break Ok(total),
             Ok(n) => n,
@@ -282,16 +441,14 @@ fn copy_hashing(
             Err(e) => break Err(CopyError::Read(e)),
         };
         let chunk = &buf[..n];
-        if let Some(limit) = limit {
-            if total + n as u64 > limit {
-                break Err(CopyError::TooLong { limit });
-            }
-        }
+        let Some(next) = total.checked_add(n as u64).filter(|t| *t <= cap) else {
+            break Err(CopyError::TooLong);
+        };
         if let Err(e) = out.write_all(chunk) {
             break Err(CopyError::Write(e));
         }
         hasher.update(chunk);
-        total += n as u64;
+        total = next;
         if let Some(p) = progress {
             p.advance(n as u64);
         }
@@ -305,11 +462,42 @@ fn copy_hashing(
     Ok(total)
 }
 
-/// Parses the first byte position of `Content-Range: bytes <start>-<end>/<total>`.
-fn parse_content_range_start(value: &str) -> Option<u64> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (start, _) = rest.split_once('-')?;
-    start.trim().parse().ok()
+/// `Content-Range: bytes <start>-<end>/<total>` (`total` may be `*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ContentRange {
+    start: u64,
+    end: u64,
+    total: Option<u64>,
+}
+
+impl ContentRange {
+    /// Parses the header; `None` when malformed or inconsistent (`end < start`, `end >= total`).
+    fn parse(value: &str) -> Option<ContentRange> {
+        let rest = value.trim().strip_prefix("bytes")?.trim_start();
+        let (range, total) = rest.split_once('/')?;
+        let (start, end) = range.split_once('-')?;
+        let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+        let total = match total.trim() {
+            "*" => None,
+            t => Some(t.parse::<u64>().ok()?),
+        };
+        let consistent = start <= end && total.is_none_or(|t| end < t);
+        consistent.then_some(ContentRange { start, end, total })
+    }
+}
+
+fn check_deadline(limits: &Limits, shown: &str) -> Result<(), FetchError> {
+    match limits.deadline {
+        Some(d) if d.passed() => Err(deadline_error(limits, shown)),
+        _ => Ok(()),
+    }
+}
+
+fn deadline_error(limits: &Limits, shown: &str) -> FetchError {
+    FetchError::Deadline {
+        url: shown.to_string(),
+        after: limits.deadline.map_or(Duration::ZERO, |d| d.total),
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -323,21 +511,38 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    message
+    // reqwest puts the URL, credentials included, in its messages.
+    redact_url(&message).into_owned()
 }
 
 /// The error of a request that got no answer; the URL is said once, by [`FetchError::Network`]
 /// (reqwest's own message repeats it).
-fn network_error(url: &str, e: reqwest::Error) -> FetchError {
+fn network_error(shown: &str, e: reqwest::Error, limits: &Limits) -> FetchError {
     let timed_out = e.is_timeout();
+    if timed_out && limits.deadline.is_some_and(|d| d.passed()) {
+        return deadline_error(limits, shown);
+    }
     FetchError::Network {
-        url: url.to_string(),
+        url: shown.to_string(),
         message: error_chain(&e.without_url()),
         timed_out,
     }
 }
 
-fn read_error(url: &str, e: &io::Error) -> FetchError {
+/// `message` without reqwest's ` for url (…)` notes.
+fn without_url_note(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(" for url (") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " for url (".len()..];
+        rest = after.find(')').map_or("", |j| &after[j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+fn read_error(shown: &str, e: &io::Error, limits: &Limits) -> FetchError {
     let mut timed_out = e.kind() == io::ErrorKind::TimedOut;
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
     while let Some(s) = source {
@@ -346,13 +551,16 @@ fn read_error(url: &str, e: &io::Error) -> FetchError {
         }
         source = s.source();
     }
+    if timed_out && limits.deadline.is_some_and(|d| d.passed()) {
+        return deadline_error(limits, shown);
+    }
     // reqwest's body errors may name the URL too; it is said once, by `FetchError::Network`.
-    let mut message = error_chain(e).replace(&format!(" for url ({url})"), "");
+    let mut message = without_url_note(&error_chain(e));
     if timed_out && !message.contains("timed out") {
         message.push_str(" (timed out)");
     }
     FetchError::Network {
-        url: url.to_string(),
+        url: shown.to_string(),
         message: format!("reading body: {message}"),
         timed_out,
     }
@@ -364,7 +572,41 @@ mod tests {
 
     #[test]
     fn parses_content_range() {
-        assert_eq!(parse_content_range_start("bytes 600-999/1000"), Some(600));
-        assert_eq!(parse_content_range_start("bytes */1000"), None);
+        assert_eq!(
+            ContentRange::parse("bytes 600-999/1000"),
+            Some(ContentRange {
+                start: 600,
+                end: 999,
+                total: Some(1000)
+            })
+        );
+        assert_eq!(
+            ContentRange::parse("bytes 4-9/*").map(|r| r.total),
+            Some(None)
+        );
+        assert_eq!(ContentRange::parse("bytes */1000"), None);
+        assert_eq!(ContentRange::parse("bytes 9-4/10"), None);
+        assert_eq!(ContentRange::parse("bytes 4-10/10"), None);
+        assert_eq!(
+            ContentRange::parse("bytes 0-18446744073709551615/18446744073709551615"),
+            None
+        );
+    }
+
+    #[test]
+    fn limits_cap_is_the_expected_size_else_the_maximum() {
+        let l = Limits {
+            expected_size: None,
+            max_size: 10,
+            deadline: None,
+        };
+        assert_eq!(l.cap(), 10);
+        assert!(l.too_large("f", "u", 11).is_some());
+        assert!(l.too_large("f", "u", 10).is_none());
+        let l = Limits {
+            expected_size: Some(20),
+            ..l
+        };
+        assert_eq!(l.cap(), 20);
     }
 }

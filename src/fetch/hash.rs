@@ -17,7 +17,11 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
 
 /// Like [`sha256_file`], but stops with an error as soon as `cancel` is set (checked before
 /// every read), for a hash whose result may stop being wanted while it runs.
+///
+/// Only regular files are hashed: a FIFO or a device (which would block or never end) is an
+/// [`io::ErrorKind::InvalidInput`] error before it is opened.
 pub fn sha256_file_unless(path: &Path, cancel: &AtomicBool) -> io::Result<(String, u64)> {
+    crate::fsutil::require_regular_file(path)?;
     let mut file = Cancellable {
         inner: File::open(path)?,
         cancel,

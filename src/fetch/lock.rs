@@ -145,8 +145,9 @@ impl WeightsLock {
             reason: format!("cannot serialise: {e}"),
         })?;
         text.push('\n');
+        // Readable by others (0644 under umask 022): the lock file is committed beside the registry.
         let mut tmp =
-            tempfile::NamedTempFile::new_in(&parent).map_err(|e| FetchError::io(&parent, e))?;
+            crate::fsutil::shared_temp_file(&parent).map_err(|e| FetchError::io(&parent, e))?;
         tmp.write_all(text.as_bytes())
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(|e| FetchError::io(tmp.path(), e))?;

@@ -34,12 +34,19 @@
 //!
 //! Files already present in the torch.hub cache or the Hugging Face cache are verified and
 //! hardlinked (or copied) into the blob store instead of being downloaded again ([`existing`]).
+//!
+//! Nothing a server or a URL says is trusted to stay in bounds: a transfer never writes more
+//! than the expected size, or [`FetchOptions::max_size`] when no size is known; a fetch can be
+//! given an overall [`FetchOptions::deadline`]; and credentials in URLs
+//! (`https://user:password@host/…`) never appear in an error, a JSON report or progress output
+//! ([`redact_url`]).
 pub mod cache;
 pub mod download;
 pub mod existing;
 pub mod hash;
 pub mod lock;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,6 +122,9 @@ pub trait ProgressSink: Send + Sync {
     fn finish(&self);
 }
 
+/// Default [`FetchOptions::max_size`]: 16 GiB, several times the largest registry file.
+pub const DEFAULT_MAX_SIZE: u64 = 16 << 30;
+
 /// How to fetch: network policy, mirrors, timeouts, retries and where the lock file lives.
 #[derive(Clone)]
 pub struct FetchOptions {
@@ -126,8 +136,14 @@ pub struct FetchOptions {
     pub mirrors: Vec<String>,
     /// Progress receiver, `None` for quiet operation.
     pub progress: Option<Arc<dyn ProgressSink>>,
-    /// Connect timeout, and the longest a single read may stall.
+    /// Connect timeout, and the longest a single read may stall (not a limit on the whole
+    /// transfer: a slow but moving download may take longer; see `deadline`).
     pub timeout: Duration,
+    /// The most bytes a file of unknown size may have ([`DEFAULT_MAX_SIZE`] by default). A
+    /// known size (the spec's, or the lock file's) bounds the transfer instead.
+    pub max_size: u64,
+    /// How long one fetch may take in all (every mirror, retry and read), if bounded.
+    pub deadline: Option<Duration>,
     /// Retries per URL after a connection error, a timeout or a 5xx answer.
     pub retries: u32,
     /// Delay before the first retry; doubled on each further retry (capped at 10 s).
@@ -143,6 +159,8 @@ impl Default for FetchOptions {
             mirrors: Vec::new(),
             progress: None,
             timeout: Duration::from_secs(30),
+            max_size: DEFAULT_MAX_SIZE,
+            deadline: None,
             retries: 3,
             backoff: Duration::from_millis(250),
             lock_file: None,
@@ -154,9 +172,18 @@ impl fmt::Debug for FetchOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FetchOptions")
             .field("offline", &self.offline)
-            .field("mirrors", &self.mirrors)
+            .field(
+                "mirrors",
+                &self
+                    .mirrors
+                    .iter()
+                    .map(|m| redact_url(m))
+                    .collect::<Vec<_>>(),
+            )
             .field("progress", &self.progress.is_some())
             .field("timeout", &self.timeout)
+            .field("max_size", &self.max_size)
+            .field("deadline", &self.deadline)
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
             .field("lock_file", &self.lock_file)
@@ -309,6 +336,40 @@ pub enum FetchError {
         /// HTTP status code.
         status: u16,
     },
+    /// The server redirected somewhere zoo does not follow (another scheme, e.g. `file://`, or
+    /// too many hops).
+    #[error("{url}: HTTP {status} redirect to {}, not followed (only http(s) redirects are)", .location.as_deref().unwrap_or("nowhere (no Location header)"))]
+    Redirect {
+        /// The URL.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// Where it pointed (credentials redacted).
+        location: Option<String>,
+    },
+    /// The content is larger than it may be: its expected size, or the maximum for a file of
+    /// unknown size. Nothing past the bound was written, and the partial file was removed.
+    #[error("{source_name}: {file_name} is larger than {}{}", limit_text(*.limit, *.expected), .size.map(|s| format!(" (it announced {s} bytes)")).unwrap_or_default())]
+    TooLarge {
+        /// The file.
+        file_name: String,
+        /// URL or path the bytes came from.
+        source_name: String,
+        /// The bound.
+        limit: u64,
+        /// The size the source announced or has, when known.
+        size: Option<u64>,
+        /// Whether the bound is the expected size (else it is the maximum for unknown sizes).
+        expected: bool,
+    },
+    /// The fetch ran past its deadline (`--deadline`); a partial download is kept for resuming.
+    #[error("{url}: not finished within the {}s deadline (partial download kept for resuming)", .after.as_secs_f64())]
+    Deadline {
+        /// The URL.
+        url: String,
+        /// The deadline it was given.
+        after: Duration,
+    },
     /// Connecting, sending or reading failed (including timeouts and dropped connections).
     #[error("{url}: {message}")]
     Network {
@@ -421,6 +482,17 @@ impl fmt::Display for PinMismatch {
     }
 }
 
+fn limit_text(limit: u64, expected: bool) -> String {
+    if expected {
+        format!("its expected size of {limit} bytes")
+    } else {
+        format!(
+            "{limit} bytes, the most accepted for a file of unknown size (give its size, or a \
+             larger --max-size)"
+        )
+    }
+}
+
 fn list_failures(failures: &[SourceFailure]) -> String {
     failures
         .iter()
@@ -436,6 +508,7 @@ impl FetchError {
             FetchError::HashMismatch { .. }
             | FetchError::SizeMismatch { .. }
             | FetchError::PinMismatch(_) => true,
+            FetchError::TooLarge { expected, .. } => *expected,
             FetchError::AllSourcesFailed { failures, .. } => {
                 failures.iter().any(|f| f.error.is_verification_failure())
             }
@@ -469,6 +542,150 @@ impl FetchError {
             error,
         }
     }
+
+    /// The same error with credentials removed from every URL in it ([`redact_url`]), so it
+    /// can be printed, logged or serialised.
+    pub fn redacted(self) -> Self {
+        let r = |s: String| redact_url(&s).into_owned();
+        match self {
+            FetchError::PinMismatch(mut p) => {
+                p.source_name = r(p.source_name);
+                FetchError::PinMismatch(p)
+            }
+            FetchError::InvalidSpec { file_name, reason } => FetchError::InvalidSpec {
+                file_name,
+                reason: r(reason),
+            },
+            FetchError::HashMismatch {
+                file_name,
+                source_name,
+                expected,
+                actual,
+                size,
+            } => FetchError::HashMismatch {
+                file_name,
+                source_name: r(source_name),
+                expected,
+                actual,
+                size,
+            },
+            FetchError::SizeMismatch {
+                file_name,
+                source_name,
+                expected,
+                actual,
+            } => FetchError::SizeMismatch {
+                file_name,
+                source_name: r(source_name),
+                expected,
+                actual,
+            },
+            FetchError::Http { url, status } => FetchError::Http {
+                url: r(url),
+                status,
+            },
+            FetchError::Redirect {
+                url,
+                status,
+                location,
+            } => FetchError::Redirect {
+                url: r(url),
+                status,
+                location: location.map(r),
+            },
+            FetchError::TooLarge {
+                file_name,
+                source_name,
+                limit,
+                size,
+                expected,
+            } => FetchError::TooLarge {
+                file_name,
+                source_name: r(source_name),
+                limit,
+                size,
+                expected,
+            },
+            FetchError::Deadline { url, after } => FetchError::Deadline { url: r(url), after },
+            FetchError::Network {
+                url,
+                message,
+                timed_out,
+            } => FetchError::Network {
+                url: r(url),
+                message: r(message),
+                timed_out,
+            },
+            FetchError::Protocol { url, reason } => FetchError::Protocol {
+                url: r(url),
+                reason: r(reason),
+            },
+            FetchError::UnsupportedUrl { url } => FetchError::UnsupportedUrl { url: r(url) },
+            FetchError::AllSourcesFailed {
+                file_name,
+                failures,
+            } => FetchError::AllSourcesFailed {
+                file_name,
+                failures: failures
+                    .into_iter()
+                    .map(|f| SourceFailure {
+                        url: r(f.url),
+                        error: f.error.redacted(),
+                    })
+                    .collect(),
+            },
+            other @ (FetchError::Io { .. }
+            | FetchError::Offline { .. }
+            | FetchError::NoUrls { .. }
+            | FetchError::NotCached { .. }
+            | FetchError::LockFile { .. }) => other,
+        }
+    }
+}
+
+/// `text` with the credentials of every URL in it replaced by `***`:
+/// `https://user:secret@host/x` → `https://***@host/x`. Text without `://` comes back
+/// unchanged (borrowed).
+///
+/// A URL ends at whitespace, a quote, `<`, `>`, `(`, `)` or a backtick. Its userinfo is what comes
+/// before the last
+/// `@` ahead of the first `/`, `?` or `#`; a password holding `/` (not a valid URL, but still a
+/// secret) is caught too when the text before that `/` is `user:password` rather than
+/// `host:port`.
+pub fn redact_url(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let after = i + 3;
+        out.push_str(&rest[..after]);
+        let tail = &rest[after..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "\"'<>()`".contains(c))
+            .unwrap_or(tail.len());
+        let token = &tail[..end];
+        let path = token.find(['/', '?', '#']).unwrap_or(token.len());
+        let userinfo_end = token[..path].rfind('@').or_else(|| {
+            // `user:pa/ss@host`: the part before the first `/` is `user:pa`, not `host:port`.
+            let before = &token[..path];
+            let looks_like_password = before
+                .split_once(':')
+                .is_some_and(|(_, p)| !p.is_empty() && !p.bytes().all(|b| b.is_ascii_digit()));
+            looks_like_password.then(|| token.rfind('@')).flatten()
+        });
+        match userinfo_end {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&token[at..]);
+            }
+            None => out.push_str(token),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// What the fetched bytes must match, after merging the spec with the lock file.
@@ -522,19 +739,65 @@ pub(crate) fn check_hex(
     }
 }
 
-/// Checks that a file name is a single path component usable under `by-name/`.
+/// Checks that a file name is a single path component usable under `by-name/`
+/// ([`crate::fsutil::check_component`]).
 pub(crate) fn check_file_name(file_name: &str) -> Result<(), FetchError> {
-    let bad = file_name.is_empty()
-        || file_name == "."
-        || file_name == ".."
-        || file_name.contains(['/', '\\', '\0'])
-        || file_name.starts_with('.');
-    if bad {
-        Err(FetchError::InvalidSpec {
-            file_name: file_name.to_string(),
-            reason: "file name must be a single, non-hidden path component".to_string(),
-        })
-    } else {
-        Ok(())
+    crate::fsutil::check_component(file_name).map_err(|e| FetchError::InvalidSpec {
+        file_name: file_name.to_string(),
+        reason: format!(
+            "file name must be a single, non-hidden path component: {}",
+            e.reason
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        let cases = [
+            (
+                "http://alice:S3cretPassw0rd@127.0.0.1:18080/x.bin",
+                "http://***@127.0.0.1:18080/x.bin",
+            ),
+            ("https://token@host/a@b", "https://***@host/a@b"),
+            (
+                "error sending request for url (http://u:p@h:1/f): connection refused",
+                "error sending request for url (http://***@h:1/f): connection refused",
+            ),
+            ("http://a:b/c@host/x", "http://***@host/x"),
+            ("http://host:8080/a@b", "http://host:8080/a@b"),
+            ("http://host/path", "http://host/path"),
+            (
+                "two: http://x:y@a/ and https://p:q@b/",
+                "two: http://***@a/ and https://***@b/",
+            ),
+            ("no url here", "no url here"),
+            ("http://u:p@[::1]:80/", "http://***@[::1]:80/"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact_url(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn redacted_errors_hold_no_credentials() {
+        let err = FetchError::AllSourcesFailed {
+            file_name: "f".into(),
+            failures: vec![SourceFailure {
+                url: "http://alice:pw@h/f".into(),
+                error: FetchError::Network {
+                    url: "http://alice:pw@h/f".into(),
+                    message: "for url (http://alice:pw@h/f)".into(),
+                    timed_out: false,
+                },
+            }],
+        }
+        .redacted();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("pw"), "{text}");
+        assert!(text.contains("http://***@h/f"), "{text}");
     }
 }

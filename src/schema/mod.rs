@@ -534,6 +534,10 @@ impl JsonSchema for Extra {
 // ---------------------------------------------------------------------------------------------
 // Records
 
+/// Unknown keys of one mapping reported one by one; the rest are summed up in one finding, so
+/// a card with a million stray keys does not produce a million findings.
+pub const MAX_UNKNOWN_KEY_FINDINGS: usize = 100;
+
 /// Reads the keys of one mapping, remembering which were used.
 struct Fields<'n> {
     map: &'n Map,
@@ -568,21 +572,20 @@ impl<'n> Fields<'n> {
             .map(|(k, _)| k.text.clone())
             .collect();
         let mut extra = Vec::new();
+        let mut unknown = 0usize;
+        let mut first_unlisted = None;
         for ((k, v), taken) in self.map.entries.iter().zip(self.taken) {
             if taken {
                 continue;
             }
+            unknown += 1;
             let near = near_miss(&k.text, known);
-            if strict {
-                cx.error(
-                    k.pos,
-                    format!("unknown key `{}` in {what}{}", k.text, did_you_mean(near)),
-                );
-                continue;
+            if !strict {
+                extra.push((k.clone(), v.clone()));
             }
-            if let Some(known) = near {
+            if let (Some(known), false) = (near, strict) {
                 // A misspelt standard key is not a custom field: the value it holds would go
-                // unchecked and the real key would be missing.
+                // unchecked and the real key would be missing. Always reported.
                 cx.error(
                     k.pos,
                     format!(
@@ -591,14 +594,31 @@ impl<'n> Fields<'n> {
                         did_you_mean(Some(known))
                     ),
                 );
-                extra.push((k.clone(), v.clone()));
+            } else if unknown > MAX_UNKNOWN_KEY_FINDINGS {
+                first_unlisted.get_or_insert(k.pos);
+            } else if strict {
+                cx.error(
+                    k.pos,
+                    format!("unknown key `{}` in {what}{}", k.text, did_you_mean(near)),
+                );
             } else {
                 cx.report(
                     Severity::Info,
                     k.pos,
                     format!("unknown key `{}` in {what} (kept)", k.text),
                 );
-                extra.push((k.clone(), v.clone()));
+            }
+        }
+        if let Some(pos) = first_unlisted {
+            let more = unknown - MAX_UNKNOWN_KEY_FINDINGS;
+            if strict {
+                cx.error(pos, format!("… and {more} more unknown keys in {what}"));
+            } else {
+                cx.report(
+                    Severity::Info,
+                    pos,
+                    format!("… and {more} more unknown keys in {what} (kept)"),
+                );
             }
         }
         (Extra(extra), order)
@@ -660,12 +680,14 @@ impl MapOut {
     }
     fn finish(mut self, extra: &Extra, order: &[String], pos: Pos) -> Node {
         self.entries.extend(extra.0.iter().cloned());
-        let rank = |k: &Scalar| {
-            order
-                .iter()
-                .position(|o| *o == k.text)
-                .unwrap_or(usize::MAX)
-        };
+        // Source position of each key, looked up once per entry (linear in the keys).
+        let ranks: std::collections::HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        let rank = |k: &Scalar| ranks.get(k.text.as_str()).copied().unwrap_or(usize::MAX);
         self.entries.sort_by_key(|(k, _)| rank(k));
         Node::Map(Map {
             entries: self.entries,
@@ -952,7 +974,8 @@ record! {
 record! {
     /// One model of the index.
     pub struct Model ("a model", strict = false) {
-        /// Name (unique in a registry).
+        /// Name (unique in a registry); one path component, as it names output files.
+        #[schemars(regex(pattern = r"^[^./\\\u0000-\u001f\u007f-\u009f][^/\\\u0000-\u001f\u007f-\u009f]*$"))]
         name: Text = "Name",
         /// The collection it belongs to.
         in_collection: Text = "In Collection",
@@ -1070,15 +1093,18 @@ record! {
     pub struct WeightFile ("Zoo: Files entry", strict = true) {
         /// What the file is.
         role: Tagged<FileRole> = "Role",
-        /// File name (as published).
+        /// File name (as published): one path component, linked as `by-name/<File>`.
+        #[schemars(regex(pattern = r"^[^./\\\u0000-\u001f\u007f-\u009f][^/\\\u0000-\u001f\u007f-\u009f]*$"))]
         file: Text = "File",
         /// Download URLs, first preferred; the rest are mirrors.
         urls: Vec<Text> = "Urls",
         /// Size in bytes.
         size: Count = "Size",
         /// Full sha256 (64 hex digits).
+        #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
         sha256: Text = "Sha256",
-        /// Leading hex digits of the sha256 (timm/torch.hub's 8-digit file-name suffix).
+        /// Leading hex digits of the sha256 (timm/torch.hub's 8-digit suffix), at least 8.
+        #[schemars(regex(pattern = r"^[0-9a-f]{8,64}$"))]
         sha256_prefix: Text = "Sha256 Prefix",
         /// Container format.
         format: Tagged<FileFormat> = "Format",
@@ -1164,11 +1190,14 @@ keyword! {
 }
 
 impl InputRule {
-    /// Counted (height, width) for image size `s`.
+    /// Counted (height, width) for image size `s` (exact; a width beyond `u64` saturates).
     pub fn input_hw(self, s: u64) -> (u64, u64) {
         match self {
             InputRule::Square => (s, s),
-            InputRule::DogJpgShortSide => (s, s * 1546 / 1213),
+            InputRule::DogJpgShortSide => (
+                s,
+                (u128::from(s) * 1546 / 1213).min(u128::from(u64::MAX)) as u64,
+            ),
         }
     }
 }
@@ -1255,6 +1284,10 @@ fn require(cx: &mut Ctx, pos: Pos, what: &str, fields: &[(&str, bool)]) {
 
 fn check_model(m: &Model, cx: &mut Ctx) {
     require(cx, m.pos, "model", &[("Name", m.name.is_some())]);
+    if let Some(name) = &m.name {
+        // The name becomes a file name (`zoo convert NAME` writes `<name>-<sha8>.pth`).
+        check_path_component(name, "Name", cx);
+    }
     for r in m.results.iter().flatten() {
         require(
             cx,
@@ -1288,6 +1321,23 @@ fn check_model(m: &Model, cx: &mut Ctx) {
     }
 }
 
+/// Reports `value` unless it is one safe path component ([`crate::fsutil::check_component`]).
+fn check_path_component(value: &Text, key: &str, cx: &mut Ctx) {
+    if let Err(e) = crate::fsutil::check_component(value.as_str()) {
+        cx.error(
+            value.pos(),
+            format!(
+                "`{key}` `{}` must be a single file name: {}",
+                value.as_str().escape_debug(),
+                e.reason
+            ),
+        );
+    }
+}
+
+/// Fewest hex digits a `Sha256 Prefix` may have: timm's file-name suffix has 8 (32 bits).
+pub const MIN_SHA256_PREFIX: usize = 8;
+
 fn is_hex(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
@@ -1301,11 +1351,21 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
         &[("Architecture", z.architecture.is_some())],
     );
     if let Some(a) = &z.architecture {
-        if let Err(e) = crate::arch::ArchConfig::from_str(a.as_str()) {
-            cx.error(
+        // Parsed and resolved, so an out-of-range width, depth or class count is reported here,
+        // at its line, rather than when `validate` or `flops` first counts the model.
+        match crate::arch::ArchConfig::from_str(a.as_str()) {
+            Err(e) => cx.error(
                 a.pos(),
                 format!("`Architecture` `{}` does not parse: {e}", a.as_str()),
-            );
+            ),
+            Ok(cfg) => {
+                if let Err(e) = cfg.resolve() {
+                    cx.error(
+                        a.pos(),
+                        format!("`Architecture` `{}` does not resolve: {e}", a.as_str()),
+                    );
+                }
+            }
         }
     }
     if let Some(i) = &z.input {
@@ -1329,6 +1389,18 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                         format!("`{key}` must have 3 values (RGB), found {}", v.len()),
                     );
                 }
+            }
+        }
+        if let Some(s) = &i.image_size {
+            let max = crate::flops::MAX_INPUT_SIDE as u64;
+            if !(1..=max).contains(&s.value) {
+                cx.error(
+                    s.raw.pos,
+                    format!(
+                        "`Image Size` must be from 1 to {max} pixels, found `{}`",
+                        s.raw.text
+                    ),
+                );
             }
         }
         if let Some(c) = &i.crop_pct {
@@ -1363,6 +1435,10 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                 ("Format", f.format.is_some()),
             ],
         );
+        if let Some(file) = &f.file {
+            // The cache links the download as `by-name/<File>`.
+            check_path_component(file, "File", cx);
+        }
         if let Some(h) = &f.sha256 {
             if h.as_str().len() != 64 || !is_hex(h.as_str()) {
                 cx.error(
@@ -1385,10 +1461,13 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
         }
         if let Some(p) = &f.sha256_prefix {
             let s = p.as_str();
-            if s.is_empty() || s.len() > 64 || !is_hex(s) {
+            if s.len() < MIN_SHA256_PREFIX || s.len() > 64 || !is_hex(s) {
                 cx.error(
                     p.pos(),
-                    format!("`Sha256 Prefix` must be lowercase hex digits, found `{s}`"),
+                    format!(
+                        "`Sha256 Prefix` must be {MIN_SHA256_PREFIX} to 64 lowercase hex digits \
+                         (fewer verify almost nothing), found `{s}`"
+                    ),
                 );
             } else if let Some(named) = f
                 .file
@@ -1415,10 +1494,17 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
             }
         }
         for u in f.urls.iter().flatten() {
+            // Printed without credentials, whatever is wrong with it.
+            let shown = crate::fetch::redact_url(u.as_str());
             if !(u.as_str().starts_with("https://") || u.as_str().starts_with("http://")) {
+                cx.error(u.pos(), format!("URL must be http(s), found `{shown}`"));
+            } else if shown != u.as_str() {
                 cx.error(
                     u.pos(),
-                    format!("URL must be http(s), found `{}`", u.as_str()),
+                    format!(
+                        "URL must not carry credentials (`user:password@`), found `{shown}`; \
+                         a card is public"
+                    ),
                 );
             }
         }

@@ -8,6 +8,10 @@
 //!
 //! The emitter writes the layout model-index cards use: block style, two-space indentation, and
 //! sequences at the same indentation as their parent key (`Tasks:\n- Image Classification`).
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -230,7 +234,59 @@ impl Origin {
 
 enum Frame {
     Seq(Seq),
-    Map(Map, Option<Scalar>),
+    /// A mapping being read, the key waiting for its value, and its keys so far by hash (see
+    /// [`KeyIndex`]).
+    Map(Map, Option<Scalar>, KeyIndex),
+}
+
+/// The keys of one mapping, for finding a duplicate in constant time (a mapping with n keys is
+/// read in O(n), not O(n²)). Keys are hashed once with the process's randomly keyed SipHash
+/// (so crafted keys cannot collide on purpose), and the table maps that hash to the index of
+/// the first key with it; a hit is confirmed by comparing the texts.
+#[derive(Default)]
+struct KeyIndex {
+    by_hash: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
+}
+
+/// The hasher of [`KeyIndex`]'s table: its keys are already keyed SipHash values.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+thread_local! {
+    /// One random SipHash key per thread, shared by every mapping read on it.
+    static KEY_HASHER: RandomState = RandomState::new();
+}
+
+impl KeyIndex {
+    /// Records `key` as entry `index` of `entries`; returns the index of an earlier entry with
+    /// the same text, if any.
+    fn insert(&mut self, key: &str, index: usize, entries: &[(Scalar, Node)]) -> Option<usize> {
+        let hash = KEY_HASHER.with(|h| h.hash_one(key));
+        match self.by_hash.get(&hash) {
+            Some(&first) if entries[first].0.text == key => Some(first),
+            // A 64-bit collision of different keys: fall back to a scan for this one key.
+            Some(_) => entries.iter().position(|(k, _)| k.text == key),
+            None => {
+                self.by_hash.insert(hash, index);
+                None
+            }
+        }
+    }
 }
 
 struct Builder {
@@ -255,12 +311,12 @@ impl Builder {
                 }
             }
             Some(Frame::Seq(seq)) => seq.items.push(node),
-            Some(Frame::Map(map, pending)) => match pending.take() {
+            Some(Frame::Map(map, pending, seen)) => match pending.take() {
                 Some(key) => {
-                    if let Some((first, _)) = map.entries.iter().find(|(k, _)| k.text == key.text) {
+                    if let Some(first) = seen.insert(&key.text, map.entries.len(), &map.entries) {
                         let msg = format!(
                             "duplicate key `{}` (first at line {})",
-                            key.text, first.pos.line
+                            key.text, map.entries[first].0.pos.line
                         );
                         let pos = key.pos;
                         self.fail(pos, msg);
@@ -319,11 +375,12 @@ impl MarkedEventReceiver for Builder {
                     pos,
                 },
                 None,
+                KeyIndex::default(),
             )),
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
                     Some(Frame::Seq(seq)) => Node::Seq(seq),
-                    Some(Frame::Map(map, _)) => Node::Map(map),
+                    Some(Frame::Map(map, ..)) => Node::Map(map),
                     None => return,
                 };
                 self.push_node(node);
@@ -542,5 +599,24 @@ mod tests {
     fn duplicate_keys_are_errors() {
         let err = parse("a: 1\na: 2\n", Origin::FILE).unwrap_err();
         assert_eq!(err.pos, Pos::new(2, 1));
+        let err = parse("a: 1\nb: 2\nc:\n  a: 3\n  a: 4\n", Origin::FILE).unwrap_err();
+        assert_eq!(err.pos, Pos::new(5, 3));
+        assert!(err.message.contains("first at line 4"), "{}", err.message);
+    }
+
+    /// Different keys whose hashes collide are still told apart by their text.
+    #[test]
+    fn key_index_confirms_hash_hits_by_text() {
+        let mut index = KeyIndex::default();
+        let hash = KEY_HASHER.with(|h| h.hash_one("a"));
+        // Plant "b" under the hash of "a", as a collision would.
+        index.by_hash.insert(hash, 0);
+        let entries = vec![(Scalar::new("b"), Node::Scalar(Scalar::new("1")))];
+        assert_eq!(index.insert("a", 1, &entries), None);
+        let entries = vec![
+            (Scalar::new("b"), Node::Scalar(Scalar::new("1"))),
+            (Scalar::new("a"), Node::Scalar(Scalar::new("1"))),
+        ];
+        assert_eq!(index.insert("a", 2, &entries), Some(1));
     }
 }

@@ -219,20 +219,26 @@ fn collection_without_template_is_an_error() {
     );
 }
 
+/// A card an earlier `zoo docs` generated (it carries the marker) that nothing generates now is
+/// stale, and regenerating removes it; a file without the marker is not zoo's and stays.
 #[test]
 fn orphan_cards_are_stale_and_removed_by_regenerating() {
     let tmp = temp_project();
     let reg = tmp.path().join("registry");
     let orphan = reg.join("cards/old-collection.md");
-    std::fs::write(&orphan, "# Old\n").unwrap();
+    std::fs::write(&orphan, format!("# Old\n{}\n", zoo::docs::GENERATED_MARKER)).unwrap();
+    let notes = reg.join("cards/notes.md");
+    std::fs::write(&notes, "# my notes\n").unwrap();
     let reg_arg = reg.to_str().unwrap();
     let (code, out, err) = zoo(&["--registry", reg_arg, "docs", "--check"]);
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("old-collection.md (committed)"), "{out}");
     assert!(out.contains("-# Old\n"), "{out}");
+    assert!(!out.contains("notes.md"), "{out}");
     let (code, _, err) = zoo(&["--registry", reg_arg, "docs"]);
     assert_eq!(code, 0, "{err}");
     assert!(!orphan.exists());
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "# my notes\n");
     assert!(reg.join("cards/noisy-student.md").is_file());
     let (code, _, err) = zoo(&["--registry", reg_arg, "docs", "--check"]);
     assert_eq!(code, 0, "{err}");

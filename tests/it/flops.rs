@@ -180,7 +180,8 @@ fn list_and_show_give_conventional_gmacs_beside_the_cards_flops() {
         &spec,
         zoo::flops::Convention::Macs,
         zoo::flops::InputSize::square(528),
-    );
+    )
+    .unwrap();
     assert_eq!(macs, 19_067_593_536);
     let rows = json(&["list", "b6_ns", "--json"]);
     let b6 = &rows[0];

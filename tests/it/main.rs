@@ -1,4 +1,6 @@
 //! The one integration-test binary (modules per area).
+mod bounds;
+mod card_scale;
 mod cards;
 mod convert;
 mod convert_cli;
@@ -7,6 +9,7 @@ mod export;
 mod flops;
 mod hf_cards;
 mod interrupt;
+mod output_paths;
 mod pipes;
 mod registry;
 mod schema_file;

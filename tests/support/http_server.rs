@@ -33,6 +33,15 @@ pub enum Fault {
     },
     /// Serve correctly but slowly: `chunk` bytes, then sleep `delay`, repeated.
     Throttle { chunk: usize, delay: Duration },
+    /// `200` with no `Content-Length`, then zeros until the client hangs up (the body is unused).
+    Endless,
+    /// `200` with the whole body but no `Content-Length` (ended by closing the connection).
+    NoLength,
+    /// Send `head` verbatim (status line, headers, blank line) and then the route's body, then
+    /// close: for answers a correct server never gives (a lying `Content-Length`, say).
+    Raw { head: String },
+    /// `302 Found` to `location`.
+    Redirect { location: String },
 }
 
 /// One logged request.
@@ -181,6 +190,48 @@ fn handle(mut stream: TcpStream, state: &State) {
             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     };
+    match &fault {
+        Fault::Endless => {
+            log(200);
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+            let zeros = vec![0u8; 64 << 10];
+            while stream.write_all(&zeros).is_ok() {}
+            return;
+        }
+        Fault::NoLength => {
+            log(200);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(&body);
+            let _ = stream.shutdown(Shutdown::Write);
+            return;
+        }
+        Fault::Raw { head } => {
+            log(head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0));
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+            let _ = stream.flush();
+            let _ = stream.shutdown(Shutdown::Write);
+            return;
+        }
+        Fault::Redirect { location } => {
+            log(302);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            return;
+        }
+        _ => {}
+    }
     if let Fault::ServerError { times } = fault {
         if hit <= times {
             log(500);
