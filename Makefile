@@ -23,7 +23,8 @@ setup:
 	@scripts/setup.sh >/dev/null
 
 TINY := tests/fixtures/efficientnet-tiny
-# The main job: validate every model of the embedded registry offline (schema, FLOPs, parameters,
+# The main job: validate every model of the registry offline (the checkout's registry/, which the
+# binary also embeds; schema, input, FLOPs, parameters, accuracy sources,
 # file size; checksum/inference are skipped until weights are cached), then convert the bundled
 # real TF checkpoint and prove the conversion by running it against TensorFlow's logits.
 run: setup
