@@ -12,9 +12,11 @@
 //!
 //! Facts and sources: `shared/reference/eval-pipeline.md` (timm configs and transforms, Pillow's
 //! `Resample.c`, decoder parity measurements).
+pub mod dataset;
 pub mod image;
 pub mod resize;
 pub mod transform;
+pub mod verdict;
 
 pub use image::{decode, RgbImage};
 pub use resize::{resize_bicubic, PassOrder};

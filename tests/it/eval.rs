@@ -4,6 +4,7 @@ use std::process::Command;
 
 use zoo::eval::{decode, EvalTransform, Normalize, PassOrder};
 
+
 const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 const STD: [f64; 3] = [0.229, 0.224, 0.225];
 
@@ -134,4 +135,183 @@ fn pipeline_equals_timm_create_transform_bit_for_bit() {
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= 90, "{checked}");
     assert!(order_checked >= 2, "the set must hold images whose result depends on the pass order");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datasets
+
+use zoo::eval::dataset::{Dataset, DatasetError, Layout, Location};
+
+/// A real JPEG (libjpeg-turbo, 4:2:0) of a w×h gradient whose colour depends on `seed`.
+pub fn jpeg(w: usize, h: usize, seed: u8) -> Vec<u8> {
+    let px: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = ((i % w) as u8, (i / w) as u8);
+            [x.wrapping_mul(3).wrapping_add(seed), y.wrapping_mul(5), seed.wrapping_mul(37) ^ x]
+        })
+        .collect();
+    let img = turbojpeg::Image {
+        pixels: px.as_slice(),
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(img, 90, turbojpeg::Subsamp::Sub2x2).unwrap().to_vec()
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn image_folder_uses_timms_natural_order_and_split_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let val = tmp.path().join("val");
+    for (class, files) in [("n10", &["b.JPEG"][..]), ("n2", &["img10.jpg", "img9.JPG", "notes.txt"][..]), ("n01", &["x.png"][..])] {
+        for f in files {
+            write(&val.join(class).join(f), &jpeg(8, 8, 1));
+        }
+    }
+    std::fs::create_dir_all(tmp.path().join("train")).unwrap();
+    // The dataset root (train/ + val/) is searched for val/, as timm's `_search_split` does.
+    let ds = Dataset::open(tmp.path()).unwrap();
+    assert_eq!(ds.layout, Layout::ImageFolder);
+    assert_eq!(ds.classes, ["n01", "n2", "n10"]);
+    let ids: Vec<(&str, usize)> = ds.samples.iter().map(|s| (s.id.as_str(), s.label)).collect();
+    assert_eq!(ids, [("n01/x.png", 0), ("n2/img9.JPG", 1), ("n2/img10.jpg", 1), ("n10/b.JPEG", 2)]);
+    let m = ds.manifest();
+    assert_eq!((m.images, m.classes), (4, 3));
+    assert_eq!(m, Dataset::open(&val).unwrap().manifest(), "the same set from val/ directly");
+    // Relabelling changes the manifest.
+    std::fs::rename(val.join("n10"), val.join("n00")).unwrap();
+    assert_ne!(Dataset::open(&val).unwrap().manifest().listing_sha256, m.listing_sha256);
+}
+
+#[test]
+fn imagenet_v2_folders_are_class_indices() {
+    let tmp = tempfile::tempdir().unwrap();
+    for class in ["0", "2", "10", "100"] {
+        write(&tmp.path().join(class).join("a.jpeg"), &jpeg(8, 8, 2));
+    }
+    let ds = Dataset::open(tmp.path()).unwrap();
+    assert_eq!(ds.layout, Layout::ImageNetV2);
+    let labels: Vec<usize> = ds.samples.iter().map(|s| s.label).collect();
+    // A string sort would give 0, 10, 100, 2; timm's natural sort on a partial set 0, 1, 2, 3.
+    assert_eq!(labels, [0, 2, 10, 100]);
+    assert_eq!(ds.classes.len(), 1000);
+}
+
+#[test]
+fn kaggle_layout_reads_loc_val_solution_and_names_missing_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let val = root.join("ILSVRC/Data/CLS-LOC/val");
+    for i in 1..=3 {
+        write(&val.join(format!("ILSVRC2012_val_{i:08}.JPEG")), &jpeg(8, 8, i as u8));
+    }
+    let csv = root.join("LOC_val_solution.csv");
+    write(&root.join("LOC_synset_mapping.txt"), b"n01440764 tench, Tinca tinca\nn01443537 goldfish\nn01484850 great white shark\n");
+    write(
+        &csv,
+        b"ImageId,PredictionString\nILSVRC2012_val_00000002,n01484850 1 2 3 4 n01484850 5 6 7 8\nILSVRC2012_val_00000001,n01443537 1 2 3 4\nILSVRC2012_val_00000003,n01440764 0 0 5 5\n",
+    );
+    for path in [root.to_path_buf(), val.clone()] {
+        let ds = Dataset::open(&path).unwrap();
+        assert_eq!(ds.layout, Layout::Kaggle);
+        let labels: Vec<(String, usize)> = ds.samples.iter().map(|s| (s.id.clone(), s.label)).collect();
+        assert_eq!(
+            labels,
+            [
+                ("ILSVRC2012_val_00000001.JPEG".to_string(), 1),
+                ("ILSVRC2012_val_00000002.JPEG".to_string(), 2),
+                ("ILSVRC2012_val_00000003.JPEG".to_string(), 0)
+            ]
+        );
+    }
+    // A label file for another image count.
+    write(&val.join("ILSVRC2012_val_00000004.JPEG"), &jpeg(8, 8, 4));
+    let e = Dataset::open(root).unwrap_err();
+    assert!(matches!(e, DatasetError::LabelCount { labels: 3, images: 4, .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("LOC_val_solution.csv: labels 3 images, but ") && msg.ends_with("val holds 4"), "{msg}");
+    // A missing label names the image and the file.
+    std::fs::remove_file(val.join("ILSVRC2012_val_00000003.JPEG")).unwrap();
+    let e = Dataset::open(root).unwrap_err().to_string();
+    assert!(e.contains("ILSVRC2012_val_00000004.JPEG: no label in ") && e.contains("LOC_val_solution.csv"), "{e}");
+    // A malformed line names its line.
+    write(&csv, b"ImageId,PredictionString\nILSVRC2012_val_00000001,xyz 1 2\n");
+    let e = Dataset::open(root).unwrap_err().to_string();
+    assert!(e.contains("LOC_val_solution.csv:2: the first token of PredictionString is not a wnid"), "{e}");
+}
+
+#[test]
+fn devkit_flat_layout_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("val/ILSVRC2012_val_00000001.JPEG"), &jpeg(8, 8, 1));
+    write(&tmp.path().join("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"), b"65\n");
+    let e = Dataset::open(&tmp.path().join("val")).unwrap_err().to_string();
+    assert!(e.contains("ILSVRC2012_validation_ground_truth.txt: devkit labels are ILSVRC2012_IDs"), "{e}");
+    // A flat folder with no label file at all.
+    std::fs::remove_dir_all(tmp.path().join("ILSVRC2012_devkit_t12")).unwrap();
+    let e = Dataset::open(&tmp.path().join("val")).unwrap_err().to_string();
+    assert!(e.contains("1 images directly in") && e.contains("no label in"), "{e}");
+}
+
+/// A webdataset shard: `<key>.jpg` + `<key>.cls` (+ a `.json` that is ignored).
+pub fn shard(path: &Path, samples: &[(&str, Vec<u8>, Option<usize>)]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: String, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for (key, img, cls) in samples {
+        add(format!("{key}.jpg"), img);
+        if let Some(c) = cls {
+            add(format!("{key}.cls"), c.to_string().as_bytes());
+        }
+        add(format!("{key}.json"), b"{}");
+    }
+    b.finish().unwrap();
+}
+
+#[test]
+fn webdataset_shards_are_read_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (a, b, c) = (jpeg(9, 7, 1), jpeg(5, 11, 2), jpeg(16, 16, 3));
+    shard(&dir.join("imagenet1k-validation-0001.tar"), &[("s3", c.clone(), Some(999))]);
+    shard(&dir.join("imagenet1k-validation-0000.tar"), &[("s1", a.clone(), Some(7)), ("s2", b.clone(), Some(0))]);
+    let ds = Dataset::open(dir).unwrap();
+    assert_eq!(ds.layout, Layout::WebDataset);
+    let got: Vec<(&str, usize)> = ds.samples.iter().map(|s| (s.id.as_str(), s.label)).collect();
+    assert_eq!(got, [("imagenet1k-validation-0000.tar:s1", 7), ("imagenet1k-validation-0000.tar:s2", 0), ("imagenet1k-validation-0001.tar:s3", 999)]);
+    assert!(matches!(ds.samples[0].location, Location::Tar { .. }));
+    assert_eq!(ds.read(&ds.samples[0]).unwrap(), a);
+    assert_eq!(ds.read(&ds.samples[1]).unwrap(), b);
+    assert_eq!(ds.read(&ds.samples[2]).unwrap(), c);
+    // One shard as a file.
+    assert_eq!(Dataset::open(&dir.join("imagenet1k-validation-0001.tar")).unwrap().samples.len(), 1);
+    // A sample without .cls is an error naming shard and key.
+    shard(&dir.join("imagenet1k-validation-0001.tar"), &[("s3", c, None)]);
+    let e = Dataset::open(dir).unwrap_err().to_string();
+    assert!(e.contains("imagenet1k-validation-0001.tar:s3: no label in") && e.contains("s3.cls"), "{e}");
+}
+
+#[test]
+fn truncated_and_unreadable_images_are_errors_naming_the_image() {
+    let good = jpeg(40, 30, 5);
+    assert_eq!(decode(&good, "ok.jpg").unwrap().width, 40);
+    let cut = &good[..good.len() * 2 / 3];
+    let e = decode(cut, "val/n01/cut.JPEG").unwrap_err();
+    assert!(matches!(e, zoo::eval::EvalError::Truncated { .. }), "{e}");
+    assert!(e.to_string().starts_with("val/n01/cut.JPEG: truncated image ("), "{e}");
+    let e = decode(b"\xFF\xD8\xFF\xE0garbage", "val/n01/bad.JPEG").unwrap_err().to_string();
+    assert!(e.starts_with("val/n01/bad.JPEG: "), "{e}");
+    let e = decode(b"hello", "val/n01/text.JPEG").unwrap_err().to_string();
+    assert!(e.starts_with("val/n01/text.JPEG: not a JPEG or PNG"), "{e}");
 }
