@@ -4,6 +4,8 @@ use std::process::Command;
 
 use zoo::eval::{decode, EvalTransform, Normalize, PassOrder};
 
+use crate::fixture;
+
 
 const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 const STD: [f64; 3] = [0.229, 0.224, 0.225];
@@ -314,4 +316,167 @@ fn truncated_and_unreadable_images_are_errors_naming_the_image() {
     assert!(e.starts_with("val/n01/bad.JPEG: "), "{e}");
     let e = decode(b"hello", "val/n01/text.JPEG").unwrap_err().to_string();
     assert!(e.starts_with("val/n01/text.JPEG: not a JPEG or PNG"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation loop and `zoo eval`
+
+use zoo::eval::dataset::Selection;
+use zoo::eval::run::{evaluate, RunError, RunOptions};
+
+/// A 10-class ImageFolder of generated JPEGs (`class<k>/<i>.jpg`, 3 per class).
+fn ten_class_folder(dir: &Path) {
+    for k in 0..10u8 {
+        for i in 0..3u8 {
+            write(&dir.join(format!("class{k}/{i}.jpg")), &jpeg(20 + 7 * usize::from(i), 30 + usize::from(k), k * 25 + i));
+        }
+    }
+}
+
+/// A stand-in classifier: class = (mean of the red plane · 10) mod 10, as logits.
+fn fake_classifier(data: &[f32], n: usize) -> Result<Vec<f32>, String> {
+    let per = data.len() / n;
+    Ok(data
+        .chunks_exact(per)
+        .flat_map(|img| {
+            let red = &img[..per / 3];
+            let m = red.iter().sum::<f32>() / red.len() as f32;
+            let c = ((m.abs() * 10.0) as usize) % 10;
+            (0..10).map(move |j| if j == c { 1.0 } else { -(j as f32) / 100.0 })
+        })
+        .collect())
+}
+
+#[test]
+fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    let ds = Dataset::open(tmp.path()).unwrap();
+    let t = EvalTransform::new(16, 0.875, MEAN, STD).unwrap();
+    let all = Selection::All.indices(&ds.samples).unwrap();
+    let run = |workers, batch_size, skip_bad| {
+        let opts = RunOptions { batch_size, workers, skip_bad, keep_predictions: true };
+        evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {})
+    };
+    let one = run(1, 4, false).unwrap();
+    let many = run(3, 4, false).unwrap();
+    assert_eq!(one.n, 30);
+    assert_eq!((one.top1, one.top5, &one.content_sha256), (many.top1, many.top5, &many.content_sha256));
+    assert_eq!(one.predictions, many.predictions);
+    assert_eq!(one.predictions[0].image, "class0/0.jpg");
+    assert!(one.top5 >= one.top1);
+    // A truncated image stops the run, naming it; --skip-bad counts and lists it.
+    let victim = tmp.path().join("class3/1.jpg");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let ds = Dataset::open(tmp.path()).unwrap();
+    let opts = RunOptions { batch_size: 4, workers: 2, skip_bad: false, keep_predictions: false };
+    let e = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap_err();
+    assert!(matches!(e, RunError::Image(_)), "{e}");
+    assert!(e.to_string().starts_with("class3/1.jpg: truncated image") && e.to_string().contains("--skip-bad"), "{e}");
+    let opts = RunOptions { skip_bad: true, ..opts };
+    let skipped = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap();
+    assert_eq!(skipped.n, 29);
+    assert_eq!(skipped.bad.len(), 1);
+    assert_eq!(skipped.bad[0].image, "class3/1.jpg");
+    assert_ne!(skipped.content_sha256, one.content_sha256);
+}
+
+#[cfg(not(feature = "torch"))]
+#[test]
+fn zoo_eval_without_libtorch_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    let registry = fixture("registry-tiny");
+    let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
+    let (code, _, err) = crate::zoo(&[
+        "--registry", registry.to_str().unwrap(), "eval", "tiny",
+        "--weights", weights.to_str().unwrap(), "--dataset", tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("built without libtorch"), "{err}");
+}
+
+#[test]
+fn zoo_eval_dataset_errors_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("ILSVRC2012_val_00000001.JPEG"), &jpeg(8, 8, 1));
+    write(&tmp.path().join("LOC_val_solution.csv"), b"ImageId,PredictionString\nILSVRC2012_val_00000002,n01440764 1 2 3 4\n");
+    let registry = fixture("registry-tiny");
+    let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
+    let (code, _, err) = crate::zoo(&[
+        "--registry", registry.to_str().unwrap(), "eval", "tiny",
+        "--weights", weights.to_str().unwrap(), "--dataset", tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ILSVRC2012_val_00000001.JPEG: no label in") && err.contains("LOC_val_solution.csv"), "{err}");
+}
+
+#[cfg(feature = "torch")]
+#[test]
+#[ignore = "needs ZOO_PYTHON (python with torch/timm); `make test` runs it"]
+fn zoo_eval_top5_equals_timms_per_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pth = fixture("efficientnet-tiny/tf_efficientnet_tiny.pth");
+    run_python("eval_predictions.py", &[dir, &pth]);
+    let timm: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("timm.json")).unwrap()).unwrap();
+    let registry = fixture("registry-tiny");
+    let preds = dir.join("zoo.jsonl");
+    let val = dir.join("val");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "--registry", registry.to_str().unwrap(), "eval", "tiny",
+            "--weights", pth.to_str().unwrap(), "--dataset", val.to_str().unwrap(),
+            "--batch-size", "8", "--predictions", preds.to_str().unwrap(), "--json",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        crate::zoo(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &report[0];
+    assert_eq!(r["outcome"]["n"], timm["n"]);
+    assert_eq!(r["outcome"]["top1"], timm["top1"], "top-1 count");
+    assert_eq!(r["outcome"]["top5"], timm["top5"], "top-5 count");
+    let ours: Vec<serde_json::Value> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let theirs = timm["images"].as_array().unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(theirs) {
+        assert_eq!(o["image"], t["image"]);
+        assert_eq!(o["label"], t["label"], "{}", o["image"]);
+        assert_eq!(o["top5"], t["top5"], "{}: timm logits {}", o["image"], t["logits"]);
+    }
+    assert!(r["verdict_skipped"].as_str().unwrap().contains("not the 50,000"), "{r}");
+    // A truncated image: an error naming it, or (--skip-bad) counted and listed.
+    let victim = val.join("class4/0.jpg");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("class4/0.jpg: truncated image"), "{err}");
+    let (code, out, err) = run(&["--skip-bad"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r[0]["outcome"]["n"], 39);
+    assert_eq!(r[0]["outcome"]["bad"][0]["image"], "class4/0.jpg");
+    // timm's results-CSV columns.
+    std::fs::write(&victim, &bytes).unwrap();
+    let mut a = args(&["--csv"]);
+    a.retain(|s| s != "--json");
+    let (code, out, err) = crate::zoo(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation"));
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("efficientnet_tiny,") && row.ends_with(",0.03,64,1,bicubic"), "{row}");
 }
