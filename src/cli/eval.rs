@@ -81,7 +81,10 @@ pub enum NormalizeArg {
 }
 
 /// Runs `zoo eval`.
-pub fn run(args: EvalArgs, registry: impl FnOnce() -> anyhow::Result<Registry>) -> anyhow::Result<Status> {
+pub fn run(
+    args: EvalArgs,
+    registry: impl FnOnce() -> anyhow::Result<Registry>,
+) -> anyhow::Result<Status> {
     if args.weights.len() != args.names.len() {
         anyhow::bail!(
             "{} models but {} --weights: give one weights file per model, in order",
@@ -142,7 +145,10 @@ pub fn run(args: EvalArgs, registry: impl FnOnce() -> anyhow::Result<Registry>) 
                 b.set_length(p.total as u64);
                 b.set_position(p.done as u64);
                 if p.classified > 0 {
-                    b.set_message(format!("{:.2}%", 100.0 * p.top1 as f64 / p.classified as f64));
+                    b.set_message(format!(
+                        "{:.2}%",
+                        100.0 * p.top1 as f64 / p.classified as f64
+                    ));
                 }
             }
         });
@@ -204,7 +210,10 @@ fn print_report(r: &EvalReport) {
     outln!(
         "  dataset {} ({}, {} images, {} classes; listing sha256 {}, content sha256 {})",
         r.dataset.display(),
-        serde_json::to_value(r.manifest.layout).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        serde_json::to_value(r.manifest.layout)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         r.manifest.images,
         r.manifest.classes,
         &r.manifest.listing_sha256[..12],

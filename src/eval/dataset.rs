@@ -267,8 +267,14 @@ impl Dataset {
             return Self::kaggle(path, &dir, &csv);
         }
         if direct_images > 0 {
-            if let Some(gt) = find_up(path, "ILSVRC2012_validation_ground_truth.txt", 3)
-                .or_else(|| find_up(path, "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", 2))
+            if let Some(gt) =
+                find_up(path, "ILSVRC2012_validation_ground_truth.txt", 3).or_else(|| {
+                    find_up(
+                        path,
+                        "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt",
+                        2,
+                    )
+                })
             {
                 return Err(DatasetError::Unsupported {
                     path: gt,
@@ -323,25 +329,43 @@ impl Dataset {
                 }
             }
         }
-        let v2 = names.iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.len() <= 6);
+        let v2 = names
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.len() <= 6);
         let mut classes: Vec<String> = names.into_iter().collect();
         classes.sort_by(|a, b| natural_cmp(a, b));
         let (layout, index): (Layout, BTreeMap<String, usize>) = if v2 {
-            let max = classes.iter().map(|c| c.parse::<usize>().unwrap_or(0)).max().unwrap_or(0);
+            let max = classes
+                .iter()
+                .map(|c| c.parse::<usize>().unwrap_or(0))
+                .max()
+                .unwrap_or(0);
             classes = (0..=max.max(999)).map(|i| i.to_string()).collect();
             (
                 Layout::ImageNetV2,
-                classes.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect(),
+                classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.clone(), i))
+                    .collect(),
             )
         } else {
             (
                 Layout::ImageFolder,
-                classes.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect(),
+                classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.clone(), i))
+                    .collect(),
             )
         };
         let mut samples = Vec::with_capacity(files.len());
         for f in files {
-            let rel = f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().into_owned();
+            let rel = f
+                .strip_prefix(dir)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .into_owned();
             let label = index[&leaf(&f).unwrap_or_default()];
             let label = if v2 {
                 leaf(&f).and_then(|n| n.parse().ok()).unwrap_or(label)
@@ -382,9 +406,17 @@ impl Dataset {
                 message,
                 text: line.to_string(),
             };
-            let (id, pred) = line.split_once(',').ok_or_else(|| bad("expected `ImageId,PredictionString`"))?;
-            let wnid = pred.split_whitespace().next().ok_or_else(|| bad("empty PredictionString"))?;
-            if !(wnid.len() == 9 && wnid.starts_with('n') && wnid[1..].bytes().all(|b| b.is_ascii_digit())) {
+            let (id, pred) = line
+                .split_once(',')
+                .ok_or_else(|| bad("expected `ImageId,PredictionString`"))?;
+            let wnid = pred
+                .split_whitespace()
+                .next()
+                .ok_or_else(|| bad("empty PredictionString"))?;
+            if !(wnid.len() == 9
+                && wnid.starts_with('n')
+                && wnid[1..].bytes().all(|b| b.is_ascii_digit()))
+            {
                 return Err(bad("the first token of PredictionString is not a wnid"));
             }
             labels.insert(id.to_string(), wnid.to_string());
@@ -395,9 +427,18 @@ impl Dataset {
                 .lines()
                 .filter_map(|l| l.split_whitespace().next().map(str::to_string))
                 .collect(),
-            None => labels.values().cloned().collect::<BTreeSet<_>>().into_iter().collect(),
+            None => labels
+                .values()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         };
-        let index: BTreeMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+        let index: BTreeMap<&str, usize> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
         let mut files = Vec::new();
         for e in std::fs::read_dir(dir).map_err(io(dir))? {
             let p = e.map_err(io(dir))?.path();
@@ -406,7 +447,9 @@ impl Dataset {
             }
         }
         if files.is_empty() {
-            return Err(DatasetError::NoImages { path: dir.to_path_buf() });
+            return Err(DatasetError::NoImages {
+                path: dir.to_path_buf(),
+            });
         }
         if files.len() != labels.len() {
             return Err(DatasetError::LabelCount {
@@ -418,16 +461,29 @@ impl Dataset {
         }
         let mut samples = Vec::with_capacity(files.len());
         for f in files {
-            let stem = f.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            let id = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            let wnid = labels.get(&stem).ok_or_else(|| DatasetError::MissingLabel {
-                image: f.display().to_string(),
-                label_file: csv.to_path_buf(),
-            })?;
-            let label = *index.get(wnid.as_str()).ok_or_else(|| DatasetError::MissingLabel {
-                image: format!("{} (class {wnid})", f.display()),
-                label_file: find_up(dir, "LOC_synset_mapping.txt", 4).unwrap_or_else(|| csv.to_path_buf()),
-            })?;
+            let stem = f
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let id = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let wnid = labels
+                .get(&stem)
+                .ok_or_else(|| DatasetError::MissingLabel {
+                    image: f.display().to_string(),
+                    label_file: csv.to_path_buf(),
+                })?;
+            let label = *index
+                .get(wnid.as_str())
+                .ok_or_else(|| DatasetError::MissingLabel {
+                    image: format!("{} (class {wnid})", f.display()),
+                    label_file: find_up(dir, "LOC_synset_mapping.txt", 4)
+                        .unwrap_or_else(|| csv.to_path_buf()),
+                })?;
             samples.push(Sample {
                 id,
                 label,
@@ -449,40 +505,65 @@ impl Dataset {
     fn webdataset(root: &Path, shards: Vec<PathBuf>) -> Result<Dataset, DatasetError> {
         let mut samples = Vec::new();
         for (si, shard) in shards.iter().enumerate() {
-            let name = shard.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = shard
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let tar_err = |e: std::io::Error| DatasetError::Tar {
                 shard: shard.clone(),
                 message: e.to_string(),
             };
             let mut archive = tar::Archive::new(File::open(shard).map_err(io(shard))?);
             // key → (image location, label)
-            let mut pending: Vec<(String, Option<(u64, u64)>, Option<usize>)> = Vec::new();
+            let mut pending: Vec<PendingSample> = Vec::new();
             for entry in archive.entries_with_seek().map_err(tar_err)? {
                 let mut entry = entry.map_err(tar_err)?;
                 if !entry.header().entry_type().is_file() {
                     continue;
                 }
-                let path = entry.path().map_err(tar_err)?.to_string_lossy().into_owned();
+                let path = entry
+                    .path()
+                    .map_err(tar_err)?
+                    .to_string_lossy()
+                    .into_owned();
                 // webdataset: the key is the path up to the first dot of the file name.
-                let (dirpart, base) = path.rsplit_once('/').map_or(("", path.as_str()), |(d, b)| (d, b));
-                let Some((stem, ext)) = base.split_once('.') else { continue };
-                let key = if dirpart.is_empty() { stem.to_string() } else { format!("{dirpart}/{stem}") };
+                let (dirpart, base) = path
+                    .rsplit_once('/')
+                    .map_or(("", path.as_str()), |(d, b)| (d, b));
+                let Some((stem, ext)) = base.split_once('.') else {
+                    continue;
+                };
+                let key = if dirpart.is_empty() {
+                    stem.to_string()
+                } else {
+                    format!("{dirpart}/{stem}")
+                };
                 let ext = ext.to_ascii_lowercase();
                 if pending.last().is_none_or(|p| p.0 != key) {
                     pending.push((key.clone(), None, None));
                 }
                 let slot = pending.last_mut().expect("pushed");
                 match ext.as_str() {
-                    "jpg" | "jpeg" | "png" => slot.1 = Some((entry.raw_file_position(), entry.size())),
+                    "jpg" | "jpeg" | "png" => {
+                        slot.1 = Some((entry.raw_file_position(), entry.size()))
+                    }
                     "cls" => {
                         let mut s = String::new();
-                        entry.by_ref().take(64).read_to_string(&mut s).map_err(tar_err)?;
-                        let label = s.trim().parse::<usize>().map_err(|_| DatasetError::BadLabel {
-                            file: PathBuf::from(format!("{}:{path}", shard.display())),
-                            line: 1,
-                            message: "a .cls member must hold a class index",
-                            text: s.clone(),
-                        })?;
+                        entry
+                            .by_ref()
+                            .take(64)
+                            .read_to_string(&mut s)
+                            .map_err(tar_err)?;
+                        let label =
+                            s.trim()
+                                .parse::<usize>()
+                                .map_err(|_| DatasetError::BadLabel {
+                                    file: PathBuf::from(format!("{}:{path}", shard.display())),
+                                    line: 1,
+                                    message: "a .cls member must hold a class index",
+                                    text: s.clone(),
+                                })?;
                         slot.2 = Some(label);
                     }
                     _ => {}
@@ -497,13 +578,19 @@ impl Dataset {
                 samples.push(Sample {
                     id: format!("{name}:{key}"),
                     label,
-                    location: Location::Tar { shard: si, offset, len },
+                    location: Location::Tar {
+                        shard: si,
+                        offset,
+                        len,
+                    },
                     len,
                 });
             }
         }
         if samples.is_empty() {
-            return Err(DatasetError::NoImages { path: root.to_path_buf() });
+            return Err(DatasetError::NoImages {
+                path: root.to_path_buf(),
+            });
         }
         let n = samples.iter().map(|s| s.label).max().unwrap_or(0).max(999) + 1;
         Ok(Dataset {
@@ -529,7 +616,11 @@ impl Dataset {
                 if buf.len() as u64 != *len {
                     return Err(DatasetError::Tar {
                         shard: path.clone(),
-                        message: format!("member {} ends at byte {} of {len} (offset {offset})", s.id, buf.len()),
+                        message: format!(
+                            "member {} ends at byte {} of {len} (offset {offset})",
+                            s.id,
+                            buf.len()
+                        ),
                     });
                 }
                 Ok(buf)
@@ -552,6 +643,9 @@ impl Dataset {
     }
 }
 
+/// A webdataset key while its shard is scanned: (key, image offset and size, label).
+type PendingSample = (String, Option<(u64, u64)>, Option<usize>);
+
 /// Whether the sub-folders look like a dataset root (`train/`, `val/`, …) rather than classes.
 fn is_split_root(subdirs: &[PathBuf]) -> bool {
     subdirs.iter().all(|d| {
@@ -563,7 +657,10 @@ fn is_split_root(subdirs: &[PathBuf]) -> bool {
 }
 
 fn find_up(dir: &Path, name: &str, levels: usize) -> Option<PathBuf> {
-    dir.ancestors().take(levels + 1).map(|d| d.join(name)).find(|p| p.is_file())
+    dir.ancestors()
+        .take(levels + 1)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Which samples a run evaluates.
@@ -672,9 +769,24 @@ mod tests {
 
     #[test]
     fn natural_order_is_timms() {
-        let mut v = vec!["n10/a.jpg", "n2/b10.jpg", "n2/b9.jpg", "N2/b1.JPG", "n01/x.jpg"];
+        let mut v = vec![
+            "n10/a.jpg",
+            "n2/b10.jpg",
+            "n2/b9.jpg",
+            "N2/b1.JPG",
+            "n01/x.jpg",
+        ];
         v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["n01/x.jpg", "N2/b1.JPG", "n2/b9.jpg", "n2/b10.jpg", "n10/a.jpg"]);
+        assert_eq!(
+            v,
+            [
+                "n01/x.jpg",
+                "N2/b1.JPG",
+                "n2/b9.jpg",
+                "n2/b10.jpg",
+                "n10/a.jpg"
+            ]
+        );
         assert_eq!(natural_cmp("100", "2"), Ordering::Greater);
         assert_eq!(natural_cmp("n01440764", "n01443537"), Ordering::Less);
     }
@@ -697,16 +809,34 @@ mod tests {
                 len: 0,
             })
             .collect();
-        let a = Selection::Subset { n: 30, seed: 1 }.indices(&samples).unwrap();
+        let a = Selection::Subset { n: 30, seed: 1 }
+            .indices(&samples)
+            .unwrap();
         assert_eq!(a.len(), 30);
-        assert_eq!(a, Selection::Subset { n: 30, seed: 1 }.indices(&samples).unwrap());
-        assert_ne!(a, Selection::Subset { n: 30, seed: 2 }.indices(&samples).unwrap());
-        let p = Selection::PerClass { k: 3, seed: 1 }.indices(&samples).unwrap();
+        assert_eq!(
+            a,
+            Selection::Subset { n: 30, seed: 1 }
+                .indices(&samples)
+                .unwrap()
+        );
+        assert_ne!(
+            a,
+            Selection::Subset { n: 30, seed: 2 }
+                .indices(&samples)
+                .unwrap()
+        );
+        let p = Selection::PerClass { k: 3, seed: 1 }
+            .indices(&samples)
+            .unwrap();
         assert_eq!(p.len(), 30);
         for c in 0..10 {
             assert_eq!(p.iter().filter(|&&i| samples[i].label == c).count(), 3);
         }
-        assert!(Selection::Subset { n: 101, seed: 1 }.indices(&samples).is_err());
-        assert!(Selection::PerClass { k: 11, seed: 1 }.indices(&samples).is_err());
+        assert!(Selection::Subset { n: 101, seed: 1 }
+            .indices(&samples)
+            .is_err());
+        assert!(Selection::PerClass { k: 11, seed: 1 }
+            .indices(&samples)
+            .is_err());
     }
 }

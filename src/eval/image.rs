@@ -253,7 +253,8 @@ mod tests {
         let e = decode(b"GIF89a..", "val/n01/x.JPEG").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "val/n01/x.JPEG: not a JPEG or PNG (first bytes 474946383961 2e2e)".replace("61 2e", "612e")
+            "val/n01/x.JPEG: not a JPEG or PNG (first bytes 474946383961 2e2e)"
+                .replace("61 2e", "612e")
         );
     }
 

@@ -173,10 +173,11 @@ pub fn eval_model(
         model: model.clone(),
         source: EvalError::Settings("no `Zoo: Input`".into()),
     })?;
-    let mut transform = EvalTransform::from_input(input).map_err(|source| ModelEvalError::Input {
-        model: model.clone(),
-        source,
-    })?;
+    let mut transform =
+        EvalTransform::from_input(input).map_err(|source| ModelEvalError::Input {
+            model: model.clone(),
+            source,
+        })?;
     transform.pass_order = req.pass_order;
     transform.normalize = req.normalize;
     let spec = entry.arch()?.resolve().map_err(|e| ModelEvalError::Arch {
@@ -187,7 +188,10 @@ pub fn eval_model(
     let param_count = spec.trainable_params() as f64 / 1e6;
     let opened = crate::checkpoint::open(req.weights, Some(&spec), crate::convert::WeightSet::Ema)?;
     let net = EfficientNet::load(&spec, &opened.tensors)?;
-    let selected = req.selection.indices(&req.dataset.samples).map_err(RunError::from)?;
+    let selected = req
+        .selection
+        .indices(&req.dataset.samples)
+        .map_err(RunError::from)?;
     let s = transform.img_size;
     let outcome = evaluate(
         req.dataset,
@@ -196,7 +200,8 @@ pub fn eval_model(
         classes,
         &req.run,
         |data, n| {
-            let x = zoo_converters::Tensor::from_f32(vec![n, 3, s, s], data).map_err(|e| e.to_string())?;
+            let x = zoo_converters::Tensor::from_f32(vec![n, 3, s, s], data)
+                .map_err(|e| e.to_string())?;
             let y = net.forward(&x).map_err(|e| e.to_string())?;
             y.to_f32().ok_or_else(|| "logits are not f32".to_string())
         },
@@ -235,7 +240,10 @@ pub fn eval_model(
 fn judge(entry: &ModelEntry, req: &EvalRequest<'_>, o: &Outcome) -> (Vec<Judged>, Option<String>) {
     let ds = req.dataset;
     if ds.layout == Layout::ImageNetV2 {
-        return (vec![], Some("ImageNetV2: the card documents ImageNet-1k validation accuracy".into()));
+        return (
+            vec![],
+            Some("ImageNetV2: the card documents ImageNet-1k validation accuracy".into()),
+        );
     }
     if ds.samples.len() as u64 != IMAGENET_VAL {
         return (
@@ -247,7 +255,13 @@ fn judge(entry: &ModelEntry, req: &EvalRequest<'_>, o: &Outcome) -> (Vec<Judged>
         );
     }
     if !o.bad.is_empty() {
-        return (vec![], Some(format!("{} images could not be read (--skip-bad)", o.bad.len())));
+        return (
+            vec![],
+            Some(format!(
+                "{} images could not be read (--skip-bad)",
+                o.bad.len()
+            )),
+        );
     }
     let mut documented: Vec<(String, &'static str, f64)> = Vec::new();
     let m = &entry.model;
@@ -263,8 +277,16 @@ fn judge(entry: &ModelEntry, req: &EvalRequest<'_>, o: &Outcome) -> (Vec<Judged>
     {
         documented.push(("Results".into(), "top5", t.value));
     }
-    for r in entry.zoo().and_then(|z| z.reported.as_deref()).unwrap_or_default() {
-        let src = r.source.as_ref().map_or("Reported", |s| s.as_str()).to_string();
+    for r in entry
+        .zoo()
+        .and_then(|z| z.reported.as_deref())
+        .unwrap_or_default()
+    {
+        let src = r
+            .source
+            .as_ref()
+            .map_or("Reported", |s| s.as_str())
+            .to_string();
         if let Some(t) = &r.top_1_accuracy {
             documented.push((src.clone(), "top1", t.value));
         }
@@ -282,10 +304,16 @@ fn judge(entry: &ModelEntry, req: &EvalRequest<'_>, o: &Outcome) -> (Vec<Judged>
             verdict::subset(correct, o.n, value)
         };
         if let Some(verdict) = v {
-            out.push(Judged { source, metric, verdict });
+            out.push(Judged {
+                source,
+                metric,
+                verdict,
+            });
         }
     }
-    let skipped = out.is_empty().then(|| "the card documents no Top 1/Top 5 Accuracy".to_string());
+    let skipped = out
+        .is_empty()
+        .then(|| "the card documents no Top 1/Top 5 Accuracy".to_string());
     (out, skipped)
 }
 

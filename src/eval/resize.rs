@@ -40,7 +40,11 @@ impl PassOrder {
     }
 
     /// Whether the horizontal pass runs first for this resize.
-    pub fn horizontal_first(self, (in_w, in_h): (usize, usize), (out_w, out_h): (usize, usize)) -> bool {
+    pub fn horizontal_first(
+        self,
+        (in_w, in_h): (usize, usize),
+        (out_w, out_h): (usize, usize),
+    ) -> bool {
         match self {
             PassOrder::Legacy => true,
             PassOrder::Pillow13 => {
@@ -116,7 +120,12 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
         start.push(xmin);
         len.push(xmax);
     }
-    Coeffs { ksize, start, len, k }
+    Coeffs {
+        ksize,
+        start,
+        len,
+        k,
+    }
 }
 
 fn clip8(v: i32) -> u8 {
@@ -210,8 +219,14 @@ mod tests {
         for (i, o) in [(500, 256), (256, 500), (7, 3), (3, 7), (900, 768)] {
             let c = coeffs(i, o);
             for n in 0..o {
-                let s: i64 = c.k[n * c.ksize..][..c.len[n]].iter().map(|&k| i64::from(k)).sum();
-                assert!((s - (1 << 22)).abs() <= c.len[n] as i64, "{i}->{o} #{n}: {s}");
+                let s: i64 = c.k[n * c.ksize..][..c.len[n]]
+                    .iter()
+                    .map(|&k| i64::from(k))
+                    .sum();
+                assert!(
+                    (s - (1 << 22)).abs() <= c.len[n] as i64,
+                    "{i}->{o} #{n}: {s}"
+                );
             }
         }
     }

@@ -164,7 +164,15 @@ pub fn evaluate(
                     return;
                 }
                 let positions: Vec<usize> = (b * bs..((b + 1) * bs).min(selection.len())).collect();
-                let built = build_batch(ds, selection, &positions, transform, tables, per_image, opts.skip_bad);
+                let built = build_batch(
+                    ds,
+                    selection,
+                    &positions,
+                    transform,
+                    tables,
+                    per_image,
+                    opts.skip_bad,
+                );
                 if built.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -265,7 +273,11 @@ fn build_batch(
             batch.digests.push((pos, digest));
             let slot = batch.positions.len();
             let img = decode(&bytes, &sample.id)?;
-            transform.apply_into(&img, tables, &mut batch.data[slot * per_image..][..per_image])?;
+            transform.apply_into(
+                &img,
+                tables,
+                &mut batch.data[slot * per_image..][..per_image],
+            )?;
             Ok(())
         });
         match one {

@@ -59,7 +59,12 @@ pub struct EvalTransform {
 
 impl EvalTransform {
     /// A bicubic centre-crop transform. `crop_pct` must be in (0, 1].
-    pub fn new(img_size: usize, crop_pct: f64, mean: [f64; 3], std: [f64; 3]) -> Result<Self, EvalError> {
+    pub fn new(
+        img_size: usize,
+        crop_pct: f64,
+        mean: [f64; 3],
+        std: [f64; 3],
+    ) -> Result<Self, EvalError> {
         if img_size == 0 || !(crop_pct > 0.0 && crop_pct <= 1.0) {
             return Err(EvalError::Settings(format!(
                 "Image Size {img_size} with Crop Pct {crop_pct}: need Image Size ≥ 1 and 0 < Crop Pct ≤ 1"
@@ -81,23 +86,44 @@ impl EvalTransform {
     /// From a registry model's `Zoo: Input`; only `bicubic` interpolation is reproduced.
     pub fn from_input(input: &InputSettings) -> Result<Self, EvalError> {
         let missing = |f: &str| EvalError::Settings(format!("`Zoo: Input` has no `{f}`"));
-        let size = input.image_size.as_ref().ok_or_else(|| missing("Image Size"))?.value as usize;
-        let crop = input.crop_pct.as_ref().ok_or_else(|| missing("Crop Pct"))?.value;
-        let interp = &input.interpolation.as_ref().ok_or_else(|| missing("Interpolation"))?.value;
+        let size = input
+            .image_size
+            .as_ref()
+            .ok_or_else(|| missing("Image Size"))?
+            .value as usize;
+        let crop = input
+            .crop_pct
+            .as_ref()
+            .ok_or_else(|| missing("Crop Pct"))?
+            .value;
+        let interp = &input
+            .interpolation
+            .as_ref()
+            .ok_or_else(|| missing("Interpolation"))?
+            .value;
         if *interp != Interpolation::Bicubic {
             return Err(EvalError::Settings(format!(
                 "Interpolation `{}`: zoo eval reproduces Pillow's bicubic only",
                 interp.as_str()
             )));
         }
-        let three = |v: &Option<Vec<crate::schema::Number>>, f: &str| -> Result<[f64; 3], EvalError> {
-            let v = v.as_ref().ok_or_else(|| missing(f))?;
-            match v.as_slice() {
-                [a, b, c] => Ok([a.value, b.value, c.value]),
-                _ => Err(EvalError::Settings(format!("`{f}` has {} values, expected 3 (RGB)", v.len()))),
-            }
-        };
-        EvalTransform::new(size, crop, three(&input.mean, "Mean")?, three(&input.std, "Std")?)
+        let three =
+            |v: &Option<Vec<crate::schema::Number>>, f: &str| -> Result<[f64; 3], EvalError> {
+                let v = v.as_ref().ok_or_else(|| missing(f))?;
+                match v.as_slice() {
+                    [a, b, c] => Ok([a.value, b.value, c.value]),
+                    _ => Err(EvalError::Settings(format!(
+                        "`{f}` has {} values, expected 3 (RGB)",
+                        v.len()
+                    ))),
+                }
+            };
+        EvalTransform::new(
+            size,
+            crop,
+            three(&input.mean, "Mean")?,
+            three(&input.std, "Std")?,
+        )
     }
 
     /// The short side after resizing: `floor(img_size / crop_pct)`.
@@ -181,10 +207,19 @@ impl EvalTransform {
     }
 
     /// [`apply`](Self::apply) into a slice of a batch, with precomputed [`tables`](Self::tables).
-    pub fn apply_into(&self, img: &RgbImage, tables: &[[f32; 256]; 3], out: &mut [f32]) -> Result<(), EvalError> {
+    pub fn apply_into(
+        &self,
+        img: &RgbImage,
+        tables: &[[f32; 256]; 3],
+        out: &mut [f32],
+    ) -> Result<(), EvalError> {
         let u8s = self.crop_u8(img)?;
         let plane = self.img_size * self.img_size;
-        for (c, (o, i)) in out.chunks_exact_mut(plane).zip(u8s.chunks_exact(plane)).enumerate() {
+        for (c, (o, i)) in out
+            .chunks_exact_mut(plane)
+            .zip(u8s.chunks_exact(plane))
+            .enumerate()
+        {
             for (o, &v) in o.iter_mut().zip(i) {
                 *o = tables[c][usize::from(v)];
             }

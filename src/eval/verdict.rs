@@ -102,7 +102,13 @@ pub fn subset(correct: u64, n: u64, documented: f64) -> Option<Verdict> {
     let slack = TOLERANCE_MILLI_PP / 2; // 0.10 pp of 50,000
     let table = LnFactorial::new(IMAGENET_VAL);
     let low = quantile(&table, IMAGENET_VAL, k.saturating_sub(slack), n, TAIL);
-    let high = quantile(&table, IMAGENET_VAL, (k + slack).min(IMAGENET_VAL), n, 1.0 - TAIL);
+    let high = quantile(
+        &table,
+        IMAGENET_VAL,
+        (k + slack).min(IMAGENET_VAL),
+        n,
+        1.0 - TAIL,
+    );
     Some(Verdict {
         n,
         correct,
@@ -147,7 +153,9 @@ pub fn pmf(t: &LnFactorial, population: u64, successes: u64, draws: u64, x: u64)
     if x < lo || x > hi {
         return 0.0;
     }
-    (t.ln_choose(successes, x) + t.ln_choose(population - successes, draws - x) - t.ln_choose(population, draws)).exp()
+    (t.ln_choose(successes, x) + t.ln_choose(population - successes, draws - x)
+        - t.ln_choose(population, draws))
+    .exp()
 }
 
 /// `min{k : P(X ≤ k) ≥ p}`.
@@ -204,10 +212,15 @@ mod tests {
             let exact = if x > succ || draws - x > pop - succ {
                 0.0
             } else {
-                (choose(succ.into(), x.into()) * choose((pop - succ).into(), (draws - x).into())) as f64 / total
+                (choose(succ.into(), x.into()) * choose((pop - succ).into(), (draws - x).into()))
+                    as f64
+                    / total
             };
             let ours = pmf(&t, pop, succ, draws, x);
-            assert!((ours - exact).abs() <= 1e-12 * exact.max(1e-300) + 1e-15, "{x}: {ours} vs {exact}");
+            assert!(
+                (ours - exact).abs() <= 1e-12 * exact.max(1e-300) + 1e-15,
+                "{x}: {ours} vs {exact}"
+            );
             sum += ours;
         }
         assert!((sum - 1.0).abs() < 1e-12);
@@ -218,19 +231,29 @@ mod tests {
         // shared/reference/eval-pipeline.md §5 (scipy-style ppf): b0 top-1 (K = 39,340) and
         // l2 top-1 (K = 44,180), 99.9 % intervals without slack.
         let t = LnFactorial::new(IMAGENET_VAL);
-        let interval = |k, n| (quantile(&t, IMAGENET_VAL, k, n, TAIL), quantile(&t, IMAGENET_VAL, k, n, 1.0 - TAIL));
+        let interval = |k, n| {
+            (
+                quantile(&t, IMAGENET_VAL, k, n, TAIL),
+                quantile(&t, IMAGENET_VAL, k, n, 1.0 - TAIL),
+            )
+        };
         assert_eq!(interval(39_340, 1_000), (744, 828));
         assert_eq!(interval(39_340, 10_000), (7_747, 7_988));
         assert_eq!(interval(44_180, 10_000), (8_741, 8_930));
         // 99 %.
         let q = |k, n, p| quantile(&t, IMAGENET_VAL, k, n, p);
-        assert_eq!((q(39_340, 1_000, 0.005), q(39_340, 1_000, 0.995)), (753, 819));
+        assert_eq!(
+            (q(39_340, 1_000, 0.005), q(39_340, 1_000, 0.995)),
+            (753, 819)
+        );
     }
 
     #[test]
     fn subset_interval_is_widened_by_the_slack() {
         let v = subset(7_868, 10_000, 78.68).unwrap();
-        let Rule::Hypergeometric { low, high, .. } = v.rule else { panic!() };
+        let Rule::Hypergeometric { low, high, .. } = v.rule else {
+            panic!()
+        };
         // Wider than the no-slack interval on both sides, by about 0.1 pp of 10,000 = 10.
         assert!((7_730..7_745).contains(&low), "{low}");
         assert!((7_990..8_005).contains(&high), "{high}");
@@ -241,7 +264,9 @@ mod tests {
         assert!(!subset(high + 1, 10_000, 78.68).unwrap().pass);
         // The full 50,000 drawn as a "subset" is deterministic: K ± 50.
         let all = subset(39_340, 50_000, 78.68).unwrap();
-        let Rule::Hypergeometric { low, high, .. } = all.rule else { panic!() };
+        let Rule::Hypergeometric { low, high, .. } = all.rule else {
+            panic!()
+        };
         assert_eq!((low, high), (39_290, 39_390));
     }
 }

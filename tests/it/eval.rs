@@ -6,12 +6,12 @@ use zoo::eval::{decode, EvalTransform, Normalize, PassOrder};
 
 use crate::fixture;
 
-
 const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 const STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 pub fn python() -> String {
-    std::env::var("ZOO_PYTHON").expect("set ZOO_PYTHON to a python with torch, timm and Pillow 13.0.0")
+    std::env::var("ZOO_PYTHON")
+        .expect("set ZOO_PYTHON to a python with torch, timm and Pillow 13.0.0")
 }
 
 /// Runs `tests/python/<script>` with the given arguments; panics with its stderr on failure.
@@ -40,7 +40,9 @@ fn read_f32(path: &Path) -> Vec<f32> {
 /// Where and by how much two f32 tensors differ (count, first index, max |Δ| in ulps).
 fn compare_f32(ours: &[f32], theirs: &[f32]) -> Option<String> {
     assert_eq!(ours.len(), theirs.len());
-    let bad: Vec<usize> = (0..ours.len()).filter(|&i| ours[i].to_bits() != theirs[i].to_bits()).collect();
+    let bad: Vec<usize> = (0..ours.len())
+        .filter(|&i| ours[i].to_bits() != theirs[i].to_bits())
+        .collect();
     let first = *bad.first()?;
     let max_ulp = bad
         .iter()
@@ -60,7 +62,11 @@ fn compare_u8(ours: &[u8], theirs: &[u8]) -> Option<String> {
     assert_eq!(ours.len(), theirs.len());
     let bad: Vec<usize> = (0..ours.len()).filter(|&i| ours[i] != theirs[i]).collect();
     let first = *bad.first()?;
-    let max = bad.iter().map(|&i| ours[i].abs_diff(theirs[i])).max().unwrap();
+    let max = bad
+        .iter()
+        .map(|&i| ours[i].abs_diff(theirs[i]))
+        .max()
+        .unwrap();
     Some(format!(
         "{} of {} values differ (first at {first}: {} vs {}; max |Δ| {max})",
         bad.len(),
@@ -82,7 +88,10 @@ fn pipeline_equals_timm_create_transform_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let manifest = parity_set(dir);
-    assert_eq!(manifest["pillow"], "13.0.0", "the expected tensors come from the pinned Pillow");
+    assert_eq!(
+        manifest["pillow"], "13.0.0",
+        "the expected tensors come from the pinned Pillow"
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
     let mut order_checked = 0;
@@ -96,12 +105,26 @@ fn pipeline_equals_timm_create_transform_bit_for_bit() {
                 continue;
             }
         };
-        assert_eq!((decoded.width as u64, decoded.height as u64), (img["width"].as_u64().unwrap(), img["height"].as_u64().unwrap()));
-        if let Some(d) = compare_u8(&decoded.data, &std::fs::read(dir.join(format!("{name}.rgb"))).unwrap()) {
+        assert_eq!(
+            (decoded.width as u64, decoded.height as u64),
+            (
+                img["width"].as_u64().unwrap(),
+                img["height"].as_u64().unwrap()
+            )
+        );
+        if let Some(d) = compare_u8(
+            &decoded.data,
+            &std::fs::read(dir.join(format!("{name}.rgb"))).unwrap(),
+        ) {
             failures.push(format!("{name}: decode: {d}"));
             continue;
         }
-        let differs: Vec<&str> = img["order_differs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let differs: Vec<&str> = img["order_differs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         for cfg in manifest["configs"].as_array().unwrap() {
             let cname = cfg["name"].as_str().unwrap();
             let mut t = EvalTransform::new(
@@ -111,7 +134,10 @@ fn pipeline_equals_timm_create_transform_bit_for_bit() {
                 STD,
             )
             .unwrap();
-            for (norm, suffix) in [(Normalize::ToTensor, "totensor"), (Normalize::Prefetcher, "prefetch")] {
+            for (norm, suffix) in [
+                (Normalize::ToTensor, "totensor"),
+                (Normalize::Prefetcher, "prefetch"),
+            ] {
                 t.normalize = norm;
                 t.pass_order = PassOrder::Pillow13;
                 let ours = t.apply(&decoded).unwrap();
@@ -125,18 +151,33 @@ fn pipeline_equals_timm_create_transform_bit_for_bit() {
             // exactly where Python says it does.
             t.pass_order = PassOrder::Legacy;
             let legacy = t.crop_u8(&decoded).unwrap();
-            if let Some(d) = compare_u8(&legacy, &std::fs::read(dir.join(format!("{name}.{cname}.legacy.u8"))).unwrap()) {
+            if let Some(d) = compare_u8(
+                &legacy,
+                &std::fs::read(dir.join(format!("{name}.{cname}.legacy.u8"))).unwrap(),
+            ) {
                 failures.push(format!("{name} {cname} legacy order: {d}"));
             }
             t.pass_order = PassOrder::Pillow13;
             let v13 = t.crop_u8(&decoded).unwrap();
-            assert_eq!(v13 != legacy, differs.contains(&cname), "{name} {cname}: pass order");
+            assert_eq!(
+                v13 != legacy,
+                differs.contains(&cname),
+                "{name} {cname}: pass order"
+            );
             order_checked += usize::from(v13 != legacy);
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked >= 90, "{checked}");
-    assert!(order_checked >= 2, "the set must hold images whose result depends on the pass order");
+    assert!(
+        order_checked >= 2,
+        "the set must hold images whose result depends on the pass order"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,7 +190,11 @@ pub fn jpeg(w: usize, h: usize, seed: u8) -> Vec<u8> {
     let px: Vec<u8> = (0..w * h)
         .flat_map(|i| {
             let (x, y) = ((i % w) as u8, (i / w) as u8);
-            [x.wrapping_mul(3).wrapping_add(seed), y.wrapping_mul(5), seed.wrapping_mul(37) ^ x]
+            [
+                x.wrapping_mul(3).wrapping_add(seed),
+                y.wrapping_mul(5),
+                seed.wrapping_mul(37) ^ x,
+            ]
         })
         .collect();
     let img = turbojpeg::Image {
@@ -159,7 +204,9 @@ pub fn jpeg(w: usize, h: usize, seed: u8) -> Vec<u8> {
         height: h,
         format: turbojpeg::PixelFormat::RGB,
     };
-    turbojpeg::compress(img, 90, turbojpeg::Subsamp::Sub2x2).unwrap().to_vec()
+    turbojpeg::compress(img, 90, turbojpeg::Subsamp::Sub2x2)
+        .unwrap()
+        .to_vec()
 }
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -171,7 +218,11 @@ fn write(path: &Path, bytes: &[u8]) {
 fn image_folder_uses_timms_natural_order_and_split_search() {
     let tmp = tempfile::tempdir().unwrap();
     let val = tmp.path().join("val");
-    for (class, files) in [("n10", &["b.JPEG"][..]), ("n2", &["img10.jpg", "img9.JPG", "notes.txt"][..]), ("n01", &["x.png"][..])] {
+    for (class, files) in [
+        ("n10", &["b.JPEG"][..]),
+        ("n2", &["img10.jpg", "img9.JPG", "notes.txt"][..]),
+        ("n01", &["x.png"][..]),
+    ] {
         for f in files {
             write(&val.join(class).join(f), &jpeg(8, 8, 1));
         }
@@ -181,14 +232,33 @@ fn image_folder_uses_timms_natural_order_and_split_search() {
     let ds = Dataset::open(tmp.path()).unwrap();
     assert_eq!(ds.layout, Layout::ImageFolder);
     assert_eq!(ds.classes, ["n01", "n2", "n10"]);
-    let ids: Vec<(&str, usize)> = ds.samples.iter().map(|s| (s.id.as_str(), s.label)).collect();
-    assert_eq!(ids, [("n01/x.png", 0), ("n2/img9.JPG", 1), ("n2/img10.jpg", 1), ("n10/b.JPEG", 2)]);
+    let ids: Vec<(&str, usize)> = ds
+        .samples
+        .iter()
+        .map(|s| (s.id.as_str(), s.label))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("n01/x.png", 0),
+            ("n2/img9.JPG", 1),
+            ("n2/img10.jpg", 1),
+            ("n10/b.JPEG", 2)
+        ]
+    );
     let m = ds.manifest();
     assert_eq!((m.images, m.classes), (4, 3));
-    assert_eq!(m, Dataset::open(&val).unwrap().manifest(), "the same set from val/ directly");
+    assert_eq!(
+        m,
+        Dataset::open(&val).unwrap().manifest(),
+        "the same set from val/ directly"
+    );
     // Relabelling changes the manifest.
     std::fs::rename(val.join("n10"), val.join("n00")).unwrap();
-    assert_ne!(Dataset::open(&val).unwrap().manifest().listing_sha256, m.listing_sha256);
+    assert_ne!(
+        Dataset::open(&val).unwrap().manifest().listing_sha256,
+        m.listing_sha256
+    );
 }
 
 #[test]
@@ -211,10 +281,16 @@ fn kaggle_layout_reads_loc_val_solution_and_names_missing_labels() {
     let root = tmp.path();
     let val = root.join("ILSVRC/Data/CLS-LOC/val");
     for i in 1..=3 {
-        write(&val.join(format!("ILSVRC2012_val_{i:08}.JPEG")), &jpeg(8, 8, i as u8));
+        write(
+            &val.join(format!("ILSVRC2012_val_{i:08}.JPEG")),
+            &jpeg(8, 8, i as u8),
+        );
     }
     let csv = root.join("LOC_val_solution.csv");
-    write(&root.join("LOC_synset_mapping.txt"), b"n01440764 tench, Tinca tinca\nn01443537 goldfish\nn01484850 great white shark\n");
+    write(
+        &root.join("LOC_synset_mapping.txt"),
+        b"n01440764 tench, Tinca tinca\nn01443537 goldfish\nn01484850 great white shark\n",
+    );
     write(
         &csv,
         b"ImageId,PredictionString\nILSVRC2012_val_00000002,n01484850 1 2 3 4 n01484850 5 6 7 8\nILSVRC2012_val_00000001,n01443537 1 2 3 4\nILSVRC2012_val_00000003,n01440764 0 0 5 5\n",
@@ -222,7 +298,8 @@ fn kaggle_layout_reads_loc_val_solution_and_names_missing_labels() {
     for path in [root.to_path_buf(), val.clone()] {
         let ds = Dataset::open(&path).unwrap();
         assert_eq!(ds.layout, Layout::Kaggle);
-        let labels: Vec<(String, usize)> = ds.samples.iter().map(|s| (s.id.clone(), s.label)).collect();
+        let labels: Vec<(String, usize)> =
+            ds.samples.iter().map(|s| (s.id.clone(), s.label)).collect();
         assert_eq!(
             labels,
             [
@@ -235,30 +312,70 @@ fn kaggle_layout_reads_loc_val_solution_and_names_missing_labels() {
     // A label file for another image count.
     write(&val.join("ILSVRC2012_val_00000004.JPEG"), &jpeg(8, 8, 4));
     let e = Dataset::open(root).unwrap_err();
-    assert!(matches!(e, DatasetError::LabelCount { labels: 3, images: 4, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DatasetError::LabelCount {
+                labels: 3,
+                images: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains("LOC_val_solution.csv: labels 3 images, but ") && msg.ends_with("val holds 4"), "{msg}");
+    assert!(
+        msg.contains("LOC_val_solution.csv: labels 3 images, but ") && msg.ends_with("val holds 4"),
+        "{msg}"
+    );
     // A missing label names the image and the file.
     std::fs::remove_file(val.join("ILSVRC2012_val_00000003.JPEG")).unwrap();
     let e = Dataset::open(root).unwrap_err().to_string();
-    assert!(e.contains("ILSVRC2012_val_00000004.JPEG: no label in ") && e.contains("LOC_val_solution.csv"), "{e}");
+    assert!(
+        e.contains("ILSVRC2012_val_00000004.JPEG: no label in ")
+            && e.contains("LOC_val_solution.csv"),
+        "{e}"
+    );
     // A malformed line names its line.
-    write(&csv, b"ImageId,PredictionString\nILSVRC2012_val_00000001,xyz 1 2\n");
+    write(
+        &csv,
+        b"ImageId,PredictionString\nILSVRC2012_val_00000001,xyz 1 2\n",
+    );
     let e = Dataset::open(root).unwrap_err().to_string();
-    assert!(e.contains("LOC_val_solution.csv:2: the first token of PredictionString is not a wnid"), "{e}");
+    assert!(
+        e.contains("LOC_val_solution.csv:2: the first token of PredictionString is not a wnid"),
+        "{e}"
+    );
 }
 
 #[test]
 fn devkit_flat_layout_is_refused_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
-    write(&tmp.path().join("val/ILSVRC2012_val_00000001.JPEG"), &jpeg(8, 8, 1));
-    write(&tmp.path().join("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"), b"65\n");
-    let e = Dataset::open(&tmp.path().join("val")).unwrap_err().to_string();
-    assert!(e.contains("ILSVRC2012_validation_ground_truth.txt: devkit labels are ILSVRC2012_IDs"), "{e}");
+    write(
+        &tmp.path().join("val/ILSVRC2012_val_00000001.JPEG"),
+        &jpeg(8, 8, 1),
+    );
+    write(
+        &tmp.path()
+            .join("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"),
+        b"65\n",
+    );
+    let e = Dataset::open(&tmp.path().join("val"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ILSVRC2012_validation_ground_truth.txt: devkit labels are ILSVRC2012_IDs"),
+        "{e}"
+    );
     // A flat folder with no label file at all.
     std::fs::remove_dir_all(tmp.path().join("ILSVRC2012_devkit_t12")).unwrap();
-    let e = Dataset::open(&tmp.path().join("val")).unwrap_err().to_string();
-    assert!(e.contains("1 images directly in") && e.contains("no label in"), "{e}");
+    let e = Dataset::open(&tmp.path().join("val"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("1 images directly in") && e.contains("no label in"),
+        "{e}"
+    );
 }
 
 /// A webdataset shard: `<key>.jpg` + `<key>.cls` (+ a `.json` that is ignored).
@@ -286,22 +403,51 @@ fn webdataset_shards_are_read_in_place() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (a, b, c) = (jpeg(9, 7, 1), jpeg(5, 11, 2), jpeg(16, 16, 3));
-    shard(&dir.join("imagenet1k-validation-0001.tar"), &[("s3", c.clone(), Some(999))]);
-    shard(&dir.join("imagenet1k-validation-0000.tar"), &[("s1", a.clone(), Some(7)), ("s2", b.clone(), Some(0))]);
+    shard(
+        &dir.join("imagenet1k-validation-0001.tar"),
+        &[("s3", c.clone(), Some(999))],
+    );
+    shard(
+        &dir.join("imagenet1k-validation-0000.tar"),
+        &[("s1", a.clone(), Some(7)), ("s2", b.clone(), Some(0))],
+    );
     let ds = Dataset::open(dir).unwrap();
     assert_eq!(ds.layout, Layout::WebDataset);
-    let got: Vec<(&str, usize)> = ds.samples.iter().map(|s| (s.id.as_str(), s.label)).collect();
-    assert_eq!(got, [("imagenet1k-validation-0000.tar:s1", 7), ("imagenet1k-validation-0000.tar:s2", 0), ("imagenet1k-validation-0001.tar:s3", 999)]);
+    let got: Vec<(&str, usize)> = ds
+        .samples
+        .iter()
+        .map(|s| (s.id.as_str(), s.label))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("imagenet1k-validation-0000.tar:s1", 7),
+            ("imagenet1k-validation-0000.tar:s2", 0),
+            ("imagenet1k-validation-0001.tar:s3", 999)
+        ]
+    );
     assert!(matches!(ds.samples[0].location, Location::Tar { .. }));
     assert_eq!(ds.read(&ds.samples[0]).unwrap(), a);
     assert_eq!(ds.read(&ds.samples[1]).unwrap(), b);
     assert_eq!(ds.read(&ds.samples[2]).unwrap(), c);
     // One shard as a file.
-    assert_eq!(Dataset::open(&dir.join("imagenet1k-validation-0001.tar")).unwrap().samples.len(), 1);
+    assert_eq!(
+        Dataset::open(&dir.join("imagenet1k-validation-0001.tar"))
+            .unwrap()
+            .samples
+            .len(),
+        1
+    );
     // A sample without .cls is an error naming shard and key.
-    shard(&dir.join("imagenet1k-validation-0001.tar"), &[("s3", c, None)]);
+    shard(
+        &dir.join("imagenet1k-validation-0001.tar"),
+        &[("s3", c, None)],
+    );
     let e = Dataset::open(dir).unwrap_err().to_string();
-    assert!(e.contains("imagenet1k-validation-0001.tar:s3: no label in") && e.contains("s3.cls"), "{e}");
+    assert!(
+        e.contains("imagenet1k-validation-0001.tar:s3: no label in") && e.contains("s3.cls"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -311,10 +457,18 @@ fn truncated_and_unreadable_images_are_errors_naming_the_image() {
     let cut = &good[..good.len() * 2 / 3];
     let e = decode(cut, "val/n01/cut.JPEG").unwrap_err();
     assert!(matches!(e, zoo::eval::EvalError::Truncated { .. }), "{e}");
-    assert!(e.to_string().starts_with("val/n01/cut.JPEG: truncated image ("), "{e}");
-    let e = decode(b"\xFF\xD8\xFF\xE0garbage", "val/n01/bad.JPEG").unwrap_err().to_string();
+    assert!(
+        e.to_string()
+            .starts_with("val/n01/cut.JPEG: truncated image ("),
+        "{e}"
+    );
+    let e = decode(b"\xFF\xD8\xFF\xE0garbage", "val/n01/bad.JPEG")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("val/n01/bad.JPEG: "), "{e}");
-    let e = decode(b"hello", "val/n01/text.JPEG").unwrap_err().to_string();
+    let e = decode(b"hello", "val/n01/text.JPEG")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("val/n01/text.JPEG: not a JPEG or PNG"), "{e}");
 }
 
@@ -328,7 +482,10 @@ use zoo::eval::run::{evaluate, RunError, RunOptions};
 fn ten_class_folder(dir: &Path) {
     for k in 0..10u8 {
         for i in 0..3u8 {
-            write(&dir.join(format!("class{k}/{i}.jpg")), &jpeg(20 + 7 * usize::from(i), 30 + usize::from(k), k * 25 + i));
+            write(
+                &dir.join(format!("class{k}/{i}.jpg")),
+                &jpeg(20 + 7 * usize::from(i), 30 + usize::from(k), k * 25 + i),
+            );
         }
     }
 }
@@ -355,13 +512,21 @@ fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() 
     let t = EvalTransform::new(16, 0.875, MEAN, STD).unwrap();
     let all = Selection::All.indices(&ds.samples).unwrap();
     let run = |workers, batch_size, skip_bad| {
-        let opts = RunOptions { batch_size, workers, skip_bad, keep_predictions: true };
+        let opts = RunOptions {
+            batch_size,
+            workers,
+            skip_bad,
+            keep_predictions: true,
+        };
         evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {})
     };
     let one = run(1, 4, false).unwrap();
     let many = run(3, 4, false).unwrap();
     assert_eq!(one.n, 30);
-    assert_eq!((one.top1, one.top5, &one.content_sha256), (many.top1, many.top5, &many.content_sha256));
+    assert_eq!(
+        (one.top1, one.top5, &one.content_sha256),
+        (many.top1, many.top5, &many.content_sha256)
+    );
     assert_eq!(one.predictions, many.predictions);
     assert_eq!(one.predictions[0].image, "class0/0.jpg");
     assert!(one.top5 >= one.top1);
@@ -370,11 +535,23 @@ fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() 
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
     let ds = Dataset::open(tmp.path()).unwrap();
-    let opts = RunOptions { batch_size: 4, workers: 2, skip_bad: false, keep_predictions: false };
+    let opts = RunOptions {
+        batch_size: 4,
+        workers: 2,
+        skip_bad: false,
+        keep_predictions: false,
+    };
     let e = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap_err();
     assert!(matches!(e, RunError::Image(_)), "{e}");
-    assert!(e.to_string().starts_with("class3/1.jpg: truncated image") && e.to_string().contains("--skip-bad"), "{e}");
-    let opts = RunOptions { skip_bad: true, ..opts };
+    assert!(
+        e.to_string().starts_with("class3/1.jpg: truncated image")
+            && e.to_string().contains("--skip-bad"),
+        "{e}"
+    );
+    let opts = RunOptions {
+        skip_bad: true,
+        ..opts
+    };
     let skipped = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap();
     assert_eq!(skipped.n, 29);
     assert_eq!(skipped.bad.len(), 1);
@@ -390,8 +567,14 @@ fn zoo_eval_without_libtorch_says_so() {
     let registry = fixture("registry-tiny");
     let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
     let (code, _, err) = crate::zoo(&[
-        "--registry", registry.to_str().unwrap(), "eval", "tiny",
-        "--weights", weights.to_str().unwrap(), "--dataset", tmp.path().to_str().unwrap(),
+        "--registry",
+        registry.to_str().unwrap(),
+        "eval",
+        "tiny",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        tmp.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("built without libtorch"), "{err}");
@@ -400,16 +583,32 @@ fn zoo_eval_without_libtorch_says_so() {
 #[test]
 fn zoo_eval_dataset_errors_name_the_file() {
     let tmp = tempfile::tempdir().unwrap();
-    write(&tmp.path().join("ILSVRC2012_val_00000001.JPEG"), &jpeg(8, 8, 1));
-    write(&tmp.path().join("LOC_val_solution.csv"), b"ImageId,PredictionString\nILSVRC2012_val_00000002,n01440764 1 2 3 4\n");
+    write(
+        &tmp.path().join("ILSVRC2012_val_00000001.JPEG"),
+        &jpeg(8, 8, 1),
+    );
+    write(
+        &tmp.path().join("LOC_val_solution.csv"),
+        b"ImageId,PredictionString\nILSVRC2012_val_00000002,n01440764 1 2 3 4\n",
+    );
     let registry = fixture("registry-tiny");
     let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
     let (code, _, err) = crate::zoo(&[
-        "--registry", registry.to_str().unwrap(), "eval", "tiny",
-        "--weights", weights.to_str().unwrap(), "--dataset", tmp.path().to_str().unwrap(),
+        "--registry",
+        registry.to_str().unwrap(),
+        "eval",
+        "tiny",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        tmp.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("ILSVRC2012_val_00000001.JPEG: no label in") && err.contains("LOC_val_solution.csv"), "{err}");
+    assert!(
+        err.contains("ILSVRC2012_val_00000001.JPEG: no label in")
+            && err.contains("LOC_val_solution.csv"),
+        "{err}"
+    );
 }
 
 #[cfg(feature = "torch")]
@@ -420,15 +619,26 @@ fn zoo_eval_top5_equals_timms_per_image() {
     let dir = tmp.path();
     let pth = fixture("efficientnet-tiny/tf_efficientnet_tiny.pth");
     run_python("eval_predictions.py", &[dir, &pth]);
-    let timm: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("timm.json")).unwrap()).unwrap();
+    let timm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("timm.json")).unwrap()).unwrap();
     let registry = fixture("registry-tiny");
     let preds = dir.join("zoo.jsonl");
     let val = dir.join("val");
     let args = |extra: &[&str]| {
         let mut a = vec![
-            "--registry", registry.to_str().unwrap(), "eval", "tiny",
-            "--weights", pth.to_str().unwrap(), "--dataset", val.to_str().unwrap(),
-            "--batch-size", "8", "--predictions", preds.to_str().unwrap(), "--json",
+            "--registry",
+            registry.to_str().unwrap(),
+            "eval",
+            "tiny",
+            "--weights",
+            pth.to_str().unwrap(),
+            "--dataset",
+            val.to_str().unwrap(),
+            "--batch-size",
+            "8",
+            "--predictions",
+            preds.to_str().unwrap(),
+            "--json",
         ];
         a.extend_from_slice(extra);
         a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
@@ -454,9 +664,19 @@ fn zoo_eval_top5_equals_timms_per_image() {
     for (o, t) in ours.iter().zip(theirs) {
         assert_eq!(o["image"], t["image"]);
         assert_eq!(o["label"], t["label"], "{}", o["image"]);
-        assert_eq!(o["top5"], t["top5"], "{}: timm logits {}", o["image"], t["logits"]);
+        assert_eq!(
+            o["top5"], t["top5"],
+            "{}: timm logits {}",
+            o["image"], t["logits"]
+        );
     }
-    assert!(r["verdict_skipped"].as_str().unwrap().contains("not the 50,000"), "{r}");
+    assert!(
+        r["verdict_skipped"]
+            .as_str()
+            .unwrap()
+            .contains("not the 50,000"),
+        "{r}"
+    );
     // A truncated image: an error naming it, or (--skip-bad) counted and listed.
     let victim = val.join("class4/0.jpg");
     let bytes = std::fs::read(&victim).unwrap();
@@ -476,7 +696,13 @@ fn zoo_eval_top5_equals_timms_per_image() {
     let (code, out, err) = crate::zoo(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err}");
     let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation"));
+    assert_eq!(
+        lines.next(),
+        Some("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation")
+    );
     let row = lines.next().unwrap();
-    assert!(row.starts_with("efficientnet_tiny,") && row.ends_with(",0.03,64,1,bicubic"), "{row}");
+    assert!(
+        row.starts_with("efficientnet_tiny,") && row.ends_with(",0.03,64,1,bicubic"),
+        "{row}"
+    );
 }
