@@ -20,6 +20,7 @@ all: test
 
 setup:
 	@command -v c++ >/dev/null || { echo "need a C++ compiler (Debian: apt-get install g++)" >&2; exit 2; }
+	@scripts/setup-native.sh
 	@scripts/setup.sh >/dev/null
 
 TINY := tests/fixtures/efficientnet-tiny

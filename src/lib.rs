@@ -10,6 +10,7 @@ pub mod convert;
 pub mod diagnostic;
 pub mod diff;
 pub mod docs;
+pub mod eval;
 pub mod export;
 pub mod fetch;
 pub mod filesize;

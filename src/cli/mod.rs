@@ -56,6 +56,7 @@ pub(crate) fn write_stdout_with(args: std::fmt::Arguments<'_>, end: &str) {
 mod check_cards;
 pub mod convert;
 mod docs;
+pub mod eval;
 pub mod export;
 pub mod fetch;
 pub mod flops;
@@ -141,6 +142,9 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Print the sha256 and size of files.
     Hash(hash::HashArgs),
+    /// Measure top-1/top-5 on an ImageNet validation set, preprocessed exactly as timm does, and
+    /// judge the card's documented accuracy; exit 1 if a documented value is not reached.
+    Eval(eval::EvalArgs),
     /// Regenerate the model cards (one per collection) and schemas from the registry; `--check`
     /// exits 1 with a diff when the committed ones are stale.
     Docs(docs::DocsArgs),
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Report(cmd) => validate::report(cmd),
         Command::Fetch(args) => fetch::run(args, || load_registry(&cli.registry)),
         Command::Hash(args) => hash::run(args),
+        Command::Eval(args) => eval::run(args, || load_registry(&cli.registry)),
         Command::Docs(args) => docs::run(args, cli.registry.as_deref()),
     }
 }

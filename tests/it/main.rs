@@ -5,6 +5,7 @@ mod cards;
 mod convert;
 mod convert_cli;
 mod docs;
+mod eval;
 mod export;
 mod flops;
 mod hf_cards;

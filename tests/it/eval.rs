@@ -1,0 +1,708 @@
+//! `zoo eval`'s pipeline against timm and Pillow, bit for bit.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use zoo::eval::{decode, EvalTransform, Normalize, PassOrder};
+
+use crate::fixture;
+
+const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+const STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+pub fn python() -> String {
+    std::env::var("ZOO_PYTHON")
+        .expect("set ZOO_PYTHON to a python with torch, timm and Pillow 13.0.0")
+}
+
+/// Runs `tests/python/<script>` with the given arguments; panics with its stderr on failure.
+pub fn run_python(script: &str, args: &[&Path]) {
+    let out = Command::new(python())
+        .arg(crate::root().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("run ZOO_PYTHON");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// Where and by how much two f32 tensors differ (count, first index, max |Δ| in ulps).
+fn compare_f32(ours: &[f32], theirs: &[f32]) -> Option<String> {
+    assert_eq!(ours.len(), theirs.len());
+    let bad: Vec<usize> = (0..ours.len())
+        .filter(|&i| ours[i].to_bits() != theirs[i].to_bits())
+        .collect();
+    let first = *bad.first()?;
+    let max_ulp = bad
+        .iter()
+        .map(|&i| (ours[i].to_bits() as i64 - theirs[i].to_bits() as i64).abs())
+        .max()
+        .unwrap();
+    Some(format!(
+        "{} of {} values differ (first at {first}: {} vs {}; max {max_ulp} ulp)",
+        bad.len(),
+        ours.len(),
+        ours[first],
+        theirs[first]
+    ))
+}
+
+fn compare_u8(ours: &[u8], theirs: &[u8]) -> Option<String> {
+    assert_eq!(ours.len(), theirs.len());
+    let bad: Vec<usize> = (0..ours.len()).filter(|&i| ours[i] != theirs[i]).collect();
+    let first = *bad.first()?;
+    let max = bad
+        .iter()
+        .map(|&i| ours[i].abs_diff(theirs[i]))
+        .max()
+        .unwrap();
+    Some(format!(
+        "{} of {} values differ (first at {first}: {} vs {}; max |Δ| {max})",
+        bad.len(),
+        ours.len(),
+        ours[first],
+        theirs[first]
+    ))
+}
+
+/// The generated parity set: images + Pillow/timm outputs (tests/python/eval_parity.py).
+fn parity_set(dir: &Path) -> serde_json::Value {
+    run_python("eval_parity.py", &[dir]);
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+#[ignore = "needs ZOO_PYTHON (python with torch/timm/Pillow 13.0.0); `make test` runs it"]
+fn pipeline_equals_timm_create_transform_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let manifest = parity_set(dir);
+    assert_eq!(
+        manifest["pillow"], "13.0.0",
+        "the expected tensors come from the pinned Pillow"
+    );
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let mut order_checked = 0;
+    for img in manifest["images"].as_array().unwrap() {
+        let name = img["name"].as_str().unwrap();
+        let file: PathBuf = dir.join(img["file"].as_str().unwrap());
+        let decoded = match decode(&std::fs::read(&file).unwrap(), &file.display().to_string()) {
+            Ok(d) => d,
+            Err(e) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        assert_eq!(
+            (decoded.width as u64, decoded.height as u64),
+            (
+                img["width"].as_u64().unwrap(),
+                img["height"].as_u64().unwrap()
+            )
+        );
+        if let Some(d) = compare_u8(
+            &decoded.data,
+            &std::fs::read(dir.join(format!("{name}.rgb"))).unwrap(),
+        ) {
+            failures.push(format!("{name}: decode: {d}"));
+            continue;
+        }
+        let differs: Vec<&str> = img["order_differs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for cfg in manifest["configs"].as_array().unwrap() {
+            let cname = cfg["name"].as_str().unwrap();
+            let mut t = EvalTransform::new(
+                cfg["img_size"].as_u64().unwrap() as usize,
+                cfg["crop_pct"].as_f64().unwrap(),
+                MEAN,
+                STD,
+            )
+            .unwrap();
+            for (norm, suffix) in [
+                (Normalize::ToTensor, "totensor"),
+                (Normalize::Prefetcher, "prefetch"),
+            ] {
+                t.normalize = norm;
+                t.pass_order = PassOrder::Pillow13;
+                let ours = t.apply(&decoded).unwrap();
+                let theirs = read_f32(&dir.join(format!("{name}.{cname}.{suffix}.f32")));
+                if let Some(d) = compare_f32(&ours, &theirs) {
+                    failures.push(format!("{name} {cname} {suffix}: {d}"));
+                }
+                checked += 1;
+            }
+            // Pillow < 13's order (both passes horizontal first), and that the setting matters
+            // exactly where Python says it does.
+            t.pass_order = PassOrder::Legacy;
+            let legacy = t.crop_u8(&decoded).unwrap();
+            if let Some(d) = compare_u8(
+                &legacy,
+                &std::fs::read(dir.join(format!("{name}.{cname}.legacy.u8"))).unwrap(),
+            ) {
+                failures.push(format!("{name} {cname} legacy order: {d}"));
+            }
+            t.pass_order = PassOrder::Pillow13;
+            let v13 = t.crop_u8(&decoded).unwrap();
+            assert_eq!(
+                v13 != legacy,
+                differs.contains(&cname),
+                "{name} {cname}: pass order"
+            );
+            order_checked += usize::from(v13 != legacy);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(checked >= 90, "{checked}");
+    assert!(
+        order_checked >= 2,
+        "the set must hold images whose result depends on the pass order"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datasets
+
+use zoo::eval::dataset::{Dataset, DatasetError, Layout, Location};
+
+/// A real JPEG (libjpeg-turbo, 4:2:0) of a w×h gradient whose colour depends on `seed`.
+pub fn jpeg(w: usize, h: usize, seed: u8) -> Vec<u8> {
+    let px: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = ((i % w) as u8, (i / w) as u8);
+            [
+                x.wrapping_mul(3).wrapping_add(seed),
+                y.wrapping_mul(5),
+                seed.wrapping_mul(37) ^ x,
+            ]
+        })
+        .collect();
+    let img = turbojpeg::Image {
+        pixels: px.as_slice(),
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(img, 90, turbojpeg::Subsamp::Sub2x2)
+        .unwrap()
+        .to_vec()
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn image_folder_uses_timms_natural_order_and_split_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let val = tmp.path().join("val");
+    for (class, files) in [
+        ("n10", &["b.JPEG"][..]),
+        ("n2", &["img10.jpg", "img9.JPG", "notes.txt"][..]),
+        ("n01", &["x.png"][..]),
+    ] {
+        for f in files {
+            write(&val.join(class).join(f), &jpeg(8, 8, 1));
+        }
+    }
+    std::fs::create_dir_all(tmp.path().join("train")).unwrap();
+    // The dataset root (train/ + val/) is searched for val/, as timm's `_search_split` does.
+    let ds = Dataset::open(tmp.path()).unwrap();
+    assert_eq!(ds.layout, Layout::ImageFolder);
+    assert_eq!(ds.classes, ["n01", "n2", "n10"]);
+    let ids: Vec<(&str, usize)> = ds
+        .samples
+        .iter()
+        .map(|s| (s.id.as_str(), s.label))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("n01/x.png", 0),
+            ("n2/img9.JPG", 1),
+            ("n2/img10.jpg", 1),
+            ("n10/b.JPEG", 2)
+        ]
+    );
+    let m = ds.manifest();
+    assert_eq!((m.images, m.classes), (4, 3));
+    assert_eq!(
+        m,
+        Dataset::open(&val).unwrap().manifest(),
+        "the same set from val/ directly"
+    );
+    // Relabelling changes the manifest.
+    std::fs::rename(val.join("n10"), val.join("n00")).unwrap();
+    assert_ne!(
+        Dataset::open(&val).unwrap().manifest().listing_sha256,
+        m.listing_sha256
+    );
+}
+
+#[test]
+fn imagenet_v2_folders_are_class_indices() {
+    let tmp = tempfile::tempdir().unwrap();
+    for class in ["0", "2", "10", "100"] {
+        write(&tmp.path().join(class).join("a.jpeg"), &jpeg(8, 8, 2));
+    }
+    let ds = Dataset::open(tmp.path()).unwrap();
+    assert_eq!(ds.layout, Layout::ImageNetV2);
+    let labels: Vec<usize> = ds.samples.iter().map(|s| s.label).collect();
+    // A string sort would give 0, 10, 100, 2; timm's natural sort on a partial set 0, 1, 2, 3.
+    assert_eq!(labels, [0, 2, 10, 100]);
+    assert_eq!(ds.classes.len(), 1000);
+}
+
+#[test]
+fn kaggle_layout_reads_loc_val_solution_and_names_missing_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let val = root.join("ILSVRC/Data/CLS-LOC/val");
+    for i in 1..=3 {
+        write(
+            &val.join(format!("ILSVRC2012_val_{i:08}.JPEG")),
+            &jpeg(8, 8, i as u8),
+        );
+    }
+    let csv = root.join("LOC_val_solution.csv");
+    write(
+        &root.join("LOC_synset_mapping.txt"),
+        b"n01440764 tench, Tinca tinca\nn01443537 goldfish\nn01484850 great white shark\n",
+    );
+    write(
+        &csv,
+        b"ImageId,PredictionString\nILSVRC2012_val_00000002,n01484850 1 2 3 4 n01484850 5 6 7 8\nILSVRC2012_val_00000001,n01443537 1 2 3 4\nILSVRC2012_val_00000003,n01440764 0 0 5 5\n",
+    );
+    for path in [root.to_path_buf(), val.clone()] {
+        let ds = Dataset::open(&path).unwrap();
+        assert_eq!(ds.layout, Layout::Kaggle);
+        let labels: Vec<(String, usize)> =
+            ds.samples.iter().map(|s| (s.id.clone(), s.label)).collect();
+        assert_eq!(
+            labels,
+            [
+                ("ILSVRC2012_val_00000001.JPEG".to_string(), 1),
+                ("ILSVRC2012_val_00000002.JPEG".to_string(), 2),
+                ("ILSVRC2012_val_00000003.JPEG".to_string(), 0)
+            ]
+        );
+    }
+    // A label file for another image count.
+    write(&val.join("ILSVRC2012_val_00000004.JPEG"), &jpeg(8, 8, 4));
+    let e = Dataset::open(root).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DatasetError::LabelCount {
+                labels: 3,
+                images: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("LOC_val_solution.csv: labels 3 images, but ") && msg.ends_with("val holds 4"),
+        "{msg}"
+    );
+    // A missing label names the image and the file.
+    std::fs::remove_file(val.join("ILSVRC2012_val_00000003.JPEG")).unwrap();
+    let e = Dataset::open(root).unwrap_err().to_string();
+    assert!(
+        e.contains("ILSVRC2012_val_00000004.JPEG: no label in ")
+            && e.contains("LOC_val_solution.csv"),
+        "{e}"
+    );
+    // A malformed line names its line.
+    write(
+        &csv,
+        b"ImageId,PredictionString\nILSVRC2012_val_00000001,xyz 1 2\n",
+    );
+    let e = Dataset::open(root).unwrap_err().to_string();
+    assert!(
+        e.contains("LOC_val_solution.csv:2: the first token of PredictionString is not a wnid"),
+        "{e}"
+    );
+}
+
+#[test]
+fn devkit_flat_layout_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("val/ILSVRC2012_val_00000001.JPEG"),
+        &jpeg(8, 8, 1),
+    );
+    write(
+        &tmp.path()
+            .join("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"),
+        b"65\n",
+    );
+    let e = Dataset::open(&tmp.path().join("val"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ILSVRC2012_validation_ground_truth.txt: devkit labels are ILSVRC2012_IDs"),
+        "{e}"
+    );
+    // A flat folder with no label file at all.
+    std::fs::remove_dir_all(tmp.path().join("ILSVRC2012_devkit_t12")).unwrap();
+    let e = Dataset::open(&tmp.path().join("val"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("1 images directly in") && e.contains("no label in"),
+        "{e}"
+    );
+}
+
+/// A webdataset shard: `<key>.jpg` + `<key>.cls` (+ a `.json` that is ignored).
+pub fn shard(path: &Path, samples: &[(&str, Vec<u8>, Option<usize>)]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: String, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for (key, img, cls) in samples {
+        add(format!("{key}.jpg"), img);
+        if let Some(c) = cls {
+            add(format!("{key}.cls"), c.to_string().as_bytes());
+        }
+        add(format!("{key}.json"), b"{}");
+    }
+    b.finish().unwrap();
+}
+
+#[test]
+fn webdataset_shards_are_read_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (a, b, c) = (jpeg(9, 7, 1), jpeg(5, 11, 2), jpeg(16, 16, 3));
+    shard(
+        &dir.join("imagenet1k-validation-0001.tar"),
+        &[("s3", c.clone(), Some(999))],
+    );
+    shard(
+        &dir.join("imagenet1k-validation-0000.tar"),
+        &[("s1", a.clone(), Some(7)), ("s2", b.clone(), Some(0))],
+    );
+    let ds = Dataset::open(dir).unwrap();
+    assert_eq!(ds.layout, Layout::WebDataset);
+    let got: Vec<(&str, usize)> = ds
+        .samples
+        .iter()
+        .map(|s| (s.id.as_str(), s.label))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("imagenet1k-validation-0000.tar:s1", 7),
+            ("imagenet1k-validation-0000.tar:s2", 0),
+            ("imagenet1k-validation-0001.tar:s3", 999)
+        ]
+    );
+    assert!(matches!(ds.samples[0].location, Location::Tar { .. }));
+    assert_eq!(ds.read(&ds.samples[0]).unwrap(), a);
+    assert_eq!(ds.read(&ds.samples[1]).unwrap(), b);
+    assert_eq!(ds.read(&ds.samples[2]).unwrap(), c);
+    // One shard as a file.
+    assert_eq!(
+        Dataset::open(&dir.join("imagenet1k-validation-0001.tar"))
+            .unwrap()
+            .samples
+            .len(),
+        1
+    );
+    // A sample without .cls is an error naming shard and key.
+    shard(
+        &dir.join("imagenet1k-validation-0001.tar"),
+        &[("s3", c, None)],
+    );
+    let e = Dataset::open(dir).unwrap_err().to_string();
+    assert!(
+        e.contains("imagenet1k-validation-0001.tar:s3: no label in") && e.contains("s3.cls"),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncated_and_unreadable_images_are_errors_naming_the_image() {
+    let good = jpeg(40, 30, 5);
+    assert_eq!(decode(&good, "ok.jpg").unwrap().width, 40);
+    let cut = &good[..good.len() * 2 / 3];
+    let e = decode(cut, "val/n01/cut.JPEG").unwrap_err();
+    assert!(matches!(e, zoo::eval::EvalError::Truncated { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("val/n01/cut.JPEG: truncated image ("),
+        "{e}"
+    );
+    let e = decode(b"\xFF\xD8\xFF\xE0garbage", "val/n01/bad.JPEG")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("val/n01/bad.JPEG: "), "{e}");
+    let e = decode(b"hello", "val/n01/text.JPEG")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("val/n01/text.JPEG: not a JPEG or PNG"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation loop and `zoo eval`
+
+use zoo::eval::dataset::Selection;
+use zoo::eval::run::{evaluate, RunError, RunOptions};
+
+/// A 10-class ImageFolder of generated JPEGs (`class<k>/<i>.jpg`, 3 per class).
+fn ten_class_folder(dir: &Path) {
+    for k in 0..10u8 {
+        for i in 0..3u8 {
+            write(
+                &dir.join(format!("class{k}/{i}.jpg")),
+                &jpeg(20 + 7 * usize::from(i), 30 + usize::from(k), k * 25 + i),
+            );
+        }
+    }
+}
+
+/// A stand-in classifier: class = (mean of the red plane · 10) mod 10, as logits.
+fn fake_classifier(data: &[f32], n: usize) -> Result<Vec<f32>, String> {
+    let per = data.len() / n;
+    Ok(data
+        .chunks_exact(per)
+        .flat_map(|img| {
+            let red = &img[..per / 3];
+            let m = red.iter().sum::<f32>() / red.len() as f32;
+            let c = ((m.abs() * 10.0) as usize) % 10;
+            (0..10).map(move |j| if j == c { 1.0 } else { -(j as f32) / 100.0 })
+        })
+        .collect())
+}
+
+#[test]
+fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    let ds = Dataset::open(tmp.path()).unwrap();
+    let t = EvalTransform::new(16, 0.875, MEAN, STD).unwrap();
+    let all = Selection::All.indices(&ds.samples).unwrap();
+    let run = |workers, batch_size, skip_bad| {
+        let opts = RunOptions {
+            batch_size,
+            workers,
+            skip_bad,
+            keep_predictions: true,
+        };
+        evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {})
+    };
+    let one = run(1, 4, false).unwrap();
+    let many = run(3, 4, false).unwrap();
+    assert_eq!(one.n, 30);
+    assert_eq!(
+        (one.top1, one.top5, &one.content_sha256),
+        (many.top1, many.top5, &many.content_sha256)
+    );
+    assert_eq!(one.predictions, many.predictions);
+    assert_eq!(one.predictions[0].image, "class0/0.jpg");
+    assert!(one.top5 >= one.top1);
+    // A truncated image stops the run, naming it; --skip-bad counts and lists it.
+    let victim = tmp.path().join("class3/1.jpg");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let ds = Dataset::open(tmp.path()).unwrap();
+    let opts = RunOptions {
+        batch_size: 4,
+        workers: 2,
+        skip_bad: false,
+        keep_predictions: false,
+    };
+    let e = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap_err();
+    assert!(matches!(e, RunError::Image(_)), "{e}");
+    assert!(
+        e.to_string().starts_with("class3/1.jpg: truncated image")
+            && e.to_string().contains("--skip-bad"),
+        "{e}"
+    );
+    let opts = RunOptions {
+        skip_bad: true,
+        ..opts
+    };
+    let skipped = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap();
+    assert_eq!(skipped.n, 29);
+    assert_eq!(skipped.bad.len(), 1);
+    assert_eq!(skipped.bad[0].image, "class3/1.jpg");
+    assert_ne!(skipped.content_sha256, one.content_sha256);
+}
+
+#[cfg(not(feature = "torch"))]
+#[test]
+fn zoo_eval_without_libtorch_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    let registry = fixture("registry-tiny");
+    let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
+    let (code, _, err) = crate::zoo(&[
+        "--registry",
+        registry.to_str().unwrap(),
+        "eval",
+        "tiny",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("built without libtorch"), "{err}");
+}
+
+#[test]
+fn zoo_eval_dataset_errors_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("ILSVRC2012_val_00000001.JPEG"),
+        &jpeg(8, 8, 1),
+    );
+    write(
+        &tmp.path().join("LOC_val_solution.csv"),
+        b"ImageId,PredictionString\nILSVRC2012_val_00000002,n01440764 1 2 3 4\n",
+    );
+    let registry = fixture("registry-tiny");
+    let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
+    let (code, _, err) = crate::zoo(&[
+        "--registry",
+        registry.to_str().unwrap(),
+        "eval",
+        "tiny",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("ILSVRC2012_val_00000001.JPEG: no label in")
+            && err.contains("LOC_val_solution.csv"),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "torch")]
+#[test]
+#[ignore = "needs ZOO_PYTHON (python with torch/timm); `make test` runs it"]
+fn zoo_eval_top5_equals_timms_per_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pth = fixture("efficientnet-tiny/tf_efficientnet_tiny.pth");
+    run_python("eval_predictions.py", &[dir, &pth]);
+    let timm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("timm.json")).unwrap()).unwrap();
+    let registry = fixture("registry-tiny");
+    let preds = dir.join("zoo.jsonl");
+    let val = dir.join("val");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "--registry",
+            registry.to_str().unwrap(),
+            "eval",
+            "tiny",
+            "--weights",
+            pth.to_str().unwrap(),
+            "--dataset",
+            val.to_str().unwrap(),
+            "--batch-size",
+            "8",
+            "--predictions",
+            preds.to_str().unwrap(),
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        crate::zoo(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &report[0];
+    assert_eq!(r["outcome"]["n"], timm["n"]);
+    assert_eq!(r["outcome"]["top1"], timm["top1"], "top-1 count");
+    assert_eq!(r["outcome"]["top5"], timm["top5"], "top-5 count");
+    let ours: Vec<serde_json::Value> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let theirs = timm["images"].as_array().unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(theirs) {
+        assert_eq!(o["image"], t["image"]);
+        assert_eq!(o["label"], t["label"], "{}", o["image"]);
+        assert_eq!(
+            o["top5"], t["top5"],
+            "{}: timm logits {}",
+            o["image"], t["logits"]
+        );
+    }
+    assert!(
+        r["verdict_skipped"]
+            .as_str()
+            .unwrap()
+            .contains("not the 50,000"),
+        "{r}"
+    );
+    // A truncated image: an error naming it, or (--skip-bad) counted and listed.
+    let victim = val.join("class4/0.jpg");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("class4/0.jpg: truncated image"), "{err}");
+    let (code, out, err) = run(&["--skip-bad"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r[0]["outcome"]["n"], 39);
+    assert_eq!(r[0]["outcome"]["bad"][0]["image"], "class4/0.jpg");
+    // timm's results-CSV columns.
+    std::fs::write(&victim, &bytes).unwrap();
+    let mut a = args(&["--csv"]);
+    a.retain(|s| s != "--json");
+    let (code, out, err) = crate::zoo(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation")
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("efficientnet_tiny,") && row.ends_with(",0.03,64,1,bicubic"),
+        "{row}"
+    );
+}
