@@ -3,8 +3,11 @@
 //! The format is detected from the content, never from the extension alone:
 //! - a directory, a `.tar.gz` release tarball, a `<prefix>.index` file or a bare `<prefix>`
 //!   whose `.index` exists → TensorFlow tensor bundle (needs an architecture to map names);
-//! - `PK\x03\x04` → `torch.save` zip format; a pickle protocol byte `0x80` → legacy `torch.save`;
-//! - an 8-byte little-endian header length followed by `{` → safetensors.
+//! - an 8-byte little-endian header length that fits the file, followed by `{` → safetensors
+//!   (tested first: the length's low byte can be anything, including `0x80` or `0x1f`);
+//! - `PK\x03\x04` → `torch.save` zip format; the whole 14-byte pickle of the legacy magic
+//!   number (`80 02 8a 0a 6c fc 9c 46 f9 20 6a a8 50 19`) → legacy `torch.save`;
+//! - the gzip magic `1f 8b` → a release tarball.
 use std::path::{Path, PathBuf};
 
 use zoo_converters::{pth, safetensors, tf_bundle::Bundle, StateDict};
@@ -49,12 +52,12 @@ pub enum CheckpointError {
     #[error(transparent)]
     Read(#[from] zoo_converters::Error),
     /// The TF checkpoint does not match the architecture.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Mapping {
         /// The path.
         path: PathBuf,
         /// All problems.
-        source: MappingError,
+        error: MappingError,
     },
     /// A state dict does not match the architecture.
     #[error("{path}: {} problem(s) against `{arch}`:\n  {}", problems.len(), problems.join("\n  "))]
@@ -67,12 +70,12 @@ pub enum CheckpointError {
         problems: Vec<String>,
     },
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -89,17 +92,18 @@ pub struct Opened {
 
 /// Detects the format of `path`.
 pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    let io = |error| CheckpointError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     if path.is_dir() || tf_prefix(path).is_some() {
         return Ok(SourceFormat::TfBundle);
     }
     let mut head = [0u8; 16];
-    let n = {
+    let (n, len) = {
         use std::io::Read;
         let mut f = std::fs::File::open(path).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
         let mut n = 0;
         while n < head.len() {
             match f.read(&mut head[n..]).map_err(io)? {
@@ -107,17 +111,17 @@ pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
                 k => n += k,
             }
         }
-        n
+        (n, len)
     };
     let head = &head[..n];
-    if head.starts_with(&[0x1f, 0x8b]) {
+    if safetensors::looks_like(head, len) {
+        Ok(SourceFormat::Safetensors)
+    } else if head.starts_with(&[0x1f, 0x8b]) {
         Ok(SourceFormat::TfTarball)
     } else if head.starts_with(b"PK\x03\x04") {
         Ok(SourceFormat::PthZip)
-    } else if head.first() == Some(&0x80) {
+    } else if head.starts_with(&pth::LEGACY_HEAD) {
         Ok(SourceFormat::PthLegacy)
-    } else if head.len() > 8 && head[8] == b'{' {
-        Ok(SourceFormat::Safetensors)
     } else {
         Err(CheckpointError::Unknown {
             path: path.to_owned(),
@@ -173,21 +177,26 @@ pub fn open_tf(
     spec: &Spec,
     weights: WeightSet,
 ) -> Result<OpenedBundle, CheckpointError> {
-    let (prefix, scratch) = if format == SourceFormat::TfTarball {
-        let scratch = tempfile::tempdir().map_err(|source| CheckpointError::Io {
+    let (bundle, scratch) = if format == SourceFormat::TfTarball {
+        let scratch = tempfile::tempdir().map_err(|error| CheckpointError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
-        let prefix = zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())?;
-        (prefix, Some(scratch))
+        // Errors about the checkpoint's files name them inside the tarball, not in scratch.
+        let bundle = zoo_converters::tf_bundle::open_tarball(
+            path,
+            scratch.path(),
+            zoo_converters::Limits::current(),
+        )?;
+        (bundle, Some(scratch))
     } else {
-        (tf_prefix(path).unwrap_or_else(|| path.to_owned()), None)
+        let prefix = tf_prefix(path).unwrap_or_else(|| path.to_owned());
+        (Bundle::open(&prefix)?, None)
     };
-    let bundle = Bundle::open(&prefix)?;
     let plan =
-        plan_tf(spec, &inventory(&bundle), weights).map_err(|source| CheckpointError::Mapping {
+        plan_tf(spec, &inventory(&bundle), weights).map_err(|error| CheckpointError::Mapping {
             path: path.to_owned(),
-            source,
+            error,
         })?;
     Ok(OpenedBundle {
         bundle,
