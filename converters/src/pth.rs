@@ -825,6 +825,17 @@ fn load_zip<R: Read + Seek>(
             });
         }
     }
+    // torch decodes this one as UTF-8 (and fails on anything else).
+    if let Some(id) = record(&mut reader, ".data/serialization_id", 4096)? {
+        if std::str::from_utf8(&id).is_err() {
+            return Err(Error::Record {
+                path: path.to_owned(),
+                entry: format!("{prefix}.data/serialization_id"),
+                found: shown_record(&id),
+                expected: "UTF-8 text",
+            });
+        }
+    }
     let pkl_name = format!("{prefix}data.pkl");
     let data = record(&mut reader, "data.pkl", limits.max_metadata_bytes)?.ok_or_else(|| {
         Error::MissingEntry {
@@ -851,10 +862,9 @@ fn load_zip<R: Read + Seek>(
             ))
         })
         .collect();
-    Ok(Loaded {
-        pickle,
-        storages: Storages::new(reader, spans, "zip entry vs declared numel"),
-    })
+    let storages = Storages::new(reader, spans, "zip entry vs declared numel");
+    storages.check_all(path, &pickle)?;
+    Ok(Loaded { pickle, storages })
 }
 
 /// Runs the pickle at `at`, reading a growing prefix of the file until it fits.
@@ -1036,10 +1046,9 @@ fn load_legacy<R: Read + Seek>(
             ));
         }
     }
-    Ok(Loaded {
-        pickle,
-        storages: Storages::new(reader, spans, "legacy element count vs declared numel"),
-    })
+    let storages = Storages::new(reader, spans, "legacy element count vs declared numel");
+    storages.check_all(path, &pickle)?;
+    Ok(Loaded { pickle, storages })
 }
 
 /// What one read may still read from the file and hand back.
@@ -1101,6 +1110,32 @@ impl<R: Read + Seek> Storages<R> {
             what,
             chunk: Vec::new(),
         }
+    }
+
+    /// Checks every storage the pickle names, not only those of the tensors that will be
+    /// read: torch loads them all, so one it cannot load makes the whole file unloadable.
+    fn check_all(&self, path: &Path, pickle: &Unpickled) -> Result<()> {
+        for obj in &pickle.objects {
+            let Object::Storage(s) = obj else { continue };
+            let span = self
+                .spans
+                .get(&s.key)
+                .ok_or_else(|| Error::MissingStorage {
+                    path: path.to_owned(),
+                    key: s.key.clone(),
+                })?;
+            let declared = s.numel.saturating_mul(s.dtype.size() as u64);
+            if span.len != declared {
+                return Err(Error::StorageSize {
+                    path: path.to_owned(),
+                    key: s.key.clone(),
+                    what: self.what,
+                    expected: declared,
+                    actual: span.len,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether reading `key` next streams its whole record to check the CRC-32 (the first

@@ -8,7 +8,8 @@
 //!   bytes. A zip64 EOCD and locator (which torch always writes) are read when the locator is
 //!   there; the 32-bit fields must then agree with them or hold the 0xFFFF… placeholders.
 //! - one disk; the central directory ends exactly where the (zip64) EOCD starts.
-//! - every entry stored (method 0), not encrypted, with equal compressed and uncompressed
+//! - every entry stored (method 0), not encrypted or otherwise flagged (only the data
+//!   descriptor and UTF-8 flags), not marked as a directory, with equal compressed and uncompressed
 //!   sizes (zip64 extra field honoured), a local header whose name and method match the
 //!   central directory's, and data inside the file before the central directory. Entries
 //!   do not overlap.
@@ -284,8 +285,26 @@ pub(crate) fn read_index<R: Read + Seek>(
             }
         };
         let shown = || crate::text::esc(&name).to_string();
-        if flags & 0x41 != 0 {
-            return Err(at(here, format!("entry `{}` is encrypted", shown())));
+        // Only "data descriptor follows", "UTF-8 name" and the deflate option bits: torch's
+        // miniz refuses encryption (0x1, 0x40), patch data (0x20) and masked headers (0x2000).
+        if flags & !(0x0002 | 0x0004 | 0x0008 | 0x0800) != 0 {
+            return Err(at(
+                here,
+                format!("entry `{}` has general purpose flags {flags:#06x}", shown()),
+            ));
+        }
+        // miniz treats an entry as a directory (and "extracts" it without reading a byte, so
+        // torch would get uninitialised memory) when its name ends in `/` or its DOS
+        // attributes have the directory bit.
+        let external = u32le(h, 38);
+        if name.ends_with('/') || external & 0x10 != 0 {
+            return Err(at(
+                here,
+                format!(
+                    "entry `{}` is marked as a directory (external attributes {external:#010x})",
+                    shown()
+                ),
+            ));
         }
         if disk_start != 0 {
             return Err(at(

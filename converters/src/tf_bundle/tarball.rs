@@ -32,7 +32,12 @@
 //! first in the archive, after extraction otherwise. Errors name the tarball and the member,
 //! never only the scratch directory.
 //!
-//! PAX and GNU long-name headers are applied by the `tar` crate; global PAX headers are skipped.
+//! # Reading headers as Python's `tarfile` does
+//! Headers are read raw and held to what `tarfile` and the `tar` crate read the same way: every
+//! numeric field octal (or base-256), the ustar name prefix only in ustar headers, no data
+//! behind a directory, GNU long names that are one NUL-terminated name, PAX local headers with
+//! well-formed records and only the `path` keyword (and fields that change nothing here). PAX
+//! global headers, long links and Solaris headers are refused.
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -192,6 +197,144 @@ fn check_shard(tar_gz: &Path, member: &str, size: u64, extent: u64) -> Result<()
     Ok(())
 }
 
+/// Largest GNU long-name or PAX record block read (real ones are a few hundred bytes).
+const MAX_EXTENSION: u64 = 64 << 10;
+
+/// PAX keywords accepted in a local extended header: the path, and fields that change nothing
+/// zoo or Python's `tarfile` extract. Any other keyword (`size`, `linkpath`, `hdrcharset`,
+/// `GNU.sparse.*`, vendor keys) is refused rather than interpreted one way or another.
+const PAX_KEYS: [&str; 8] = [
+    "path", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname",
+];
+
+/// A numeric header field as Python's `tarfile` (`nti`) reads it, restricted to what both it
+/// and the `tar` crate read the same way: octal digits with spaces around and a NUL or space
+/// end, or base-256 (`0x80` first) for large values. `None` for anything else (signs,
+/// underscores, tabs, negative base-256), which is refused.
+fn number(field: &[u8]) -> Option<u64> {
+    match field.first() {
+        Some(0x80) => field[1..]
+            .iter()
+            .try_fold(0u64, |n, &b| n.checked_mul(256)?.checked_add(u64::from(b))),
+        Some(0xff) => None,
+        _ => {
+            let text = &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())];
+            let start = text.iter().position(|&b| b != b' ').unwrap_or(text.len());
+            let end = text
+                .iter()
+                .rposition(|&b| b != b' ')
+                .map_or(start, |e| e + 1);
+            let digits = &text[start..end];
+            if !digits.iter().all(|b| (b'0'..=b'7').contains(b)) {
+                return None;
+            }
+            digits.iter().try_fold(0u64, |n, &b| {
+                n.checked_mul(8)?.checked_add(u64::from(b - b'0'))
+            })
+        }
+    }
+}
+
+/// Checks the fields of a raw header that readers interpret differently: every numeric field
+/// parses (Python's `tarfile` stops at a header whose `mtime` does not, where the `tar` crate
+/// would read on), and the ustar prefix field is only used by ustar headers (Python prepends
+/// it for any header, the `tar` crate only for ustar ones). Returns the size.
+fn check_header(h: &[u8; 512]) -> Result<u64, String> {
+    for (name, range) in [
+        ("mode", 100..108),
+        ("uid", 108..116),
+        ("gid", 116..124),
+        ("size", 124..136),
+        ("mtime", 136..148),
+        ("checksum", 148..156),
+        ("devmajor", 329..337),
+        ("devminor", 337..345),
+    ] {
+        if number(&h[range.clone()]).is_none() {
+            return Err(format!(
+                "header field {name} is {:?}, not an octal number",
+                esc_bytes(&h[range])
+            ));
+        }
+    }
+    let ustar = &h[257..263] == b"ustar\0" && &h[263..265] == b"00";
+    if !ustar && h[345] != 0 && !matches!(h[156], b'L' | b'K' | b'S') {
+        return Err(
+            "a non-ustar header with a ustar name prefix (readers disagree on whether it is part of the name)"
+                .into(),
+        );
+    }
+    number(&h[124..136]).ok_or_else(|| "bad size".into())
+}
+
+/// The path of a PAX local extended header's records, if any, refusing anything but
+/// well-formed `"<len> <key>=<value>\n"` records that tile the data exactly, with keys from
+/// [`PAX_KEYS`] each at most once.
+fn pax_path(data: &[u8]) -> Result<Option<String>, String> {
+    let mut path = None;
+    let mut seen = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let sp = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("a PAX record without a length")?;
+        let len_text = &rest[..sp];
+        if len_text.is_empty()
+            || len_text.len() > 6
+            || !len_text.iter().all(u8::is_ascii_digit)
+            || (len_text[0] == b'0')
+        {
+            return Err(format!("PAX record length {:?}", esc_bytes(len_text)));
+        }
+        let len: usize = std::str::from_utf8(len_text)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or("PAX record length")?;
+        if len > rest.len() || len < sp + 4 || rest[len - 1] != b'\n' {
+            return Err(format!(
+                "PAX record of length {len} does not end in a newline"
+            ));
+        }
+        let record = &rest[sp + 1..len - 1];
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("a PAX record without `=`")?;
+        let key = std::str::from_utf8(&record[..eq]).map_err(|_| "PAX key is not UTF-8")?;
+        let value = std::str::from_utf8(&record[eq + 1..]).map_err(|_| "PAX value is not UTF-8")?;
+        if !PAX_KEYS.contains(&key) {
+            return Err(format!("PAX keyword {:?} is not read", esc(key)));
+        }
+        if seen.contains(&key) {
+            return Err(format!("PAX keyword {:?} given twice", esc(key)));
+        }
+        seen.push(key);
+        if key == "path" {
+            path = Some(value.to_owned());
+        }
+        rest = &rest[len..];
+    }
+    Ok(path)
+}
+
+/// Reads the data of an extension header (GNU long name, PAX records): at most
+/// [`MAX_EXTENSION`] bytes, and the padding up to the next block must be zeros (Python reads
+/// the padded blocks and could see records or name bytes there).
+fn extension_data<R: Read>(entry: &mut tar::Entry<'_, R>, size: u64) -> Result<Vec<u8>, String> {
+    if size > MAX_EXTENSION {
+        return Err(format!("an extension header of {size} bytes"));
+    }
+    let mut data = Vec::new();
+    entry
+        .read_to_end(&mut data)
+        .map_err(|e| esc(&e.to_string()).to_string())?;
+    if data.len() as u64 != size {
+        return Err("extension header data ends early".into());
+    }
+    Ok(data)
+}
+
 fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction, BundleError> {
     let archive_path = tar_gz.to_path_buf();
     let refuse = |entry: &str, reason: String| BundleError::UnsafeTarEntry {
@@ -216,6 +359,12 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
             reason: esc(&e.to_string()).to_string(),
         }
     };
+    let bad = |what: &str, reason: String| BundleError::Tar {
+        archive: archive_path.clone(),
+        what: what.to_owned(),
+        offset: count.get(),
+        reason,
+    };
     let file = File::open(tar_gz).map_err(|e| BundleError::io(tar_gz, e))?;
     fs::create_dir_all(dest_dir).map_err(|e| BundleError::io(dest_dir, e))?;
     let reader = Counted {
@@ -234,9 +383,14 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
     let mut members = 0u64;
     let mut buf = vec![0u8; 1 << 16];
     {
+        // Raw headers: GNU long names and PAX headers are read here, strictly, rather than
+        // by the `tar` crate, whose rules differ from Python's in places.
         let entries = archive
             .entries()
-            .map_err(|e| tar_err("the first member header", e))?;
+            .map_err(|e| tar_err("the first member header", e))?
+            .raw(true);
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut pax_name: Option<Option<String>> = None;
         for entry in entries {
             let mut entry = entry.map_err(|e| tar_err("a member header", e))?;
             members += 1;
@@ -248,16 +402,76 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
                     kind: LimitKind::Entries,
                 });
             }
-            let kind = entry.header().entry_type();
-            if kind == EntryType::XGlobalHeader {
-                continue;
+            let header = *entry.header().as_bytes();
+            let header_name = esc_bytes(&entry.header().path_bytes());
+            let size = check_header(&header).map_err(|r| refuse(&header_name, r))?;
+            if size != entry.size() {
+                return Err(refuse(&header_name, "size field read two ways".into()));
             }
-            let raw_bytes = entry.path_bytes().into_owned();
+            let typeflag = header[156];
+            match typeflag {
+                b'L' => {
+                    if long_name.is_some() || pax_name.is_some() {
+                        return Err(refuse(
+                            &header_name,
+                            "two extension headers for one member".into(),
+                        ));
+                    }
+                    let data =
+                        extension_data(&mut entry, size).map_err(|r| refuse(&header_name, r))?;
+                    // GNU tar writes the name and one NUL; anything else is read differently
+                    // by readers that stop at the first NUL and readers that do not.
+                    match data.split_last() {
+                        Some((0, name)) if !name.is_empty() && !name.contains(&0) => {
+                            long_name = Some(name.to_vec())
+                        }
+                        _ => {
+                            return Err(refuse(
+                                &header_name,
+                                "a GNU long name that is not one NUL-terminated name".into(),
+                            ))
+                        }
+                    }
+                    continue;
+                }
+                b'x' => {
+                    if long_name.is_some() || pax_name.is_some() {
+                        return Err(refuse(
+                            &header_name,
+                            "two extension headers for one member".into(),
+                        ));
+                    }
+                    let data =
+                        extension_data(&mut entry, size).map_err(|r| refuse(&header_name, r))?;
+                    pax_name = Some(pax_path(&data).map_err(|r| refuse(&header_name, r))?);
+                    continue;
+                }
+                b'g' | b'X' | b'K' => {
+                    return Err(refuse(
+                        &header_name,
+                        format!(
+                            "{} headers are not read",
+                            match typeflag {
+                                b'g' => "PAX global",
+                                b'X' => "Solaris extended",
+                                _ => "GNU long link",
+                            }
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            let raw_bytes: Vec<u8> = match (long_name.take(), pax_name.take()) {
+                (Some(name), None) => name,
+                (None, Some(Some(path))) => path.into_bytes(),
+                (None, Some(None)) | (None, None) => entry.header().path_bytes().into_owned(),
+                (Some(_), Some(_)) => unreachable!("refused above"),
+            };
             let shown = esc_bytes(&raw_bytes);
-            let raw = entry
-                .path()
-                .map_err(|e| tar_err("a member path", e))?
-                .into_owned();
+            let Ok(raw_text) = std::str::from_utf8(&raw_bytes) else {
+                return Err(refuse(&shown, "member name is not UTF-8".into()));
+            };
+            let raw = PathBuf::from(raw_text);
             let rel = relative_path(&raw).map_err(|reason| refuse(&shown, reason))?;
             let depth = rel.components().count() as u64;
             if depth > limits.max_depth {
@@ -268,9 +482,17 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
                     kind: LimitKind::Depth,
                 });
             }
-            match kind {
-                EntryType::Directory => {}
-                EntryType::Regular | EntryType::Continuous => {
+            match typeflag {
+                b'5' => {
+                    // Python reads no data for a directory; the `tar` crate skips `size` bytes.
+                    if size != 0 {
+                        return Err(refuse(
+                            &shown,
+                            format!("a directory with {size} bytes of data"),
+                        ));
+                    }
+                }
+                b'0' | b'\0' | b'7' => {
                     if raw_bytes.ends_with(b"/") {
                         return Err(refuse(
                             &shown,
@@ -286,7 +508,6 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
                         // Skipped: its data is read past (and counted), never written.
                         continue;
                     }
-                    let size = entry.size();
                     let member = rel.to_string_lossy().replace('\\', "/");
                     if written.saturating_add(size) > limits.max_disk_bytes {
                         return Err(BundleError::Limit {
@@ -333,12 +554,10 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
                             .read(&mut buf[..want])
                             .map_err(|e| tar_err(&format!("data of `{}`", esc(&member)), e))?;
                         if n == 0 {
-                            return Err(BundleError::Tar {
-                                archive: archive_path.clone(),
-                                what: format!("data of `{}`", esc(&member)),
-                                offset: count.get(),
-                                reason: format!("ends {left} bytes early"),
-                            });
+                            return Err(bad(
+                                &format!("data of `{}`", esc(&member)),
+                                format!("ends {left} bytes early"),
+                            ));
                         }
                         file.write_all(&buf[..n])
                             .map_err(|e| BundleError::Extract {
@@ -365,10 +584,19 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
                 other => {
                     return Err(refuse(
                         &shown,
-                        format!("entry type {other:?} is not a regular file or directory"),
+                        format!(
+                            "entry type {:?} is not a regular file or directory",
+                            EntryType::new(other)
+                        ),
                     ))
                 }
             }
+        }
+        if long_name.is_some() || pax_name.is_some() {
+            return Err(bad(
+                "the end of the archive",
+                "an extension header describes no member".into(),
+            ));
         }
     }
     // After the end-of-archive block: zero padding only, then the end of the gzip stream.
@@ -381,12 +609,10 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
             break;
         }
         if buf[..n].iter().any(|&b| b != 0) {
-            return Err(BundleError::Tar {
-                archive: archive_path.clone(),
-                what: "the data after the end-of-archive block".into(),
-                offset: count.get(),
-                reason: "non-zero bytes follow the end of the archive (a reader that reads on would see more members)".into(),
-            });
+            return Err(bad(
+                "the data after the end-of-archive block",
+                "non-zero bytes follow the end of the archive (a reader that reads on would see more members)".into(),
+            ));
         }
     }
     Ok(out)

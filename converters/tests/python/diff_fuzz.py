@@ -76,8 +76,10 @@ def torch_view(path):
 
 def tensor_digest(t):
     torch = _torch()
-    t = t.detach().contiguous().reshape(-1)
-    raw = t.view(torch.uint8) if t.numel() else torch.empty(0, dtype=torch.uint8)
+    # a fresh 1-D copy: `contiguous()` keeps odd strides of size-1 dimensions
+    flat = torch.empty(t.numel(), dtype=t.dtype)
+    flat.copy_(t.detach().reshape(-1))
+    raw = flat.view(torch.uint8) if t.numel() else torch.empty(0, dtype=torch.uint8)
     return hashlib.sha256(raw.numpy().tobytes()).hexdigest()
 
 
@@ -647,7 +649,7 @@ def cmd_run(args):
         name = hashlib.sha1(data).hexdigest()[:16]
         if problem:
             stats["disagree"] += 1
-            key = problem.split(":")[0][:60]
+            key = re.sub(r"0x[0-9a-f]+|\d+|'[^']*'", "_", problem)[:80]
             if save and key not in seen_disagree:
                 seen_disagree.add(key)
                 with open(os.path.join(save, f"disagree-{name}"), "wb") as f:
