@@ -264,6 +264,19 @@ pub enum Error {
         /// Its own size.
         bytes: u64,
     },
+    /// A bool tensor holds a byte other than 0 or 1 (which torch would read as `True`, and
+    /// other readers as the raw byte).
+    #[error("{}: bool tensor `{}` has byte {value} at element {index}", path.display(), esc(name))]
+    BadBool {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Element index.
+        index: u64,
+        /// The byte.
+        value: u8,
+    },
     /// A size or count over a [`Limits`] bound.
     #[error("{}: {what} is {actual}, over the {kind} of {limit}", path.display())]
     Limit {
@@ -1088,6 +1101,16 @@ impl Budget {
     }
 
     fn spend_keep(&mut self, path: &Path, name: &str, bytes: u64) -> Result<()> {
+        // Even a streaming read holds each tensor whole.
+        if bytes > self.keep_limit {
+            return Err(Error::Limit {
+                path: path.to_owned(),
+                what: format!("bytes of tensor `{}`", esc(name)),
+                actual: bytes,
+                limit: self.keep_limit,
+                kind: LimitKind::MemoryBytes,
+            });
+        }
         if let Some(keep) = self.keep {
             self.keep = Some(keep.checked_sub(bytes).ok_or_else(|| Error::Limit {
                 path: path.to_owned(),
@@ -1264,6 +1287,16 @@ impl<R: Read + Seek> Storages<R> {
             gather(&buf, esize as usize, &t.shape, &t.stride)
                 .ok_or_else(|| alloc_err(path, format!("tensor `{}`", esc(name)), bytes))?
         };
+        if t.storage.dtype == DType::Bool {
+            if let Some(i) = data.iter().position(|&b| b > 1) {
+                return Err(Error::BadBool {
+                    path: path.to_owned(),
+                    name: name.to_owned(),
+                    index: i as u64,
+                    value: data[i],
+                });
+            }
+        }
         Tensor::new(name, t.storage.dtype, t.shape.clone(), data).map_err(|e| Error::Tensor {
             path: path.to_owned(),
             error: Box::new(e),

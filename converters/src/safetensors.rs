@@ -111,6 +111,18 @@ pub enum Error {
         /// Its size.
         bytes: u64,
     },
+    /// A bool tensor holds a byte other than 0 or 1.
+    #[error("{}: bool tensor `{}` has byte {value} at element {index}", path.display(), esc(name))]
+    BadBool {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Element index.
+        index: u64,
+        /// The byte.
+        value: u8,
+    },
     /// Two tensors with one name.
     #[error("{}: duplicate tensor name `{}`", path.display(), esc(name))]
     DuplicateName {
@@ -293,6 +305,16 @@ pub fn read_each_with_limits(
         let mut data = crate::alloc::zeroed(bytes)
             .ok_or_else(|| alloc(format!("tensor `{}`", esc(&name)), bytes))?;
         file.read_exact(&mut data).map_err(io)?;
+        if dtype == DType::Bool {
+            if let Some(i) = data.iter().position(|&b| b > 1) {
+                return Err(Error::BadBool {
+                    path: path.to_owned(),
+                    name,
+                    index: i as u64,
+                    value: data[i],
+                });
+            }
+        }
         let tensor = Tensor::new(&name, dtype, info.shape.clone(), data)
             .map_err(|e| header_err(e.to_string()))?;
         visit(name, tensor)?;
