@@ -38,7 +38,7 @@ pub enum Error {
         actual: u64,
     },
     /// A size computation overflowed or exceeded a [`crate::Limits`] bound.
-    #[error("{what}: {actual} exceeds the {kind} of {limit}")]
+    #[error("{what}: {actual} exceeds the {kind} of {limit} ({})", kind.hint())]
     Limit {
         /// What was being sized.
         what: String,

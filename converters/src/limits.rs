@@ -236,10 +236,17 @@ impl LimitKind {
     }
 }
 
+impl LimitKind {
+    /// How to raise this bound: `raise it with ZOO_LIMITS=<key>=<n>`.
+    pub fn hint(self) -> String {
+        format!("raise it with {LIMITS_ENV}={}=<n>", self.key())
+    }
+}
+
+/// `` `<key>` limit ``, as in "over the `tensor-bytes` limit of 1073741824 (raise it with …)".
 impl fmt::Display for LimitKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.key();
-        write!(f, "limit `{key}`; raise it with {LIMITS_ENV}={key}=<n>")
+        write!(f, "`{}` limit", self.key())
     }
 }
 

@@ -70,7 +70,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A size over a [`Limits`] bound.
-    #[error("{}: {what} is {actual}, over the {kind} of {limit}", path.display())]
+    #[error("{}: {what} is {actual}, over the {kind} of {limit} ({})", path.display(), kind.hint())]
     Limit {
         /// The file.
         path: PathBuf,

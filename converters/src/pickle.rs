@@ -141,7 +141,7 @@ pub enum Error {
         numel: u64,
     },
     /// A size or count exceeded a [`Limits`] bound.
-    #[error("at offset {offset}: {what} is {actual}, over the {kind} of {limit}")]
+    #[error("at offset {offset}: {what} is {actual}, over the {kind} of {limit} ({})", kind.hint())]
     Limit {
         /// Offset of the opcode.
         offset: u64,

@@ -278,7 +278,7 @@ pub enum Error {
         value: u8,
     },
     /// A size or count over a [`Limits`] bound.
-    #[error("{}: {what} is {actual}, over the {kind} of {limit}", path.display())]
+    #[error("{}: {what} is {actual}, over the {kind} of {limit} ({})", path.display(), kind.hint())]
     Limit {
         /// The file.
         path: PathBuf,

@@ -48,7 +48,7 @@ pub enum Error {
         error: std::io::Error,
     },
     /// The declared header length does not fit the file or the limit.
-    #[error("{}: header length {declared} does not fit (file has {available} bytes after the length; the {} is {limit})", path.display(), LimitKind::MetadataBytes)]
+    #[error("{}: header length {declared} does not fit (file has {available} bytes after the length; the {} is {limit}; {})", path.display(), LimitKind::MetadataBytes, LimitKind::MetadataBytes.hint())]
     HeaderSize {
         /// The file.
         path: PathBuf,
@@ -88,7 +88,7 @@ pub enum Error {
         dtype: String,
     },
     /// A size over a [`Limits`] bound.
-    #[error("{}: {what} is {actual}, over the {kind} of {limit}", path.display())]
+    #[error("{}: {what} is {actual}, over the {kind} of {limit} ({})", path.display(), kind.hint())]
     Limit {
         /// The file.
         path: PathBuf,

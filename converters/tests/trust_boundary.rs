@@ -10,52 +10,14 @@ use zoo_converters::pth::{self, Error};
 use zoo_converters::tf_bundle::{self, BundleError};
 use zoo_converters::{npy, safetensors, DType, LimitKind, Limits};
 
+#[path = "support/craft.rs"]
+mod craft;
+use craft::zip_of;
+
 fn tiny(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/efficientnet-tiny")
         .join(name)
-}
-
-/// A zip archive of stored entries, in order, duplicates allowed (the `zip` crate's writer
-/// refuses them, which is what these tests need to get past).
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, data) in entries {
-        let offset = out.len() as u32;
-        let crc = crc32fast::hash(data);
-        let mut local = Vec::new();
-        local.extend(0x0403_4b50u32.to_le_bytes());
-        local.extend([20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]); // version, flags, method, time, date
-        local.extend(crc.to_le_bytes());
-        local.extend((data.len() as u32).to_le_bytes());
-        local.extend((data.len() as u32).to_le_bytes());
-        local.extend((name.len() as u16).to_le_bytes());
-        local.extend(0u16.to_le_bytes());
-        local.extend(name.as_bytes());
-        out.extend(&local);
-        out.extend(*data);
-        central.extend(0x0201_4b50u32.to_le_bytes());
-        central.extend([20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-        central.extend(crc.to_le_bytes());
-        central.extend((data.len() as u32).to_le_bytes());
-        central.extend((data.len() as u32).to_le_bytes());
-        central.extend((name.len() as u16).to_le_bytes());
-        central.extend([0, 0, 0, 0, 0, 0, 0, 0]); // extra, comment, disk, internal attrs
-        central.extend(0o100644u32.wrapping_shl(16).to_le_bytes());
-        central.extend(offset.to_le_bytes());
-        central.extend(name.as_bytes());
-    }
-    let cd_offset = out.len() as u32;
-    out.extend(&central);
-    out.extend(0x0605_4b50u32.to_le_bytes());
-    out.extend([0, 0, 0, 0]);
-    out.extend((entries.len() as u16).to_le_bytes());
-    out.extend((entries.len() as u16).to_le_bytes());
-    out.extend((central.len() as u32).to_le_bytes());
-    out.extend(cd_offset.to_le_bytes());
-    out.extend([0, 0]);
-    out
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -643,7 +605,7 @@ fn sizes_declared_beyond_the_limits_are_typed_errors_not_aborts() {
     // an .npy declaring 8 GiB, sparse on disk
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2147483648,), }";
     let mut h = header.to_owned();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
@@ -681,7 +643,7 @@ fn npy_header_that_numpy_would_read_differently_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let write = |header: &str, data: &[u8]| {
         let mut h = header.to_owned();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
@@ -853,5 +815,213 @@ fn bool_tensor_with_a_byte_other_than_0_or_1_is_refused() {
             }
         ),
         "{err}"
+    );
+}
+
+/// torch's miniz "extracts" an entry marked as a directory (DOS attribute 0x10, or a name
+/// ending in `/`) without reading a byte, so torch.load returns uninitialised memory for it;
+/// it also refuses encrypted and patched entries. zoo refuses all of them.
+#[test]
+fn zip_entries_torch_would_not_read_as_stored_files_are_refused() {
+    let pkl = one_tensor_pickle();
+    let ones = ones();
+    let good = zip_of(&[
+        ("archive/data.pkl", &pkl),
+        ("archive/data/0", &ones),
+        ("archive/version", b"3\n"),
+    ]);
+    assert!(pth::read_bytes(&good, Limits::default()).is_ok());
+    // central directory entry of `archive/data/0`
+    let cd = good
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == [0x50, 0x4b, 0x01, 0x02])
+        .map(|(i, _)| i)
+        .nth(1)
+        .unwrap();
+    let mut dir_attr = good.clone();
+    dir_attr[cd + 38] |= 0x10; // external attributes: DOS directory bit
+    let mut encrypted = good.clone();
+    encrypted[cd + 8] |= 0x01; // general purpose flags
+    let mut patched = good.clone();
+    patched[cd + 8] |= 0x20;
+    for (what, bytes) in [
+        ("directory", dir_attr),
+        ("flags", encrypted),
+        ("flags", patched),
+    ] {
+        let err = pth::read_bytes(&bytes, Limits::default()).unwrap_err();
+        assert!(
+            matches!(&err, Error::ZipStructure { what: w, .. } if w.contains(what)),
+            "{what}: {err}"
+        );
+    }
+    let slash = pth::read_bytes(
+        &zip_of(&[
+            ("archive/data.pkl", &pkl),
+            ("archive/data/0", &ones),
+            ("archive/x/", b""),
+            ("archive/version", b"3\n"),
+        ]),
+        Limits::default(),
+    );
+    assert!(
+        matches!(slash, Err(Error::ZipStructure { .. })),
+        "{slash:?}"
+    );
+    // torch decodes `.data/serialization_id` as UTF-8
+    let id = pth::read_bytes(
+        &zip_of(&[
+            ("archive/data.pkl", &pkl),
+            ("archive/data/0", &ones),
+            ("archive/version", b"3\n"),
+            ("archive/.data/serialization_id", b"\x85\xff"),
+        ]),
+        Limits::default(),
+    );
+    assert!(matches!(id, Err(Error::Record { .. })), "{id:?}");
+}
+
+/// One raw tar header (GNU magic unless `ustar`), checksummed, and its padded data.
+fn raw_member(
+    name: &[u8],
+    typeflag: u8,
+    data: &[u8],
+    ustar: bool,
+    edit: impl Fn(&mut [u8; 512]),
+) -> Vec<u8> {
+    let mut h = if ustar {
+        tar::Header::new_ustar()
+    } else {
+        tar::Header::new_gnu()
+    };
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    h.as_mut_bytes()[156] = typeflag;
+    edit(h.as_mut_bytes());
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend(data);
+    out.resize(out.len().next_multiple_of(512), 0);
+    out
+}
+
+/// `"<len> key=value\n"` with the length counting itself.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while len.to_string().len() + body.len() != len {
+        len += 1;
+    }
+    format!("{len}{body}").into_bytes()
+}
+
+/// Tar constructs that Python's `tarfile` and the `tar` crate read differently (found by the
+/// differential fuzzer): each is refused, so what zoo extracts is what `tarfile` lists.
+#[test]
+fn tar_headers_other_readers_read_differently_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let index = raw_member(b"ck/model.ckpt.index", b'0', b"abc", false, |_| {});
+    let pax = |records: &[u8]| raw_member(b"././@PaxHeader", b'x', records, false, |_| {});
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "an mtime that is not octal (tarfile stops there)",
+            raw_member(b"ck/checkpoint", b'0', b"x", false, |h| {
+                h[136..148].copy_from_slice(b"12345678x\0\0\0")
+            }),
+            "mtime",
+        ),
+        (
+            "a ustar prefix in a GNU header (tarfile prepends it)",
+            raw_member(b"ck/checkpoint", b'0', b"x", false, |h| {
+                h[345..348].copy_from_slice(b"abc")
+            }),
+            "prefix",
+        ),
+        (
+            "a directory with data (tarfile does not skip it)",
+            raw_member(b"ck/", b'5', &[1; 600], false, |_| {}),
+            "directory with",
+        ),
+        (
+            "a PAX global header (tarfile applies it to every member)",
+            raw_member(b"pax_global", b'g', b"18 path=x.index\n", false, |_| {}),
+            "PAX global",
+        ),
+        (
+            "a PAX size keyword",
+            [pax(b"10 size=5\n"), index.clone()].concat(),
+            "size",
+        ),
+        (
+            "PAX records that do not tile the data",
+            [pax(b"16 path=a.index\nxx"), index.clone()].concat(),
+            "PAX",
+        ),
+        (
+            "a GNU long name with bytes after its NUL",
+            [
+                raw_member(
+                    b"././@LongLink",
+                    b'L',
+                    b"ck/a.index\0ck/b.index",
+                    false,
+                    |_| {},
+                ),
+                index.clone(),
+            ]
+            .concat(),
+            "long name",
+        ),
+        (
+            "two extension headers for one member",
+            [
+                pax(b"16 path=a.index\n"),
+                pax(b"16 path=b.index\n"),
+                index.clone(),
+            ]
+            .concat(),
+            "two extension headers",
+        ),
+    ];
+    for (what, mut tar, reason) in cases {
+        tar.extend([0u8; 1024]);
+        let path = write_tmp(work.path(), "t.tar.gz", &gz(&tar));
+        let dest = tempfile::tempdir().unwrap();
+        let err = tf_bundle::extract_members(&path, dest.path(), Limits::default()).unwrap_err();
+        assert!(err.to_string().contains(reason), "{what}: {err}");
+    }
+    // what is allowed: a PAX path, a GNU long name, a ustar prefix in a ustar header
+    let long = "d".repeat(120);
+    let ok: Vec<u8> = [
+        pax(&pax_record("path", &format!("{long}/m.ckpt.index"))),
+        raw_member(b"ignored", b'0', b"one", false, |_| {}),
+        raw_member(
+            b"././@LongLink",
+            b'L',
+            format!("{long}/checkpoint\0").as_bytes(),
+            false,
+            |_| {},
+        ),
+        raw_member(b"ignored", b'0', b"two", false, |_| {}),
+        raw_member(b"m.ckpt.data-00000-of-00001", b'0', b"three", true, |h| {
+            h[345..348].copy_from_slice(b"pre")
+        }),
+        vec![0; 1024],
+    ]
+    .concat();
+    let path = write_tmp(work.path(), "ok.tar.gz", &gz(&ok));
+    let dest = tempfile::tempdir().unwrap();
+    let files = tf_bundle::extract_members(&path, dest.path(), Limits::default()).unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{long}/m.ckpt.index"),
+            format!("{long}/checkpoint"),
+            "pre/m.ckpt.data-00000-of-00001".to_owned()
+        ]
     );
 }

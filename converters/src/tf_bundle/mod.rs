@@ -180,7 +180,7 @@ pub enum BundleError {
         value: u8,
     },
     /// A size read from the file exceeds a [`Limits`] bound.
-    #[error("{what}: {actual} exceeds the {kind} of {limit}")]
+    #[error("{what}: {actual} exceeds the {kind} of {limit} ({})", kind.hint())]
     Limit {
         /// What was being sized (names the file and entry, escaped).
         what: String,

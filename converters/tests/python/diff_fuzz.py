@@ -630,7 +630,7 @@ def cmd_run(args):
     tmp = tempfile.mkdtemp(prefix="diff_fuzz_")
     path = os.path.join(tmp, "input" + (".pth" if kind == "pth" else ".tar.gz"))
     stats = {"execs": 0, "zoo_ok": 0, "other_ok": 0, "both_ok": 0, "disagree": 0, "kept": 0}
-    seen_disagree = set()
+    seen_disagree = {}
     start = time.time()
     pool = [s for _, s in seeds]
     while time.time() - start < args.seconds:
@@ -649,9 +649,10 @@ def cmd_run(args):
         name = hashlib.sha1(data).hexdigest()[:16]
         if problem:
             stats["disagree"] += 1
-            key = re.sub(r"0x[0-9a-f]+|\d+|'[^']*'", "_", problem)[:80]
-            if save and key not in seen_disagree:
-                seen_disagree.add(key)
+            key = re.sub(r"0x[0-9a-f]+|\d+", "_", problem)[:120]
+            seen_disagree.setdefault(key, 0)
+            seen_disagree[key] += 1
+            if save and seen_disagree[key] <= 5:
                 with open(os.path.join(save, f"disagree-{name}"), "wb") as f:
                     f.write(data)
                 with open(os.path.join(save, f"disagree-{name}.txt"), "w") as f:
@@ -668,6 +669,7 @@ def cmd_run(args):
             print(json.dumps({**stats, "seconds": round(time.time() - start)}), flush=True)
     stats["seconds"] = round(time.time() - start)
     stats["zoo_restarts"] = zoo.deaths
+    stats["disagreement_kinds"] = seen_disagree
     print(json.dumps(stats), flush=True)
 
 
