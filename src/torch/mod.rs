@@ -313,6 +313,21 @@ mod tests {
         Tensor::from_f32(shape, v).unwrap()
     }
 
+    /// Issue 14 (L11): a NaN, infinite or negative tolerance is refused where it is parsed and
+    /// where it is used; an infinite one would pass all-NaN logits.
+    #[test]
+    fn tolerance_is_finite_and_not_negative() {
+        assert_eq!(parse_tolerance("1e-4"), Ok(1e-4));
+        assert_eq!(parse_tolerance("0"), Ok(0.0));
+        for bad in ["inf", "-inf", "NaN", "-1", "1e400", "", "x"] {
+            let e = parse_tolerance(bad).unwrap_err();
+            assert!(e.to_string().contains("tolerance"), "{bad}: {e}");
+        }
+        let nan = t(vec![1, 2], &[f32::NAN, f32::NAN]);
+        let e = compare_logits(&nan, &nan, f64::INFINITY).unwrap_err();
+        assert!(matches!(e, TorchError::Tolerance { .. }), "{e}");
+    }
+
     #[test]
     fn compare_logits_reports_differences_and_rankings() {
         let reference = t(

@@ -381,9 +381,35 @@ fn converted_safetensors_of_a_long_source_name_reads_back() {
 fn tolerance_must_be_finite_and_non_negative() {
     let tmp = tempfile::tempdir().unwrap();
     for bad in ["inf", "NaN", "-1", "-0.5", "x"] {
-        let (code, _, err) = convert(tmp.path(), &["--tolerance", bad]);
+        let arg = format!("--tolerance={bad}");
+        let (code, _, err) = convert(tmp.path(), &[&arg]);
         assert_eq!(code, 2, "{bad}: {err}");
         assert!(err.contains("tolerance"), "{bad}: {err}");
     }
     assert!(outputs(tmp.path()).is_empty());
+}
+
+/// Issue 14: an invalid `ZOO_LIMITS` is a usage error naming the item, not a silent default.
+#[test]
+fn invalid_zoo_limits_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(["fingerprint", &tiny("tf_efficientnet_tiny.pth")])
+        .env("ZOO_LIMITS", "disk-bytes=lots")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ZOO_LIMITS") && err.contains("disk-bytes=lots"),
+        "{err}"
+    );
+    // a valid one applies: too small a tensor limit stops the read, naming it
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(["fingerprint", &tiny("tf_efficientnet_tiny.pth")])
+        .env("ZOO_LIMITS", "tensor-bytes=1K")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("ZOO_LIMITS=tensor-bytes="), "{err}");
 }
