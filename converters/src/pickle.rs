@@ -475,6 +475,9 @@ struct Machine<'a> {
     op: u8,
 }
 
+/// Extra bytes charged for a dict's first item: its key index (a hash map with a few slots,
+/// and its entry in the map of indexes) and the first allocation of its item vector.
+const FIRST_ITEM_BYTES: u64 = 192;
 /// Bytes charged per object slot in the arena.
 const OBJECT_BYTES: u64 = std::mem::size_of::<Object>() as u64;
 /// Bytes charged per memo entry, per dict index entry, and per interned string (hash map
@@ -777,7 +780,13 @@ impl<'a> Machine<'a> {
                         DictKey::Big(b) => b.len() as u64,
                         _ => 0,
                     };
-                    self.charge(2 * 16 + MAP_ENTRY_BYTES + key_heap)?;
+                    // a dict's first item also allocates its key index and its item vector
+                    let first = if self.dict_index.contains_key(&dict) {
+                        0
+                    } else {
+                        FIRST_ITEM_BYTES
+                    };
+                    self.charge(2 * 16 + MAP_ENTRY_BYTES + key_heap + first)?;
                     let index = self.dict_index.entry(dict).or_default();
                     let Object::Dict { items, .. } = &mut self.objects[dict] else {
                         unreachable!("checked above")

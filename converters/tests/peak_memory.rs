@@ -154,6 +154,12 @@ fn crafted_amplification_inputs_stay_within_the_bound() {
             ),
         ),
         (
+            "16 MB of one-item dicts",
+            wrap(&b"}K\x01Ns".repeat(size / 5)),
+        ),
+        ("16 MB of one-item lists", wrap(&b"]Na".repeat(size / 3))),
+        ("16 MB of one-item tuples", wrap(&b"(Nt".repeat(size / 3))),
+        (
             "16 MB of distinct strings",
             wrap(
                 &(0..size as u32 / 13)
@@ -197,6 +203,14 @@ fn crafted_amplification_inputs_stay_within_the_bound() {
         let path = pickle_pth(dir.path(), "amp.pth", &pickle);
         check(name, "pth", &path);
     }
+
+    // the same flood as a legacy file's object pickle (read in growing chunks)
+    let mut legacy = pth::LEGACY_HEAD.to_vec();
+    legacy.extend(b".\x80\x02M\xe9\x03.\x80\x02}.");
+    legacy.extend(wrap(&b"}K\x01Ns".repeat(size / 5)));
+    let path = dir.path().join("legacy_amp.pth");
+    std::fs::write(&path, &legacy).unwrap();
+    check("legacy .pth with 16 MB of one-item dicts", "pth", &path);
 
     // a sparse legacy file declaring a 16 GiB storage
     let numel: u64 = 4 << 30;

@@ -44,20 +44,20 @@ pub struct Output {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// The format writer failed.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {error}")]
     Write {
         /// Where.
         path: PathBuf,
         /// Why (boxed: it is large and errors are rare).
-        source: Box<zoo_converters::Error>,
+        error: Box<zoo_converters::Error>,
     },
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// Where.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -105,7 +105,7 @@ impl Staging {
     pub fn create(out_dir: &Path) -> Result<Staging, OutputError> {
         let io = |source| OutputError::Io {
             path: out_dir.to_owned(),
-            source,
+            error: source,
         };
         let created: Vec<PathBuf> = out_dir
             .ancestors()
@@ -155,7 +155,7 @@ impl Staging {
         };
         written.map_err(|source| OutputError::Write {
             path,
-            source: Box::new(source),
+            error: Box::new(source),
         })
     }
 
@@ -172,7 +172,7 @@ impl Staging {
         let (sha256, size) =
             sha256_file_unless(&staged, cancel).map_err(|source| OutputError::Io {
                 path: staged.clone(),
-                source,
+                error: source,
             })?;
         Ok(Hashed {
             staged,
@@ -188,7 +188,10 @@ impl Staging {
     pub fn place(mut self, name: &str, hashed: Vec<Hashed>) -> Result<Vec<Output>, OutputError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| OutputError::Io { path, source }
+            move |source| OutputError::Io {
+                path,
+                error: source,
+            }
         };
         let mut staged = vec![];
         for Hashed {

@@ -106,12 +106,12 @@ pub enum ConvertError {
         actual: String,
     },
     /// Reading a written file or a reference vector failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why (boxed: it is large and errors are rare).
-        source: Box<zoo_converters::Error>,
+        error: Box<zoo_converters::Error>,
     },
     /// libtorch failed.
     #[error(transparent)]
@@ -125,12 +125,12 @@ pub enum ConvertError {
         error: StreamError,
     },
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -142,7 +142,10 @@ fn source_sha256(path: &Path) -> Result<String, ConvertError> {
     };
     crate::fetch::sha256_file(&file)
         .map(|(h, _)| h)
-        .map_err(|source| ConvertError::Io { path: file, source })
+        .map_err(|source| ConvertError::Io {
+            path: file,
+            error: source,
+        })
 }
 
 /// Provenance recorded in safetensors `__metadata__`.
@@ -201,7 +204,7 @@ pub fn check_inference(
     let read = |p: &Path| -> Result<Tensor, ConvertError> {
         zoo_converters::npy::read(p).map_err(|e| ConvertError::Read {
             path: p.to_owned(),
-            source: Box::new(e.into()),
+            error: Box::new(e.into()),
         })
     };
     let input = read(&r.input)?;
@@ -397,7 +400,7 @@ fn fingerprint_file(format: Format, path: &Path) -> Result<Fingerprint, ConvertE
     }
     .map_err(|source| ConvertError::Read {
         path: path.to_owned(),
-        source: Box::new(source),
+        error: Box::new(source),
     })?;
     Ok(fp.finish())
 }
@@ -412,7 +415,7 @@ fn read_back(format: Format, path: &Path) -> Result<StateDict, ConvertError> {
     }
     .map_err(|source| ConvertError::Read {
         path: path.to_owned(),
-        source: Box::new(source),
+        error: Box::new(source),
     })
 }
 
