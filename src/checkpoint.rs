@@ -266,7 +266,11 @@ pub fn check_against(
     }
     for (k, t) in by_name {
         if !crate::fingerprint::is_bookkeeping(&k) {
-            problems.push(format!("{k}: unexpected key (shape {:?})", t.shape()));
+            problems.push(format!(
+                "{}: unexpected key (shape {:?})",
+                zoo_converters::text::esc(&k),
+                t.shape()
+            ));
         }
     }
     if problems.is_empty() {

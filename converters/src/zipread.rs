@@ -108,7 +108,8 @@ fn u64le(b: &[u8], i: usize) -> u64 {
 /// Reads `n` bytes at `offset`, which the caller has checked lie inside the file.
 fn read_at<R: Read + Seek>(r: &mut R, offset: u64, n: usize) -> Result<Vec<u8>, ZipProblem> {
     r.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; n];
+    let mut buf = crate::alloc::zeroed(n as u64)
+        .ok_or_else(|| at(offset, format!("cannot allocate {n} bytes")))?;
     r.read_exact(&mut buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => at(offset, format!("{n} bytes expected, file ends")),
         _ => ZipProblem::Io(e),

@@ -1094,6 +1094,36 @@ mod tests {
         }
     }
 
+    /// Issue 14 (Q2): a dtype varint that does not fit an int32 is reported whole, not as the
+    /// low 32 bits a protobuf parser would keep (2^40 would read as 0, DT_INVALID).
+    #[test]
+    fn dtype_beyond_int32_is_reported_whole() {
+        for dtype in [1u64 << 40, (1 << 32) + 1, i32::MAX as u64 + 1] {
+            let mut value = vec![1 << 3];
+            proto::write_varint(&mut value, dtype);
+            let mut t = table::TableBuilder::new(1 << 16);
+            t.add(b"", &header().encode());
+            t.add(b"t", &value);
+            let err = parse(&t.finish()).unwrap_err();
+            assert!(
+                matches!(&err, BundleError::BadEntry { entry, .. } if entry == "t"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&dtype.to_string()), "{err}");
+        }
+        // negative int32 values are sign-extended to ten bytes and still read
+        let mut value = vec![1 << 3];
+        proto::write_varint(&mut value, -5i64 as u64);
+        let mut t = table::TableBuilder::new(1 << 16);
+        t.add(b"", &header().encode());
+        t.add(b"t", &value);
+        let err = parse(&t.finish()).unwrap_err();
+        assert!(
+            matches!(err, BundleError::UnsupportedDtype { dtype: -5, .. }),
+            "{err}"
+        );
+    }
+
     #[test]
     fn missing_header_is_an_error() {
         let err = parse(&index_bytes(None, &[("a", f32_entry())])).unwrap_err();
