@@ -329,7 +329,8 @@ mod tests {
             assert!(e.to_string().contains(bad), "{e}");
         }
         for kind in LimitKind::ALL {
-            let shown = kind.to_string();
+            assert_eq!(kind.to_string(), format!("`{}` limit", kind.key()));
+            let shown = kind.hint();
             assert!(
                 shown.contains(&format!("ZOO_LIMITS={}=", kind.key())),
                 "{shown}"

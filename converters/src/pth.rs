@@ -172,16 +172,16 @@ pub enum Error {
         actual: u32,
     },
     /// `byteorder` is not `little`.
-    #[error("{}: byteorder is {found:?}, only little-endian files are supported", path.display())]
+    #[error("{}: byteorder is \"{found}\", only little-endian files are supported", path.display())]
     ByteOrder {
         /// The file.
         path: PathBuf,
-        /// The recorded byte order.
+        /// The recorded byte order (escaped).
         found: String,
     },
     /// A record torch parses (`version`, `.storage_alignment`) holds something torch would not
     /// accept.
-    #[error("{}: zip entry `{}` is {found:?}; expected {expected}", path.display(), esc(entry))]
+    #[error("{}: zip entry `{}` is \"{found}\"; expected {expected}", path.display(), esc(entry))]
     Record {
         /// The file.
         path: PathBuf,
@@ -1660,7 +1660,15 @@ mod tests {
             "t",
             dtype,
             shape.to_vec(),
-            (0..n).map(|i| (i * 7 + 3) as u8).collect(),
+            (0..n)
+                .map(|i| {
+                    if dtype == DType::Bool {
+                        (i % 2) as u8
+                    } else {
+                        (i * 7 + 3) as u8
+                    }
+                })
+                .collect(),
         )
         .unwrap()
     }

@@ -252,7 +252,7 @@ fn check_header(h: &[u8; 512]) -> Result<u64, String> {
     ] {
         if number(&h[range.clone()]).is_none() {
             return Err(format!(
-                "header field {name} is {:?}, not an octal number",
+                "header field {name} is \"{}\", not an octal number",
                 esc_bytes(&h[range])
             ));
         }
@@ -285,7 +285,7 @@ fn pax_path(data: &[u8]) -> Result<Option<String>, String> {
             || !len_text.iter().all(u8::is_ascii_digit)
             || (len_text[0] == b'0')
         {
-            return Err(format!("PAX record length {:?}", esc_bytes(len_text)));
+            return Err(format!("PAX record length \"{}\"", esc_bytes(len_text)));
         }
         let len: usize = std::str::from_utf8(len_text)
             .ok()
