@@ -976,6 +976,21 @@ fn tar_headers_other_readers_read_differently_are_refused() {
             "long name",
         ),
         (
+            "a V7 directory (type \\0, name ending in /) behind a long name",
+            [
+                raw_member(
+                    b"././@LongLink",
+                    b'L',
+                    b"ck/x.data-00000-of-00001\0",
+                    false,
+                    |_| {},
+                ),
+                raw_member(b"ck/model.ckpt.index/", b'\0', &[7; 60], false, |_| {}),
+            ]
+            .concat(),
+            "ends in `/`",
+        ),
+        (
             "two extension headers for one member",
             [
                 pax(b"16 path=a.index\n"),

@@ -409,6 +409,17 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
                 return Err(refuse(&header_name, "size field read two ways".into()));
             }
             let typeflag = header[156];
+            // Python's `tarfile` turns a `\0`-type member whose own name field ends in `/`
+            // into a directory (V7 style), even when a long name or PAX path replaces that
+            // name; the `tar` crate keeps it a file. Refused for every file type.
+            let own = &header[..100];
+            let own = &own[..own.iter().position(|&b| b == 0).unwrap_or(100)];
+            if matches!(typeflag, b'0' | b'\0' | b'7') && own.ends_with(b"/") {
+                return Err(refuse(
+                    &header_name,
+                    "a file whose name field ends in `/` (a directory to some tar readers)".into(),
+                ));
+            }
             match typeflag {
                 b'L' => {
                     if long_name.is_some() || pax_name.is_some() {
