@@ -79,7 +79,8 @@ const ZIP_VERSIONS: std::ops::RangeInclusive<u64> = 1..=10;
 const SPARSE_SLACK: u64 = 32 << 20;
 /// Shared storages let one stored byte appear in several tensors (tied weights, views).
 /// One read may read at most this many times the file length (plus 1 MiB) in total, so a
-/// small file cannot make the reader read or allocate without bound.
+/// small file cannot make the reader read or allocate without bound (a `memory-bytes` limit
+/// raised above its default raises this too).
 pub const EXPANSION: u64 = 16;
 /// Bytes per read while checking a record's CRC-32.
 const CHUNK: usize = 1 << 20;
@@ -1077,7 +1078,16 @@ struct Budget {
 
 impl Budget {
     fn new(file_len: u64, limits: &Limits, collect: bool) -> Budget {
-        let read = file_len.saturating_mul(EXPANSION).saturating_add(1 << 20);
+        // Raising `memory-bytes` above its default also allows more expansion than 16×.
+        let raised = if limits.max_memory_bytes > Limits::DEFAULT.max_memory_bytes {
+            limits.max_memory_bytes
+        } else {
+            0
+        };
+        let read = file_len
+            .saturating_mul(EXPANSION)
+            .saturating_add(1 << 20)
+            .max(raised);
         Budget {
             read,
             read_limit: read,
@@ -1090,7 +1100,7 @@ impl Budget {
         self.read = self.read.checked_sub(bytes).ok_or_else(|| Error::Limit {
             path: path.to_owned(),
             what: format!(
-                "bytes read for tensors (at `{}`; at most {EXPANSION} × the file length + 1 MiB)",
+                "bytes read for tensors (at `{}`; at most {EXPANSION} × the file length + 1 MiB unless `memory-bytes` is raised above its default)",
                 esc(name)
             ),
             actual: self.read_limit - self.read + bytes,
