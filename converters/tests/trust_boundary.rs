@@ -1040,3 +1040,36 @@ fn tar_headers_other_readers_read_differently_are_refused() {
         ]
     );
 }
+
+/// Found by the differential fuzzer: a deflate stream with a back-reference before any output
+/// ("invalid distance too far back" to zlib, gzip and Python) that the pure-Rust inflater read
+/// as something; and a gzip stream holding no tar block at all ("empty file" to `tarfile`).
+#[test]
+fn gzip_streams_python_refuses_are_refused() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/tar_diff");
+    for (name, reason) in [
+        ("found-deflate-distance-too-far-back.tar.gz", "deflate"),
+        (
+            "found-empty-tar-stream.tar.gz",
+            "less than one 512-byte block",
+        ),
+        (
+            "found-two-empty-gzip-members.tar.gz",
+            "less than one 512-byte block",
+        ),
+    ] {
+        let dest = tempfile::tempdir().unwrap();
+        let err = tf_bundle::extract_members(&corpus.join(name), dest.path(), Limits::default())
+            .unwrap_err();
+        assert!(err.to_string().contains(reason), "{name}: {err}");
+    }
+    // an archive of nothing but its end blocks is empty, not refused (as in tarfile)
+    let work = tempfile::tempdir().unwrap();
+    let path = write_tmp(work.path(), "end.tar.gz", &gz(&[0u8; 1024]));
+    let dest = tempfile::tempdir().unwrap();
+    assert!(
+        tf_bundle::extract_members(&path, dest.path(), Limits::default())
+            .unwrap()
+            .is_empty()
+    );
+}

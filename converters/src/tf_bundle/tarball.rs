@@ -610,6 +610,16 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
             ));
         }
     }
+    // Python's `tarfile` refuses a stream shorter than one block ("empty file").
+    if count.get() < 512 {
+        return Err(bad(
+            "the first block",
+            format!(
+                "the archive is {} bytes, less than one 512-byte block",
+                count.get()
+            ),
+        ));
+    }
     // After the end-of-archive block: zero padding only, then the end of the gzip stream.
     let mut rest = archive.into_inner();
     loop {
