@@ -770,7 +770,20 @@ fn load_zip<R: Read + Seek>(
             esc(&first.name)
         )));
     };
+    if root.is_empty() {
+        return Err(root_err(format!(
+            "the first zip entry `{}` has an empty root directory",
+            esc(&first.name)
+        )));
+    }
     let prefix = format!("{root}/");
+    // torch.load treats an archive with this record as TorchScript, which weights_only refuses.
+    if index.get(&format!("{prefix}constants.pkl")).is_some() {
+        return Err(root_err(format!(
+            "zip entry `{}/constants.pkl` makes this a TorchScript archive, which torch.load(weights_only=True) refuses",
+            esc(root)
+        )));
+    }
     if let Some(stray) = index.entries.iter().find(|e| !e.name.starts_with(&prefix)) {
         return Err(root_err(format!(
             "zip entry `{}` is outside the root directory `{}/` of the first entry",

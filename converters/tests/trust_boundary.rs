@@ -111,6 +111,23 @@ fn zip_read_the_way_torch_reads_it() {
         ("archive/version", b"3\n"),
     ]);
     assert!(matches!(stray, Err(Error::Root { .. })), "{stray:?}");
+    // a TorchScript archive (torch.load with weights_only refuses those), an empty root
+    let script = read(&[
+        ("archive/data.pkl", &pkl),
+        ("archive/data/0", &ones),
+        ("archive/constants.pkl", b"\x80\x02).".as_slice()),
+        ("archive/version", b"3\n"),
+    ]);
+    assert!(matches!(script, Err(Error::Root { .. })), "{script:?}");
+    let empty_root = read(&[
+        ("/data.pkl", &pkl),
+        ("/data/0", &ones),
+        ("/version", b"3\n"),
+    ]);
+    assert!(
+        matches!(empty_root, Err(Error::Root { .. })),
+        "{empty_root:?}"
+    );
     let no_version = read(&[("archive/data.pkl", &pkl), ("archive/data/0", &ones)]);
     assert!(
         matches!(no_version, Err(Error::MissingEntry { .. })),

@@ -394,7 +394,9 @@ def mutate_zip(rng, b):
     elif op == 5:  # rename
         m[i] = (rng.choice([name.replace(root, "other", 1), name + "x", name.upper(),
                             f"{root}/data/{rng.randrange(4)}", f"{root}/version",
-                            f"{root}/.data/version", name.split("/", 1)[-1]]), data)
+                            f"{root}/.data/version", name.split("/", 1)[-1],
+                            f"{root}/constants.pkl", f"{root}/data/", f"/{name}",
+                            f"{root}/byteorder", f"{root}/.storage_alignment"]), data)
     elif op == 6:  # records torch parses
         rec = rng.choice(["version", ".data/version", "byteorder", ".storage_alignment",
                           ".format_version"])
