@@ -437,6 +437,25 @@ fn tarball_extraction_writes_only_checkpoint_members_within_budget() {
     );
     assert!(!bomb_dest.join("ck/model.ckpt.data-00000-of-00001").exists());
 
+    // a member that is not part of the checkpoint and declares 6 GiB: refused from its header,
+    // before anything is decompressed past it
+    let mut h = tar::Header::new_gnu();
+    h.set_path("ck/pad.bin").unwrap();
+    h.set_size(6 << 30);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut pad = tar_of(&refs(&checkpoint_files("ck")), false);
+    pad.extend(h.as_bytes());
+    pad.extend(vec![0u8; 1 << 20]);
+    let path = write_tmp(work.path(), "pad.tar.gz", &gz(&pad));
+    let started = std::time::Instant::now();
+    let err = tar_err(tf_bundle::unpack_tarball(&path, &work.path().join("pad")).unwrap_err());
+    assert!(
+        matches!(&err, BundleError::Limit { kind: LimitKind::DiskBytes, what, .. } if what.contains("not part of a checkpoint")),
+        "{err}"
+    );
+    assert!(started.elapsed().as_secs() < 5);
+
     // an inode bomb: many empty members, stopped at the entry cap
     let many: Vec<(String, Vec<u8>)> = (0..1100).map(|i| (format!("x/f{i}"), vec![])).collect();
     let path = write_tmp(work.path(), "many.tar.gz", &gz(&tar_of(&refs(&many), true)));

@@ -27,7 +27,8 @@
 //! # Budget
 //! [`Limits::max_entries`] bounds the members of any kind, [`Limits::max_depth`] the
 //! components of a path, and [`Limits::max_disk_bytes`] both the bytes written and the bytes
-//! decompressed (skipped members included). A data shard may not be larger than the extent its
+//! decompressed (skipped members included); skipped members may total 1/16 of it, checked from
+//! their headers before their data is read past. A data shard may not be larger than the extent its
 //! checkpoint's index declares for it (+ 1 MiB): checked before writing when the index came
 //! first in the archive, after extraction otherwise. Errors name the tarball and the member,
 //! never only the scratch directory.
@@ -52,6 +53,11 @@ use super::{shard_path, Bundle, BundleError, Index};
 use crate::limits::LimitKind;
 use crate::text::{esc, esc_bytes};
 use crate::{Limits, Result};
+
+/// Members that are not part of a checkpoint (`model.ckpt.meta`, event files) may total at
+/// most this share of [`Limits::max_disk_bytes`] (1 GiB by default): they are never written,
+/// but reading past them still costs decompression time.
+const SKIPPED_SHARE: u64 = 16;
 
 /// A data shard may be this much larger than the extent its index declares (alignment).
 const SHARD_SLACK: u64 = 1 << 20;
@@ -380,6 +386,7 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
     // Per checkpoint prefix (relative path), the shard extents its index declares.
     let mut declared: HashMap<PathBuf, Vec<u64>> = HashMap::new();
     let mut written = 0u64;
+    let mut skipped = 0u64;
     let mut members = 0u64;
     let mut buf = vec![0u8; 1 << 16];
     {
@@ -516,7 +523,20 @@ fn extract(tar_gz: &Path, dest_dir: &Path, limits: &Limits) -> Result<Extraction
                         .map(|n| n.as_encoded_bytes().to_vec())
                         .unwrap_or_default();
                     if !wanted(&name) {
-                        // Skipped: its data is read past (and counted), never written.
+                        // Skipped: its data is read past (and counted), never written. Its
+                        // size is known before, so an oversized one stops the read at once.
+                        skipped = skipped.saturating_add(size);
+                        if skipped > limits.max_disk_bytes / SKIPPED_SHARE {
+                            return Err(BundleError::Limit {
+                                what: format!(
+                                    "{}: bytes of members that are not part of a checkpoint (at `{shown}`; at most 1/{SKIPPED_SHARE} of the disk budget)",
+                                    tar_gz.display()
+                                ),
+                                actual: skipped,
+                                limit: limits.max_disk_bytes / SKIPPED_SHARE,
+                                kind: LimitKind::DiskBytes,
+                            });
+                        }
                         continue;
                     }
                     let member = rel.to_string_lossy().replace('\\', "/");
