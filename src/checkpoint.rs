@@ -3,8 +3,11 @@
 //! The format is detected from the content, never from the extension alone:
 //! - a directory, a `.tar.gz` release tarball, a `<prefix>.index` file or a bare `<prefix>`
 //!   whose `.index` exists → TensorFlow tensor bundle (needs an architecture to map names);
-//! - `PK\x03\x04` → `torch.save` zip format; a pickle protocol byte `0x80` → legacy `torch.save`;
-//! - an 8-byte little-endian header length followed by `{` → safetensors.
+//! - an 8-byte little-endian header length that fits the file, followed by `{` → safetensors
+//!   (tested first: the length's low byte can be anything, including `0x80` or `0x1f`);
+//! - `PK\x03\x04` → `torch.save` zip format; the whole 14-byte pickle of the legacy magic
+//!   number (`80 02 8a 0a 6c fc 9c 46 f9 20 6a a8 50 19`) → legacy `torch.save`;
+//! - the gzip magic `1f 8b` → a release tarball.
 use std::path::{Path, PathBuf};
 
 use zoo_converters::{pth, safetensors, tf_bundle::Bundle, StateDict};
@@ -124,9 +127,10 @@ pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
         return Ok(SourceFormat::TfBundle);
     }
     let mut head = [0u8; 16];
-    let n = {
+    let (n, len) = {
         use std::io::Read;
         let mut f = std::fs::File::open(path).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
         let mut n = 0;
         while n < head.len() {
             match f.read(&mut head[n..]).map_err(io)? {
@@ -134,17 +138,17 @@ pub fn detect(path: &Path) -> Result<SourceFormat, CheckpointError> {
                 k => n += k,
             }
         }
-        n
+        (n, len)
     };
     let head = &head[..n];
-    if head.starts_with(&[0x1f, 0x8b]) {
+    if safetensors::looks_like(head, len) {
+        Ok(SourceFormat::Safetensors)
+    } else if head.starts_with(&[0x1f, 0x8b]) {
         Ok(SourceFormat::TfTarball)
     } else if head.starts_with(b"PK\x03\x04") {
         Ok(SourceFormat::PthZip)
-    } else if head.first() == Some(&0x80) {
+    } else if head.starts_with(&pth::LEGACY_HEAD) {
         Ok(SourceFormat::PthLegacy)
-    } else if head.len() > 8 && head[8] == b'{' {
-        Ok(SourceFormat::Safetensors)
     } else {
         Err(CheckpointError::Unknown {
             path: path.to_owned(),
@@ -225,19 +229,21 @@ pub fn open_tf(
     spec: &Spec,
     weights: WeightSet,
 ) -> Result<OpenedBundle, CheckpointError> {
-    let (prefix, scratch) = if format == SourceFormat::TfTarball {
+    let (bundle, scratch) = if format == SourceFormat::TfTarball {
         let temp = std::env::temp_dir();
         let scratch = ScratchDir::new_in(&temp, EXTRACT_PREFIX)
             .map_err(|error| CheckpointError::Io { path: temp, error })?;
-        let prefix = zoo_converters::tf_bundle::unpack_tarball(path, scratch.path())?;
-        (prefix, Some(scratch))
+        // Errors about the checkpoint's files name them inside the tarball, not in scratch.
+        let bundle = zoo_converters::tf_bundle::open_tarball(
+            path,
+            scratch.path(),
+            zoo_converters::Limits::current(),
+        )?;
+        (bundle, Some(scratch))
     } else {
-        (
-            bundle_prefix(path)?.unwrap_or_else(|| path.to_owned()),
-            None,
-        )
+        let prefix = bundle_prefix(path)?.unwrap_or_else(|| path.to_owned());
+        (Bundle::open(&prefix)?, None)
     };
-    let bundle = Bundle::open(&prefix)?;
     let plan =
         plan_tf(spec, &inventory(&bundle), weights).map_err(|error| CheckpointError::Mapping {
             path: path.to_owned(),
@@ -316,7 +322,11 @@ pub fn check_against(
     }
     for (k, t) in by_name {
         if !crate::fingerprint::is_bookkeeping(&k) {
-            problems.push(format!("{k}: unexpected key (shape {:?})", t.shape()));
+            problems.push(format!(
+                "{}: unexpected key (shape {:?})",
+                zoo_converters::text::esc(&k),
+                t.shape()
+            ));
         }
     }
     if problems.is_empty() {

@@ -130,3 +130,90 @@ fn state_dict_problems_are_all_named() {
         "{err}"
     );
 }
+
+/// A safetensors file whose header is exactly `len` bytes (padded with spaces), holding one
+/// f32 tensor `w` of 4 values.
+fn safetensors_with_header_len(dir: &Path, len: usize) -> PathBuf {
+    let json = r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#;
+    assert!(len >= json.len());
+    let mut bytes = (len as u64).to_le_bytes().to_vec();
+    bytes.extend(json.as_bytes());
+    bytes.resize(8 + len, b' ');
+    bytes.extend([0u8; 16]);
+    let path = dir.join(format!("h{len}.safetensors"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Issue 14 (H2): the header length's low byte can be anything, including a pickle PROTO
+/// (`0x80`) or the gzip magic (`1f 8b`); safetensors is recognised by its whole shape.
+#[test]
+fn safetensors_is_detected_for_every_header_length_residue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lengths: Vec<usize> = (0..256).map(|r| 512 + r).collect();
+    lengths.extend([0x0280, 0x8b1f, 0x4b50 + 0x10000]);
+    for len in lengths {
+        let path = safetensors_with_header_len(dir.path(), len);
+        assert_eq!(
+            checkpoint::detect(&path).unwrap(),
+            SourceFormat::Safetensors,
+            "header length {len} ({len:#x})"
+        );
+        let opened = checkpoint::open(&path, None, WeightSet::Ema).unwrap();
+        assert_eq!(opened.tensors.len(), 1, "{len}");
+        std::fs::remove_file(&path).unwrap();
+    }
+    // zoo's own writer, with a metadata value of every length up to 256
+    let t = zoo_converters::Tensor::from_f32(vec![4], &[1.0; 4]).unwrap();
+    for n in 0..256 {
+        let path = dir.path().join("w.safetensors");
+        let meta = [("zoo.source".to_owned(), "a".repeat(n))].into();
+        zoo_converters::safetensors::write(&path, &vec![("w".into(), t.clone())], &meta).unwrap();
+        assert_eq!(
+            checkpoint::detect(&path).unwrap(),
+            SourceFormat::Safetensors,
+            "{n}"
+        );
+        assert!(checkpoint::open(&path, None, WeightSet::Ema).is_ok(), "{n}");
+    }
+}
+
+/// Issue 14 (H2): a legacy `torch.save` file is recognised by the whole pickle of its magic
+/// number, not by a leading `0x80`; something that only starts like one is not a checkpoint.
+#[test]
+fn legacy_pth_needs_its_whole_magic_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = std::fs::read(fixture("tf_efficientnet_tiny_legacy.pth")).unwrap();
+    for cut in [1, 2, 4, 13] {
+        let mut bytes = legacy[..cut].to_vec();
+        bytes.extend(b"xxxxxxxxxxxxxxxxxxxxxxxx");
+        let path = dir.path().join("x.pth");
+        std::fs::write(&path, bytes).unwrap();
+        assert!(
+            matches!(
+                checkpoint::detect(&path),
+                Err(checkpoint::CheckpointError::Unknown { .. })
+            ),
+            "{cut}"
+        );
+    }
+}
+
+/// Issue 14 (Q1): `{:#}` of a reader's error shows each cause once.
+#[test]
+fn reader_errors_print_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pth");
+    std::fs::write(&missing, b"PK\x03\x04").unwrap();
+    let gone = dir.path().join("gone");
+    for path in [missing, gone, dir.path().join("x.safetensors")] {
+        let Err(e) = checkpoint::open(&path, Some(&tiny()), WeightSet::Ema) else {
+            panic!("{} opened", path.display())
+        };
+        let text = format!("{:#}", anyhow::Error::from(e));
+        let parts: Vec<&str> = text.split(": ").collect();
+        for w in parts.windows(2) {
+            assert_ne!(w[0], w[1], "{text}");
+        }
+    }
+}

@@ -1,21 +1,30 @@
 //! The crate-wide error. Each format module owns a detailed error type; this enum wraps them,
 //! so callers can match on "which format failed" and still print the full evidence.
+//!
+//! Every message is complete on its own: an underlying error (an OS error, a pickle error) is
+//! part of the text and is not also reported as [`std::error::Error::source`], so a cause chain
+//! printed with `{:#}` never shows the same text twice.
 use std::path::PathBuf;
+
+use crate::limits::LimitKind;
 
 /// Any failure of a reader or writer in this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An I/O error on a named file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file being read or written.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A tensor's declared shape and dtype do not match its byte length.
-    #[error("tensor `{name}`: {dtype:?} {shape:?} needs {expected} bytes, got {actual}")]
+    #[error(
+        "tensor `{}`: {dtype:?} {shape:?} needs {expected} bytes, got {actual}",
+        crate::text::esc(name)
+    )]
     TensorSize {
         /// The tensor's name.
         name: String,
@@ -29,7 +38,7 @@ pub enum Error {
         actual: u64,
     },
     /// A size computation overflowed or exceeded a [`crate::Limits`] bound.
-    #[error("{what}: {actual} exceeds the limit of {limit}")]
+    #[error("{what}: {actual} exceeds the {kind} of {limit} ({})", kind.hint())]
     Limit {
         /// What was being sized.
         what: String,
@@ -37,6 +46,8 @@ pub enum Error {
         actual: u64,
         /// The configured limit.
         limit: u64,
+        /// Which bound.
+        kind: LimitKind,
     },
     /// A TensorFlow tensor bundle (V2 checkpoint) could not be read or written.
     #[error(transparent)]
@@ -60,10 +71,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an I/O error with the path it happened on.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

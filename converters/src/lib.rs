@@ -6,20 +6,27 @@
 //! - safetensors.
 //!
 //! It has no network access, no libtorch and no knowledge of any model or registry.
-//! Every length, count and offset read from a file is checked against [`Limits`]
-//! and the real file size before anything is allocated or indexed. Bad input gives a
+//! Every length, count and offset read from a file is checked against [`Limits`] (memory, disk,
+//! counts, depth) and the real file size before anything is allocated, written or indexed, and
+//! allocations sized from a file use `try_reserve`. Names from files are escaped in messages
+//! ([`text::Escaped`]). Bad input gives a
 //! typed error that names the file, the offset or entry, and the expected vs actual value.
 //! Nothing here panics on bad input, and nothing substitutes zeros or defaults for data.
 #![deny(missing_docs)]
 
+mod alloc;
 pub mod error;
+pub mod limits;
 pub mod npy;
 pub mod pickle;
 pub mod pth;
 pub mod safetensors;
 pub mod tensor;
+pub mod text;
 pub mod tf_bundle;
 pub mod writeback;
+mod zipread;
 
 pub use error::{Error, Result};
-pub use tensor::{DType, Limits, StateDict, Tensor};
+pub use limits::{LimitKind, Limits, LimitsError};
+pub use tensor::{DType, StateDict, Tensor};

@@ -2,12 +2,23 @@
 //!
 //! # Why an interpreter of our own
 //! `torch.save` stores a state dict as a pickle, and unpickling with Python's `pickle` runs
-//! arbitrary callables named in the file. This module runs pickles as a stack machine over a
-//! small opcode subset (the protocol 2–5 opcodes that `torch.save` emits, plus a few harmless
-//! neighbours) and an allow-list of globals. A global outside the list is a typed error that
-//! names it; nothing in the file is ever called. `REDUCE`/`BUILD` only apply to allow-listed
-//! callables, which this module interprets itself (e.g. `_rebuild_tensor_v2` becomes a
-//! [`TensorRef`]).
+//! arbitrary callables named in the file. This module runs pickles as a stack machine over an
+//! allow-list of opcodes and globals. A global outside the list is a typed error that names it;
+//! nothing in the file is ever called. `REDUCE`/`BUILD` only apply to allow-listed callables,
+//! which this module interprets itself (e.g. `_rebuild_tensor_v2` becomes a [`TensorRef`]).
+//!
+//! # What it reads: what `torch.load(weights_only=True)` reads, or less
+//! The opcodes are those of PyTorch's weights-only unpickler (`torch/_weights_only_unpickler.py`)
+//! except `NEWOBJ`: `PROTO`, `STOP`, `GLOBAL`, `REDUCE`, `BUILD`, `MARK`, the tuple, list, dict
+//! and set builders (`EMPTY_*`, `TUPLE*`, `APPEND(S)`, `SETITEM(S)`), `NONE`, `NEWTRUE`,
+//! `NEWFALSE`, `BININT*`, `LONG1`, `BINFLOAT`, `BINUNICODE`, `SHORT_BINSTRING`, `BINPERSID` and
+//! the memo (`BINPUT`, `LONG_BINPUT`, `BINGET`, `LONG_BINGET`). Anything else (protocol 4
+//! `FRAME`, `MEMOIZE`, `STACK_GLOBAL`, `SHORT_BINUNICODE`, bytes, `DICT`, `POP`, …) is refused as
+//! torch refuses it. Where torch would fail while building an object (a non-float tensor that
+//! requires grad, tensor metadata, a storage key reused with another dtype, an unhashable dict
+//! key, `BUILD` on a plain dict) this module refuses too, so a pickle it accepts is one torch
+//! loads, to the same values. It refuses some pickles torch loads (overlapping views, storage
+//! views, tuple dict keys, globals torch maps from Python 2 names); never the reverse.
 //!
 //! # Byte layout
 //! A pickle is a sequence of one-byte opcodes, each followed by its inline argument (fixed-width
@@ -17,16 +28,20 @@
 //! # Memory
 //! Objects live in an arena ([`Unpickled::objects`]) and containers hold indices into it, so
 //! shared references, self-references and deep nesting cost neither reference cycles nor
-//! recursion. Every opcode creates at most one object, every inline length is checked against
-//! the bytes that remain before anything is copied, and stack, memo and arena sizes are bounded
-//! by [`Limits::max_pickle_items`].
+//! recursion. Equal strings are stored once. Every inline length is checked against the bytes
+//! that remain before anything is copied, and every object, container slot, stack and memo
+//! entry is charged against a memory budget of [`Limits::max_pickle_memory`] or
+//! [`PICKLE_AMPLIFICATION`] × the pickle's length (+ 1 MiB), whichever is less; counts are
+//! bounded by [`Limits::max_pickle_items`] and MARK nesting by [`Limits::max_depth`].
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
-use crate::tensor::{byte_len, DType, Limits};
+use crate::limits::{LimitKind, Limits, PICKLE_AMPLIFICATION};
+use crate::tensor::{byte_len, DType};
+use crate::text::esc;
 
-/// Longest storage key or location accepted (torch writes short decimal keys and device
-/// names), and longest str that dict keys are de-duplicated by value (longer ones by
-/// identity). Keeps per-opcode copying small however often a pickle repeats a string.
+/// Longest storage key or location accepted (torch writes short decimal keys and device names).
 const MAX_KEY_LEN: usize = 256;
 
 /// Index of an object in [`Unpickled::objects`].
@@ -49,7 +64,7 @@ pub enum Error {
         needed: u64,
     },
     /// An opcode outside the supported data-only subset.
-    #[error("unsupported pickle opcode {opcode:#04x} at offset {offset}")]
+    #[error("unsupported pickle opcode {opcode:#04x}{} at offset {offset} (torch.load(weights_only=True) does not read it either)", opcode_name(*opcode).map(|n| format!(" ({n})")).unwrap_or_default())]
     UnsupportedOpcode {
         /// The opcode byte.
         opcode: u8,
@@ -57,13 +72,17 @@ pub enum Error {
         offset: u64,
     },
     /// A global that is not on the allow-list. Nothing was executed.
-    #[error("global `{module}.{name}` at offset {offset} is not allow-listed; refusing to load")]
+    #[error(
+        "global `{}.{}` at offset {offset} is not allow-listed; refusing to load",
+        esc(module),
+        esc(name)
+    )]
     UnsupportedGlobal {
         /// Module part, e.g. `os`.
         module: String,
         /// Name part, e.g. `system`.
         name: String,
-        /// Offset of the GLOBAL / STACK_GLOBAL opcode.
+        /// Offset of the GLOBAL opcode.
         offset: u64,
     },
     /// The stack held too few items (or no MARK) for an opcode.
@@ -101,11 +120,28 @@ pub enum Error {
         offset: u64,
         /// The callable (e.g. `torch._utils._rebuild_tensor_v2`).
         callable: &'static str,
-        /// What is wrong.
+        /// What is wrong (names from the file in it are escaped).
         reason: String,
     },
+    /// One storage key declared with two different dtypes or sizes. torch keeps the first
+    /// declaration for every tensor on that key, so the second tensor would be read differently.
+    #[error("at offset {offset}: storage `{}` is declared as {first_dtype:?} × {first_numel} and as {dtype:?} × {numel}; refusing an ambiguous storage", esc(key))]
+    StorageRedeclared {
+        /// Offset of the second BINPERSID.
+        offset: u64,
+        /// The storage key.
+        key: String,
+        /// dtype of the first declaration.
+        first_dtype: DType,
+        /// Element count of the first declaration.
+        first_numel: u64,
+        /// dtype of this declaration.
+        dtype: DType,
+        /// Element count of this declaration.
+        numel: u64,
+    },
     /// A size or count exceeded a [`Limits`] bound.
-    #[error("at offset {offset}: {what} is {actual}, over the limit of {limit}")]
+    #[error("at offset {offset}: {what} is {actual}, over the {kind} of {limit} ({})", kind.hint())]
     Limit {
         /// Offset of the opcode.
         offset: u64,
@@ -115,6 +151,8 @@ pub enum Error {
         actual: u64,
         /// The limit.
         limit: u64,
+        /// Which bound.
+        kind: LimitKind,
     },
     /// Text that is not valid UTF-8 (or ASCII where required).
     #[error("invalid text at offset {offset}")]
@@ -122,6 +160,46 @@ pub enum Error {
         /// Offset of the opcode.
         offset: u64,
     },
+}
+
+/// The pickletools name of an opcode this interpreter refuses, for messages.
+fn opcode_name(op: u8) -> Option<&'static str> {
+    Some(match op {
+        0x95 => "FRAME",
+        0x94 => "MEMOIZE",
+        0x93 => "STACK_GLOBAL",
+        0x8c => "SHORT_BINUNICODE",
+        0x8d => "BINUNICODE8",
+        0x8e => "BINBYTES8",
+        0x96 => "BYTEARRAY8",
+        0x97 => "NEXT_BUFFER",
+        0x98 => "READONLY_BUFFER",
+        0x8b => "LONG4",
+        0x90 => "ADDITEMS",
+        0x91 => "FROZENSET",
+        0x81 => "NEWOBJ",
+        0x92 => "NEWOBJ_EX",
+        0x82..=0x84 => "EXT",
+        b'T' => "BINSTRING",
+        b'C' => "SHORT_BINBYTES",
+        b'B' => "BINBYTES",
+        b'd' => "DICT",
+        b'l' => "LIST",
+        b'0' => "POP",
+        b'1' => "POP_MARK",
+        b'2' => "DUP",
+        b'P' => "PERSID",
+        b'i' => "INST",
+        b'o' => "OBJ",
+        b'g' => "GET",
+        b'p' => "PUT",
+        b'I' => "INT",
+        b'L' => "LONG",
+        b'F' => "FLOAT",
+        b'S' => "STRING",
+        b'V' => "UNICODE",
+        _ => return None,
+    })
 }
 
 /// An allow-listed global. These are the only callables a pickle can name.
@@ -136,19 +214,20 @@ pub enum Global {
     /// `torch._utils._rebuild_parameter_with_state`.
     RebuildParameterWithState,
     /// A storage class: `torch.FloatStorage` … (typed, `Some(dtype)`) or
-    /// `torch.UntypedStorage` (`None`, read as bytes).
+    /// `torch.storage.UntypedStorage` (`None`, read as bytes).
     Storage(Option<DType>),
 }
 
 impl Global {
-    /// Looks up `module.name` in the allow-list.
+    /// Looks up `module.name` in the allow-list (the spellings torch's weights-only unpickler
+    /// allows; `torch.UntypedStorage` is not one of them).
     pub fn lookup(module: &str, name: &str) -> Option<Global> {
         Some(match (module, name) {
             ("collections", "OrderedDict") => Global::OrderedDict,
             ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
             ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
             ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameterWithState,
-            ("torch" | "torch.storage", "UntypedStorage") => Global::Storage(None),
+            ("torch.storage", "UntypedStorage") => Global::Storage(None),
             ("torch", storage) => Global::Storage(Some(storage_dtype(storage)?)),
             _ => return None,
         })
@@ -161,7 +240,7 @@ impl Global {
             Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2",
             Global::RebuildParameter => "torch._utils._rebuild_parameter",
             Global::RebuildParameterWithState => "torch._utils._rebuild_parameter_with_state",
-            Global::Storage(None) => "torch.UntypedStorage",
+            Global::Storage(None) => "torch.storage.UntypedStorage",
             Global::Storage(Some(d)) => match d {
                 DType::F32 => "torch.FloatStorage",
                 DType::F64 => "torch.DoubleStorage",
@@ -237,19 +316,17 @@ pub enum Object {
     Bool(bool),
     /// An int that fits in i64.
     Int(i64),
-    /// A wider int: little-endian two's complement bytes (as LONG1/LONG4 store it).
+    /// A wider int: minimal little-endian two's complement bytes (as LONG1 stores it).
     BigInt(Vec<u8>),
     /// A float.
     Float(f64),
     /// A str.
     Str(String),
-    /// bytes / bytearray.
-    Bytes(Vec<u8>),
     /// A tuple.
     Tuple(Vec<ObjId>),
     /// A list.
     List(Vec<ObjId>),
-    /// A set or frozenset (kept in insertion order).
+    /// A set (kept in insertion order).
     Set(Vec<ObjId>),
     /// A dict or OrderedDict, in insertion order, with the state applied by BUILD
     /// (for torch state dicts: `{'_metadata': OrderedDict(...)}`).
@@ -258,13 +335,15 @@ pub enum Object {
         items: Vec<(ObjId, ObjId)>,
         /// The BUILD state, if any.
         state: Option<ObjId>,
+        /// `collections.OrderedDict` (true) or a plain dict.
+        ordered: bool,
     },
     /// An allow-listed global (a callable or class).
     Global(Global),
     /// A storage from a persistent id.
-    Storage(StorageRef),
+    Storage(Box<StorageRef>),
     /// A tensor.
-    Tensor(TensorRef),
+    Tensor(Box<TensorRef>),
 }
 
 impl Object {
@@ -276,16 +355,51 @@ impl Object {
             Object::Int(_) | Object::BigInt(_) => "int",
             Object::Float(_) => "float",
             Object::Str(_) => "str",
-            Object::Bytes(_) => "bytes",
             Object::Tuple(_) => "tuple",
             Object::List(_) => "list",
             Object::Set(_) => "set",
+            Object::Dict { ordered: true, .. } => "OrderedDict",
             Object::Dict { .. } => "dict",
             Object::Global(_) => "global",
             Object::Storage(_) => "storage",
             Object::Tensor(_) => "tensor",
         }
     }
+
+    /// Heap bytes this object owns (for the memory budget).
+    fn heap_bytes(&self) -> u64 {
+        let ids = |v: &Vec<ObjId>| (v.capacity() * std::mem::size_of::<ObjId>()) as u64;
+        match self {
+            Object::BigInt(b) => b.capacity() as u64,
+            Object::Str(s) => s.capacity() as u64,
+            Object::Tuple(v) | Object::List(v) | Object::Set(v) => ids(v),
+            Object::Dict { items, .. } => (items.capacity() * 16) as u64,
+            Object::Storage(s) => {
+                (std::mem::size_of::<StorageRef>() + s.key.capacity() + s.location.capacity())
+                    as u64
+            }
+            Object::Tensor(t) => {
+                (std::mem::size_of::<TensorRef>()
+                    + t.storage.key.capacity()
+                    + t.storage.location.capacity()
+                    + (t.shape.capacity() + t.stride.capacity()) * 8) as u64
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Which persistent ids a pickle may hold: torch's zip format stores 5-element ids
+/// `('storage', class, key, location, numel)`, the legacy format 6-element ones with the view
+/// metadata last (and typed storage classes only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersistentIds {
+    /// Either form (a standalone pickle).
+    Any,
+    /// The zip format's.
+    Zip,
+    /// The legacy format's.
+    Legacy,
 }
 
 /// The result of running a pickle: the object arena and the root object.
@@ -320,11 +434,16 @@ impl Unpickled {
     }
 }
 
-/// Key used to find an existing dict entry on SETITEM (Python replaces the value in place).
+/// Key used to find an existing dict entry on SETITEM (Python replaces the value in place):
+/// Python's equality for the hashable values a pickle can hold. `1`, `1.0` and `True` are one
+/// key; a str is its (interned) object; other objects are keys by identity.
 #[derive(Hash, PartialEq, Eq)]
 enum DictKey {
-    Str(String),
+    Str(ObjId),
     Int(i64),
+    Float(u64),
+    Big(Vec<u8>),
+    None,
     Identity(ObjId),
 }
 
@@ -332,30 +451,71 @@ struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     limits: &'a Limits,
+    pids: PersistentIds,
     objects: Vec<Object>,
     /// Per dict object: key → index into its items.
     dict_index: HashMap<ObjId, HashMap<DictKey, usize>>,
+    /// Hash of a str's content → its object (equal strings are stored once).
+    strings: HashMap<u64, ObjId>,
+    hasher: RandomState,
+    /// Storage key → (dtype, numel) of its first declaration.
+    storages: HashMap<String, (DType, u64)>,
     stack: Vec<ObjId>,
     marks: Vec<usize>,
     memo: HashMap<u64, ObjId>,
+    /// Bytes charged so far, and the budget.
+    memory: u64,
+    budget: u64,
+    budget_kind_limit: u64,
+    /// Highest stack and mark depths charged for so far.
+    stack_charged: usize,
+    marks_charged: usize,
     /// Offset of the opcode being executed.
     op_at: usize,
     op: u8,
 }
 
-/// Runs one pickle from the start of `data` up to its STOP opcode.
+/// Extra bytes charged for a dict's first item: its key index (a hash map with a few slots,
+/// and its entry in the map of indexes) and the first allocation of its item vector.
+const FIRST_ITEM_BYTES: u64 = 192;
+/// Bytes charged per object slot in the arena.
+const OBJECT_BYTES: u64 = std::mem::size_of::<Object>() as u64;
+/// Bytes charged per memo entry, per dict index entry, and per interned string (hash map
+/// slots with their control bytes and growth slack).
+const MAP_ENTRY_BYTES: u64 = 48;
+
+/// Runs one pickle from the start of `data` up to its STOP opcode, accepting either form of
+/// persistent id (see [`unpickle_as`]).
 ///
 /// Errors are typed; a global outside the allow-list is [`Error::UnsupportedGlobal`].
 pub fn unpickle(data: &[u8], limits: &Limits) -> Result<Unpickled, Error> {
+    unpickle_as(data, limits, PersistentIds::Any)
+}
+
+/// [`unpickle`] for a pickle of a known container format, whose persistent ids must have that
+/// format's form.
+pub fn unpickle_as(data: &[u8], limits: &Limits, pids: PersistentIds) -> Result<Unpickled, Error> {
+    let proportional = (data.len() as u64)
+        .saturating_mul(PICKLE_AMPLIFICATION)
+        .saturating_add(1 << 20);
     let mut m = Machine {
         data,
         pos: 0,
         limits,
+        pids,
         objects: Vec::new(),
         dict_index: HashMap::new(),
+        strings: HashMap::new(),
+        hasher: RandomState::new(),
+        storages: HashMap::new(),
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        memory: 0,
+        budget: proportional.min(limits.max_pickle_memory),
+        budget_kind_limit: limits.max_pickle_memory,
+        stack_charged: 0,
+        marks_charged: 0,
         op_at: 0,
         op: 0,
     };
@@ -401,13 +561,6 @@ impl<'a> Machine<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn u64(&mut self) -> Result<u64, Error> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-
     /// A newline-terminated ASCII line (GLOBAL arguments), without the newline.
     fn line(&mut self) -> Result<&'a str, Error> {
         let rest = &self.data[self.pos..];
@@ -426,35 +579,80 @@ impl<'a> Machine<'a> {
         std::str::from_utf8(line).map_err(|_| Error::BadText { offset: self.off() })
     }
 
-    fn text(&mut self, n: u64) -> Result<String, Error> {
-        let b = self.take(n)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| Error::BadText { offset: self.off() })
+    /// Charges `bytes` against the memory budget.
+    fn charge(&mut self, bytes: u64) -> Result<(), Error> {
+        self.memory = self.memory.saturating_add(bytes);
+        if self.memory > self.budget {
+            return Err(Error::Limit {
+                offset: self.off(),
+                what: if self.budget < self.budget_kind_limit {
+                    "interpreter memory (bytes; at most 32 per byte of pickle + 1 MiB)"
+                } else {
+                    "interpreter memory (bytes)"
+                },
+                actual: self.memory,
+                limit: self.budget,
+                kind: LimitKind::PickleMemory,
+            });
+        }
+        Ok(())
     }
 
     fn alloc(&mut self, obj: Object) -> Result<ObjId, Error> {
         let limit = self.limits.max_pickle_items;
         if self.objects.len() as u64 >= limit {
-            return Err(self.limit("object count", self.objects.len() as u64 + 1, limit));
+            return Err(self.limit(
+                "object count",
+                self.objects.len() as u64 + 1,
+                limit,
+                LimitKind::PickleItems,
+            ));
         }
+        // The arena grows by doubling: charge the slot twice.
+        self.charge(2 * OBJECT_BYTES + obj.heap_bytes())?;
         self.objects.push(obj);
         Ok(self.objects.len() - 1)
     }
 
-    fn limit(&self, what: &'static str, actual: u64, limit: u64) -> Error {
+    /// A str object with this content: the existing one if an equal str was seen before.
+    fn string(&mut self, s: &str) -> Result<ObjId, Error> {
+        let h = self.hasher.hash_one(s);
+        if let Some(&id) = self.strings.get(&h) {
+            if matches!(&self.objects[id], Object::Str(t) if t == s) {
+                return Ok(id);
+            }
+            // A 64-bit hash collision: keep this one as its own object.
+            return self.alloc(Object::Str(s.to_owned()));
+        }
+        self.charge(MAP_ENTRY_BYTES)?;
+        let id = self.alloc(Object::Str(s.to_owned()))?;
+        self.strings.insert(h, id);
+        Ok(id)
+    }
+
+    fn limit(&self, what: &'static str, actual: u64, limit: u64, kind: LimitKind) -> Error {
         Error::Limit {
             offset: self.off(),
             what,
             actual,
             limit,
+            kind,
         }
     }
 
     fn push(&mut self, id: ObjId) -> Result<(), Error> {
         let limit = self.limits.max_pickle_items;
         if self.stack.len() as u64 >= limit {
-            return Err(self.limit("stack depth", self.stack.len() as u64 + 1, limit));
+            return Err(self.limit(
+                "stack depth",
+                self.stack.len() as u64 + 1,
+                limit,
+                LimitKind::PickleItems,
+            ));
+        }
+        if self.stack.len() >= self.stack_charged {
+            self.charge(2 * std::mem::size_of::<ObjId>() as u64)?;
+            self.stack_charged = self.stack.len() + 1;
         }
         self.stack.push(id);
         Ok(())
@@ -508,9 +706,17 @@ impl<'a> Machine<'a> {
 
     fn memo_put(&mut self, index: u64) -> Result<(), Error> {
         let id = self.top()?;
-        let limit = self.limits.max_pickle_items;
-        if self.memo.len() as u64 >= limit && !self.memo.contains_key(&index) {
-            return Err(self.limit("memo size", self.memo.len() as u64 + 1, limit));
+        if !self.memo.contains_key(&index) {
+            let limit = self.limits.max_pickle_items;
+            if self.memo.len() as u64 >= limit {
+                return Err(self.limit(
+                    "memo size",
+                    self.memo.len() as u64 + 1,
+                    limit,
+                    LimitKind::PickleItems,
+                ));
+            }
+            self.charge(MAP_ENTRY_BYTES)?;
         }
         self.memo.insert(index, id);
         Ok(())
@@ -524,13 +730,25 @@ impl<'a> Machine<'a> {
         self.push(id)
     }
 
-    fn dict_key(&self, key: ObjId) -> DictKey {
-        match &self.objects[key] {
-            Object::Str(s) if s.len() <= MAX_KEY_LEN => DictKey::Str(s.clone()),
+    /// The key `key` is stored under, or an error for an unhashable or unsupported key type.
+    fn dict_key(&self, key: ObjId) -> Result<DictKey, Error> {
+        Ok(match &self.objects[key] {
+            Object::Str(_) => DictKey::Str(key),
             Object::Int(i) => DictKey::Int(*i),
             Object::Bool(b) => DictKey::Int(i64::from(*b)),
-            _ => DictKey::Identity(key),
-        }
+            Object::None => DictKey::None,
+            Object::BigInt(b) => DictKey::Big(b.clone()),
+            Object::Float(f) if f.is_nan() => DictKey::Identity(key),
+            Object::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => DictKey::Int(*f as i64),
+            Object::Float(f) => DictKey::Float(f.to_bits()),
+            Object::Global(_) | Object::Storage(_) | Object::Tensor(_) => DictKey::Identity(key),
+            Object::List(_) | Object::Set(_) | Object::Dict { .. } => {
+                return Err(self.wrong("dict key", "a hashable value", key))
+            }
+            Object::Tuple(_) => {
+                return Err(self.wrong("dict key", "str, int, float, bool or None", key))
+            }
+        })
     }
 
     fn set_items(&mut self, dict: ObjId, pairs: &[ObjId]) -> Result<(), Error> {
@@ -545,14 +763,34 @@ impl<'a> Machine<'a> {
             return Err(self.wrong("SETITEM target", "dict", dict));
         }
         for kv in pairs.chunks_exact(2) {
-            let key = self.dict_key(kv[0]);
-            let index = self.dict_index.entry(dict).or_default();
-            let Object::Dict { items, .. } = &mut self.objects[dict] else {
-                unreachable!("checked above")
-            };
-            match index.get(&key) {
-                Some(&i) => items[i].1 = kv[1],
+            let key = self.dict_key(kv[0])?;
+            let exists = self
+                .dict_index
+                .get(&dict)
+                .and_then(|index| index.get(&key))
+                .copied();
+            match exists {
+                Some(i) => {
+                    if let Object::Dict { items, .. } = &mut self.objects[dict] {
+                        items[i].1 = kv[1];
+                    }
+                }
                 None => {
+                    let key_heap = match &key {
+                        DictKey::Big(b) => b.len() as u64,
+                        _ => 0,
+                    };
+                    // a dict's first item also allocates its key index and its item vector
+                    let first = if self.dict_index.contains_key(&dict) {
+                        0
+                    } else {
+                        FIRST_ITEM_BYTES
+                    };
+                    self.charge(2 * 16 + MAP_ENTRY_BYTES + key_heap + first)?;
+                    let index = self.dict_index.entry(dict).or_default();
+                    let Object::Dict { items, .. } = &mut self.objects[dict] else {
+                        unreachable!("checked above")
+                    };
                     index.insert(key, items.len());
                     items.push((kv[0], kv[1]));
                 }
@@ -562,22 +800,31 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_list(&mut self, list: ObjId, values: Vec<ObjId>) -> Result<(), Error> {
-        match &mut self.objects[list] {
-            Object::List(items) | Object::Set(items) => {
-                items.extend(values);
-                Ok(())
-            }
-            _ => Err(self.wrong("APPEND target", "list", list)),
+        if !matches!(self.objects[list], Object::List(_)) {
+            return Err(self.wrong("APPEND target", "list", list));
         }
+        self.charge(2 * 8 * values.len() as u64)?;
+        if let Object::List(items) = &mut self.objects[list] {
+            items.extend(values);
+        }
+        Ok(())
     }
 
+    /// An int from LONG1's little-endian two's complement bytes: `Int` when it fits in i64
+    /// (however many bytes encode it), else `BigInt` with redundant sign bytes removed, so
+    /// equal values are equal objects.
     fn int_from_le(&self, bytes: &[u8]) -> Object {
-        if bytes.is_empty() {
+        let Some(&last) = bytes.last() else {
             return Object::Int(0);
+        };
+        let sign = if last & 0x80 != 0 { 0xff } else { 0 };
+        let mut n = bytes.len();
+        while n > 1 && bytes[n - 1] == sign && (bytes[n - 2] & 0x80) == (sign & 0x80) {
+            n -= 1;
         }
+        let bytes = &bytes[..n];
         if bytes.len() <= 8 {
-            let neg = bytes[bytes.len() - 1] & 0x80 != 0;
-            let mut a = [if neg { 0xff } else { 0 }; 8];
+            let mut a = [sign; 8];
             a[..bytes.len()].copy_from_slice(bytes);
             return Object::Int(i64::from_le_bytes(a));
         }
@@ -602,18 +849,6 @@ impl<'a> Machine<'a> {
                         });
                     }
                 }
-                // FRAME: an 8-byte length hint; frames only group opcodes.
-                0x95 => {
-                    let n = self.u64()?;
-                    let avail = (self.data.len() - self.pos) as u64;
-                    if n > avail {
-                        return Err(Error::Truncated {
-                            offset: self.off(),
-                            opcode: op,
-                            needed: n - avail,
-                        });
-                    }
-                }
                 // STOP
                 b'.' => {
                     let root = self.pop()?;
@@ -621,24 +856,25 @@ impl<'a> Machine<'a> {
                 }
                 // MARK
                 b'(' => {
-                    let limit = self.limits.max_pickle_items;
+                    let limit = self.limits.max_pickle_items.min(self.limits.max_depth);
                     if self.marks.len() as u64 >= limit {
-                        return Err(self.limit("mark depth", self.marks.len() as u64 + 1, limit));
+                        let kind = if self.limits.max_depth <= self.limits.max_pickle_items {
+                            LimitKind::Depth
+                        } else {
+                            LimitKind::PickleItems
+                        };
+                        return Err(self.limit(
+                            "MARK nesting depth",
+                            self.marks.len() as u64 + 1,
+                            limit,
+                            kind,
+                        ));
+                    }
+                    if self.marks.len() >= self.marks_charged {
+                        self.charge(16)?;
+                        self.marks_charged = self.marks.len() + 1;
                     }
                     self.marks.push(self.stack.len());
-                }
-                // POP
-                b'0' => {
-                    self.pop()?;
-                }
-                // POP_MARK
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                // DUP
-                b'2' => {
-                    let id = self.top()?;
-                    self.push(id)?;
                 }
                 // NONE, NEWTRUE, NEWFALSE
                 b'N' => self.push_new(Object::None)?,
@@ -657,13 +893,9 @@ impl<'a> Machine<'a> {
                     let v = self.u16()?;
                     self.push_new(Object::Int(i64::from(v)))?
                 }
-                // LONG1, LONG4
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a {
-                        u64::from(self.u8()?)
-                    } else {
-                        u64::from(self.u32()?)
-                    };
+                // LONG1
+                0x8a => {
+                    let n = u64::from(self.u8()?);
                     let b = self.take(n)?;
                     let obj = self.int_from_le(b);
                     self.push_new(obj)?
@@ -675,36 +907,19 @@ impl<'a> Machine<'a> {
                     a.copy_from_slice(b);
                     self.push_new(Object::Float(f64::from_be_bytes(a)))?
                 }
-                // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
-                0x8c | b'X' | 0x8d => {
-                    let n = match op {
-                        0x8c => u64::from(self.u8()?),
-                        b'X' => u64::from(self.u32()?),
-                        _ => self.u64()?,
-                    };
-                    let s = self.text(n)?;
-                    self.push_new(Object::Str(s))?
-                }
-                // SHORT_BINSTRING, BINSTRING (Python 2 str; torch reads them as latin-1 text)
-                b'U' | b'T' => {
-                    let n = if op == b'U' {
-                        u64::from(self.u8()?)
-                    } else {
+                // BINUNICODE (UTF-8), SHORT_BINSTRING (a Python 2 str; torch.load decodes it
+                // as UTF-8)
+                b'X' | b'U' => {
+                    let n = if op == b'X' {
                         u64::from(self.u32()?)
+                    } else {
+                        u64::from(self.u8()?)
                     };
                     let b = self.take(n)?;
-                    let s = b.iter().map(|&c| char::from(c)).collect();
-                    self.push_new(Object::Str(s))?
-                }
-                // SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
-                b'C' | b'B' | 0x8e | 0x96 => {
-                    let n = match op {
-                        b'C' => u64::from(self.u8()?),
-                        b'B' => u64::from(self.u32()?),
-                        _ => self.u64()?,
-                    };
-                    let b = self.take(n)?.to_vec();
-                    self.push_new(Object::Bytes(b))?
+                    let s = std::str::from_utf8(b)
+                        .map_err(|_| Error::BadText { offset: self.off() })?;
+                    let id = self.string(s)?;
+                    self.push(id)?
                 }
                 // EMPTY_TUPLE, TUPLE, TUPLE1..3
                 b')' => self.push_new(Object::Tuple(Vec::new()))?,
@@ -721,12 +936,8 @@ impl<'a> Machine<'a> {
                     items.reverse();
                     self.push_new(Object::Tuple(items))?
                 }
-                // EMPTY_LIST, LIST, APPEND, APPENDS
+                // EMPTY_LIST, APPEND, APPENDS
                 b']' => self.push_new(Object::List(Vec::new()))?,
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.push_new(Object::List(items))?
-                }
                 b'a' => {
                     let v = self.pop()?;
                     let list = self.top()?;
@@ -737,31 +948,14 @@ impl<'a> Machine<'a> {
                     let list = self.top()?;
                     self.extend_list(list, items)?;
                 }
-                // EMPTY_SET, ADDITEMS, FROZENSET
+                // EMPTY_SET
                 0x8f => self.push_new(Object::Set(Vec::new()))?,
-                0x90 => {
-                    let items = self.pop_mark()?;
-                    let set = self.top()?;
-                    self.extend_list(set, items)?;
-                }
-                0x91 => {
-                    let items = self.pop_mark()?;
-                    self.push_new(Object::Set(items))?
-                }
-                // EMPTY_DICT, DICT, SETITEM, SETITEMS
+                // EMPTY_DICT, SETITEM, SETITEMS
                 b'}' => self.push_new(Object::Dict {
                     items: Vec::new(),
                     state: None,
+                    ordered: false,
                 })?,
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    let id = self.alloc(Object::Dict {
-                        items: Vec::new(),
-                        state: None,
-                    })?;
-                    self.set_items(id, &items)?;
-                    self.push(id)?
-                }
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
@@ -773,17 +967,13 @@ impl<'a> Machine<'a> {
                     let d = self.top()?;
                     self.set_items(d, &items)?;
                 }
-                // BINPUT, LONG_BINPUT, MEMOIZE, BINGET, LONG_BINGET
+                // BINPUT, LONG_BINPUT, BINGET, LONG_BINGET
                 b'q' => {
                     let i = u64::from(self.u8()?);
                     self.memo_put(i)?
                 }
                 b'r' => {
                     let i = u64::from(self.u32()?);
-                    self.memo_put(i)?
-                }
-                0x94 => {
-                    let i = self.memo.len() as u64;
                     self.memo_put(i)?
                 }
                 b'h' => {
@@ -794,22 +984,11 @@ impl<'a> Machine<'a> {
                     let i = u64::from(self.u32()?);
                     self.memo_get(i)?
                 }
-                // GLOBAL, STACK_GLOBAL
+                // GLOBAL
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
                     self.global(module, name)?;
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    let (Object::Str(module), Object::Str(name)) =
-                        (&self.objects[module], &self.objects[name])
-                    else {
-                        return Err(self.wrong("STACK_GLOBAL", "two str", module));
-                    };
-                    let (module, name) = (module.clone(), name.clone());
-                    self.global(&module, &name)?;
                 }
                 // REDUCE, BUILD, BINPERSID
                 b'R' => {
@@ -826,7 +1005,7 @@ impl<'a> Machine<'a> {
                 b'Q' => {
                     let pid = self.pop()?;
                     let storage = self.persistent_load(pid)?;
-                    self.push_new(Object::Storage(storage))?;
+                    self.push_new(Object::Storage(Box::new(storage)))?;
                 }
                 _ => {
                     return Err(Error::UnsupportedOpcode {
@@ -849,24 +1028,30 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn tuple(&self, id: ObjId, context: &str) -> Result<Vec<ObjId>, Error> {
+    /// The items of the tuple at `id`, if it has between `min` and `max` of them (checked
+    /// before anything is copied, so a huge tuple costs nothing here).
+    fn tuple(&self, id: ObjId, context: &str, max: usize) -> Result<Vec<ObjId>, Error> {
         match &self.objects[id] {
-            Object::Tuple(items) => Ok(items.clone()),
+            Object::Tuple(items) if items.len() <= max => Ok(items.clone()),
+            Object::Tuple(items) => Err(Error::BadCall {
+                offset: self.off(),
+                callable: "tuple",
+                reason: format!(
+                    "{context} has {} items, at most {max} expected",
+                    items.len()
+                ),
+            }),
             _ => Err(self.wrong(context, "tuple", id)),
         }
     }
 
-    fn int(&self, id: ObjId, context: &str) -> Result<i64, Error> {
-        match &self.objects[id] {
-            Object::Int(i) => Ok(*i),
-            Object::Bool(b) => Ok(i64::from(*b)),
-            _ => Err(self.wrong(context, "int", id)),
-        }
-    }
-
-    /// A non-negative int (a size, offset or count).
+    /// A non-negative int (a size, offset or count). Bools are refused: torch's size and
+    /// offset arguments are ints, and a bool there is not what `torch.save` writes.
     fn count(&self, id: ObjId, context: &str) -> Result<u64, Error> {
-        let v = self.int(id, context)?;
+        let v = match &self.objects[id] {
+            Object::Int(i) => *i,
+            _ => return Err(self.wrong(context, "int", id)),
+        };
         u64::try_from(v).map_err(|_| Error::BadCall {
             offset: self.off(),
             callable: "size",
@@ -882,11 +1067,51 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// `requires_grad`: a bool, and only true for a floating-point tensor (torch raises
+    /// "only Tensors of floating point dtype can require gradients" otherwise).
+    fn requires_grad(&self, g: Global, id: ObjId, dtype: DType) -> Result<(), Error> {
+        match self.objects[id] {
+            Object::Bool(false) => Ok(()),
+            Object::Bool(true)
+                if matches!(dtype, DType::F16 | DType::BF16 | DType::F32 | DType::F64) =>
+            {
+                Ok(())
+            }
+            Object::Bool(true) => Err(self.bad_call(
+                g,
+                format!("requires_grad is True for a {dtype:?} tensor; torch refuses that"),
+            )),
+            _ => Err(self.wrong(g.name(), "bool requires_grad", id)),
+        }
+    }
+
+    /// An argument that must be empty: None or an empty dict (backward hooks, tensor
+    /// metadata, parameter state). A non-empty one would change the tensor torch builds.
+    fn empty_arg(&self, g: Global, id: ObjId, what: &str, none_ok: bool) -> Result<(), Error> {
+        match &self.objects[id] {
+            Object::None if none_ok => Ok(()),
+            Object::Dict { items, state, .. } if items.is_empty() && state.is_none() => Ok(()),
+            other => Err(self.bad_call(
+                g,
+                format!(
+                    "{what} must be {}an empty dict, found a {}{}",
+                    if none_ok { "None or " } else { "" },
+                    other.type_name(),
+                    if matches!(other, Object::Dict { .. }) {
+                        " with items"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
+        }
+    }
+
     fn reduce(&mut self, callable: ObjId, args: ObjId) -> Result<ObjId, Error> {
         let Object::Global(g) = self.objects[callable] else {
             return Err(self.wrong("REDUCE callable", "allow-listed global", callable));
         };
-        let args = self.tuple(args, "REDUCE arguments")?;
+        let args = self.tuple(args, "REDUCE arguments", 7)?;
         match g {
             Global::OrderedDict => {
                 if !args.is_empty() {
@@ -895,6 +1120,7 @@ impl<'a> Machine<'a> {
                 self.alloc(Object::Dict {
                     items: Vec::new(),
                     state: None,
+                    ordered: true,
                 })
             }
             Global::RebuildParameter | Global::RebuildParameterWithState => {
@@ -904,10 +1130,15 @@ impl<'a> Machine<'a> {
                         self.bad_call(g, format!("{} arguments, expected {want}", args.len()))
                     );
                 }
-                match self.objects[args[0]] {
-                    Object::Tensor(_) => Ok(args[0]),
-                    _ => Err(self.wrong(g.name(), "tensor", args[0])),
+                let Object::Tensor(t) = &self.objects[args[0]] else {
+                    return Err(self.wrong(g.name(), "tensor", args[0]));
+                };
+                self.requires_grad(g, args[1], t.storage.dtype)?;
+                self.empty_arg(g, args[2], "backward_hooks", false)?;
+                if want == 4 {
+                    self.empty_arg(g, args[3], "state", true)?;
                 }
+                Ok(args[0])
             }
             Global::RebuildTensorV2 => {
                 if !(6..=7).contains(&args.len()) {
@@ -918,22 +1149,33 @@ impl<'a> Machine<'a> {
                 let Object::Storage(storage) = &self.objects[args[0]] else {
                     return Err(self.wrong(g.name(), "storage", args[0]));
                 };
-                let storage = storage.clone();
+                let storage = (**storage).clone();
                 let offset = self.count(args[1], "storage offset")?;
-                let size = self.tuple(args[2], "size")?;
-                let stride = self.tuple(args[3], "stride")?;
+                let max_rank = self.limits.max_rank;
+                let rank_err = |e: Error| match e {
+                    Error::BadCall { .. } => self.limit(
+                        "tensor rank",
+                        match &self.objects[args[2]] {
+                            Object::Tuple(v) => v.len() as u64,
+                            _ => 0,
+                        },
+                        max_rank as u64,
+                        LimitKind::Rank,
+                    ),
+                    e => e,
+                };
+                let size = self.tuple(args[2], "size", max_rank).map_err(rank_err)?;
+                let stride = self.tuple(args[3], "stride", max_rank)?;
                 if size.len() != stride.len() {
                     return Err(self.bad_call(
                         g,
                         format!("size has {} dims, stride {}", size.len(), stride.len()),
                     ));
                 }
-                if size.len() > self.limits.max_rank {
-                    return Err(self.limit(
-                        "tensor rank",
-                        size.len() as u64,
-                        self.limits.max_rank as u64,
-                    ));
+                self.requires_grad(g, args[4], storage.dtype)?;
+                self.empty_arg(g, args[5], "backward_hooks", false)?;
+                if args.len() == 7 {
+                    self.empty_arg(g, args[6], "metadata", true)?;
                 }
                 let mut shape = Vec::with_capacity(size.len());
                 let mut strides = Vec::with_capacity(size.len());
@@ -943,7 +1185,12 @@ impl<'a> Machine<'a> {
                 }
                 let bytes = byte_len(storage.dtype, &shape).unwrap_or(u64::MAX);
                 if bytes > self.limits.max_tensor_bytes {
-                    return Err(self.limit("tensor bytes", bytes, self.limits.max_tensor_bytes));
+                    return Err(self.limit(
+                        "tensor bytes",
+                        bytes,
+                        self.limits.max_tensor_bytes,
+                        LimitKind::TensorBytes,
+                    ));
                 }
                 let numel = shape.iter().map(|&d| d as u64).product::<u64>();
                 if numel > storage.numel {
@@ -951,7 +1198,7 @@ impl<'a> Machine<'a> {
                         g,
                         format!(
                             "view {shape:?} stride {strides:?} has {numel} elements, more than its storage `{}` ({}): overlapping views are not materialised",
-                            storage.key, storage.numel
+                            esc(&storage.key), storage.numel
                         ),
                     ));
                 }
@@ -961,25 +1208,32 @@ impl<'a> Machine<'a> {
                             g,
                             format!(
                                 "view {shape:?} stride {strides:?} offset {offset} reaches element {end}, storage `{}` has {}",
-                                storage.key, storage.numel
+                                esc(&storage.key), storage.numel
                             ),
                         ));
                     }
                 }
-                self.alloc(Object::Tensor(TensorRef {
+                self.alloc(Object::Tensor(Box::new(TensorRef {
                     storage,
                     offset,
                     shape,
                     stride: strides,
-                }))
+                })))
             }
             Global::Storage(_) => Err(self.bad_call(g, "storage classes are not called".into())),
         }
     }
 
     fn build(&mut self, target: ObjId, state: ObjId) -> Result<(), Error> {
+        if !matches!(self.objects[state], Object::Dict { .. }) {
+            return Err(self.wrong("BUILD state", "dict", state));
+        }
         match &mut self.objects[target] {
-            Object::Dict { state: s, .. } => {
+            Object::Dict {
+                state: s,
+                ordered: true,
+                ..
+            } => {
                 *s = Some(state);
                 Ok(())
             }
@@ -987,17 +1241,30 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// `('storage', <storage class>, key, location, numel)`; legacy files add a sixth
-    /// element, the view metadata, which must be None.
+    /// `('storage', <storage class>, key, location, numel)` in zip files; legacy files add a
+    /// sixth element, the view metadata, which must be None, and name typed storages only.
     fn persistent_load(&mut self, pid: ObjId) -> Result<StorageRef, Error> {
-        let items = self.tuple(pid, "persistent id")?;
+        let items = self.tuple(pid, "persistent id", 6)?;
         let bad = |reason: String| Error::BadCall {
             offset: self.op_at as u64,
             callable: "persistent_load",
             reason,
         };
-        if !(5..=6).contains(&items.len()) {
-            return Err(bad(format!("{} elements, expected 5 or 6", items.len())));
+        let allowed: &[usize] = match self.pids {
+            PersistentIds::Any => &[5, 6],
+            PersistentIds::Zip => &[5],
+            PersistentIds::Legacy => &[6],
+        };
+        if !allowed.contains(&items.len()) {
+            return Err(bad(format!(
+                "{} elements, expected {}",
+                items.len(),
+                allowed
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )));
         }
         if !matches!(&self.objects[items[0]], Object::Str(s) if s == "storage") {
             return Err(bad("first element is not 'storage'".into()));
@@ -1005,13 +1272,23 @@ impl<'a> Machine<'a> {
         let Object::Global(Global::Storage(dtype)) = self.objects[items[1]] else {
             return Err(self.wrong("persistent id storage class", "torch.*Storage", items[1]));
         };
+        if dtype.is_none() && items.len() == 6 {
+            return Err(bad(
+                "untyped storages have no dtype in legacy files (torch fails on them too)".into(),
+            ));
+        }
         let key = match &self.objects[items[2]] {
-            Object::Str(s) if s.len() <= MAX_KEY_LEN => s.clone(),
-            Object::Int(i) => i.to_string(),
-            _ => return Err(self.wrong("storage key", "str", items[2])),
+            Object::Str(s) if s.len() <= MAX_KEY_LEN && !s.is_empty() => s.clone(),
+            _ => return Err(self.wrong("storage key", "a short str", items[2])),
         };
         let location = match &self.objects[items[3]] {
-            Object::Str(s) if s.len() <= MAX_KEY_LEN => s.clone(),
+            Object::Str(s) if known_location(s) => s.clone(),
+            Object::Str(s) => {
+                return Err(bad(format!(
+                    "storage location {:?} is not cpu, cuda or cuda:<n>",
+                    esc(s)
+                )))
+            }
             _ => return Err(self.wrong("storage location", "str", items[3])),
         };
         let numel = self.count(items[4], "storage numel")?;
@@ -1020,12 +1297,41 @@ impl<'a> Machine<'a> {
                 "storage views (legacy view metadata) are not supported".into(),
             ));
         }
+        let dtype = dtype.unwrap_or(DType::U8);
+        match self.storages.get(&key) {
+            Some(&(d, n)) if (d, n) != (dtype, numel) => {
+                return Err(Error::StorageRedeclared {
+                    offset: self.off(),
+                    key,
+                    first_dtype: d,
+                    first_numel: n,
+                    dtype,
+                    numel,
+                })
+            }
+            Some(_) => {}
+            None => {
+                self.charge(MAP_ENTRY_BYTES + key.len() as u64)?;
+                self.storages.insert(key.clone(), (dtype, numel));
+            }
+        }
         Ok(StorageRef {
             key,
-            dtype: dtype.unwrap_or(DType::U8),
+            dtype,
             location,
             numel,
         })
+    }
+}
+
+/// Device names torch restores without a `map_location`: `cpu`, `cuda`, `cuda:<n>`.
+fn known_location(s: &str) -> bool {
+    match s.strip_prefix("cuda") {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix(':').is_some_and(|n| {
+            !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit())
+        }),
+        None => s == "cpu",
     }
 }
 
@@ -1035,6 +1341,7 @@ fn to_usize(v: u64, offset: u64) -> Result<usize, Error> {
         what: "dimension",
         actual: v,
         limit: usize::MAX as u64,
+        kind: LimitKind::TensorBytes,
     })
 }
 
@@ -1198,7 +1505,11 @@ mod tests {
         p.add("big", DType::I64, &[3_000_000_000]);
         p.add("scalar", DType::F16, &[]);
         let bytes = p.finish();
-        let u = unpickle(&bytes, &Limits::default()).unwrap();
+        let roomy = Limits {
+            max_tensor_bytes: u64::MAX,
+            ..Limits::default()
+        };
+        let u = unpickle_as(&bytes, &roomy, PersistentIds::Zip).unwrap();
         assert_eq!(u.len, bytes.len());
         let Object::Dict { items, .. } = u.root() else {
             panic!("root is {:?}", u.root())

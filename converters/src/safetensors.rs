@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use ::safetensors::tensor::{Metadata, TensorInfo};
 use ::safetensors::Dtype;
 
+use crate::limits::LimitKind;
 use crate::tensor::{DType, Limits, StateDict, Tensor};
+use crate::text::esc;
 
 /// One entry of a [`StateDict`].
 type Named = (String, Tensor);
@@ -38,15 +40,15 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O error.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The declared header length does not fit the file or the limit.
-    #[error("{}: header length {declared} does not fit (file has {available} bytes after the length, limit {limit})", path.display())]
+    #[error("{}: header length {declared} does not fit (file has {available} bytes after the length; the {} is {limit}; {})", path.display(), LimitKind::MetadataBytes, LimitKind::MetadataBytes.hint())]
     HeaderSize {
         /// The file.
         path: PathBuf,
@@ -76,7 +78,7 @@ pub enum Error {
         actual: u64,
     },
     /// A dtype zoo has no [`DType`] for.
-    #[error("{}: tensor `{name}` has unsupported dtype {dtype}", path.display())]
+    #[error("{}: tensor `{}` has unsupported dtype {dtype}", path.display(), esc(name))]
     UnsupportedDtype {
         /// The file.
         path: PathBuf,
@@ -86,19 +88,43 @@ pub enum Error {
         dtype: String,
     },
     /// A size over a [`Limits`] bound.
-    #[error("{}: {what} is {actual}, over the limit of {limit}", path.display())]
+    #[error("{}: {what} is {actual}, over the {kind} of {limit} ({})", path.display(), kind.hint())]
     Limit {
         /// The file.
         path: PathBuf,
-        /// What was sized.
+        /// What was sized (names in it are escaped).
         what: String,
         /// The value.
         actual: u64,
         /// The limit.
         limit: u64,
+        /// Which bound.
+        kind: LimitKind,
+    },
+    /// A buffer that passed the limits could still not be allocated.
+    #[error("{}: cannot allocate {bytes} bytes for {what}", path.display())]
+    Alloc {
+        /// The file.
+        path: PathBuf,
+        /// What the buffer was for (names in it are escaped).
+        what: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A bool tensor holds a byte other than 0 or 1.
+    #[error("{}: bool tensor `{}` has byte {value} at element {index}", path.display(), esc(name))]
+    BadBool {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Element index.
+        index: u64,
+        /// The byte.
+        value: u8,
     },
     /// Two tensors with one name.
-    #[error("{}: duplicate tensor name `{name}`", path.display())]
+    #[error("{}: duplicate tensor name `{}`", path.display(), esc(name))]
     DuplicateName {
         /// The file.
         path: PathBuf,
@@ -142,9 +168,24 @@ pub fn to_safetensors_dtype(d: DType) -> Dtype {
     }
 }
 
-/// Reads every tensor (in file offset order) and the `__metadata__` map, with default limits.
+/// Whether a file that starts with `head` and is `len` bytes long has the shape of a
+/// safetensors file: an 8-byte little-endian header length `N` with `8 + N <= len`, and `{`
+/// right after it. (The length's bytes can be anything, so only this whole shape tells
+/// safetensors apart from other formats.)
+pub fn looks_like(head: &[u8], len: u64) -> bool {
+    let Some(n) = head.get(..8) else {
+        return false;
+    };
+    let mut b = [0u8; 8];
+    b.copy_from_slice(n);
+    let n = u64::from_le_bytes(b);
+    n >= 2 && n.checked_add(8).is_some_and(|end| end <= len) && head.get(8) == Some(&b'{')
+}
+
+/// Reads every tensor (in file offset order) and the `__metadata__` map, with the process's
+/// [`Limits::current`].
 pub fn read(path: &Path) -> Result<(StateDict, BTreeMap<String, String>)> {
-    read_with_limits(path, Limits::default())
+    read_with_limits(path, Limits::current())
 }
 
 /// [`read`] with explicit limits.
@@ -166,30 +207,31 @@ pub fn read_each(
     path: &Path,
     visit: &mut dyn FnMut(String, Tensor) -> Result<()>,
 ) -> Result<BTreeMap<String, String>> {
-    read_each_with_limits(path, Limits::default(), visit)
+    read_each_with_limits(path, Limits::current(), visit)
 }
 
-fn read_each_with_limits(
+/// [`read_each`] with explicit limits.
+pub fn read_each_with_limits(
     path: &Path,
     limits: Limits,
     visit: &mut dyn FnMut(String, Tensor) -> Result<()>,
 ) -> Result<BTreeMap<String, String>> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let mut n = [0u8; 8];
     file.read_exact(&mut n)
-        .map_err(|source| match source.kind() {
+        .map_err(|error| match error.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::HeaderSize {
                 path: path.to_owned(),
                 declared: 8,
                 available: len,
                 limit: 8,
             },
-            _ => io(source),
+            _ => io(error),
         })?;
     let n = u64::from_le_bytes(n);
     let available = len - 8;
@@ -202,7 +244,12 @@ fn read_each_with_limits(
             limit,
         });
     }
-    let mut header = vec![0u8; n as usize];
+    let alloc = |what: String, bytes: u64| Error::Alloc {
+        path: path.to_owned(),
+        what,
+        bytes,
+    };
+    let mut header = crate::alloc::zeroed(n).ok_or_else(|| alloc("the header".into(), n))?;
     file.read_exact(&mut header).map_err(io)?;
     let header_err = |reason: String| Error::Header {
         path: path.to_owned(),
@@ -227,6 +274,7 @@ fn read_each_with_limits(
             what: "tensor count".into(),
             actual: names.len() as u64,
             limit: limits.max_tensors,
+            kind: LimitKind::Tensors,
         });
     }
     let base = 8 + n;
@@ -234,7 +282,7 @@ fn read_each_with_limits(
     let mut file = std::io::BufReader::with_capacity(1 << 20, file);
     for name in names {
         let Some(info) = meta.info(&name) else {
-            return Err(header_err(format!("tensor `{name}` has no entry")));
+            return Err(header_err(format!("tensor `{}` has no entry", esc(&name))));
         };
         let dtype = to_dtype(info.dtype).ok_or_else(|| Error::UnsupportedDtype {
             path: path.to_owned(),
@@ -246,15 +294,27 @@ fn read_each_with_limits(
         if bytes > limits.max_tensor_bytes {
             return Err(Error::Limit {
                 path: path.to_owned(),
-                what: format!("size of tensor `{name}`"),
+                what: format!("size of tensor `{}`", esc(&name)),
                 actual: bytes,
                 limit: limits.max_tensor_bytes,
+                kind: LimitKind::TensorBytes,
             });
         }
         // Offsets are contiguous from 0 (checked by `Metadata`) and end at the file end
         // (checked above), so this reads the next `bytes` bytes, all present.
-        let mut data = vec![0u8; bytes as usize];
+        let mut data = crate::alloc::zeroed(bytes)
+            .ok_or_else(|| alloc(format!("tensor `{}`", esc(&name)), bytes))?;
         file.read_exact(&mut data).map_err(io)?;
+        if dtype == DType::Bool {
+            if let Some(i) = data.iter().position(|&b| b > 1) {
+                return Err(Error::BadBool {
+                    path: path.to_owned(),
+                    name,
+                    index: i as u64,
+                    value: data[i],
+                });
+            }
+        }
         let tensor = Tensor::new(&name, dtype, info.shape.clone(), data)
             .map_err(|e| header_err(e.to_string()))?;
         visit(name, tensor)?;
@@ -340,9 +400,10 @@ fn header<'a>(
     if out.len() as u64 > MAX_HEADER_BYTES {
         return Err(Error::Limit {
             path: path.to_owned(),
-            what: "header size".into(),
+            what: "header size (the safetensors format's bound)".into(),
             actual: out.len() as u64,
             limit: MAX_HEADER_BYTES,
+            kind: LimitKind::MetadataBytes,
         });
     }
     Ok((out, order))
@@ -351,9 +412,9 @@ fn header<'a>(
 /// Writes `tensors` and `metadata` as safetensors, atomically (temp file, fsync, rename) and
 /// deterministically (see the module docs).
 pub fn write(path: &Path, tensors: &StateDict, metadata: &BTreeMap<String, String>) -> Result<()> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     let (header, order) = header(path, tensors, metadata)?;
     let parent = match path.parent() {

@@ -96,9 +96,10 @@ impl Tensor {
     /// `name` is only used in the error.
     pub fn new(name: &str, dtype: DType, shape: Vec<usize>, data: Vec<u8>) -> Result<Self> {
         let expected = byte_len(dtype, &shape).ok_or_else(|| Error::Limit {
-            what: format!("byte size of tensor `{name}` {shape:?}"),
+            what: format!("byte size of tensor `{}` {shape:?}", crate::text::esc(name)),
             actual: u64::MAX,
             limit: u64::MAX,
+            kind: crate::LimitKind::TensorBytes,
         })?;
         if expected != data.len() as u64 {
             return Err(Error::TensorSize {
@@ -405,44 +406,7 @@ pub fn byte_len(dtype: DType, shape: &[usize]) -> Option<u64> {
 /// Named tensors in a stable order (insertion order).
 pub type StateDict = Vec<(String, Tensor)>;
 
-/// Bounds applied to every size read from an untrusted file before allocating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest single tensor, in bytes.
-    pub max_tensor_bytes: u64,
-    /// Most tensors (or index entries) in one file.
-    pub max_tensors: u64,
-    /// Largest metadata structure read into memory at once (index block, pickle, header), in bytes.
-    pub max_metadata_bytes: u64,
-    /// Deepest pickle stack / most memo entries.
-    pub max_pickle_items: u64,
-    /// Largest tensor rank.
-    pub max_rank: usize,
-}
-
-impl Limits {
-    /// Tight bounds for the fuzz targets and the replay of their regression inputs, so that
-    /// arbitrary bytes cannot make a run allocate gigabytes.
-    pub const FUZZ: Limits = Limits {
-        max_tensor_bytes: 1 << 24,
-        max_tensors: 1 << 12,
-        max_metadata_bytes: 1 << 22,
-        max_pickle_items: 1 << 16,
-        max_rank: 16,
-    };
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_tensor_bytes: 64 << 30,
-            max_tensors: 1 << 20,
-            max_metadata_bytes: 512 << 20,
-            max_pickle_items: 1 << 24,
-            max_rank: 16,
-        }
-    }
-}
+pub use crate::limits::Limits;
 
 #[cfg(test)]
 mod tests {

@@ -437,7 +437,7 @@ fn tarball_path_escapes_and_links_are_refused() {
             b"ok/model.ckpt.index",
             tar::EntryType::Regular,
             None,
-            "already exists",
+            "listed twice",
         ),
     ];
     for (name, kind, link, reason_has) in cases {

@@ -59,7 +59,7 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "NPY", requires = "reference_input")]
     pub reference_logits: Option<PathBuf>,
     /// Largest absolute logit difference that passes.
-    #[arg(long, default_value_t = crate::torch::DEFAULT_TOLERANCE)]
+    #[arg(long, default_value_t = crate::torch::DEFAULT_TOLERANCE, value_parser = crate::torch::parse_tolerance)]
     pub tolerance: f64,
     /// Output file stem (default: the model name, or the source file's stem).
     #[arg(long, value_name = "STEM")]

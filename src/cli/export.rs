@@ -34,7 +34,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "NPY", requires = "reference_input")]
     pub reference_logits: Option<PathBuf>,
     /// Largest absolute logit difference that passes.
-    #[arg(long, default_value_t = crate::torch::DEFAULT_TOLERANCE)]
+    #[arg(long, default_value_t = crate::torch::DEFAULT_TOLERANCE, value_parser = crate::torch::parse_tolerance)]
     pub tolerance: f64,
     /// Never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long)]

@@ -162,6 +162,11 @@ pub enum Status {
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // An invalid $ZOO_LIMITS is a usage error, not a silent fallback to the defaults.
+    if let Err(err) = zoo_converters::Limits::from_env() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
     signals::install();
     match run(cli) {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -92,17 +92,21 @@ pub enum MappingIssue {
     },
 }
 
+/// Tensor and scope names come from the checkpoint: shown escaped (no terminal control
+/// characters).
 impl std::fmt::Display for MappingIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use zoo_converters::text::esc;
         match self {
             MappingIssue::Scope { found } if found.is_empty() => f.write_str(
                 "no `<scope>/stem/conv2d/kernel` variable: not a TF EfficientNet checkpoint",
             ),
             MappingIssue::Scope { found } => {
+                let found: Vec<String> = found.iter().map(|s| esc(s).to_string()).collect();
                 write!(f, "several model scopes: {}", found.join(", "))
             }
             MappingIssue::Missing { target, source } => {
-                write!(f, "{target}: missing source tensor `{source}`")
+                write!(f, "{target}: missing source tensor `{}`", esc(source))
             }
             MappingIssue::Shape {
                 target,
@@ -111,14 +115,16 @@ impl std::fmt::Display for MappingIssue {
                 actual,
             } => write!(
                 f,
-                "{target}: `{source}` has shape {actual:?}, the architecture needs {expected:?}"
+                "{target}: `{}` has shape {actual:?}, the architecture needs {expected:?}",
+                esc(source)
             ),
             MappingIssue::Dtype { source, actual } => {
-                write!(f, "`{source}` is {actual}, expected F32")
+                write!(f, "`{}` is {actual}, expected F32", esc(source))
             }
             MappingIssue::Unexpected { source, shape } => write!(
                 f,
-                "`{source}` {shape:?} is neither mapped nor a known optimizer/bookkeeping tensor"
+                "`{}` {shape:?} is neither mapped nor a known optimizer/bookkeeping tensor",
+                esc(source)
             ),
         }
     }

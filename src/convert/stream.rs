@@ -51,13 +51,12 @@ const FINGERPRINT_HEX_LEN: usize = 64;
 #[non_exhaustive]
 pub enum StreamError {
     /// The source tensor could not be read (missing, truncated, crc mismatch, …).
-    #[error("reading source tensor `{name}`: {source}")]
+    #[error("reading source tensor `{name}`: {error}")]
     Read {
         /// Source tensor name.
         name: String,
         /// The reader's error (boxed: it is large and errors are rare).
-        #[source]
-        source: Box<zoo_converters::Error>,
+        error: Box<zoo_converters::Error>,
     },
     /// The source tensor is not what the plan was made for.
     #[error(
@@ -77,12 +76,12 @@ pub enum StreamError {
     #[error(transparent)]
     Pth(Box<zoo_converters::pth::Error>),
     /// Writing the `.safetensors` failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The output file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A conversion stage stopped without an error of its own (another stage's failed).
     #[error("conversion aborted")]
@@ -216,7 +215,10 @@ fn publish_all(sealed: Vec<Sealed>) -> Result<(), StreamError> {
             for p in &placed {
                 let _ = std::fs::remove_file(p);
             }
-            return Err(StreamError::Io { path, source });
+            return Err(StreamError::Io {
+                path,
+                error: source,
+            });
         }
         placed.push(path);
     }
@@ -341,7 +343,7 @@ fn read_stage<'a>(
         };
         let tensor = read.map_err(|source| StreamError::Read {
             name: item.source.clone(),
-            source: Box::new(source),
+            error: Box::new(source),
         })?;
         let expected = item.map.tf_shape();
         if tensor.shape() != expected || tensor.dtype() != DType::F32 {
@@ -442,7 +444,7 @@ impl SafetensorsStream {
         };
         let io = |source| StreamError::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         };
         let mut order: Vec<&(&str, DType, &[usize])> = declared.iter().collect();
         order.sort_by(|(ln, ld, _), (rn, rd, _)| {
@@ -567,7 +569,7 @@ impl SafetensorsStream {
             .write_all_at(tensor.data(), slot.start)
             .map_err(|source| StreamError::Io {
                 path: self.path.clone(),
-                source,
+                error: source,
             })?;
         self.flusher.wrote(tensor.data().len() as u64);
         Ok(())
@@ -577,7 +579,7 @@ impl SafetensorsStream {
     fn seal(self, fingerprint: &str) -> Result<Sealed, StreamError> {
         let io = |source| StreamError::Io {
             path: self.path.clone(),
-            source,
+            error: source,
         };
         let mut missing: Vec<&str> = self
             .slots

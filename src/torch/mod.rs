@@ -27,6 +27,50 @@ pub use imp::{available, EfficientNet};
 /// Default tolerance on logits: the largest absolute difference that still passes.
 pub const DEFAULT_TOLERANCE: f64 = 1e-4;
 
+/// A `--tolerance` that cannot be a tolerance: a NaN (every comparison fails), an infinity
+/// (every comparison, even against all-NaN logits, passes) or a negative number.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("tolerance {text:?}: {reason}; expected a finite number >= 0 such as 1e-4")]
+pub struct ToleranceError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Parses a logit tolerance: a finite number `>= 0` (the `value_parser` of `--tolerance`).
+pub fn parse_tolerance(text: &str) -> Result<f64, ToleranceError> {
+    let err = |reason| ToleranceError {
+        text: text.to_owned(),
+        reason,
+    };
+    let v: f64 = text.trim().parse().map_err(|_| err("not a number"))?;
+    check_tolerance(v).map_err(|_| err(tolerance_problem(v)))?;
+    Ok(v)
+}
+
+fn tolerance_problem(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN would fail every comparison"
+    } else if v.is_infinite() {
+        "an infinite tolerance would pass any logits, even all-NaN ones"
+    } else {
+        "a negative tolerance would fail every comparison"
+    }
+}
+
+/// `Ok` for a finite tolerance `>= 0`.
+fn check_tolerance(v: f64) -> Result<(), TorchError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(TorchError::Tolerance {
+            value: v,
+            reason: tolerance_problem(v),
+        })
+    }
+}
+
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum TorchError {
@@ -64,6 +108,14 @@ pub enum TorchError {
         reference: Vec<usize>,
         /// Dtype of the reference logits.
         reference_dtype: &'static str,
+    },
+    /// A tolerance that is NaN, infinite or negative.
+    #[error("tolerance {value}: {reason}")]
+    Tolerance {
+        /// The tolerance.
+        value: f64,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// libtorch reported an error while running `op`.
     #[error("libtorch: {op}: {message}")]
@@ -192,6 +244,7 @@ pub fn compare_logits(
         reference: reference.shape().to_vec(),
         reference_dtype: reference.dtype().name(),
     };
+    check_tolerance(tolerance)?;
     if actual.dtype() != DType::F32 || reference.dtype() != DType::F32 {
         return Err(bad("both must be F32"));
     }
@@ -258,6 +311,21 @@ mod tests {
 
     fn t(shape: Vec<usize>, v: &[f32]) -> Tensor {
         Tensor::from_f32(shape, v).unwrap()
+    }
+
+    /// Issue 14 (L11): a NaN, infinite or negative tolerance is refused where it is parsed and
+    /// where it is used; an infinite one would pass all-NaN logits.
+    #[test]
+    fn tolerance_is_finite_and_not_negative() {
+        assert_eq!(parse_tolerance("1e-4"), Ok(1e-4));
+        assert_eq!(parse_tolerance("0"), Ok(0.0));
+        for bad in ["inf", "-inf", "NaN", "-1", "1e400", "", "x"] {
+            let e = parse_tolerance(bad).unwrap_err();
+            assert!(e.to_string().contains("tolerance"), "{bad}: {e}");
+        }
+        let nan = t(vec![1, 2], &[f32::NAN, f32::NAN]);
+        let e = compare_logits(&nan, &nan, f64::INFINITY).unwrap_err();
+        assert!(matches!(e, TorchError::Tolerance { .. }), "{e}");
     }
 
     #[test]

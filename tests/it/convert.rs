@@ -342,3 +342,74 @@ fn converted_pth_loads_in_timm_strict() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("strict=True ok"), "{text}");
 }
+
+/// Issue 14 (H2): zoo's own safetensors output is read back by every command whatever the
+/// length of the source name it records, in particular when that name puts the header length
+/// at 128 mod 256, whose low byte is a pickle PROTO.
+#[test]
+fn converted_safetensors_of_a_long_source_name_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let convert_named = |prefix_len: usize| {
+        let source = tmp.path().join(format!(
+            "{}-efficientnet-tiny.tar.gz",
+            "a".repeat(prefix_len)
+        ));
+        std::fs::copy(tiny("efficientnet-tiny.tar.gz"), &source).unwrap();
+        let out = tmp.path().join(format!("out{prefix_len}"));
+        let (code, _, err) = convert_tiny(&source, &out, &["--name-as", "t"]);
+        assert_eq!(code, 0, "{err}");
+        outputs(&out)
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .unwrap()
+    };
+    let header_len = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        u64::from_le_bytes(b[..8].try_into().unwrap())
+    };
+    // the header grows by one byte per name character, padded to a multiple of 8
+    let first = header_len(&convert_named(16));
+    let st = convert_named(16 + ((128 + 256 - first % 256) % 256) as usize);
+    assert_eq!(header_len(&st) % 256, 128);
+    let (code, out, err) = zoo(&["fingerprint", &st.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Issue 14 (L11): a tolerance that is NaN, infinite or negative is refused where it is
+/// parsed; an infinite one would pass any logits.
+#[test]
+fn tolerance_must_be_finite_and_non_negative() {
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in ["inf", "NaN", "-1", "-0.5", "x"] {
+        let arg = format!("--tolerance={bad}");
+        let (code, _, err) = convert(tmp.path(), &[&arg]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("tolerance"), "{bad}: {err}");
+    }
+    assert!(outputs(tmp.path()).is_empty());
+}
+
+/// Issue 14: an invalid `ZOO_LIMITS` is a usage error naming the item, not a silent default.
+#[test]
+fn invalid_zoo_limits_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(["fingerprint", &tiny("tf_efficientnet_tiny.pth")])
+        .env("ZOO_LIMITS", "disk-bytes=lots")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ZOO_LIMITS") && err.contains("disk-bytes=lots"),
+        "{err}"
+    );
+    // a valid one applies: too small a tensor limit stops the read, naming it
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(["fingerprint", &tiny("tf_efficientnet_tiny.pth")])
+        .env("ZOO_LIMITS", "tensor-bytes=1K")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("ZOO_LIMITS=tensor-bytes="), "{err}");
+}

@@ -41,9 +41,13 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::limits::LimitKind;
+use crate::text::esc;
 use crate::{tensor::byte_len, DType, Limits, Result, Tensor};
 
-pub use tarball::unpack_tarball;
+pub use tarball::{
+    extract_members, open_tarball, unpack_tarball, unpack_tarball_with_limits, Extracted,
+};
 pub use write::BundleWriter;
 
 /// Everything that can go wrong reading or writing a tensor bundle. Each variant carries the
@@ -52,12 +56,12 @@ pub use write::BundleWriter;
 #[non_exhaustive]
 pub enum BundleError {
     /// An I/O error on a named file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A structure extends past the end of its file.
     #[error("{}: {what} at offset {offset} needs {needed} bytes, only {available} available", path.display())]
@@ -110,7 +114,7 @@ pub enum BundleError {
         what: String,
     },
     /// An entry's protobuf value is malformed or inconsistent.
-    #[error("{}: entry `{entry}` (offset {offset}): {what}", path.display())]
+    #[error("{}: entry `{}` (offset {offset}): {what}", path.display(), esc(entry))]
     BadEntry {
         /// The `.index` file.
         path: PathBuf,
@@ -128,7 +132,7 @@ pub enum BundleError {
         path: PathBuf,
     },
     /// A tensor's dtype is not one zoo reads.
-    #[error("{}: tensor `{tensor}` has unsupported dtype {dtype} ({})", path.display(), tf_dtype_name(*dtype))]
+    #[error("{}: tensor `{}` has unsupported dtype {dtype} ({})", path.display(), esc(tensor), tf_dtype_name(*dtype))]
     UnsupportedDtype {
         /// The `.index` file.
         path: PathBuf,
@@ -148,7 +152,7 @@ pub enum BundleError {
         what: String,
     },
     /// A tensor's bytes do not match the checksum recorded in the index.
-    #[error("{}: tensor `{tensor}` (offset {offset}, {size} bytes): masked crc32c is {actual:#010x}, index says {expected:#010x}", path.display())]
+    #[error("{}: tensor `{}` (offset {offset}, {size} bytes): masked crc32c is {actual:#010x}, index says {expected:#010x}", path.display(), esc(tensor))]
     TensorChecksum {
         /// The data shard.
         path: PathBuf,
@@ -164,7 +168,7 @@ pub enum BundleError {
         actual: u32,
     },
     /// A bool tensor holds a byte other than 0 or 1.
-    #[error("{}: bool tensor `{tensor}` has byte {value} at element {index}", path.display())]
+    #[error("{}: bool tensor `{}` has byte {value} at element {index}", path.display(), esc(tensor))]
     BadBool {
         /// The data shard.
         path: PathBuf,
@@ -176,17 +180,29 @@ pub enum BundleError {
         value: u8,
     },
     /// A size read from the file exceeds a [`Limits`] bound.
-    #[error("{what}: {actual} exceeds the limit of {limit}")]
+    #[error("{what}: {actual} exceeds the {kind} of {limit} ({})", kind.hint())]
     Limit {
-        /// What was being sized (names the file and entry).
+        /// What was being sized (names the file and entry, escaped).
         what: String,
         /// The value found.
         actual: u64,
         /// The configured limit.
         limit: u64,
+        /// Which bound.
+        kind: LimitKind,
+    },
+    /// A buffer that passed the limits could still not be allocated.
+    #[error("{}: cannot allocate {bytes} bytes for {what}", path.display())]
+    Alloc {
+        /// The file.
+        path: PathBuf,
+        /// What the buffer was for (names in it are escaped).
+        what: String,
+        /// Its size.
+        bytes: u64,
     },
     /// [`Bundle::read`] of a name the index does not have.
-    #[error("{}: no tensor named `{name}`", path.display())]
+    #[error("{}: no tensor named `{}`", path.display(), esc(name))]
     NoSuchTensor {
         /// The `.index` file.
         path: PathBuf,
@@ -194,7 +210,7 @@ pub enum BundleError {
         name: String,
     },
     /// A tarball entry that extraction refuses.
-    #[error("{}: entry `{entry}`: {reason}", archive.display())]
+    #[error("{}: entry `{}`: {reason}", archive.display(), esc(entry))]
     UnsafeTarEntry {
         /// The tarball.
         archive: PathBuf,
@@ -211,8 +227,30 @@ pub enum BundleError {
         /// The `.index` files found.
         found: Vec<String>,
     },
+    /// A tarball that cannot be read as a (gzip-compressed) tar archive.
+    #[error("{}: {what} at decompressed offset {offset}: {reason}", archive.display())]
+    Tar {
+        /// The tarball.
+        archive: PathBuf,
+        /// What was being read (a member header, member data, the end of the archive).
+        what: String,
+        /// Offset in the decompressed tar stream.
+        offset: u64,
+        /// The reader's message (escaped; never raw header bytes).
+        reason: String,
+    },
+    /// Writing an extracted member failed.
+    #[error("{}: extracting `{}`: {error}", archive.display(), esc(entry))]
+    Extract {
+        /// The tarball.
+        archive: PathBuf,
+        /// The member.
+        entry: String,
+        /// The error.
+        error: std::io::Error,
+    },
     /// [`BundleWriter`] misuse: an invalid name or a duplicate.
-    #[error("{}: cannot write tensor `{tensor}`: {what}", prefix.display())]
+    #[error("{}: cannot write tensor `{}`: {what}", prefix.display(), esc(tensor))]
     Write {
         /// The bundle prefix being written.
         prefix: PathBuf,
@@ -224,10 +262,10 @@ pub enum BundleError {
 }
 
 impl BundleError {
-    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         BundleError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }
@@ -327,7 +365,7 @@ impl Entry {
             return Err(BundleError::Truncated {
                 path: path.to_path_buf(),
                 offset: self.offset,
-                what: format!("tensor `{}`", self.name),
+                what: format!("tensor `{}`", esc(&self.name)),
                 needed: self.size,
                 available: bytes.len() as u64,
             }
@@ -386,6 +424,7 @@ impl Index {
                 what: format!("{}: index file size", path.display()),
                 actual: bytes.len() as u64,
                 limit: limits.max_metadata_bytes,
+                kind: LimitKind::MetadataBytes,
             });
         }
         let mut num_shards: Option<u32> = None;
@@ -475,6 +514,7 @@ fn parse_header(value: &[u8], path: &Path, at: u64, limits: &Limits) -> Result<u
             what: format!("{}: num_shards in the header", path.display()),
             actual: n,
             limit: limits.max_tensors.max(1),
+            kind: LimitKind::Tensors,
         });
     }
     Ok(h.num_shards as u32)
@@ -496,7 +536,7 @@ fn check_entry(
     };
     let unsupported = |what: String| BundleError::Unsupported {
         path: path.to_path_buf(),
-        at: format!("tensor `{name}`"),
+        at: format!("tensor `{}`", esc(name)),
         what,
     };
     let Some(dtype) = dtype_from_tf(e.dtype) else {
@@ -530,9 +570,10 @@ fn check_entry(
     let size = u64::try_from(e.size).map_err(|_| bad(format!("negative size {}", e.size)))?;
     if size > limits.max_tensor_bytes {
         return Err(BundleError::Limit {
-            what: format!("{}: size of tensor `{name}`", path.display()),
+            what: format!("{}: size of tensor `{}`", path.display(), esc(name)),
             actual: size,
             limit: limits.max_tensor_bytes,
+            kind: LimitKind::TensorBytes,
         });
     }
     let expected = byte_len(dtype, &shape)
@@ -589,21 +630,34 @@ pub struct Bundle {
 impl Bundle {
     /// Opens the bundle with prefix `prefix` (e.g. `dir/model.ckpt`) with default [`Limits`].
     pub fn open(prefix: impl AsRef<Path>) -> Result<Bundle> {
-        Self::open_with_limits(prefix, Limits::default())
+        Self::open_with_limits(prefix, Limits::current())
     }
 
     /// Opens the bundle, checking the index and every entry's extent against `limits` and the
     /// real shard sizes. Does not read tensor data.
     pub fn open_with_limits(prefix: impl AsRef<Path>, limits: Limits) -> Result<Bundle> {
         let prefix = prefix.as_ref();
-        let index_path = index_path(prefix);
-        let bytes = read_bounded(&index_path, limits.max_metadata_bytes)?;
+        Self::open_as(prefix, prefix, limits)
+    }
+
+    /// [`Bundle::open_with_limits`] of the bundle at `prefix`, whose files are named in errors
+    /// as if the prefix were `shown` (e.g. `release.tar.gz/ckpt/model.ckpt` for a bundle
+    /// extracted from a tarball into a scratch directory that is gone by the time the error is
+    /// read).
+    pub fn open_as(prefix: &Path, shown: &Path, limits: Limits) -> Result<Bundle> {
+        let index_path = index_path(shown);
+        let bytes = read_bounded(
+            &self::index_path(prefix),
+            &index_path,
+            limits.max_metadata_bytes,
+        )?;
         let index = Index::parse(&bytes, &index_path, &limits)?;
         drop(bytes);
         let mut shards = Vec::with_capacity(index.num_shards as usize);
         for i in 0..index.num_shards {
-            let path = shard_path(prefix, i, index.num_shards);
-            let file = File::open(&path).map_err(|e| BundleError::io(&path, e))?;
+            let path = shard_path(shown, i, index.num_shards);
+            let file = File::open(shard_path(prefix, i, index.num_shards))
+                .map_err(|e| BundleError::io(&path, e))?;
             let len = file
                 .metadata()
                 .map_err(|e| BundleError::io(&path, e))?
@@ -617,7 +671,7 @@ impl Bundle {
                 return Err(BundleError::Truncated {
                     path: shard.path.clone(),
                     offset: e.offset,
-                    what: format!("tensor `{}`", e.name),
+                    what: format!("tensor `{}`", esc(&e.name)),
                     needed: e.size,
                     available,
                 }
@@ -656,8 +710,21 @@ impl Bundle {
             path: self.index_path.clone(),
             name: name.to_owned(),
         })?;
-        let buf = vec![0u8; entry.size as usize];
+        let buf = self.buffer(entry)?;
         self.fill_and_decode(entry, buf)
+    }
+
+    /// A zeroed buffer for `entry`'s bytes (its size was checked against [`Limits`] at open).
+    fn buffer(&self, entry: &Entry) -> Result<Vec<u8>, BundleError> {
+        crate::alloc::zeroed(entry.size).ok_or_else(|| self.alloc_err(entry))
+    }
+
+    fn alloc_err(&self, entry: &Entry) -> BundleError {
+        BundleError::Alloc {
+            path: self.index_path.clone(),
+            what: format!("tensor `{}`", esc(&entry.name)),
+            bytes: entry.size,
+        }
     }
 
     /// Reads the tensor of one of this bundle's entries (an entry that is not exactly one of
@@ -665,7 +732,7 @@ impl Bundle {
     pub fn read_entry(&self, entry: &Entry) -> Result<Tensor> {
         let entry = self.own_entry(entry)?;
         // The size was checked against Limits and the shard length at open.
-        let buf = vec![0u8; entry.size as usize];
+        let buf = self.buffer(entry)?;
         self.fill_and_decode(entry, buf)
     }
 
@@ -677,7 +744,9 @@ impl Bundle {
         // Every byte is overwritten by the read (or the buffer is dropped with the error), so
         // only growth needs initialising.
         buf.truncate(entry.size as usize);
-        buf.resize(entry.size as usize, 0);
+        if !crate::alloc::resize(&mut buf, entry.size) {
+            return Err(self.alloc_err(entry).into());
+        }
         self.fill_and_decode(entry, buf)
     }
 
@@ -738,7 +807,7 @@ impl Bundle {
                     return Err(BundleError::Truncated {
                         path: shard.path.clone(),
                         offset: entry.offset,
-                        what: format!("tensor `{}`", entry.name),
+                        what: format!("tensor `{}`", esc(&entry.name)),
                         needed: entry.size,
                         available: len.saturating_sub(entry.offset),
                     }
@@ -757,18 +826,23 @@ impl Bundle {
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Reads a whole (metadata) file, refusing files larger than `limit`.
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BundleError> {
+fn read_bounded(real: &Path, path: &Path, limit: u64) -> Result<Vec<u8>, BundleError> {
     use std::io::Read;
-    let file = File::open(path).map_err(|e| BundleError::io(path, e))?;
+    let file = File::open(real).map_err(|e| BundleError::io(path, e))?;
     let len = file.metadata().map_err(|e| BundleError::io(path, e))?.len();
     if len > limit {
         return Err(BundleError::Limit {
             what: format!("{}: index file size", path.display()),
             actual: len,
             limit,
+            kind: LimitKind::MetadataBytes,
         });
     }
-    let mut bytes = Vec::with_capacity(len as usize);
+    let mut bytes = crate::alloc::with_capacity(len).ok_or_else(|| BundleError::Alloc {
+        path: path.to_path_buf(),
+        what: "the index file".into(),
+        bytes: len,
+    })?;
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| BundleError::io(path, e))?;
@@ -777,6 +851,7 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BundleError> {
             what: format!("{}: index file size", path.display()),
             actual: bytes.len() as u64,
             limit,
+            kind: LimitKind::MetadataBytes,
         });
     }
     Ok(bytes)
@@ -1017,6 +1092,36 @@ mod tests {
             );
             assert!(err.to_string().contains(want), "{err} lacks {want}");
         }
+    }
+
+    /// Issue 14 (Q2): a dtype varint that does not fit an int32 is reported whole, not as the
+    /// low 32 bits a protobuf parser would keep (2^40 would read as 0, DT_INVALID).
+    #[test]
+    fn dtype_beyond_int32_is_reported_whole() {
+        for dtype in [1u64 << 40, (1 << 32) + 1, i32::MAX as u64 + 1] {
+            let mut value = vec![1 << 3];
+            proto::write_varint(&mut value, dtype);
+            let mut t = table::TableBuilder::new(1 << 16);
+            t.add(b"", &header().encode());
+            t.add(b"t", &value);
+            let err = parse(&t.finish()).unwrap_err();
+            assert!(
+                matches!(&err, BundleError::BadEntry { entry, .. } if entry == "t"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&dtype.to_string()), "{err}");
+        }
+        // negative int32 values are sign-extended to ten bytes and still read
+        let mut value = vec![1 << 3];
+        proto::write_varint(&mut value, -5i64 as u64);
+        let mut t = table::TableBuilder::new(1 << 16);
+        t.add(b"", &header().encode());
+        t.add(b"t", &value);
+        let err = parse(&t.finish()).unwrap_err();
+        assert!(
+            matches!(err, BundleError::UnsupportedDtype { dtype: -5, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -140,6 +140,17 @@ fn varint(v: Value<'_>, at: usize, number: u64) -> PResult<u64> {
     }
 }
 
+/// An `int32` field: protobuf encodes negative values sign-extended to 64 bits. A varint that
+/// is neither (protobuf parsers would silently keep its low 32 bits) is an error showing the
+/// whole value.
+fn int32(v: Value<'_>, at: usize, number: u64) -> PResult<i32> {
+    let x = varint(v, at, number)?;
+    i32::try_from(x as i64).map_err(|_| ProtoError {
+        offset: at,
+        what: format!("field {number}: varint {x} does not fit an int32"),
+    })
+}
+
 fn bytes<'a>(v: Value<'a>, at: usize, number: u64) -> PResult<&'a [u8]> {
     match v {
         Value::Bytes(b) => Ok(b),
@@ -164,8 +175,8 @@ impl HeaderProto {
         let mut f = Fields::new(buf);
         while let Some((n, at, v)) = f.next_field()? {
             match n {
-                1 => h.num_shards = varint(v, at, n)? as i32,
-                2 => h.endianness = varint(v, at, n)? as i32,
+                1 => h.num_shards = int32(v, at, n)?,
+                2 => h.endianness = int32(v, at, n)?,
                 3 => {
                     let inner = bytes(v, at, n)?;
                     h.decode_version(inner).map_err(|e| ProtoError {
@@ -183,9 +194,9 @@ impl HeaderProto {
         let mut f = Fields::new(buf);
         while let Some((n, at, v)) = f.next_field()? {
             match (n, v) {
-                (1, v) => self.producer = varint(v, at, n)? as i32,
-                (2, v) => self.min_consumer = varint(v, at, n)? as i32,
-                (3, Value::Varint(x)) => self.bad_consumers.push(x as i32),
+                (1, v) => self.producer = int32(v, at, n)?,
+                (2, v) => self.min_consumer = int32(v, at, n)?,
+                (3, v @ Value::Varint(_)) => self.bad_consumers.push(int32(v, at, n)?),
                 (3, Value::Bytes(packed)) => {
                     let mut p = 0;
                     while p < packed.len() {
@@ -193,7 +204,7 @@ impl HeaderProto {
                             offset: at + e.offset,
                             what: e.what,
                         })?;
-                        self.bad_consumers.push(x as i32);
+                        self.bad_consumers.push(int32(Value::Varint(x), at, n)?);
                     }
                 }
                 (3, _) => return wrong_type(at, n, "a varint or packed varints"),
@@ -255,7 +266,7 @@ impl EntryProto {
         let mut f = Fields::new(buf);
         while let Some((n, at, v)) = f.next_field()? {
             match n {
-                1 => e.dtype = varint(v, at, n)? as i32,
+                1 => e.dtype = int32(v, at, n)?,
                 2 => {
                     let inner = bytes(v, at, n)?;
                     e.decode_shape(inner, max_rank).map_err(|x| ProtoError {
@@ -263,7 +274,7 @@ impl EntryProto {
                         what: format!("in shape: {}", x.what),
                     })?;
                 }
-                3 => e.shard_id = varint(v, at, n)? as i32,
+                3 => e.shard_id = int32(v, at, n)?,
                 4 => e.offset = varint(v, at, n)? as i64,
                 5 => e.size = varint(v, at, n)? as i64,
                 6 => match v {

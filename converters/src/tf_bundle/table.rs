@@ -24,6 +24,7 @@ use std::path::Path;
 
 use super::proto::{read_varint, write_varint};
 use super::{masked_crc32c, BundleError};
+use crate::limits::LimitKind;
 use crate::Limits;
 
 /// Length of the fixed footer at the end of the file.
@@ -84,6 +85,7 @@ fn block<'a>(
             what: format!("{}: {what} at offset {}", path.display(), h.offset),
             actual: h.size,
             limit: limits.max_metadata_bytes,
+            kind: LimitKind::MetadataBytes,
         });
     }
     let needed = h.size.checked_add(BLOCK_TRAILER_LEN as u64);
@@ -303,6 +305,7 @@ pub(crate) fn read_table(
                 what: format!("{}: data blocks in the index block", path.display()),
                 actual: blocks,
                 limit: max_entries,
+                kind: LimitKind::Tensors,
             });
         }
         if let Some(prev) = &prev_separator {
@@ -337,6 +340,7 @@ pub(crate) fn read_table(
                     what: format!("{}: index entries", path.display()),
                     actual: entries,
                     limit: max_entries,
+                    kind: LimitKind::Tensors,
                 });
             }
             if let Some(prev) = &last_key {
