@@ -149,6 +149,23 @@ pub fn remove_registered_then(then: impl FnOnce(Vec<PathBuf>) -> std::convert::I
             }
         }
     }
+    // Other threads run on until the process exits: a tarball still being extracted recreates
+    // the directory it writes into. Remove again until the trees stay gone for a moment.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(10));
+        let mut again = false;
+        for r in registry.iter() {
+            if let Registered::Tree(p) = r {
+                if p.exists() {
+                    remove_tree(p);
+                    again = true;
+                }
+            }
+        }
+        if !again {
+            break;
+        }
+    }
     for r in registry.iter().rev() {
         if let Registered::EmptyDir(p) = r {
             if std::fs::remove_dir(p).is_ok() {
