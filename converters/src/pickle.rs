@@ -586,7 +586,7 @@ impl<'a> Machine<'a> {
             return Err(Error::Limit {
                 offset: self.off(),
                 what: if self.budget < self.budget_kind_limit {
-                    "interpreter memory (bytes; at most 32 per byte of pickle + 1 MiB)"
+                    "interpreter memory (bytes; at most 64 per byte of pickle + 1 MiB)"
                 } else {
                     "interpreter memory (bytes)"
                 },

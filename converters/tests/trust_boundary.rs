@@ -232,7 +232,7 @@ fn pickle_memory_is_bounded_by_its_length_and_a_cap() {
             }
         )
     };
-    let n = 200_000;
+    let n = 1_000_000;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("NONE", [&b"\x80\x02"[..], &vec![b'N'; n], b"."].concat()),
         (

@@ -444,7 +444,8 @@ def mutate_legacy(rng, b):
         parts[k] = mutate_pickle(rng, parts[k])
     elif op == 4 and len(data) >= 8:  # an element count
         cnt = struct.unpack("<Q", data[:8])[0]
-        data = struct.pack("<Q", rng.choice([0, cnt + 1, max(cnt - 1, 0), 2**40, 2**63])) + data[8:]
+        new = rng.choice([0, cnt + 1, max(cnt - 1, 0), 2**40, 2**63]) % 2**64
+        data = struct.pack("<Q", new) + data[8:]
     else:
         data = mutate_bytes(rng, data)
     return b"".join(parts) + data
