@@ -131,6 +131,9 @@ pub enum ConvertError {
         /// Why (boxed: it is large and errors are rare; in the message, so not also a `source`).
         error: Box<zoo_converters::Error>,
     },
+    /// A reference vector (`.npy`) could not be read; the error names the file.
+    #[error(transparent)]
+    Reference(Box<zoo_converters::Error>),
     /// libtorch failed.
     #[error(transparent)]
     Torch(#[from] TorchError),
@@ -213,10 +216,7 @@ pub fn check_inference(
         Err(reason) => return Ok(InferenceCheck::Skipped { reason }),
     };
     let read = |p: &Path| -> Result<Tensor, ConvertError> {
-        zoo_converters::npy::read(p).map_err(|e| ConvertError::Read {
-            path: p.to_owned(),
-            error: Box::new(e.into()),
-        })
+        zoo_converters::npy::read(p).map_err(|e| ConvertError::Reference(Box::new(e.into())))
     };
     let input = read(&r.input)?;
     let expected = read(&r.logits)?;

@@ -413,3 +413,37 @@ fn invalid_zoo_limits_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("ZOO_LIMITS=tensor-bytes="), "{err}");
 }
+
+/// A reference vector that cannot be read is named once, with what is wrong with it (no
+/// "X: X" doubling).
+#[test]
+fn an_unreadable_reference_vector_is_named_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("input.npy");
+    std::fs::write(&bad, b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'}\n").unwrap();
+    let bad_s = bad.to_str().unwrap();
+    let out = tmp.path().join("out");
+    let (code, _, err) = crate::zoo(&[
+        "convert",
+        "--from",
+        fixture("efficientnet-tiny/efficientnet-tiny.tar.gz")
+            .to_str()
+            .unwrap(),
+        "--arch",
+        "efficientnet:width=0.05,depth=0.5,classes=10",
+        "--out",
+        out.to_str().unwrap(),
+        "--reference-input",
+        bad_s,
+        "--reference-logits",
+        fixture("efficientnet-tiny/logits.npy").to_str().unwrap(),
+    ]);
+    if cfg!(feature = "torch") {
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(err.matches(bad_s).count(), 1, "{err}");
+        assert!(!out.exists(), "{err}");
+    } else {
+        // without libtorch the inference check is skipped and the reference is not read
+        assert_eq!(code, 0, "{err}");
+    }
+}
