@@ -352,7 +352,9 @@ impl Object {
         match self {
             Object::None => "None",
             Object::Bool(_) => "bool",
-            Object::Int(_) | Object::BigInt(_) => "int",
+            Object::Int(_) => "int",
+            // "expected int, found int" would say nothing: the value is an int wider than 64 bits.
+            Object::BigInt(_) => "int wider than 64 bits",
             Object::Float(_) => "float",
             Object::Str(_) => "str",
             Object::Tuple(_) => "tuple",
@@ -1483,6 +1485,16 @@ impl StateDictPickler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Report P38: a type mismatch on an int wider than 64 bits read "expected int, found int".
+    #[test]
+    fn a_wide_int_is_named_apart_from_an_int() {
+        assert_eq!(Object::Int(1).type_name(), "int");
+        assert_eq!(
+            Object::BigInt(vec![0, 0, 0, 0, 0, 0, 0, 0, 1]).type_name(),
+            "int wider than 64 bits"
+        );
+    }
 
     #[test]
     fn rejects_os_system_by_name() {
