@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::arch::Spec;
+use crate::arch::Network;
 use crate::filesize::{self, Container, SaveLayout};
 use crate::flops::{self, Convention, InputSize};
 use crate::registry::{ModelEntry, Registry, RegistryError};
@@ -475,7 +475,7 @@ fn place_after(meta: &mut Metadata, key: &str, after: &str) {
 }
 
 /// FLOPs under the model's convention at its input rule.
-fn measured_flops(entry: &ModelEntry, spec: &Spec) -> Result<(FlopsCounter, u64), DocsError> {
+fn measured_flops(entry: &ModelEntry, spec: &Network) -> Result<(FlopsCounter, u64), DocsError> {
     let f = entry.zoo().and_then(|z| z.flops.as_ref());
     let counter = f
         .and_then(|f| f.convention.as_ref())

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::arch::{ArchConfig, Spec};
+use crate::arch::{ArchConfig, Network};
 use crate::flops::{self, Convention, InputSize};
 use crate::registry::ModelEntry;
 use crate::schema::yaml::{self, Map, Node, Scalar, Seq};
@@ -256,7 +256,7 @@ fn missing(entry: &ModelEntry, field: &'static str, what: &'static str) -> HubEr
 }
 
 /// The resolved architecture of a registry model.
-pub fn resolve(entry: &ModelEntry) -> Result<Spec, HubError> {
+pub fn resolve(entry: &ModelEntry) -> Result<Network, HubError> {
     entry.arch()?.resolve().map_err(|error| HubError::Arch {
         model: entry.name().to_string(),
         error,
@@ -273,7 +273,7 @@ fn license(entry: &ModelEntry, what: &'static str) -> Result<String, HubError> {
 }
 
 /// `config.json` for a registry model.
-pub fn timm_config(entry: &ModelEntry, spec: &Spec) -> Result<TimmConfig, HubError> {
+pub fn timm_config(entry: &ModelEntry, spec: &Network) -> Result<TimmConfig, HubError> {
     const WHAT: &str = "config.json";
     let hub = hub_name(entry)?;
     let input = entry
@@ -301,22 +301,22 @@ pub fn timm_config(entry: &ModelEntry, spec: &Spec) -> Result<TimmConfig, HubErr
             .map(|v| v.iter().map(|n| n.value).collect::<Vec<_>>())
             .ok_or_else(|| missing(entry, field, WHAT))
     };
-    let classes = spec.classifier.out_features;
+    let classes = spec.classes();
     let pool = size.div_ceil(32);
     Ok(TimmConfig {
         architecture: hub.architecture,
         num_classes: classes,
-        num_features: spec.head.conv.out_chs,
+        num_features: spec.num_features(),
         global_pool: "avg",
         model_args: ModelArgs {
-            in_chans: spec.config.in_chans,
+            in_chans: spec.in_chans,
             num_classes: classes,
             global_pool: "avg",
         },
         pretrained_cfg: PretrainedCfg {
             tag: hub.tag,
             custom_load: false,
-            input_size: [spec.config.in_chans, size, size],
+            input_size: [spec.in_chans, size, size],
             fixed_input_size: false,
             interpolation,
             crop_pct,
@@ -522,7 +522,7 @@ fn training_data(entry: &ModelEntry) -> Vec<String> {
 pub fn render_card(
     registry: &crate::registry::Registry,
     entry: &ModelEntry,
-    spec: &Spec,
+    spec: &Network,
     provenance: Option<&Provenance>,
 ) -> Result<String, HubError> {
     let hub = hub_name(entry)?;

@@ -15,7 +15,7 @@
 //! every model in it.
 use std::path::Path;
 
-use crate::arch::Spec;
+use crate::arch::Network;
 use crate::checkpoint;
 use crate::convert::pipeline::{check_inference, InferenceCheck};
 use crate::convert::WeightSet;
@@ -323,7 +323,7 @@ pub fn validate_model(
 
 fn flops_result(
     entry: &ModelEntry,
-    spec: &Spec,
+    spec: &Network,
     documented: Option<&Count>,
     image: Option<usize>,
 ) -> CheckResult {
@@ -397,7 +397,7 @@ fn flops_result(
 /// An image size near `s` at which some convention gives exactly `documented` (nearest size
 /// first), searched over the inputs the FLOPs check considers (square, the 1546:1213 rule, and
 /// its transpose).
-fn nearby_image_size(spec: &Spec, documented: u64, s: usize) -> Option<(usize, flops::Count)> {
+fn nearby_image_size(spec: &Network, documented: u64, s: usize) -> Option<(usize, flops::Count)> {
     let mut sizes: Vec<usize> = (s.saturating_sub(NEARBY_IMAGE_SIZES).max(1)
         ..=s + NEARBY_IMAGE_SIZES)
         .filter(|&x| x != s)
@@ -431,7 +431,7 @@ fn nearby_image_size(spec: &Spec, documented: u64, s: usize) -> Option<(usize, f
     None
 }
 
-fn params_result(entry: &ModelEntry, spec: &Spec, documented: Option<&Count>) -> CheckResult {
+fn params_result(entry: &ModelEntry, spec: &Network, documented: Option<&Count>) -> CheckResult {
     let name = entry.name();
     let Some(doc_count) = documented else {
         return CheckResult::new(
@@ -477,7 +477,7 @@ fn params_result(entry: &ModelEntry, spec: &Spec, documented: Option<&Count>) ->
 
 fn size_result(
     entry: &ModelEntry,
-    spec: &Spec,
+    spec: &Network,
     documented: Option<&Count>,
     actual: Option<u64>,
 ) -> CheckResult {
@@ -614,7 +614,7 @@ fn checksum_result(name: &str, weights: &[&Located], cache: Option<&Cache>) -> C
 fn inference_result(
     name: &str,
     entry: &ModelEntry,
-    spec: &Spec,
+    spec: &Network,
     tf: &Located,
     cache: Option<&Cache>,
 ) -> CheckResult {
@@ -675,7 +675,7 @@ fn inference_result(
 
 fn fingerprint_result(
     name: &str,
-    spec: &Spec,
+    spec: &Network,
     pth: &Result<Option<Fetched>, FetchError>,
     tf: &Result<Option<Fetched>, FetchError>,
 ) -> CheckResult {

@@ -1,4 +1,4 @@
-//! EfficientNet as timm builds its `tf_efficientnet_*` models, resolved into a [`Spec`].
+//! EfficientNet as timm builds its `tf_efficientnet_*` models, built into a [`Network`].
 //!
 //! Input: block strings in timm's grammar (`ir_r2_k3_s2_e6_c24_se0.25`, see [`BlockString`]) plus
 //! the width (channel) and depth multipliers. Output: every layer's channels, kernel, stride,
@@ -16,12 +16,13 @@
 //! Every number a description may set is bounded ([`Bounds`]): an architecture string comes from
 //! a card or the command line, and an unbounded width, depth or class count would make the FLOP
 //! counter overflow or the resolver allocate without limit. Out-of-range values are
-//! [`ArchError::OutOfRange`] naming the value and the bound, and [`Spec::resolve`] checks them
-//! again for descriptions built in code, so every resolved [`Spec`]'s counts fit in 64 bits.
+//! [`ArchError::OutOfRange`] naming the value and the bound, and [`ArchConfig::resolve`] checks
+//! them again for descriptions built in code, so every built [`Network`]'s counts fit in 64 bits.
 use std::fmt;
 use std::str::FromStr;
 
-use super::{BatchNorm, Conv, Linear, Padding, ParamSpec};
+use super::graph::{Act, BatchNorm, Conv, Kernel, Linear, Network, Op, SqueezeExcite};
+use super::Padding;
 
 /// The seven stages of EfficientNet-B0 (timm `_gen_efficientnet`'s `arch_def`).
 pub const BASE_BLOCKS: [&str; 7] = [
@@ -408,9 +409,9 @@ impl ArchConfig {
         }
     }
 
-    /// Resolves channels, repeats, SE widths and names.
-    pub fn resolve(&self) -> Result<Spec, ArchError> {
-        Spec::resolve(self)
+    /// Builds the network: channels, repeats, SE widths, timm and TF names.
+    pub fn resolve(&self) -> Result<Network, ArchError> {
+        build(self)
     }
 
     /// Checks every number against [`Bounds`]; the error names the key, the value and the bound.
@@ -597,7 +598,7 @@ impl fmt::Display for ArchConfig {
 /// timm's `make_divisible(v, divisor, min_value=None, round_limit)`.
 ///
 /// Never panics or wraps: the float → integer conversion saturates and so does the final
-/// addition (a value that large fails [`Bounds::MAX_CHANNELS`] in [`Spec::resolve`]).
+/// addition (a value that large fails [`Bounds::MAX_CHANNELS`] in [`ArchConfig::resolve`]).
 pub fn make_divisible(v: f64, divisor: usize, round_limit: f64) -> usize {
     let divisor = divisor.max(1);
     let d = divisor as f64;
@@ -643,314 +644,321 @@ pub fn scale_stage_depth(repeats: &[usize], depth: f64) -> Vec<usize> {
     out
 }
 
-/// Conv → BatchNorm (→ SiLU when `act`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ConvNorm {
-    /// The convolution.
-    pub conv: Conv,
-    /// The normalisation after it.
-    pub bn: BatchNorm,
-    /// Whether SiLU follows the BN.
-    pub act: bool,
+/// Builds an EfficientNet [`Network`]: names every layer as timm does and its TF original as
+/// tensorflow/tpu's `efficientnet_model.py` does (Keras auto-names, one flat block counter).
+struct Builder<'c> {
+    cfg: &'c ArchConfig,
+    arch: String,
 }
 
-/// Squeeze-excitation: global mean → `reduce` (1×1, bias) → SiLU → `expand` (1×1, bias) → sigmoid → scale.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SqueezeExcite {
-    /// `se.conv_reduce`: channels → width.
-    pub reduce: Conv,
-    /// `se.conv_expand`: width → channels.
-    pub expand: Conv,
-}
-
-/// One resolved block.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Block {
-    /// `ds` or `ir`.
-    pub kind: BlockKind,
-    /// timm stage index (`blocks.<stage>`).
-    pub stage: usize,
-    /// Index within the stage (`blocks.<stage>.<index>`).
-    pub index: usize,
-    /// Flat position over all blocks: TF's `blocks_<n>`.
-    pub flat_index: usize,
-    /// Input channels.
-    pub in_chs: usize,
-    /// Channels inside the block (after expansion).
-    pub mid_chs: usize,
-    /// Output channels.
-    pub out_chs: usize,
-    /// SE width, if the block has SE.
-    pub se_chs: Option<usize>,
-    /// Whether the input is added to the output.
-    pub has_skip: bool,
-    /// IR only: `conv_pw` + `bn1` + SiLU.
-    pub expand: Option<ConvNorm>,
-    /// `conv_dw` + `bn1` (ds) / `bn2` (ir) + SiLU.
-    pub depthwise: ConvNorm,
-    /// `se.*`.
-    pub se: Option<SqueezeExcite>,
-    /// `conv_pw` + `bn2` (ds) / `conv_pwl` + `bn3` (ir), no activation.
-    pub project: ConvNorm,
-}
-
-impl Block {
-    /// Parameters in timm `state_dict()` order.
-    pub fn params(&self) -> Vec<ParamSpec> {
-        let mut v = vec![];
-        if let Some(e) = &self.expand {
-            v.extend(e.conv.params());
-            v.extend(e.bn.params());
-        }
-        v.extend(self.depthwise.conv.params());
-        v.extend(self.depthwise.bn.params());
-        if let Some(se) = &self.se {
-            v.extend(se.reduce.params());
-            v.extend(se.expand.params());
-        }
-        v.extend(self.project.conv.params());
-        v.extend(self.project.bn.params());
-        v
+impl Builder<'_> {
+    fn channels(&self, key: &'static str, n: usize) -> Result<usize, ArchError> {
+        in_range(
+            n <= Bounds::MAX_CHANNELS,
+            &self.arch,
+            key,
+            n,
+            format!("at most {} channels", Bounds::MAX_CHANNELS),
+        )
+        .map(|()| n)
     }
 
-    /// The timm module prefix, `blocks.<stage>.<index>`.
-    pub fn prefix(&self) -> String {
-        format!("blocks.{}.{}", self.stage, self.index)
-    }
-}
-
-/// A fully resolved EfficientNet.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Spec {
-    /// The description it was resolved from.
-    #[serde(skip)]
-    pub config: ArchConfig,
-    /// `conv_stem` + `bn1` + SiLU.
-    pub stem: ConvNorm,
-    /// Stages of blocks.
-    pub stages: Vec<Vec<Block>>,
-    /// `conv_head` + `bn2` + SiLU.
-    pub head: ConvNorm,
-    /// `classifier`.
-    pub classifier: Linear,
-}
-
-impl Spec {
-    /// Resolves a description.
-    pub fn resolve(cfg: &ArchConfig) -> Result<Spec, ArchError> {
-        cfg.check_bounds()?;
-        let arch = cfg.to_string();
-        let channels = |key: &'static str, n: usize| {
-            in_range(
-                n <= Bounds::MAX_CHANNELS,
-                &arch,
-                key,
-                n,
-                format!("at most {} channels", Bounds::MAX_CHANNELS),
-            )
-            .map(|()| n)
-        };
-        let mut total_blocks = 0usize;
-        let pad = cfg.padding;
-        let conv = |name: String, in_chs, out_chs, kernel, stride, groups, bias| Conv {
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &self,
+        name: String,
+        source: String,
+        in_chs: usize,
+        out_chs: usize,
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        bias: bool,
+    ) -> Conv {
+        Conv {
             name,
             in_chs,
             out_chs,
-            kernel,
+            kernel: Kernel::Square(kernel),
             stride,
             groups,
             bias,
-            padding: pad,
-        };
-        let conv_norm = |conv: Conv, bn_name: String, act| {
-            let channels = conv.out_chs;
-            ConvNorm {
-                conv,
-                bn: BatchNorm {
-                    name: bn_name,
-                    channels,
-                    eps: cfg.bn_eps,
-                },
-                act,
-            }
-        };
-
-        let stem_chs = channels("stem channels", round_channels(cfg.stem, cfg.width))?;
-        let stem = conv_norm(
-            conv("conv_stem".into(), cfg.in_chans, stem_chs, 3, 2, 1, false),
-            "bn1".into(),
-            true,
-        );
-
-        let mut stages = vec![];
-        let mut in_chs = stem_chs;
-        let mut flat = 0;
-        for (stage_idx, s) in cfg.blocks.iter().enumerate() {
-            // A stage may hold several block strings separated by spaces or '+'.
-            let strings: Vec<BlockString> = s
-                .split(|c: char| c == '+' || c.is_whitespace())
-                .filter(|t| !t.is_empty())
-                .map(str::parse)
-                .collect::<Result<_, _>>()?;
-            in_range(
-                strings.len() <= Bounds::MAX_STAGES,
-                &arch,
-                "block strings in a stage",
-                strings.len(),
-                format!("at most {}", Bounds::MAX_STAGES),
-            )?;
-            let repeats = scale_stage_depth(
-                &strings.iter().map(|b| b.repeats).collect::<Vec<_>>(),
-                cfg.depth,
-            );
-            total_blocks = repeats
-                .iter()
-                .fold(total_blocks, |a, &r| a.saturating_add(r));
-            in_range(
-                total_blocks <= Bounds::MAX_BLOCKS,
-                &arch,
-                "blocks after depth scaling",
-                total_blocks,
-                format!("at most {}", Bounds::MAX_BLOCKS),
-            )?;
-            let mut blocks = vec![];
-            for (bs, reps) in strings.iter().zip(repeats) {
-                let out_chs = channels("block channels", round_channels(bs.out_chs, cfg.width))?;
-                for r in 0..reps {
-                    let index = blocks.len();
-                    let stride = if r == 0 { bs.stride } else { 1 };
-                    let p = format!("blocks.{stage_idx}.{index}");
-                    let se_chs = (bs.se_ratio > 0.0)
-                        .then(|| ((in_chs as f64 * bs.se_ratio) as usize).max(1));
-                    let (expand, mid_chs, dw_bn, pj_conv, pj_bn) = match bs.kind {
-                        BlockKind::DepthwiseSeparable => (None, in_chs, "bn1", "conv_pw", "bn2"),
-                        BlockKind::InvertedResidual => {
-                            let mid = channels(
-                                "expanded channels",
-                                make_divisible(in_chs as f64 * bs.expand, 8, 0.9),
-                            )?;
-                            let e = conv_norm(
-                                conv(format!("{p}.conv_pw"), in_chs, mid, 1, 1, 1, false),
-                                format!("{p}.bn1"),
-                                true,
-                            );
-                            (Some(e), mid, "bn2", "conv_pwl", "bn3")
-                        }
-                    };
-                    let depthwise = conv_norm(
-                        conv(
-                            format!("{p}.conv_dw"),
-                            mid_chs,
-                            mid_chs,
-                            bs.kernel,
-                            stride,
-                            mid_chs,
-                            false,
-                        ),
-                        format!("{p}.{dw_bn}"),
-                        true,
-                    );
-                    let se = se_chs.map(|rd| SqueezeExcite {
-                        reduce: conv(format!("{p}.se.conv_reduce"), mid_chs, rd, 1, 1, 1, true),
-                        expand: conv(format!("{p}.se.conv_expand"), rd, mid_chs, 1, 1, 1, true),
-                    });
-                    let project = conv_norm(
-                        conv(format!("{p}.{pj_conv}"), mid_chs, out_chs, 1, 1, 1, false),
-                        format!("{p}.{pj_bn}"),
-                        false,
-                    );
-                    blocks.push(Block {
-                        kind: bs.kind,
-                        stage: stage_idx,
-                        index,
-                        flat_index: flat,
-                        in_chs,
-                        mid_chs,
-                        out_chs,
-                        se_chs,
-                        has_skip: stride == 1 && in_chs == out_chs && !bs.noskip,
-                        expand,
-                        depthwise,
-                        se,
-                        project,
-                    });
-                    flat += 1;
-                    in_chs = out_chs;
-                }
-            }
-            stages.push(blocks);
+            padding: self.cfg.padding,
+            source: Some(source),
         }
+    }
 
-        let num_features = channels("head channels", round_channels(cfg.head, cfg.width))?;
-        let head = conv_norm(
-            conv("conv_head".into(), in_chs, num_features, 1, 1, 1, false),
-            "bn2".into(),
-            true,
-        );
-        let classifier = Linear {
-            name: "classifier".into(),
-            in_features: num_features,
-            out_features: cfg.classes,
+    fn norm(&self, name: String, source: String, channels: usize) -> Op {
+        Op::Norm(BatchNorm {
+            name,
+            channels,
+            eps: self.cfg.bn_eps,
+            source: Some(source),
+        })
+    }
+
+    fn act(module: String, act: Act) -> Op {
+        Op::Act {
+            module: Some(module),
+            act,
+        }
+    }
+}
+
+/// One block's numbers, before its layers are named.
+struct BlockPlan {
+    kind: BlockKind,
+    in_chs: usize,
+    out_chs: usize,
+    kernel: usize,
+    stride: usize,
+    expand: f64,
+    se_ratio: f64,
+    noskip: bool,
+}
+
+impl Builder<'_> {
+    /// A `ds` or `ir` block as timm 0.1 built it (module and activation names included), its TF
+    /// names those of `MBConvBlock` number `flat` (`blocks_<flat>`).
+    fn block(&self, p: &str, flat: usize, b: &BlockPlan) -> Result<Op, ArchError> {
+        let tf = |layer: &str| format!("blocks_{flat}/{layer}");
+        let mut body = vec![];
+        let (mid, dw_bn, pj_conv, pj_bn, tf_bn) = match b.kind {
+            BlockKind::DepthwiseSeparable => (b.in_chs, "bn1", "conv_pw", "bn2", 0),
+            BlockKind::InvertedResidual => {
+                let mid = self.channels(
+                    "expanded channels",
+                    make_divisible(b.in_chs as f64 * b.expand, 8, 0.9),
+                )?;
+                body.push(Op::Conv(self.conv(
+                    format!("{p}.conv_pw"),
+                    tf("conv2d"),
+                    b.in_chs,
+                    mid,
+                    1,
+                    1,
+                    1,
+                    false,
+                )));
+                body.push(self.norm(format!("{p}.bn1"), tf("tpu_batch_normalization"), mid));
+                body.push(Builder::act(format!("{p}.act1"), Act::Silu));
+                (mid, "bn2", "conv_pwl", "bn3", 1)
+            }
         };
-        let spec = Spec {
-            config: cfg.clone(),
-            stem,
-            stages,
-            head,
-            classifier,
+        let bn_tf = |i: usize| match i {
+            0 => tf("tpu_batch_normalization"),
+            i => tf(&format!("tpu_batch_normalization_{i}")),
         };
-        // Every element count, summed exactly: the bounds keep this far below 2^64, and this
-        // makes it a checked fact for every resolved spec (so the saturating sums in
-        // `trainable_params`, `buffer_elements` and `filesize` are exact).
-        let total = spec.params().iter().try_fold(0u64, |a, p| {
-            p.shape
-                .iter()
-                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-                .and_then(|n| a.checked_add(n))
-        });
+        let conv_tf = |i: usize| match i {
+            0 => tf("conv2d"),
+            i => tf(&format!("conv2d_{i}")),
+        };
+        body.push(Op::Conv(self.conv(
+            format!("{p}.conv_dw"),
+            tf("depthwise_conv2d"),
+            mid,
+            mid,
+            b.kernel,
+            b.stride,
+            mid,
+            false,
+        )));
+        body.push(self.norm(format!("{p}.{dw_bn}"), bn_tf(tf_bn), mid));
+        let act = if tf_bn == 0 { "act1" } else { "act2" };
+        body.push(Builder::act(format!("{p}.{act}"), Act::Silu));
+        if b.se_ratio > 0.0 {
+            // timm 0.1 / TF: the SE width is a fraction of the block's *input* channels.
+            let rd = ((b.in_chs as f64 * b.se_ratio) as usize).max(1);
+            body.push(Op::SqueezeExcite(SqueezeExcite {
+                module: format!("{p}.se"),
+                reduce: self.conv(
+                    format!("{p}.se.conv_reduce"),
+                    tf("se/conv2d"),
+                    mid,
+                    rd,
+                    1,
+                    1,
+                    1,
+                    true,
+                ),
+                act: Act::Silu,
+                expand: self.conv(
+                    format!("{p}.se.conv_expand"),
+                    tf("se/conv2d_1"),
+                    rd,
+                    mid,
+                    1,
+                    1,
+                    1,
+                    true,
+                ),
+                gate: Act::Sigmoid,
+            }));
+        }
+        body.push(Op::Conv(self.conv(
+            format!("{p}.{pj_conv}"),
+            conv_tf(tf_bn),
+            mid,
+            b.out_chs,
+            1,
+            1,
+            1,
+            false,
+        )));
+        body.push(self.norm(format!("{p}.{pj_bn}"), bn_tf(tf_bn + 1), b.out_chs));
+        if b.kind == BlockKind::DepthwiseSeparable {
+            // timm 0.1.x DepthwiseSeparableConv: `act2 = nn.Identity()` without a pw act.
+            body.push(Builder::act(format!("{p}.act2"), Act::Identity));
+        }
+        let has_skip = b.stride == 1 && b.in_chs == b.out_chs && !b.noskip;
+        Ok(Op::Scope {
+            module: p.to_owned(),
+            body: if has_skip {
+                vec![Op::Residual(body)]
+            } else {
+                body
+            },
+        })
+    }
+}
+
+/// Resolves a description into its [`Network`].
+fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
+    cfg.check_bounds()?;
+    let bld = Builder {
+        cfg,
+        arch: cfg.to_string(),
+    };
+    let mut ops = vec![];
+    let stem_chs = bld.channels("stem channels", round_channels(cfg.stem, cfg.width))?;
+    ops.push(Op::Conv(bld.conv(
+        "conv_stem".into(),
+        "stem/conv2d".into(),
+        cfg.in_chans,
+        stem_chs,
+        3,
+        2,
+        1,
+        false,
+    )));
+    ops.push(bld.norm(
+        "bn1".into(),
+        "stem/tpu_batch_normalization".into(),
+        stem_chs,
+    ));
+    ops.push(Builder::act("act1".into(), Act::Silu));
+
+    let mut stages = vec![];
+    let mut in_chs = stem_chs;
+    let mut flat = 0;
+    let mut total_blocks = 0usize;
+    for (stage_idx, s) in cfg.blocks.iter().enumerate() {
+        // A stage may hold several block strings separated by spaces or '+'.
+        let strings: Vec<BlockString> = s
+            .split(|c: char| c == '+' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
         in_range(
-            total.is_some_and(|t| t <= u64::MAX >> 8),
-            &arch,
-            "parameter elements",
-            total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string()),
-            "at most 2^56",
+            strings.len() <= Bounds::MAX_STAGES,
+            &bld.arch,
+            "block strings in a stage",
+            strings.len(),
+            format!("at most {}", Bounds::MAX_STAGES),
         )?;
-        Ok(spec)
-    }
-
-    /// All blocks in order.
-    pub fn blocks(&self) -> impl Iterator<Item = &Block> {
-        self.stages.iter().flatten()
-    }
-
-    /// Every state-dict entry in timm `state_dict()` order (without `num_batches_tracked`).
-    pub fn params(&self) -> Vec<ParamSpec> {
-        let mut v = self.stem.conv.params();
-        v.extend(self.stem.bn.params());
-        for b in self.blocks() {
-            v.extend(b.params());
+        let repeats = scale_stage_depth(
+            &strings.iter().map(|b| b.repeats).collect::<Vec<_>>(),
+            cfg.depth,
+        );
+        total_blocks = repeats
+            .iter()
+            .fold(total_blocks, |a, &r| a.saturating_add(r));
+        in_range(
+            total_blocks <= Bounds::MAX_BLOCKS,
+            &bld.arch,
+            "blocks after depth scaling",
+            total_blocks,
+            format!("at most {}", Bounds::MAX_BLOCKS),
+        )?;
+        let mut blocks = vec![];
+        for (bs, reps) in strings.iter().zip(repeats) {
+            let out_chs = bld.channels("block channels", round_channels(bs.out_chs, cfg.width))?;
+            for r in 0..reps {
+                let plan = BlockPlan {
+                    kind: bs.kind,
+                    in_chs,
+                    out_chs,
+                    kernel: bs.kernel,
+                    stride: if r == 0 { bs.stride } else { 1 },
+                    expand: bs.expand,
+                    se_ratio: bs.se_ratio,
+                    noskip: bs.noskip,
+                };
+                let p = format!("blocks.{stage_idx}.{}", blocks.len());
+                blocks.push(bld.block(&p, flat, &plan)?);
+                flat += 1;
+                in_chs = out_chs;
+            }
         }
-        v.extend(self.head.conv.params());
-        v.extend(self.head.bn.params());
-        v.extend(self.classifier.params());
-        v
+        stages.push(Op::Scope {
+            module: format!("blocks.{stage_idx}"),
+            body: blocks,
+        });
     }
+    ops.push(Op::Scope {
+        module: "blocks".into(),
+        body: stages,
+    });
 
-    /// Exact trainable parameter count (buffers excluded).
-    pub fn trainable_params(&self) -> u64 {
-        self.params()
+    let num_features = bld.channels("head channels", round_channels(cfg.head, cfg.width))?;
+    ops.push(Op::Conv(bld.conv(
+        "conv_head".into(),
+        "head/conv2d".into(),
+        in_chs,
+        num_features,
+        1,
+        1,
+        1,
+        false,
+    )));
+    ops.push(bld.norm(
+        "bn2".into(),
+        "head/tpu_batch_normalization".into(),
+        num_features,
+    ));
+    ops.push(Builder::act("act2".into(), Act::Silu));
+    ops.push(Op::GlobalPool {
+        module: "global_pool".into(),
+    });
+    ops.push(Op::Flatten { module: None });
+    ops.push(Op::Linear(Linear {
+        name: "classifier".into(),
+        in_features: num_features,
+        out_features: cfg.classes,
+        source: Some("head/dense".into()),
+    }));
+    let net = Network {
+        arch: bld.arch.clone(),
+        in_chans: cfg.in_chans,
+        ops,
+    };
+    // Every element count, summed exactly: the bounds keep this far below 2^64, and this
+    // makes it a checked fact for every built network (so the saturating sums in
+    // `trainable_params`, `buffer_elements` and `filesize` are exact).
+    let total = net.params().iter().try_fold(0u64, |a, p| {
+        p.shape
             .iter()
-            .filter(|p| p.kind.is_trainable())
-            .fold(0u64, |a, p| a.saturating_add(p.numel()))
-    }
-
-    /// Elements in buffers (BN running statistics).
-    pub fn buffer_elements(&self) -> u64 {
-        self.params()
-            .iter()
-            .filter(|p| !p.kind.is_trainable())
-            .fold(0u64, |a, p| a.saturating_add(p.numel()))
-    }
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .and_then(|n| a.checked_add(n))
+    });
+    in_range(
+        total.is_some_and(|t| t <= u64::MAX >> 8),
+        &bld.arch,
+        "parameter elements",
+        total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string()),
+        "at most 2^56",
+    )?;
+    Ok(net)
 }
 
 #[cfg(test)]
@@ -993,8 +1001,8 @@ mod tests {
             ("l2", 480_309_308),
         ];
         for (v, n) in want {
-            let spec = ArchConfig::variant(v).unwrap().resolve().unwrap();
-            assert_eq!(spec.trainable_params(), n, "{v}");
+            let net = ArchConfig::variant(v).unwrap().resolve().unwrap();
+            assert_eq!(net.trainable_params(), n, "{v}");
         }
     }
 
@@ -1089,8 +1097,8 @@ mod tests {
             "efficientnet:width=16,depth=16,classes=1000000,in-chans=64,stem=4096,head=16384"
                 .parse()
                 .unwrap();
-        let spec = max.resolve().unwrap();
-        assert!(spec.trainable_params() < u64::MAX >> 8);
+        let net = max.resolve().unwrap();
+        assert!(net.trainable_params() < u64::MAX >> 8);
         assert_eq!(make_divisible(f64::MAX, 8, 0.9), usize::MAX); // saturates
         assert_eq!(make_divisible(1.0, 0, 0.9), 1);
     }
@@ -1100,17 +1108,46 @@ mod tests {
         let cfg: ArchConfig = "efficientnet:width=0.05,depth=0.5,classes=10"
             .parse()
             .unwrap();
-        let spec = cfg.resolve().unwrap();
-        let repeats: Vec<usize> = spec.stages.iter().map(Vec::len).collect();
+        let net = cfg.resolve().unwrap();
+        let Some(Op::Scope { body: stages, .. }) =
+            net.ops.iter().find(|op| matches!(op, Op::Scope { .. }))
+        else {
+            panic!("no blocks scope");
+        };
+        let repeats: Vec<usize> = stages
+            .iter()
+            .map(|s| match s {
+                Op::Scope { body, .. } => body.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
         assert_eq!(repeats, [1, 1, 1, 2, 2, 2, 1]);
-        assert_eq!(spec.stem.conv.out_chs, 8);
-        assert_eq!(spec.head.conv.out_chs, 64);
-        assert_eq!(spec.params().len(), 197);
-        let b8 = spec.blocks().nth(8).unwrap();
+        assert_eq!(net.conv("conv_stem").unwrap().out_chs, 8);
+        assert_eq!(net.conv("conv_head").unwrap().out_chs, 64);
+        assert_eq!(net.num_features(), 64);
+        assert_eq!(net.block_count(), 10);
+        assert_eq!(net.params().len(), 197);
+        // blocks.5.1 (flat 8): 16 → 16 channels, SE width 4, with the residual.
+        let se = net.conv("blocks.5.1.se.conv_reduce").unwrap();
+        assert_eq!((se.in_chs, se.out_chs), (96, 4));
+        let pwl = net.conv("blocks.5.1.conv_pwl").unwrap();
         assert_eq!(
-            (b8.in_chs, b8.out_chs, b8.se_chs, b8.has_skip),
-            (16, 16, Some(4), true)
+            (pwl.out_chs, pwl.source.as_deref()),
+            (16, Some("blocks_8/conv2d_1"))
         );
+        let mut residuals = vec![];
+        crate::arch::graph::visit(&net.ops, &mut |op| {
+            if let Op::Scope { module, body } = op {
+                if matches!(body.as_slice(), [Op::Residual(_)]) {
+                    residuals.push(module.clone());
+                }
+            }
+        });
+        assert!(
+            residuals.contains(&"blocks.5.1".to_string()),
+            "{residuals:?}"
+        );
+        assert!(!residuals.contains(&"blocks.5.0".to_string()));
         assert_eq!(cfg.to_string().parse::<ArchConfig>().unwrap(), cfg);
     }
 }

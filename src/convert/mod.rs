@@ -1,7 +1,7 @@
 //! Conversion of checkpoints into timm-compatible state dicts.
 //!
 //! The TF path: [`plan_tf`] matches a checkpoint's inventory (names, dtypes, shapes) against the
-//! resolved [`Spec`] through [`tf_efficientnet::tensor_maps`]. It is strict: every source tensor is
+//! built [`Network`] through [`tf_efficientnet::tensor_maps`]. It is strict: every source tensor is
 //! either mapped or ignored for a stated reason, every target tensor is produced, every shape is
 //! checked, and all problems are reported together in one [`MappingError`].
 pub mod fit;
@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use zoo_converters::DType;
 
-use crate::arch::Spec;
+use crate::arch::Network;
 use tf_efficientnet::{ignore_reason, tensor_maps, TensorMap, EMA_SUFFIX};
 
 /// Which of TF's two copies of each variable to convert.
@@ -83,6 +83,11 @@ pub enum MappingIssue {
         /// Its dtype.
         actual: String,
     },
+    /// The architecture names no TF original for a layer (it was not built from a TF model).
+    NoSource {
+        /// timm module.
+        layer: String,
+    },
     /// A source tensor that nothing maps and no rule ignores.
     Unexpected {
         /// TF name.
@@ -104,6 +109,12 @@ impl std::fmt::Display for MappingIssue {
             MappingIssue::Scope { found } => {
                 let found: Vec<String> = found.iter().map(|s| esc(s).to_string()).collect();
                 write!(f, "several model scopes: {}", found.join(", "))
+            }
+            MappingIssue::NoSource { layer } => {
+                write!(
+                    f,
+                    "{layer}: the architecture names no TensorFlow variable for it"
+                )
             }
             MappingIssue::Missing { target, source } => {
                 write!(f, "{target}: missing source tensor `{}`", esc(source))
@@ -224,27 +235,31 @@ fn model_scope(inventory: &[SourceTensor]) -> Result<String, Vec<String>> {
 /// Matches a TF EfficientNet checkpoint's inventory to `spec`. When it does not match, the
 /// error says which architecture the checkpoint's shapes fit ([`fit::Diagnosis`]).
 pub fn plan_tf(
-    spec: &Spec,
+    net: &Network,
     inventory: &[SourceTensor],
     weights: WeightSet,
 ) -> Result<Plan, MappingError> {
-    plan(spec, inventory, weights).map_err(|mut e| {
+    plan(net, inventory, weights).map_err(|mut e| {
         if let Ok(scope) = model_scope(inventory) {
             let outline = fit::Outline::of_tf(inventory, &scope);
             // The shapes fit when either weight set maps completely.
-            let fits = |candidate: &Spec| {
+            let fits = |candidate: &Network| {
                 [WeightSet::Ema, WeightSet::Raw]
                     .into_iter()
                     .any(|w| plan(candidate, inventory, w).is_ok())
             };
-            e.diagnosis = Some(Box::new(fit::Diagnosis::new(outline, spec, fits)));
+            e.diagnosis = Some(Box::new(fit::Diagnosis::new(outline, net, fits)));
         }
         e
     })
 }
 
-fn plan(spec: &Spec, inventory: &[SourceTensor], weights: WeightSet) -> Result<Plan, MappingError> {
-    let arch = spec.config.to_string();
+fn plan(
+    net: &Network,
+    inventory: &[SourceTensor],
+    weights: WeightSet,
+) -> Result<Plan, MappingError> {
+    let arch = net.arch.clone();
     let scope = model_scope(inventory).map_err(|found| MappingError {
         arch: arch.clone(),
         issues: vec![MappingIssue::Scope { found }],
@@ -255,7 +270,12 @@ fn plan(spec: &Spec, inventory: &[SourceTensor], weights: WeightSet) -> Result<P
     let mut issues = vec![];
     let mut used = BTreeSet::new();
     let mut items = vec![];
-    for map in tensor_maps(spec, &scope) {
+    let maps = tensor_maps(net, &scope).map_err(|e| MappingError {
+        arch: arch.clone(),
+        issues: vec![MappingIssue::NoSource { layer: e.layer }],
+        diagnosis: None,
+    })?;
+    for map in maps {
         let source = match weights {
             WeightSet::Ema => format!("{}{EMA_SUFFIX}", map.tf_name),
             WeightSet::Raw => map.tf_name.clone(),
@@ -354,7 +374,7 @@ mod tests {
             .collect()
     }
 
-    fn tiny() -> Spec {
+    fn tiny() -> Network {
         "efficientnet:width=0.05,depth=0.5,classes=10"
             .parse::<ArchConfig>()
             .unwrap()

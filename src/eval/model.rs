@@ -9,7 +9,7 @@ use super::verdict::{self, Verdict, IMAGENET_VAL};
 use super::{EvalError, EvalTransform};
 use crate::checkpoint::CheckpointError;
 use crate::registry::{ModelEntry, RegistryError};
-use crate::torch::{EfficientNet, TorchError};
+use crate::torch::{Model, TorchError};
 
 /// The version of the preprocessing + counting pipeline, part of every result's identity.
 pub const PIPELINE_VERSION: &str = "1";
@@ -184,10 +184,10 @@ pub fn eval_model(
         model: model.clone(),
         message: e.to_string(),
     })?;
-    let classes = spec.classifier.out_features;
+    let classes = spec.classes();
     let param_count = spec.trainable_params() as f64 / 1e6;
     let opened = crate::checkpoint::open(req.weights, Some(&spec), crate::convert::WeightSet::Ema)?;
-    let net = EfficientNet::load(&spec, &opened.tensors)?;
+    let net = Model::load(&spec, &opened.tensors)?;
     let selected = req
         .selection
         .indices(&req.dataset.samples)
