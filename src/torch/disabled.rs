@@ -10,6 +10,11 @@ pub fn available() -> bool {
     false
 }
 
+/// No CUDA devices without libtorch.
+pub fn cuda_devices() -> usize {
+    0
+}
+
 /// EfficientNet on libtorch; cannot be built without the `torch` feature.
 #[derive(Debug)]
 pub struct EfficientNet {
@@ -19,6 +24,16 @@ pub struct EfficientNet {
 impl EfficientNet {
     /// Always [`TorchError::Unavailable`].
     pub fn load(_spec: &Spec, _weights: &StateDict) -> Result<EfficientNet, TorchError> {
+        Err(TorchError::Unavailable)
+    }
+
+    /// Always [`TorchError::Unavailable`].
+    pub fn load_on(
+        _spec: &Spec,
+        _weights: &StateDict,
+        _cuda: Option<usize>,
+        _half: bool,
+    ) -> Result<EfficientNet, TorchError> {
         Err(TorchError::Unavailable)
     }
 

@@ -22,7 +22,7 @@ mod imp;
 #[path = "disabled.rs"]
 mod imp;
 
-pub use imp::{available, EfficientNet};
+pub use imp::{available, cuda_devices, EfficientNet};
 
 /// Default tolerance on logits: the largest absolute difference that still passes.
 pub const DEFAULT_TOLERANCE: f64 = 1e-4;
