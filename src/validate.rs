@@ -13,7 +13,7 @@
 //! Findings about the registry as a whole (errors outside every model, the generated cards)
 //! are [`registry_results`], one row per card: a collection edit makes one card stale, not
 //! every model in it.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::arch::Network;
 use crate::checkpoint;
@@ -39,6 +39,19 @@ pub struct ValidateOptions {
     pub offline: bool,
     /// URL prefixes tried before the files' own URLs (the file name is appended).
     pub mirrors: Vec<String>,
+    /// `--dataset DIR`: measure each model whose weights are cached on this dataset.
+    pub eval: Option<EvalOptions>,
+}
+
+/// How `zoo validate --dataset` measures accuracy.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The dataset, opened once.
+    pub dataset: std::sync::Arc<crate::eval::dataset::Dataset>,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Decode/resize threads.
+    pub workers: usize,
 }
 
 /// Model name used for registry-wide findings that belong to no model.
@@ -135,6 +148,7 @@ pub fn failing_checks(registry: &Registry) -> Vec<CheckResult> {
         fetch: false,
         offline: true,
         mirrors: vec![],
+        eval: None,
     };
     let mut failing: Vec<CheckResult> = registry
         .models()
@@ -318,7 +332,176 @@ pub fn validate_model(
     out.push(checksum_result(name, &[&pth, &tf], cache));
     out.push(inference_result(name, entry, &spec, &tf, cache));
     out.push(fingerprint_result(name, &spec, &pth.result, &tf.result));
+    if let Some(eval) = &opts.eval {
+        out.push(measured_result(entry, &[&pth, &tf], cache, eval));
+    }
     out
+}
+
+/// Where `zoo validate --dataset` keeps measured results: `<cache>/eval/<key>.json`, the key a
+/// sha256 over everything the counts depend on.
+pub fn eval_cache_path(
+    cache: &Cache,
+    model: &str,
+    weights_sha256: &str,
+    manifest: &crate::eval::dataset::Manifest,
+    transform: &str,
+) -> PathBuf {
+    let key = sha256_hex(
+        format!(
+            "zoo {}\npipeline {}\nmodel {model}\nweights {weights_sha256}\ndataset {} {} {}\ntransform {transform}\n",
+            env!("CARGO_PKG_VERSION"),
+            crate::eval::model::PIPELINE_VERSION,
+            serde_json::to_string(&manifest.layout).unwrap_or_default(),
+            manifest.images,
+            manifest.listing_sha256,
+        )
+        .as_bytes(),
+    );
+    cache.dir().join("eval").join(format!("{key}.json"))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The measured-accuracy check: the first cached weights file (published `.pth`, else the TF
+/// checkpoint) evaluated on `--dataset`, judged against every documented value; results are
+/// cached by (weights sha256, dataset listing, pipeline and zoo version, model input).
+fn measured_result(
+    entry: &ModelEntry,
+    weights: &[&Located],
+    cache: Option<&Cache>,
+    eval: &EvalOptions,
+) -> CheckResult {
+    use crate::eval::model::{documented_values, eval_model, EvalReport, EvalRequest};
+    let name = entry.name();
+    let new = |status, detail: String| CheckResult::new(name, CheckKind::Measured, status, detail);
+    if let Some((w, e)) = weights
+        .iter()
+        .find_map(|w| w.result.as_ref().err().map(|e| (w, e)))
+    {
+        return new(Status::Fail, failure_detail(w, e, cache));
+    }
+    let Some(file) = weights
+        .iter()
+        .find_map(|w| w.result.as_ref().ok().and_then(|f| f.as_ref()))
+    else {
+        return new(
+            Status::Skipped,
+            "weights not cached (`zoo fetch NAME`, or `zoo validate --fetch`)".into(),
+        );
+    };
+    if !crate::torch::available() {
+        return new(
+            Status::Skipped,
+            "zoo was built without the `torch` feature".into(),
+        );
+    }
+    let Some(cache) = cache else {
+        return new(Status::Skipped, "no cache directory".into());
+    };
+    let ds = &eval.dataset;
+    let manifest = ds.manifest();
+    let input = format!("{:?}", entry.input());
+    let path = eval_cache_path(cache, name, &file.sha256, &manifest, &input);
+    let cached: Option<EvalReport> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let (mut report, was_cached) = match cached {
+        Some(r) => (r, true),
+        None => {
+            let req = EvalRequest {
+                dataset: ds,
+                weights: &file.path,
+                selection: crate::eval::dataset::Selection::All,
+                shard: crate::report::Shard::ALL,
+                device: crate::eval::model::Device::Cpu,
+                half: false,
+                run: crate::eval::run::RunOptions::new(eval.batch_size, eval.workers),
+                real_labels: None,
+                pass_order: crate::eval::PassOrder::default(),
+                normalize: crate::eval::Normalize::default(),
+            };
+            match eval_model(entry, &req, |_| {}) {
+                Ok(r) => {
+                    if let Err(e) = store_atomically(&path, &r) {
+                        return new(
+                            Status::Fail,
+                            format!("measured, but the result could not be cached: {e}"),
+                        );
+                    }
+                    (r, false)
+                }
+                Err(e) => {
+                    return new(
+                        Status::Fail,
+                        format!("{} on {}: {e}", file.file_name, ds.root.display()),
+                    )
+                }
+            }
+        }
+    };
+    report.documented = documented_values(entry);
+    report.conclude();
+    let o = &report.outcome;
+    let mut detail = format!(
+        "{} on {} ({} images): top-1 {:.3}% ({}/{}), top-5 {:.3}% ({}/{}){}",
+        file.file_name,
+        ds.root.display(),
+        manifest.images,
+        report.top1,
+        o.top1,
+        o.n,
+        report.top5,
+        o.top5,
+        o.n,
+        if was_cached { " [cached result]" } else { "" }
+    );
+    for j in &report.verdicts {
+        detail.push_str(&format!(
+            "; {} {} {} vs {}: documented {:.3}, measured {:.3}",
+            if j.verdict.pass { "pass" } else { "FAIL" },
+            j.benchmark.as_str(),
+            j.metric,
+            j.source,
+            j.verdict.documented,
+            j.verdict.measured
+        ));
+    }
+    if report.verdicts.is_empty() {
+        let why = report
+            .verdict_skipped
+            .clone()
+            .unwrap_or_else(|| "nothing documented to judge against".into());
+        return new(Status::Skipped, format!("{detail}; not judged: {why}"));
+    }
+    let status = if report.passed() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    let first = &report.verdicts[0];
+    new(status, detail).values(
+        format!("{:.3}", first.verdict.documented),
+        format!("{:.3}", first.verdict.measured),
+    )
+}
+
+/// Writes `report` (without per-image predictions) to `path`: a temporary file, then renamed.
+fn store_atomically(path: &Path, report: &crate::eval::model::EvalReport) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut r = report.clone();
+    r.outcome.predictions.clear();
+    r.outcome.image_sha256.clear();
+    let bytes = serde_json::to_vec(&r).map_err(std::io::Error::other)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn flops_result(

@@ -47,15 +47,22 @@ pub struct ValidateArgs {
     /// Check only shard K of N (1-based), balanced by estimated cost.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Also measure each model whose weights are cached on this ImageNet validation set (any
+    /// `zoo eval` layout) against its documented accuracy; results are cached.
+    #[arg(long, value_name = "DIR")]
+    pub dataset: Option<PathBuf>,
+    /// Images per forward pass of --dataset.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
 }
 
 /// Arguments of `zoo report`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ReportCommand {
-    /// Merge shard reports (`zoo validate --shard K/N --json` outputs) into one; every shard
-    /// 1/N … N/N must be given exactly once.
+    /// Merge shard reports (`zoo validate --shard K/N --json` outputs, or `zoo eval --shard K/N
+    /// --report FILE` files) into one; every shard 1/N … N/N must be given exactly once.
     Merge {
-        /// The JSON reports.
+        /// The JSON reports (eval reports may be gzip-compressed).
         #[arg(required = true)]
         reports: Vec<PathBuf>,
         /// Print the merged report as JSON.
@@ -76,7 +83,7 @@ pub enum ReportCommand {
 /// Most shards `--shard K/N` may split a run into (far more than any CI matrix runs).
 const MAX_SHARDS: usize = 1024;
 
-fn parse_shard(s: &str) -> anyhow::Result<Shard> {
+pub(crate) fn parse_shard(s: &str) -> anyhow::Result<Shard> {
     let (k, n) = s.split_once('/').context("--shard takes K/N, e.g. 2/4")?;
     let number = |v: &str| {
         v.trim()
@@ -121,6 +128,14 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
         fetch: args.fetch,
         offline: args.offline || super::fetch::offline_from_env(),
         mirrors: args.mirrors.clone(),
+        eval: match &args.dataset {
+            Some(d) => Some(crate::validate::EvalOptions {
+                dataset: std::sync::Arc::new(crate::eval::dataset::Dataset::open(d)?),
+                batch_size: args.batch_size,
+                workers: std::thread::available_parallelism().map_or(1, usize::from),
+            }),
+            None => None,
+        },
     };
     let cache = Cache::from_env().ok();
     let progress = std::io::stderr().is_terminal() && !args.json && models.len() > 1;
@@ -249,7 +264,12 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
             verbose,
         } => {
             let mut parsed = vec![];
+            let mut evals = vec![];
             for p in &reports {
+                if let Some(file) = crate::eval::report_file::read(p)? {
+                    evals.push((p.clone(), file));
+                    continue;
+                }
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?;
                 let r: Report = serde_json::from_str(&text).with_context(|| {
@@ -260,6 +280,12 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
                     )
                 })?;
                 parsed.push(r);
+            }
+            if !evals.is_empty() {
+                if !parsed.is_empty() {
+                    bail!("zoo report merge: give either `zoo eval --report` files or `zoo validate --json` reports, not both");
+                }
+                return merge_eval(evals, json);
             }
             // A merge that cannot stand for the whole run (a shard missing or repeated, shards
             // of different runs) is a failed verdict, exit 1, not a usage error.
@@ -286,6 +312,34 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
             emit(&merged, &out, &context)
         }
     }
+}
+
+/// Merges `zoo eval --shard K/N --report` files, model by model, and prints the merged results
+/// as `zoo eval` would. A shard missing, repeated or from another run fails (exit 1) naming it.
+fn merge_eval(
+    files: Vec<(PathBuf, crate::eval::report_file::EvalFile)>,
+    json: bool,
+) -> anyhow::Result<Status> {
+    use crate::eval::model::{merge_shards, EvalReport};
+    let mut by_model: std::collections::BTreeMap<String, Vec<EvalReport>> = Default::default();
+    for (_, f) in &files {
+        for r in &f.reports {
+            by_model.entry(r.model.clone()).or_default().push(r.clone());
+        }
+    }
+    let mut merged = Vec::new();
+    for (_, reports) in by_model {
+        match merge_shards(reports) {
+            Ok(m) => merged.push(m),
+            Err(e) => {
+                let names: Vec<String> =
+                    files.iter().map(|(p, _)| p.display().to_string()).collect();
+                eprintln!("error: merging {}: {e}", names.join(", "));
+                return Ok(Status::Failed);
+            }
+        }
+    }
+    super::eval::print_reports(&merged, json, false)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +400,7 @@ fn short_label(k: CheckKind) -> &'static str {
         CheckKind::Accuracy => "top-k",
         CheckKind::Checksum => "sha256",
         CheckKind::Inference => "infer",
+        CheckKind::Measured => "top-1",
         CheckKind::Fingerprint => "fprint",
         other => other.as_str(),
     }

@@ -808,7 +808,7 @@ fn merging_three_of_four_shards_fails_naming_the_missing_one() {
     assert!(err.contains("shard 2/4 appears twice"), "{err}");
 }
 
-/// The shipped CI-matrix and Kubernetes examples are valid YAML and shard by 4.
+/// The shipped CI-matrix and Kubernetes examples (validate and eval) are valid YAML and shard.
 #[test]
 fn examples_are_valid_yaml() {
     for (f, needle) in [
@@ -819,6 +819,14 @@ fn examples_are_valid_yaml() {
         (
             "examples/kubernetes/zoo-validate-job.yaml",
             "JOB_COMPLETION_INDEX + 1",
+        ),
+        (
+            "examples/github-actions/zoo-eval.yml",
+            "--shard ${{ matrix.shard }}/4 --report eval-${{ matrix.shard }}.json.gz",
+        ),
+        (
+            "examples/kubernetes/zoo-eval-job.yaml",
+            "--shard \"$((JOB_COMPLETION_INDEX + 1))/8\" --report",
         ),
     ] {
         let text = std::fs::read_to_string(root().join(f)).unwrap();
@@ -908,4 +916,130 @@ fn fetch_by_registry_name() {
     let (code, out, _) = zoo_cached(&cache, &["--registry", &reg, "fetch", "--all", "--verify"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(server.full_gets("/efficientnet-tiny.tar.gz"), 1);
+}
+
+/// `zoo validate --dataset DIR`: a `measured` column for every model with cached weights; the
+/// result is cached, so a re-run reads it (the images are unreadable by then) and a removed
+/// cache entry re-evaluates.
+#[test]
+fn validate_dataset_measures_cached_models_once() {
+    let server = http_server::TestServer::start();
+    let bytes = std::fs::read(fixture("efficientnet-tiny/efficientnet-tiny.tar.gz")).unwrap();
+    server.serve("/efficientnet-tiny.tar.gz", bytes);
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tiny_registry(tmp.path(), &server.url(""));
+    let val = tmp.path().join("val");
+    for k in 0..10u8 {
+        for i in 0..2u8 {
+            let p = val.join(format!("class{k}/{i}.jpg"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, crate::eval::jpeg(40 + usize::from(i), 50, k * 20 + i)).unwrap();
+        }
+    }
+    let cache = tmp.path().join("cache");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "--registry",
+            &reg,
+            "validate",
+            "tiny",
+            "--json",
+            "--dataset",
+        ];
+        let v = val.to_str().unwrap();
+        a.push(v);
+        a.extend_from_slice(extra);
+        let (code, out, err) = zoo_cached(&cache, &a);
+        let r = json(&out);
+        let m = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "measured")
+            .unwrap_or_else(|| panic!("no measured check: {out}{err}"))
+            .clone();
+        (code, m)
+    };
+    // Without weights: skipped, never passed.
+    let (_, m) = run(&["--offline"]);
+    assert_eq!(m["status"], "skipped", "{m}");
+    assert!(
+        m["detail"].as_str().unwrap().contains("weights not cached"),
+        "{m}"
+    );
+    let (_, m) = run(&["--fetch"]);
+    let detail = m["detail"].as_str().unwrap().to_string();
+    if !cfg!(feature = "torch") {
+        assert_eq!(m["status"], "skipped", "{m}");
+        assert!(detail.contains("built without the `torch` feature"), "{m}");
+        return;
+    }
+    // 20 images are not ImageNet: measured, not judged (skipped with the reason).
+    assert_eq!(m["status"], "skipped", "{m}");
+    assert!(
+        detail.contains("efficientnet-tiny.tar.gz on")
+            && detail.contains("(20 images): top-1")
+            && detail.contains("not the 50,000")
+            && !detail.contains("[cached result]"),
+        "{detail}"
+    );
+    let entries: Vec<_> = std::fs::read_dir(cache.join("v2/eval")).unwrap().collect();
+    assert_eq!(entries.len(), 1, "one cached result");
+    // Every image unreadable now (same sizes, so the same listing): the re-run reads the cache.
+    for k in 0..10u8 {
+        for i in 0..2u8 {
+            let p = val.join(format!("class{k}/{i}.jpg"));
+            let len = std::fs::metadata(&p).unwrap().len() as usize;
+            std::fs::write(&p, vec![0u8; len]).unwrap();
+        }
+    }
+    let (_, m2) = run(&["--offline"]);
+    let d2 = m2["detail"].as_str().unwrap();
+    assert!(d2.contains("[cached result]"), "{d2}");
+    assert_eq!(
+        d2.replace(" [cached result]", ""),
+        detail,
+        "same counts from the cache"
+    );
+    // Without the cached result it evaluates again (and now fails on the broken image).
+    for e in entries {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    let (code, m3) = run(&["--offline"]);
+    assert_eq!(code, 1);
+    assert_eq!(m3["status"], "fail", "{m3}");
+    assert!(
+        m3["detail"]
+            .as_str()
+            .unwrap()
+            .contains("class0/0.jpg: not a JPEG or PNG"),
+        "{m3}"
+    );
+}
+
+/// The Kubernetes eval example is an Indexed Job whose pods each take one GPU and read the
+/// dataset from a shared volume, and whose shard count matches `completions`.
+#[test]
+fn kubernetes_eval_example_is_an_indexed_job_of_one_gpu_pods() {
+    let text =
+        std::fs::read_to_string(root().join("examples/kubernetes/zoo-eval-job.yaml")).unwrap();
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&text).unwrap()[0];
+    let spec = &doc["spec"];
+    assert_eq!(doc["kind"].as_str(), Some("Job"));
+    assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+    let n = spec["completions"].as_i64().unwrap();
+    let pod = &spec["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"].as_i64(), Some(1));
+    let cmd = c["args"][0].as_str().unwrap();
+    assert!(cmd.contains(&format!("+ 1))/{n}\"")), "{cmd}");
+    assert!(
+        cmd.contains("--device cuda") && cmd.contains("--dataset /data/imagenet/val"),
+        "{cmd}"
+    );
+    let mounts = c["volumeMounts"].as_vec().unwrap();
+    assert!(mounts
+        .iter()
+        .any(|m| m["mountPath"].as_str() == Some("/data/imagenet")
+            && m["readOnly"].as_bool() == Some(true)));
 }
