@@ -89,7 +89,7 @@ fn checkout_registry_validates_offline() {
     assert_eq!(cards, 12);
     assert_eq!(
         r["summary"],
-        serde_json::json!({"checks": results.len(), "pass": 72, "fail": 0, "pinned": 0, "skipped": 30})
+        serde_json::json!({"checks": results.len(), "pass": 72, "fail": 0, "pinned": 0, "explained": 0, "skipped": 30})
     );
     let find = |model: &str, check: &str| {
         results
