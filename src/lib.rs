@@ -19,6 +19,7 @@ pub mod flops;
 pub mod fsutil;
 pub mod hub;
 pub mod lookup;
+pub mod mapping;
 pub mod record;
 pub mod reference;
 pub mod registry;
