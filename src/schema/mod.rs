@@ -1335,8 +1335,7 @@ fn check_path_component(value: &Text, key: &str, cx: &mut Ctx) {
     }
 }
 
-/// Fewest hex digits a `Sha256 Prefix` may have: timm's file-name suffix has 8 (32 bits).
-pub const MIN_SHA256_PREFIX: usize = 8;
+pub use crate::fetch::MIN_SHA256_PREFIX;
 
 fn is_hex(s: &str) -> bool {
     s.chars()
