@@ -27,5 +27,6 @@ pub mod report;
 pub mod schema;
 pub mod scratch;
 pub mod source;
+pub mod template;
 pub mod torch;
 pub mod validate;
