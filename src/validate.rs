@@ -20,7 +20,7 @@ use crate::checkpoint;
 use crate::convert::pipeline::{check_inference, InferenceCheck};
 use crate::convert::WeightSet;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::fetch::{Cache, FetchError, FetchOptions, Fetched, FileSpec, Proof};
+use crate::fetch::{Cache, FetchError, Fetched, Proof};
 use crate::filesize::{self, Container, SaveLayout};
 use crate::fingerprint::fingerprint;
 use crate::flops::InputSize;
@@ -28,6 +28,7 @@ use crate::flops::{self, Convention};
 use crate::registry::{ModelEntry, Registry, Selection, UnreadableModel};
 use crate::report::{CheckKind, CheckResult, Report, Run, Status};
 use crate::schema::{Count, FileRole, Measure};
+use crate::source::{self, Located, SourceOptions};
 
 /// What `validate` may do.
 #[derive(Debug, Clone, Default)]
@@ -204,50 +205,26 @@ pub fn registry_results(registry: &Registry, selected: &[String]) -> Vec<CheckRe
     results
 }
 
-/// One of a model's weight files, as the checks see it: found (or fetched), absent, or failed.
-struct Weights {
-    /// The file's role.
-    role: FileRole,
-    /// What was looked for (`None` when the model has no file with this role, or no cache).
-    spec: Option<FileSpec>,
-    /// The outcome.
-    result: Result<Option<Fetched>, FetchError>,
-}
-
 fn lookup(
     cache: Option<&Cache>,
     registry: &Registry,
     entry: &ModelEntry,
     role: FileRole,
     opts: &ValidateOptions,
-) -> Weights {
-    let (Some(cache), Some(file)) = (cache, entry.file(role)) else {
-        return Weights {
+) -> Located {
+    let Some(cache) = cache else {
+        return Located {
             role,
             spec: None,
             result: Ok(None),
         };
     };
-    let spec = entry.fetch_spec(file);
-    let fopts = FetchOptions {
-        offline: opts.offline || !opts.fetch,
+    let sopts = SourceOptions {
+        offline: opts.offline,
+        download: opts.fetch && !opts.offline,
         mirrors: opts.mirrors.clone(),
-        lock_file: Some(match registry.dir() {
-            Some(d) => d.join("weights.lock"),
-            None => cache.dir().join("weights.lock"),
-        }),
-        ..FetchOptions::default()
     };
-    let result = if opts.fetch && !opts.offline {
-        cache.fetch(&spec, &fopts).map(Some)
-    } else {
-        cache.lookup(&spec, &fopts)
-    };
-    Weights {
-        role,
-        spec: Some(spec),
-        result,
-    }
+    source::locate(cache, registry, entry, role, &sopts)
 }
 
 /// Every check of one model (without the registry-wide ones).
@@ -535,7 +512,7 @@ fn size_result(
 
 /// Why a weight file could not be had or did not verify, naming the file, each URL with its
 /// cause, and (for a download that failed) where to put the file instead.
-fn failure_detail(w: &Weights, e: &FetchError, cache: Option<&Cache>) -> String {
+fn failure_detail(w: &Located, e: &FetchError, cache: Option<&Cache>) -> String {
     let file = w
         .spec
         .as_ref()
@@ -569,7 +546,7 @@ fn failure_detail(w: &Weights, e: &FetchError, cache: Option<&Cache>) -> String 
 /// or a prefix with the full hash pinned from the file that matched it) vouches for every file
 /// found; pinned when a file was only trusted on first use; fail when a file could not be had
 /// (with fetching allowed) or did not verify.
-fn checksum_result(name: &str, weights: &[&Weights], cache: Option<&Cache>) -> CheckResult {
+fn checksum_result(name: &str, weights: &[&Located], cache: Option<&Cache>) -> CheckResult {
     let mut failed = vec![];
     let mut verified = vec![];
     let mut pinned = vec![];
@@ -638,7 +615,7 @@ fn inference_result(
     name: &str,
     entry: &ModelEntry,
     spec: &Network,
-    tf: &Weights,
+    tf: &Located,
     cache: Option<&Cache>,
 ) -> CheckResult {
     let reference = entry.reference();

@@ -306,6 +306,7 @@ impl Paint {
             CheckStatus::Pass => "32",
             CheckStatus::Fail => "1;31",
             CheckStatus::Pinned => "36",
+            CheckStatus::Explained => "35",
             CheckStatus::Skipped => "33",
         };
         self.wrap(code, text)
@@ -730,6 +731,25 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         }
     }
 
+    // Explained differences: each is shown with its rule and its difference.
+    let explained: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Explained)
+        .collect();
+    if !explained.is_empty() {
+        outln!();
+        outln!(
+            "explained ({}): the card differs from the measurement by a known rule, not a pass:",
+            explained.len()
+        );
+        for r in explained {
+            for line in result_lines(r, &paint) {
+                outln!("{line}");
+            }
+        }
+    }
+
     // Skips, grouped by reason, with what would run them.
     let mut groups: Vec<(&str, Vec<&CheckResult>)> = vec![];
     for r in report
@@ -817,16 +837,22 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
     } else {
         paint.status(CheckStatus::Fail, "FAILED")
     };
+    let explained = if s.explained > 0 {
+        format!(", {} explained", s.explained)
+    } else {
+        String::new()
+    };
     outln!(
-        "{verdict}: {} passed, {} failed, {} pinned, {} skipped ({})",
+        "{verdict}: {} passed, {} failed, {} pinned{explained}, {} skipped ({})",
         s.pass,
         s.fail,
         s.pinned,
         s.skipped,
-        if report.strict {
-            "--strict: a pinned or skipped check fails the run"
-        } else {
-            "pinned and skipped checks are not passes"
+        match (report.strict, s.explained > 0) {
+            (true, false) => "--strict: a pinned or skipped check fails the run",
+            (true, true) => "--strict: a pinned, explained or skipped check fails the run",
+            (false, false) => "pinned and skipped checks are not passes",
+            (false, true) => "pinned, explained and skipped checks are not passes",
         }
     );
 }

@@ -15,16 +15,7 @@ use crate::checkpoint::{self, CheckpointError, SourceFormat};
 use crate::fingerprint::{fingerprint, Fingerprint, Fingerprinter};
 use crate::torch::{compare_logits, LogitsComparison, Model, TorchError};
 
-/// Inputs and expected outputs of a model, from the original framework.
-#[derive(Debug, Clone)]
-pub struct ReferenceVectors {
-    /// NCHW float32 input.
-    pub input: PathBuf,
-    /// `[N, classes]` float32 logits.
-    pub logits: PathBuf,
-    /// Max abs difference allowed on the logits.
-    pub tolerance: f64,
-}
+pub use crate::reference::ReferenceVectors;
 
 /// What to convert and where.
 #[derive(Debug, Clone)]

@@ -24,8 +24,7 @@ mod imp;
 
 pub use imp::{available, Model};
 
-/// Default tolerance on logits: the largest absolute difference that still passes.
-pub const DEFAULT_TOLERANCE: f64 = 1e-4;
+pub use crate::reference::DEFAULT_TOLERANCE;
 
 /// A `--tolerance` that cannot be a tolerance: a NaN (every comparison fails), an infinity
 /// (every comparison, even against all-NaN logits, passes) or a negative number.
