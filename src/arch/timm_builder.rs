@@ -286,6 +286,7 @@ impl Builder<'_> {
             bias,
             padding: self.cfg.padding,
             source,
+            experts: 0,
         }
     }
 
@@ -379,14 +380,16 @@ impl Builder<'_> {
     ) -> Result<Op, ArchError> {
         let block_act = bs.act.unwrap_or(self.opts.act);
         let experts = bs.experts.saturating_mul(self.cfg.experts);
-        if experts > 0 {
-            return Err(ArchError::BadBlock {
-                block: bs.to_string(),
-                reason: "CondConv (`cc`) blocks are not built by zoo yet".into(),
-            });
-        }
-        // tensorflow/tpu names exist for `ds`, `er` and expanding `ir` blocks.
+        in_range(
+            experts <= Bounds::MAX_EXPERTS,
+            &self.arch,
+            "CondConv experts",
+            experts,
+            format!("at most {}", Bounds::MAX_EXPERTS),
+        )?;
+        // tensorflow/tpu names exist for `ds`, `er` and expanding `ir` blocks (not CondConv).
         let mut tf = match (self.opts.tf, bs.kind) {
+            _ if experts > 0 => None,
             (Some(TfNaming::TpuEfficientNet), BlockKind::DepthwiseSeparable)
             | (Some(TfNaming::TpuEfficientNet), BlockKind::EdgeResidual) => Some(TpuNames {
                 flat,
@@ -497,6 +500,24 @@ impl Builder<'_> {
                     false,
                 ));
                 body.push(self.norm(format!("{p}.bn3"), name(&mut tf, TpuNames::bn), out_chs));
+                if experts > 0 {
+                    // CondConvResidual: the three convs are CondConv2d, routed from the block
+                    // input.
+                    for op in &mut body {
+                        if let Op::Conv(c) = op {
+                            c.experts = experts;
+                        }
+                    }
+                    body = vec![Op::CondConv {
+                        routing: Linear {
+                            name: format!("{p}.routing_fn"),
+                            in_features: in_chs,
+                            out_features: experts,
+                            source: None,
+                        },
+                        body,
+                    }];
+                }
                 skip_ok && bs.skip != Some(false)
             }
             BlockKind::EdgeResidual => {
