@@ -922,6 +922,72 @@ mod tests {
         assert!("ir_r1_k4_s1_c8".parse::<BlockString>().is_err());
     }
 
+    /// timm's whole grammar parses and prints back; anything else is an error naming the token.
+    #[test]
+    fn timm_grammar_round_trips_and_names_bad_tokens() {
+        for family in Family::ALL {
+            for stage in family.blocks() {
+                for s in stage.split(' ') {
+                    let b: BlockString = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+                    let again: BlockString = b.to_string().parse().unwrap();
+                    assert_eq!(again, b, "{s}");
+                }
+            }
+        }
+        let b: BlockString = "ir_r1_k3.5.7_a1.1_p1.1_s2_e6_c40_se0.5_nsw"
+            .parse()
+            .unwrap();
+        assert_eq!(b.kernel, Kernel::Mixed(vec![3, 5, 7]));
+        assert_eq!(b.exp_kernel, Kernel::Mixed(vec![1, 1]));
+        assert_eq!(b.act, Some(Act::Silu));
+        let b: BlockString = "er_r1_k3_s1_e4_c24_fc24_noskip".parse().unwrap();
+        assert_eq!((b.force_in_chs, b.skip), (24, Some(false)));
+        let b: BlockString = "ir_r3_k5_s1_e6_c112_se0.25_cc4".parse().unwrap();
+        assert_eq!(b.experts, 4);
+        for (text, token) in [
+            ("ir_r1_k3_s1_e6_c8_nmi", "`nmi`"),
+            ("ir_r1_k3_s1_e6_c8_gs8", "`gs8`"),
+            ("ir_r1_k3_s1_e6_c8_x1", "`x1`"),
+            ("uir_r1_k3_s1_e6_c8", "`uir`"),
+            ("ir_r1_k3.4_s1_e6_c8", "kernel 4"),
+            ("ds_r1_k3_s1_e1_c8_cc4", "`cc`"),
+        ] {
+            let e = text.parse::<BlockString>().unwrap_err().to_string();
+            assert!(e.contains(token), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn timm_names_print_and_parse_back() {
+        for (name, ..) in family::MEMBERS {
+            let cfg = ArchConfig::variant(name).unwrap();
+            assert_eq!(
+                cfg.to_string().parse::<ArchConfig>().unwrap(),
+                cfg,
+                "{name}"
+            );
+        }
+        let l = ArchConfig::variant("tf_mixnet_l").unwrap();
+        assert_eq!(l.to_string(), "tf_mixnet_l");
+        let ten = "tf_mixnet_l:classes=10".parse::<ArchConfig>().unwrap();
+        assert_eq!((ten.classes, ten.width), (10, 1.3));
+        assert_eq!(ten.to_string(), "tf_mixnet_l:classes=10");
+        // EfficientNets keep the spelling converted files' provenance records.
+        assert_eq!(
+            ArchConfig::variant("tf_efficientnet_b6")
+                .unwrap()
+                .to_string(),
+            "efficientnet:width=1.8,depth=2.6,classes=1000"
+        );
+        assert_eq!(
+            "mixnet-m:width=1.3"
+                .parse::<ArchConfig>()
+                .unwrap()
+                .to_string(),
+            "tf_mixnet_l"
+        );
+    }
+
     #[test]
     fn rounding_matches_timm() {
         assert_eq!(round_channels(32, 1.8), 56);

@@ -205,6 +205,53 @@ fn act(module: String, act: Act) -> Op {
     }
 }
 
+/// conv → BN (→ activation) inside a block: one unit of timm's block classes.
+struct Unit<'a> {
+    conv: &'a str,
+    bn: &'a str,
+    act: Option<(&'a str, Act)>,
+    chs: (usize, usize),
+    kernel: &'a Kernel,
+    stride: usize,
+    groups: usize,
+    /// A depthwise conv (TF `DepthwiseConv2D`, its own name).
+    depthwise: bool,
+}
+
+impl<'a> Unit<'a> {
+    /// A dense stride-1 unit without activation.
+    fn new(conv: &'a str, bn: &'a str, chs: (usize, usize), kernel: &'a Kernel) -> Self {
+        Unit {
+            conv,
+            bn,
+            act: None,
+            chs,
+            kernel,
+            stride: 1,
+            groups: 1,
+            depthwise: false,
+        }
+    }
+    fn act(self, module: &'a str, act: Act) -> Self {
+        Unit {
+            act: Some((module, act)),
+            ..self
+        }
+    }
+    fn strided(self, stride: usize) -> Self {
+        Unit { stride, ..self }
+    }
+    /// Depthwise (one group per channel) with `stride`.
+    fn depthwise(self, stride: usize) -> Self {
+        Unit {
+            stride,
+            groups: self.chs.0,
+            depthwise: true,
+            ..self
+        }
+    }
+}
+
 struct Builder<'c> {
     cfg: &'c ArchConfig,
     opts: Options,
@@ -313,6 +360,32 @@ impl Builder<'_> {
         })
     }
 
+    /// Appends a conv → BN (→ act) unit of the block `p`, naming its TF layers in order.
+    fn unit(&self, p: &str, body: &mut Vec<Op>, tf: &mut Option<TpuNames>, u: Unit<'_>) {
+        let conv_tf = match tf {
+            Some(t) if u.depthwise => Some(t.depthwise()),
+            Some(t) => Some(t.conv()),
+            None => None,
+        };
+        body.push(self.conv(
+            format!("{p}.{}", u.conv),
+            conv_tf,
+            u.chs,
+            u.kernel.clone(),
+            u.stride,
+            u.groups,
+            false,
+        ));
+        body.push(self.norm(
+            format!("{p}.{}", u.bn),
+            tf.as_mut().map(TpuNames::bn),
+            u.chs.1,
+        ));
+        if let Some((module, a)) = u.act {
+            body.push(act(format!("{p}.{module}"), a));
+        }
+    }
+
     /// The SE of a block whose SE input has `chs` channels, or `None`.
     fn squeeze_excite(
         &self,
@@ -320,7 +393,7 @@ impl Builder<'_> {
         bs: &BlockString,
         chs: usize,
         block_act: Act,
-        tf: &mut Option<TpuNames>,
+        tf: Option<&TpuNames>,
     ) -> Result<Option<Op>, ArchError> {
         if bs.se_ratio <= 0.0 {
             return Ok(None);
@@ -341,7 +414,7 @@ impl Builder<'_> {
             round_half_even(chs as f64 * ratio)
         };
         let rd = self.channels("SE channels", rd.max(1))?;
-        let names = tf.as_ref().map(|t| (t.se(0), t.se(1)));
+        let names = tf.map(|t| (t.se(0), t.se(1)));
         let (reduce_tf, expand_tf) = names.map_or((None, None), |(a, b)| (Some(a), Some(b)));
         Ok(Some(Op::SqueezeExcite(SqueezeExcite {
             module: format!("{p}.se"),
@@ -405,101 +478,58 @@ impl Builder<'_> {
             }
             _ => None,
         };
-        let name = |tf: &mut Option<TpuNames>, f: fn(&mut TpuNames) -> String| tf.as_mut().map(f);
         let mut body = vec![];
         let skip_ok = stride == 1 && in_chs == out_chs;
         let has_skip = match bs.kind {
-            BlockKind::DepthwiseSeparable => {
-                body.push(self.conv(
-                    format!("{p}.conv_dw"),
-                    tf.as_ref().map(TpuNames::depthwise),
-                    (in_chs, in_chs),
-                    bs.kernel.clone(),
-                    stride,
-                    in_chs,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn1"), name(&mut tf, TpuNames::bn), in_chs));
-                body.push(act(format!("{p}.act1"), block_act));
-                body.extend(self.squeeze_excite(p, bs, in_chs, block_act, &mut tf)?);
-                body.push(self.conv(
-                    format!("{p}.conv_pw"),
-                    name(&mut tf, TpuNames::conv),
-                    (in_chs, out_chs),
-                    bs.pw_kernel.clone(),
-                    1,
-                    1,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn2"), name(&mut tf, TpuNames::bn), out_chs));
+            BlockKind::DepthwiseSeparable | BlockKind::DepthwiseSeparableAct => {
+                let pw_act = bs.kind == BlockKind::DepthwiseSeparableAct;
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_dw", "bn1", (in_chs, in_chs), &bs.kernel)
+                        .depthwise(stride)
+                        .act("act1", block_act),
+                );
+                body.extend(self.squeeze_excite(p, bs, in_chs, block_act, tf.as_ref())?);
                 // timm ≤ 0.4 DepthwiseSeparableConv: `act2` is an identity without `pw_act`.
-                body.push(act(format!("{p}.act2"), Act::Identity));
-                skip_ok && bs.skip != Some(false)
-            }
-            BlockKind::DepthwiseSeparableAct => {
-                body.push(self.conv(
-                    format!("{p}.conv_dw"),
-                    None,
-                    (in_chs, in_chs),
-                    bs.kernel.clone(),
-                    stride,
-                    in_chs,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn1"), None, in_chs));
-                body.push(act(format!("{p}.act1"), block_act));
-                body.extend(self.squeeze_excite(p, bs, in_chs, block_act, &mut None)?);
-                body.push(self.conv(
-                    format!("{p}.conv_pw"),
-                    None,
-                    (in_chs, out_chs),
-                    bs.pw_kernel.clone(),
-                    1,
-                    1,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn2"), None, out_chs));
-                body.push(act(format!("{p}.act2"), block_act));
-                false
+                let pw = if pw_act { block_act } else { Act::Identity };
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pw", "bn2", (in_chs, out_chs), &bs.pw_kernel).act("act2", pw),
+                );
+                // `dsa` never has a residual.
+                skip_ok && !pw_act && bs.skip != Some(false)
             }
             BlockKind::InvertedResidual => {
                 let mid = self.channels(
                     "expanded channels",
                     make_divisible(in_chs as f64 * bs.expand, 8, 0.9),
                 )?;
-                body.push(self.conv(
-                    format!("{p}.conv_pw"),
-                    name(&mut tf, TpuNames::conv),
-                    (in_chs, mid),
-                    bs.exp_kernel.clone(),
-                    1,
-                    1,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn1"), name(&mut tf, TpuNames::bn), mid));
-                body.push(act(format!("{p}.act1"), block_act));
-                body.push(self.conv(
-                    format!("{p}.conv_dw"),
-                    tf.as_ref().map(TpuNames::depthwise),
-                    (mid, mid),
-                    bs.kernel.clone(),
-                    stride,
-                    mid,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn2"), name(&mut tf, TpuNames::bn), mid));
-                body.push(act(format!("{p}.act2"), block_act));
-                body.extend(self.squeeze_excite(p, bs, mid, block_act, &mut tf)?);
-                body.push(self.conv(
-                    format!("{p}.conv_pwl"),
-                    name(&mut tf, TpuNames::conv),
-                    (mid, out_chs),
-                    bs.pw_kernel.clone(),
-                    1,
-                    1,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn3"), name(&mut tf, TpuNames::bn), out_chs));
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pw", "bn1", (in_chs, mid), &bs.exp_kernel)
+                        .act("act1", block_act),
+                );
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_dw", "bn2", (mid, mid), &bs.kernel)
+                        .depthwise(stride)
+                        .act("act2", block_act),
+                );
+                body.extend(self.squeeze_excite(p, bs, mid, block_act, tf.as_ref())?);
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pwl", "bn3", (mid, out_chs), &bs.pw_kernel),
+                );
                 if experts > 0 {
                     // CondConvResidual: the three convs are CondConv2d, routed from the block
                     // input.
@@ -530,42 +560,32 @@ impl Builder<'_> {
                     "expanded channels",
                     make_divisible(base as f64 * bs.expand, 8, 0.9),
                 )?;
-                body.push(self.conv(
-                    format!("{p}.conv_exp"),
-                    name(&mut tf, TpuNames::conv),
-                    (in_chs, mid),
-                    bs.kernel.clone(),
-                    stride,
-                    1,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn1"), name(&mut tf, TpuNames::bn), mid));
-                body.push(act(format!("{p}.act1"), block_act));
-                body.extend(self.squeeze_excite(p, bs, mid, block_act, &mut tf)?);
-                body.push(self.conv(
-                    format!("{p}.conv_pwl"),
-                    name(&mut tf, TpuNames::conv),
-                    (mid, out_chs),
-                    bs.pw_kernel.clone(),
-                    1,
-                    1,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn2"), name(&mut tf, TpuNames::bn), out_chs));
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_exp", "bn1", (in_chs, mid), &bs.kernel)
+                        .strided(stride)
+                        .act("act1", block_act),
+                );
+                body.extend(self.squeeze_excite(p, bs, mid, block_act, tf.as_ref())?);
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pwl", "bn2", (mid, out_chs), &bs.pw_kernel),
+                );
                 skip_ok && bs.skip != Some(false)
             }
             BlockKind::ConvBnAct => {
-                body.push(self.conv(
-                    format!("{p}.conv"),
-                    None,
-                    (in_chs, out_chs),
-                    bs.kernel.clone(),
-                    stride,
-                    1,
-                    false,
-                ));
-                body.push(self.norm(format!("{p}.bn1"), None, out_chs));
-                body.push(act(format!("{p}.act1"), block_act));
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv", "bn1", (in_chs, out_chs), &bs.kernel)
+                        .strided(stride)
+                        .act("act1", block_act),
+                );
                 skip_ok && bs.skip == Some(true)
             }
         };
