@@ -207,10 +207,16 @@ pub enum LayerKind {
     },
     /// A BatchNorm2d (inference).
     BatchNorm,
+    /// A CondConv (timm `CondConv2d`, which thop 0.0.31 did not hook): its MACs include the
+    /// expert mixing matmul.
+    CondConv,
     /// The global average pool before the classifier.
     GlobalPool,
     /// The classifier.
     Linear,
+    /// A CondConv routing: the functional mean of the block input (`input`), then `routing_fn`
+    /// (a plain `nn.Linear`, which thop counted as `in · out`, without its bias).
+    Routing,
 }
 
 /// One layer with its shapes and the quantities every convention is built from.
@@ -248,6 +254,7 @@ impl Layer<'_> {
             (Convention::Flops, _) => self.macs.checked_mul(2)?,
             (Convention::Fvcore, LayerKind::BatchNorm) => in_elems()?.checked_mul(2)?,
             (Convention::Fvcore, LayerKind::GlobalPool) => in_elems()?,
+            (Convention::Fvcore, LayerKind::Routing) => self.macs.checked_add(in_elems()?)?,
             (Convention::Fvcore, _) => self.macs,
             (Convention::Thop2020, LayerKind::Conv { same_strided: true }) => 0,
             (Convention::Thop2020, LayerKind::Conv { .. }) => {
@@ -257,7 +264,8 @@ impl Layer<'_> {
             (Convention::Thop2020, LayerKind::GlobalPool) => {
                 c.checked_mul(h.checked_mul(w)?.checked_add(1)?)?
             }
-            (Convention::Thop2020, LayerKind::Linear) => 0,
+            (Convention::Thop2020, LayerKind::Linear | LayerKind::CondConv) => 0,
+            (Convention::Thop2020, LayerKind::Routing) => self.macs,
         })
     }
 }
@@ -334,6 +342,21 @@ impl<'a> Walk<'a, '_> {
                 }
                 // The residual add is not counted by any convention.
                 Op::Residual(body) | Op::Scope { body, .. } => self.ops(body, shape)?,
+                Op::CondConv { routing, body } => {
+                    let overflow = || self.overflow(&routing.name);
+                    let (fin, fout) = (routing.in_features as u64, routing.out_features as u64);
+                    let macs = fin.checked_mul(fout).ok_or_else(overflow)?;
+                    self.push(Layer {
+                        name: &routing.name,
+                        kind: LayerKind::Routing,
+                        input: shape,
+                        output: [routing.out_features, 1, 1],
+                        params: macs.checked_add(fout).ok_or_else(overflow)?,
+                        macs,
+                        bias_adds: fout,
+                    })?;
+                    self.ops(body, shape)?
+                }
                 Op::GlobalPool { module } => {
                     let output = [shape[0], 1, 1];
                     self.push(Layer {
@@ -381,8 +404,12 @@ impl<'a> Walk<'a, '_> {
             .ok_or_else(overflow)?;
         self.push(Layer {
             name: &conv.name,
-            kind: LayerKind::Conv {
-                same_strided: conv.padding == Padding::TfSame && conv.stride > 1,
+            kind: if conv.experts > 0 {
+                LayerKind::CondConv
+            } else {
+                LayerKind::Conv {
+                    same_strided: conv.padding == Padding::TfSame && conv.stride > 1,
+                }
             },
             input,
             output,

@@ -127,11 +127,11 @@ fn is_identifier(s: &str) -> bool {
 
 /// The timm entry point that builds `cfg`, for the `tf_efficientnet_*` variants.
 pub fn timm_architecture(cfg: &ArchConfig) -> Option<String> {
-    crate::arch::efficientnet::VARIANTS
+    crate::arch::family::MEMBERS
         .iter()
-        .map(|(name, _, _)| *name)
+        .map(|m| m.0)
         .find(|name| ArchConfig::variant(name).is_some_and(|v| v == *cfg))
-        .map(|name| format!("tf_efficientnet_{name}"))
+        .map(str::to_owned)
 }
 
 /// The model's Hub name, checked against its architecture.

@@ -72,6 +72,10 @@ pub struct Conv {
     pub padding: Padding,
     /// The TF layer this conv comes from, relative to the model scope (`blocks_4/conv2d_1`).
     pub source: Option<String>,
+    /// CondConv experts (timm `CondConv2d`), 0 for a plain conv: the weight is stored as
+    /// `[experts, out·in/groups·k·k]` and mixed per sample by the enclosing [`Op::CondConv`]'s
+    /// routing weights.
+    pub experts: usize,
 }
 
 /// One conv of a (possibly mixed) [`Conv`]: what torch actually runs.
@@ -153,8 +157,29 @@ impl Conv {
         Some((oh, ow))
     }
 
-    /// The weights and optional biases, torch layout `[out, in/groups, k, k]`, in timm order.
+    /// The weights and optional biases, torch layout `[out, in/groups, k, k]`, in timm order
+    /// (CondConv: `[experts, out·in/groups·k·k]` and `[experts, out]`).
     pub fn params(&self) -> Vec<ParamSpec> {
+        if self.experts > 0 {
+            let per_expert = self
+                .parts()
+                .iter()
+                .map(|p| p.weight_shape().iter().product::<usize>())
+                .sum();
+            let mut v = vec![ParamSpec {
+                name: format!("{}.weight", self.name),
+                shape: vec![self.experts, per_expert],
+                kind: ParamKind::Weight,
+            }];
+            if self.bias {
+                v.push(ParamSpec {
+                    name: format!("{}.bias", self.name),
+                    shape: vec![self.experts, self.out_chs],
+                    kind: ParamKind::Bias,
+                });
+            }
+            return v;
+        }
         let mut v = vec![];
         for part in self.parts() {
             let prefix = match part.index {
@@ -178,15 +203,21 @@ impl Conv {
     }
 
     /// Multiply-accumulates at an output size (excluding bias); `None` when they do not fit
-    /// in 64 bits.
+    /// in 64 bits. A CondConv adds the expert mixing (`routing [1, E] @ weight [E, P]`: `E·P`,
+    /// plus `E·out` for a bias), which torch runs as a matmul.
     pub fn macs(&self, out_h: usize, out_w: usize) -> Option<u64> {
-        self.parts().iter().try_fold(0u64, |sum, part| {
+        let conv = self.parts().iter().try_fold(0u64, |sum, part| {
             let [o, i, kh, kw] = part.weight_shape();
             let m = [out_h, out_w, o, i, kh, kw]
                 .iter()
                 .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
             sum.checked_add(m)
-        })
+        })?;
+        if self.experts == 0 {
+            return Some(conv);
+        }
+        let mixing = self.param_count()?;
+        conv.checked_add(mixing)
     }
 
     /// Weight (and bias) elements; `None` when they do not fit in 64 bits.
@@ -317,6 +348,15 @@ pub enum Op {
     },
     /// A fully connected layer on a flat vector.
     Linear(Linear),
+    /// CondConv routing (timm `CondConvResidual`): `sigmoid(routing(mean(x)))` per sample
+    /// mixes the experts of every conv with experts in `body`, which then runs on `x`. timm
+    /// registers `routing` after the body's layers, so its tensors come last.
+    CondConv {
+        /// `routing_fn`: input channels → experts.
+        routing: Linear,
+        /// The block's layers.
+        body: Vec<Op>,
+    },
 }
 
 /// What kind of module a [`Network::modules`] entry is.
@@ -388,7 +428,9 @@ pub fn visit<'a>(ops: &'a [Op], f: &mut impl FnMut(&'a Op)) {
     for op in ops {
         f(op);
         match op {
-            Op::Residual(body) | Op::Scope { body, .. } => visit(body, f),
+            Op::Residual(body) | Op::Scope { body, .. } | Op::CondConv { body, .. } => {
+                visit(body, f)
+            }
             _ => {}
         }
     }
@@ -397,21 +439,27 @@ pub fn visit<'a>(ops: &'a [Op], f: &mut impl FnMut(&'a Op)) {
 impl Network {
     /// Every parameterised layer in timm `state_dict()` order.
     pub fn layers(&self) -> Vec<Layer<'_>> {
-        let mut out = vec![];
-        visit(&self.ops, &mut |op| match op {
-            Op::Conv(c) => out.push(Layer::Conv(c)),
-            Op::Norm(n) => out.push(Layer::Norm(n)),
-            Op::Linear(l) => out.push(Layer::Linear(l)),
-            Op::SqueezeExcite(se) => {
-                out.push(Layer::Conv(&se.reduce));
-                out.push(Layer::Conv(&se.expand));
+        fn walk<'a>(ops: &'a [Op], out: &mut Vec<Layer<'a>>) {
+            for op in ops {
+                match op {
+                    Op::Conv(c) => out.push(Layer::Conv(c)),
+                    Op::Norm(n) => out.push(Layer::Norm(n)),
+                    Op::Linear(l) => out.push(Layer::Linear(l)),
+                    Op::SqueezeExcite(se) => {
+                        out.push(Layer::Conv(&se.reduce));
+                        out.push(Layer::Conv(&se.expand));
+                    }
+                    Op::Residual(body) | Op::Scope { body, .. } => walk(body, out),
+                    Op::CondConv { routing, body } => {
+                        walk(body, out);
+                        out.push(Layer::Linear(routing));
+                    }
+                    Op::Act { .. } | Op::GlobalPool { .. } | Op::Flatten { .. } => {}
+                }
             }
-            Op::Act { .. }
-            | Op::Residual(_)
-            | Op::Scope { .. }
-            | Op::GlobalPool { .. }
-            | Op::Flatten { .. } => {}
-        });
+        }
+        let mut out = vec![];
+        walk(&self.ops, &mut out);
         out
     }
 
@@ -423,25 +471,38 @@ impl Network {
     /// The module tree in `named_modules()` pre-order, the root (`""`) first: what a
     /// `state_dict()`'s `_metadata` lists.
     pub fn modules(&self) -> Vec<(String, ModuleKind)> {
-        let mut out = vec![(String::new(), ModuleKind::Container)];
-        visit(&self.ops, &mut |op| match op {
-            Op::Conv(c) => out.push((c.name.clone(), ModuleKind::Conv)),
-            Op::Norm(n) => out.push((n.name.clone(), ModuleKind::BatchNorm)),
-            Op::Act {
-                module: Some(m), ..
-            } => out.push((m.clone(), ModuleKind::Act)),
-            Op::SqueezeExcite(se) => {
-                out.push((se.module.clone(), ModuleKind::SqueezeExcite));
-                out.push((se.reduce.name.clone(), ModuleKind::Conv));
-                out.push((format!("{}.act1", se.module), ModuleKind::Act));
-                out.push((se.expand.name.clone(), ModuleKind::Conv));
+        fn walk(ops: &[Op], out: &mut Vec<(String, ModuleKind)>) {
+            for op in ops {
+                match op {
+                    Op::Conv(c) => out.push((c.name.clone(), ModuleKind::Conv)),
+                    Op::Norm(n) => out.push((n.name.clone(), ModuleKind::BatchNorm)),
+                    Op::Act {
+                        module: Some(m), ..
+                    } => out.push((m.clone(), ModuleKind::Act)),
+                    Op::SqueezeExcite(se) => {
+                        out.push((se.module.clone(), ModuleKind::SqueezeExcite));
+                        out.push((se.reduce.name.clone(), ModuleKind::Conv));
+                        out.push((format!("{}.act1", se.module), ModuleKind::Act));
+                        out.push((se.expand.name.clone(), ModuleKind::Conv));
+                    }
+                    Op::Scope { module, body } => {
+                        out.push((module.clone(), ModuleKind::Container));
+                        walk(body, out);
+                    }
+                    Op::Residual(body) => walk(body, out),
+                    Op::CondConv { routing, body } => {
+                        walk(body, out);
+                        out.push((routing.name.clone(), ModuleKind::Linear));
+                    }
+                    Op::GlobalPool { module } => out.push((module.clone(), ModuleKind::Pool)),
+                    Op::Flatten { module: Some(m) } => out.push((m.clone(), ModuleKind::Flatten)),
+                    Op::Linear(l) => out.push((l.name.clone(), ModuleKind::Linear)),
+                    Op::Act { module: None, .. } | Op::Flatten { module: None } => {}
+                }
             }
-            Op::Scope { module, .. } => out.push((module.clone(), ModuleKind::Container)),
-            Op::GlobalPool { module } => out.push((module.clone(), ModuleKind::Pool)),
-            Op::Flatten { module: Some(m) } => out.push((m.clone(), ModuleKind::Flatten)),
-            Op::Linear(l) => out.push((l.name.clone(), ModuleKind::Linear)),
-            Op::Act { module: None, .. } | Op::Flatten { module: None } | Op::Residual(_) => {}
-        });
+        }
+        let mut out = vec![(String::new(), ModuleKind::Container)];
+        walk(&self.ops, &mut out);
         out
     }
 
@@ -524,6 +585,7 @@ mod tests {
             bias: false,
             padding: Padding::TfSame,
             source: None,
+            experts: 0,
         };
         let shapes: Vec<(String, Vec<usize>)> =
             c.params().into_iter().map(|p| (p.name, p.shape)).collect();

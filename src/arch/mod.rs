@@ -2,7 +2,9 @@
 //! the FLOP counter, the file-size predictor, the TF→timm name map and the tch model all walk.
 //! Numbers are derived here and nowhere else.
 pub mod efficientnet;
+pub mod family;
 pub mod graph;
+pub mod timm_builder;
 
 pub use efficientnet::ArchConfig;
 pub use graph::{

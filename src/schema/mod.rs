@@ -1041,7 +1041,9 @@ record! {
     pub struct Zoo ("the Zoo block", strict = true) {
         /// Other names that resolve to this model (`b6_ns`, `tf_efficientnet_b6.ns_jft_in1k`).
         aliases: Vec<Text> = "Aliases",
-        /// The architecture, as `zoo::arch::ArchConfig` parses it (`b6`, `l2`, `efficientnet:…`).
+        /// The architecture, as `zoo::arch::ArchConfig` parses it: a timm name (`tf_efficientnet_b6`,
+        /// `tf_mixnet_l`), a family with overrides (`efficientnet:width=…`), or a deprecated short
+        /// name (`b6`).
         architecture: Text = "Architecture",
         /// Evaluation input settings.
         input: InputSettings = "Input",
@@ -1362,6 +1364,16 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                     cx.error(
                         a.pos(),
                         format!("`Architecture` `{}` does not resolve: {e}", a.as_str()),
+                    );
+                } else if crate::arch::ArchConfig::is_short_name(a.as_str()) {
+                    cx.report(
+                        Severity::Warning,
+                        a.pos(),
+                        format!(
+                            "`Architecture` `{}` is a deprecated short name; write the timm name `tf_efficientnet_{}`",
+                            a.as_str(),
+                            a.as_str()
+                        ),
                     );
                 }
             }

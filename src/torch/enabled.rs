@@ -192,6 +192,26 @@ impl<S: Source> Builder<'_, S> {
     }
 
     fn conv(&mut self, c: &Conv) -> Option<Conv2d> {
+        if c.experts > 0 {
+            // CondConv2d: one `[experts, P]` weight (and `[experts, out]` bias), mixed per sample.
+            let part = c.parts().into_iter().next()?;
+            let params = c.params();
+            let weight = self.take(params[0].name.clone(), &params[0].shape);
+            let bias = params.get(1).map(|b| self.take(b.name.clone(), &b.shape));
+            return Some(Conv2d {
+                name: c.name.clone(),
+                parts: vec![ConvPart2d {
+                    weight: weight?,
+                    bias: bias.map_or(Some(None), |b| b.map(Some))?,
+                    kernel: part.kernel,
+                    in_chs: part.in_chs as i64,
+                    groups: part.groups as i64,
+                    shape: Some(part.weight_shape().map(|d| d as i64)),
+                }],
+                stride: c.stride,
+                padding: c.padding,
+            });
+        }
         let parts: Vec<Option<ConvPart2d>> = c
             .parts()
             .into_iter()
@@ -212,6 +232,7 @@ impl<S: Source> Builder<'_, S> {
                     kernel: part.kernel,
                     in_chs: part.in_chs as i64,
                     groups: part.groups as i64,
+                    shape: None,
                 })
             })
             .collect();
@@ -264,6 +285,20 @@ impl<S: Source> Builder<'_, S> {
                     })
                 }
                 Op::Residual(body) => self.ops(body).map(Layer::Residual),
+                Op::CondConv { routing, body } => {
+                    let body = self.ops(body);
+                    let weight = self.take(
+                        format!("{}.weight", routing.name),
+                        &[routing.out_features, routing.in_features],
+                    );
+                    let bias = self.take(format!("{}.bias", routing.name), &[routing.out_features]);
+                    Some(Layer::CondConv {
+                        name: routing.name.clone(),
+                        weight: weight?,
+                        bias: bias?,
+                        body: body?,
+                    })
+                }
                 Op::Scope { body, .. } => self.ops(body).map(Layer::Seq),
                 Op::GlobalPool { module } => Some(Layer::GlobalPool {
                     name: module.clone(),
@@ -294,6 +329,9 @@ struct ConvPart2d {
     kernel: usize,
     in_chs: i64,
     groups: i64,
+    /// CondConv: the per-expert weight shape `[out, in/groups, k, k]` (the stored weight is
+    /// `[experts, out·in/groups·k·k]`).
+    shape: Option<[i64; 4]>,
 }
 
 struct Conv2d {
@@ -307,7 +345,11 @@ impl Conv2d {
     /// Per part: pads as the graph's rule says for this input's size and that part's kernel
     /// (TF 'same': the odd pixel goes right/bottom), then convolves with no further padding. A
     /// mixed conv splits the input channels, convolves each split, and concatenates.
-    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
+    fn forward(
+        &self,
+        x: &tch::Tensor,
+        routing: Option<&tch::Tensor>,
+    ) -> Result<tch::Tensor, TorchError> {
         let err = || torch_err(&self.name);
         let size = x.size();
         let (h, w) = (size[2] as usize, size[3] as usize);
@@ -331,6 +373,10 @@ impl Conv2d {
                 x
             };
             let s = self.stride as i64;
+            if let Some(shape) = part.shape {
+                outs.push(self.cond_conv(part, shape, input, routing, s)?);
+                continue;
+            }
             outs.push(
                 input
                     .f_conv2d(
@@ -349,6 +395,55 @@ impl Conv2d {
         } else {
             tch::Tensor::f_cat(&outs, 1).map_err(err())
         }
+    }
+}
+
+impl Conv2d {
+    /// timm `CondConv2d.forward`: per sample, the routing weights `[B, E]` mix the experts into
+    /// one kernel; the batch runs as one grouped conv over `[1, B·C, H, W]`.
+    fn cond_conv(
+        &self,
+        part: &ConvPart2d,
+        [out, per_group, kh, kw]: [i64; 4],
+        x: &tch::Tensor,
+        routing: Option<&tch::Tensor>,
+        stride: i64,
+    ) -> Result<tch::Tensor, TorchError> {
+        let err = || torch_err(&self.name);
+        let routing = routing.ok_or_else(|| TorchError::Libtorch {
+            op: self.name.clone(),
+            message: "a CondConv outside a CondConv block has no routing weights".into(),
+        })?;
+        let size = x.size();
+        let (b, c, h, w) = (size[0], size[1], size[2], size[3]);
+        let weight = routing
+            .f_matmul(&part.weight)
+            .and_then(|t| t.f_view([b * out, per_group, kh, kw]))
+            .map_err(err())?;
+        let bias = match &part.bias {
+            Some(bias) => Some(
+                routing
+                    .f_matmul(bias)
+                    .and_then(|t| t.f_view([b * out]))
+                    .map_err(err())?,
+            ),
+            None => None,
+        };
+        let y = x
+            .f_reshape([1, b * c, h, w])
+            .and_then(|x| {
+                x.f_conv2d(
+                    &weight,
+                    bias.as_ref(),
+                    [stride, stride],
+                    [0i64, 0],
+                    [1i64, 1],
+                    part.groups * b,
+                )
+            })
+            .map_err(err())?;
+        let s = y.size();
+        y.f_view([b, out, s[2], s[3]]).map_err(err())
     }
 }
 
@@ -407,6 +502,12 @@ enum Layer {
     },
     Residual(Vec<Layer>),
     Seq(Vec<Layer>),
+    CondConv {
+        name: String,
+        weight: tch::Tensor,
+        bias: tch::Tensor,
+        body: Vec<Layer>,
+    },
     GlobalPool {
         name: String,
     },
@@ -418,18 +519,27 @@ enum Layer {
     },
 }
 
-fn run(layers: &[Layer], x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
+/// Runs `layers` in order; `routing` is the enclosing CondConv block's routing weights.
+fn run(
+    layers: &[Layer],
+    x: &tch::Tensor,
+    routing: Option<&tch::Tensor>,
+) -> Result<tch::Tensor, TorchError> {
     let mut x = x.shallow_clone();
     for layer in layers {
-        x = layer.forward(&x)?;
+        x = layer.forward(&x, routing)?;
     }
     Ok(x)
 }
 
 impl Layer {
-    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
+    fn forward(
+        &self,
+        x: &tch::Tensor,
+        routing: Option<&tch::Tensor>,
+    ) -> Result<tch::Tensor, TorchError> {
         match self {
-            Layer::Conv(c) => c.forward(x),
+            Layer::Conv(c) => c.forward(x, routing),
             Layer::Norm(bn) => bn.forward(x),
             Layer::Act { act, name } => activate(*act, x, name),
             Layer::SqueezeExcite {
@@ -442,12 +552,30 @@ impl Layer {
                 let s = x
                     .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
                     .map_err(err())?;
-                let s = activate(*act, &reduce.forward(&s)?, &reduce.name)?;
-                let s = activate(*gate, &expand.forward(&s)?, &expand.name)?;
+                let s = activate(*act, &reduce.forward(&s, routing)?, &reduce.name)?;
+                let s = activate(*gate, &expand.forward(&s, routing)?, &expand.name)?;
                 x.f_mul(&s).map_err(err())
             }
-            Layer::Residual(body) => run(body, x)?.f_add(x).map_err(torch_err("residual")),
-            Layer::Seq(body) => run(body, x),
+            Layer::Residual(body) => run(body, x, routing)?
+                .f_add(x)
+                .map_err(torch_err("residual")),
+            Layer::Seq(body) => run(body, x, routing),
+            Layer::CondConv {
+                name,
+                weight,
+                bias,
+                body,
+            } => {
+                let err = || torch_err(name);
+                let pooled = x
+                    .f_mean_dim(&[2i64, 3][..], false, None::<Kind>)
+                    .map_err(err())?;
+                let r = pooled
+                    .f_linear(weight, Some(bias))
+                    .and_then(|t| t.f_sigmoid())
+                    .map_err(err())?;
+                run(body, x, Some(&r))
+            }
             Layer::GlobalPool { name } => x
                 .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
                 .map_err(torch_err(name)),
@@ -577,7 +705,7 @@ impl Model {
                 .map_err(torch_err("input to device"))?
         };
         let err = || torch_err("logits");
-        let logits = run(&self.layers, &x)?
+        let logits = run(&self.layers, &x, None)?
             .f_to_device_(tch::Device::Cpu, Kind::Float, false, false)
             .map_err(err())?
             .f_contiguous()
