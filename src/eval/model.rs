@@ -277,10 +277,13 @@ fn judge(entry: &ModelEntry, req: &EvalRequest<'_>, o: &Outcome) -> (Vec<Judged>
     {
         documented.push(("Results".into(), "top5", t.value));
     }
+    // Only ImageNet-1k values: ReaL and ImageNetV2 entries are for other label sets.
     for r in entry
         .zoo()
         .and_then(|z| z.reported.as_deref())
         .unwrap_or_default()
+        .iter()
+        .filter(|r| r.dataset() == crate::schema::DEFAULT_REPORTED_DATASET)
     {
         let src = r
             .source
