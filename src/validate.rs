@@ -1089,13 +1089,35 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
     let mut failures: Vec<(String, crate::diagnostic::Pos)> = vec![];
     let mut uncompared = vec![];
     let mut any_card_metric = false;
+    // A `Reported` entry is compared with the card's result on the same dataset only.
+    let card_dataset = |r: &crate::schema::ResultEntry| {
+        r.dataset
+            .as_ref()
+            .map_or(crate::schema::DEFAULT_REPORTED_DATASET, |d| d.as_str())
+            .to_string()
+    };
+    let mut other_datasets: Vec<&str> = vec![];
+    for s in reported {
+        let d = s.dataset();
+        let on_card = entry
+            .model
+            .results
+            .iter()
+            .flatten()
+            .any(|r| r.metrics.is_some() && card_dataset(r) == d);
+        if !on_card && !other_datasets.contains(&d) {
+            other_datasets.push(d);
+        }
+    }
     for r in entry.model.results.iter().flatten() {
         let Some(m) = &r.metrics else { continue };
+        let dataset = card_dataset(r);
         for (metric, pick) in metrics {
             let Some(card) = m.get(metric) else { continue };
             any_card_metric = true;
             let sources: Vec<(&str, &Measure)> = reported
                 .iter()
+                .filter(|s| s.dataset() == dataset)
                 .filter_map(|s| {
                     pick(s).map(|v| {
                         (
@@ -1190,6 +1212,17 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
         detail.push_str(&format!(
             "; {} not compared: no source reports it",
             uncompared.join(", ")
+        ));
+    }
+    if !other_datasets.is_empty() {
+        detail.push_str(&format!(
+            "; Reported results on {} not compared: the card has no result on {}",
+            other_datasets.join(", "),
+            if other_datasets.len() == 1 {
+                "that dataset"
+            } else {
+                "those datasets"
+            }
         ));
     }
     CheckResult::new(name, CheckKind::Accuracy, Status::Pass, detail)

@@ -394,10 +394,13 @@ pub fn documented_values(entry: &ModelEntry) -> Vec<Documented> {
             );
         }
     }
+    // Only ImageNet-1k values: ReaL and ImageNetV2 entries are for other label sets.
     for r in entry
         .zoo()
         .and_then(|z| z.reported.as_deref())
         .unwrap_or_default()
+        .iter()
+        .filter(|r| r.dataset() == crate::schema::DEFAULT_REPORTED_DATASET)
     {
         let src = r.source.as_ref().map_or("Reported", |s| s.as_str());
         let benchmark = Benchmark::named_in(src);

@@ -1134,10 +1134,25 @@ record! {
     pub struct ReportedResult ("Zoo: Reported entry", strict = true) {
         /// Who published it.
         source: Text = "Source",
+        /// The evaluation set the numbers are for, named as in a `Results` entry's `Dataset`
+        /// (`ImageNet ReaL`, `ImageNetV2 matched-frequency`); absent means `ImageNet`.
+        dataset: Text = "Dataset",
         /// Top-1 accuracy.
         top_1_accuracy: Measure = "Top 1 Accuracy",
         /// Top-5 accuracy.
         top_5_accuracy: Measure = "Top 5 Accuracy",
+    }
+}
+
+/// The dataset a `Zoo: Reported` entry without `Dataset` is for.
+pub const DEFAULT_REPORTED_DATASET: &str = "ImageNet";
+
+impl ReportedResult {
+    /// The dataset the entry's numbers are for ([`DEFAULT_REPORTED_DATASET`] when unnamed).
+    pub fn dataset(&self) -> &str {
+        self.dataset
+            .as_ref()
+            .map_or(DEFAULT_REPORTED_DATASET, Text::as_str)
     }
 }
 
