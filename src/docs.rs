@@ -376,7 +376,15 @@ fn card_model(entry: &ModelEntry) -> Result<Model, DocsError> {
         if let Some(container) = container {
             let file = pth.file.as_ref().map_or(entry.name(), |f| f.as_str());
             let stem = file.strip_suffix(".pth").unwrap_or(file);
-            let layout = SaveLayout::timm_2020_release(stem);
+            // The layout the card's own value is explained by (see validate's file-size
+            // check), so a file saved without `_metadata` keeps its real size on the card.
+            let documented = meta.file_size.as_ref().map(|c| c.value);
+            let layout = filesize::layout_for(
+                &spec,
+                documented,
+                container,
+                SaveLayout::timm_2020_release(stem),
+            );
             let size = filesize::predict(&spec, &layout, container).total;
             meta.file_size = Some(plain_count(size));
         }

@@ -1141,6 +1141,10 @@ record! {
         top_1_accuracy: Measure = "Top 1 Accuracy",
         /// Top-5 accuracy.
         top_5_accuracy: Measure = "Top 5 Accuracy",
+        /// The source ran these weights on a model definition that changed after the card was
+        /// measured (what changed, e.g. a timm commit): a card value far from this source, but
+        /// near a source without a model change, is `explained`, not failed.
+        model_change: Text = "Model Change",
     }
 }
 
