@@ -712,9 +712,11 @@ fn size_result(
         Some((l, _)) => result(
             Status::Explained,
             format!(
-                "{}{default}; the card is exactly a legacy torch.save with {}",
+                "{}the card is exactly a legacy torch.save with {}; {:+} bytes from {}",
                 actual.map(cached).unwrap_or_default(),
-                l.metadata.describe()
+                l.metadata.describe(),
+                i128::from(doc) - i128::from(c.predicted.total),
+                layout.metadata.describe()
             ),
         ),
         None => {

@@ -261,6 +261,14 @@ fn word(s: CheckStatus) -> &'static str {
     s.as_str()
 }
 
+/// A status in a table cell, at most as wide as the narrowest column (4).
+fn cell_word(s: CheckStatus) -> &'static str {
+    match s {
+        CheckStatus::Explained => "expl",
+        other => word(other),
+    }
+}
+
 /// A shorter column label, for narrow terminals.
 fn short_label(k: CheckKind) -> &'static str {
     match k {
@@ -360,7 +368,7 @@ fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
         for k in &kinds {
             let w = label(*k, short).len().max(4);
             let cell = rows.iter().find(|r| r.model == *m && r.check == *k);
-            let text = cell.map_or("-", |r| word(r.status));
+            let text = cell.map_or("-", |r| cell_word(r.status));
             let padded = format!("{text:<w$}");
             line.push_str(&pad);
             line.push_str(&match cell {
@@ -381,6 +389,9 @@ fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
                 .filter(|k| short_label(**k) != k.as_str())
                 .map(|k| format!("{} = {}", short_label(*k), k.as_str())),
         );
+    }
+    if rows.iter().any(|r| r.status == CheckStatus::Explained) {
+        legend.push("expl = explained (below; not a pass)".to_string());
     }
     if !legend.is_empty() {
         // Wrapped to the width, at the commas.
