@@ -665,7 +665,8 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         }
     }
 
-    // Explained differences: each is shown with its rule and its difference.
+    // Explained differences: with `-v` each with its rule and its difference; by default one
+    // line per (check, rule), naming the models.
     let explained: Vec<&CheckResult> = report
         .results
         .iter()
@@ -674,12 +675,48 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
     if !explained.is_empty() {
         outln!();
         outln!(
-            "explained ({}): the card differs from the measurement by a known rule, not a pass:",
-            explained.len()
+            "explained ({}): the card differs from the measurement by a known rule, not a pass{}:",
+            explained.len(),
+            if verbose { "" } else { " (-v shows each)" }
         );
-        for r in explained {
-            for line in result_lines(r, &paint) {
-                outln!("{line}");
+        if verbose {
+            for r in explained {
+                for line in result_lines(r, &paint) {
+                    outln!("{line}");
+                }
+            }
+        } else {
+            // The rule is the detail's first clause (the differences come after it).
+            let mut groups: Vec<(CheckKind, &str, Vec<&str>)> = vec![];
+            for r in &explained {
+                let rule = r.detail.split("; ").next().unwrap_or(&r.detail);
+                match groups
+                    .iter_mut()
+                    .find(|(k, g, _)| *k == r.check && *g == rule)
+                {
+                    Some((_, _, models)) => models.push(&r.model),
+                    None => groups.push((r.check, rule, vec![&r.model])),
+                }
+            }
+            for (check, rule, models) in groups {
+                if let [model] = models.as_slice() {
+                    let one = explained
+                        .iter()
+                        .find(|r| r.model == *model && r.check == check);
+                    if let Some(r) = one {
+                        for line in result_lines(r, &paint) {
+                            outln!("{line}");
+                        }
+                    }
+                    continue;
+                }
+                outln!(
+                    "{} {} {}: {rule}",
+                    paint.status(CheckStatus::Explained, "explained"),
+                    count(models.len(), "model"),
+                    check.as_str()
+                );
+                outln!("  models: {}", models.join(", "));
             }
         }
     }

@@ -198,7 +198,7 @@ fn validate_in_a_checkout_checks_its_edited_registry() {
         );
         assert!(
             out.contains(&format!(
-                "registry: {shown} (found from the working directory), 10 models"
+                "registry: {shown} (found from the working directory), 48 models"
             )),
             "{out}"
         );
@@ -227,7 +227,7 @@ fn outside_a_checkout_the_embedded_registry_is_checked_and_named() {
     let x = std::fs::read_to_string(&junit).unwrap();
     assert!(
         x.contains(&format!(
-            "<property name=\"registry\" value=\"{embedded}, 10 models\"/>"
+            "<property name=\"registry\" value=\"{embedded}, 48 models\"/>"
         )),
         "{x}"
     );
@@ -239,7 +239,7 @@ fn outside_a_checkout_the_embedded_registry_is_checked_and_named() {
     assert_eq!(code, 0);
     assert!(
         out.contains(&format!(
-            "registry: {embedded}, 10 models; 10 models checked"
+            "registry: {embedded}, 48 models; 48 models checked"
         )),
         "{out}"
     );
@@ -631,8 +631,8 @@ fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
     let (code, out, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "--json"]);
     assert_eq!(code, 1, "{out}{err}");
     let r = json(&out);
-    assert_eq!(r["registry"]["models"], 10);
-    assert_eq!(r["models"].as_array().unwrap().len(), 10, "{out}");
+    assert_eq!(r["registry"]["models"], 48);
+    assert_eq!(r["models"].as_array().unwrap().len(), 48, "{out}");
     let results = r["results"].as_array().unwrap();
     let schema_fails: Vec<&serde_json::Value> = results
         .iter()
@@ -678,7 +678,7 @@ fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
     assert!(
         out.contains("FAIL 9 models schema: error: invalid YAML")
             && out.contains(&format!("  --> {at}\n  models: tf_efficientnet_b0_ns, "))
-            && out.contains("registry: registry (found from the working directory), 10 models"),
+            && out.contains("registry: registry (found from the working directory), 48 models"),
         "{out}"
     );
     // Naming a model of the broken file (by an alias written in it) points at the error.
@@ -739,7 +739,8 @@ fn default_output_is_short_and_verbose_shows_every_pass() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, out, _) = zoo_cached(tmp.path(), &["validate", "--offline"]);
     assert_eq!(code, 0);
-    assert!(out.lines().count() <= 25, "{out}");
+    // The table (a row per model) and at most 25 lines of findings.
+    assert!(out.lines().count() <= 48 + 25, "{out}");
     assert!(
         out.lines()
             .all(|l| l.chars().count() <= 100 || !l.contains("pass ")),
@@ -749,19 +750,19 @@ fn default_output_is_short_and_verbose_shows_every_pass() {
     assert!(!out.contains("pass tf_"), "{out}");
     assert!(!out.contains('\x1b'), "no colour when piped: {out}");
     assert!(
-        out.contains("skip 20 checks: weights not cached (checksum ×10, inference ×10)"),
+        out.contains("skip 96 checks: weights not cached (checksum ×48, inference ×48)"),
         "{out}"
     );
     assert!(
-        out.contains("`zoo validate --fetch` downloads at most 4.63 GB (10 files)"),
+        out.contains("`zoo validate --fetch` downloads at most 7.59 GB (48 files)"),
         "{out}"
     );
     assert!(
-        out.contains("`zoo fetch tf_efficientnet_b0_ns` for one model"),
+        out.contains("`zoo fetch tf_efficientnet_b0` for one model"),
         "{out}"
     );
     assert!(
-        out.contains("cards: 12 of 12 in sync with the registry"),
+        out.contains("cards: 55 of 55 in sync with the registry"),
         "{out}"
     );
     let (code, out, _) = zoo_cached(tmp.path(), &["validate", "--offline", "-v"]);
@@ -802,10 +803,10 @@ fn shards_merge_to_the_unsharded_report() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(merged, full);
     assert_eq!(seen, total);
-    assert_eq!(total, 102);
+    assert_eq!(total, 487);
     let x = std::fs::read_to_string(junit).unwrap();
     assert!(
-        x.contains("tests=\"102\"") && x.contains("<skipped message=\"weights not cached\"/>"),
+        x.contains("tests=\"487\"") && x.contains("<skipped message=\"weights not cached\"/>"),
         "{x}"
     );
 }
