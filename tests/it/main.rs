@@ -14,6 +14,7 @@ mod output_paths;
 mod pipes;
 mod registry;
 mod schema_file;
+mod tf_fixtures;
 mod validate;
 
 use std::path::{Path, PathBuf};
