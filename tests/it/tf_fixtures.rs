@@ -12,6 +12,7 @@ const FIXTURES: &[&str] = &[
     "efficientnet-lite-tiny",
     "efficientnet-edgetpu-tiny",
     "efficientnet-condconv-tiny",
+    "mixnet-tiny",
 ];
 
 fn manifest(name: &str) -> Value {
