@@ -15,6 +15,7 @@ mod output_paths;
 mod pipes;
 mod registry;
 mod schema_file;
+mod tf_fixtures;
 mod validate;
 
 use std::path::{Path, PathBuf};
