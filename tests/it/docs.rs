@@ -31,8 +31,13 @@ fn committed_cards_are_up_to_date() {
     assert_eq!(
         paths,
         [
+            Path::new("cards/advprop.md"),
             Path::new("cards/noisy-student.md"),
-            Path::new("cards/tf-efficientnet.md")
+            Path::new("cards/tf-efficientnet-condconv.md"),
+            Path::new("cards/tf-efficientnet-lite.md"),
+            Path::new("cards/tf-efficientnet.md"),
+            Path::new("cards/tf-mixnet.md"),
+            Path::new("cards/tf-mobilenet-v3.md")
         ]
     );
 }
@@ -80,8 +85,11 @@ fn added_model_and_stale_schema_are_reported() {
     let file = reg.join("efficientnet/tf-efficientnet.yml");
     let text = std::fs::read_to_string(&file).unwrap();
     // A second model in the TF EfficientNet collection: l2_ns_475's entry, renamed, at b0.
-    let models_at = text.find("Models:\n").unwrap() + "Models:\n".len();
-    let entry = &text[models_at..];
+    let at = text.find("- Name: tf_efficientnet_l2_ns_475\n").unwrap();
+    let entry = match text[at + 1..].find("\n- Name: ") {
+        Some(end) => &text[at..at + 1 + end + 1],
+        None => &text[at..],
+    };
     let added = entry
         .replace("tf_efficientnet_l2_ns_475", "tf_efficientnet_b0_copy")
         .replace("l2_ns_475", "b0_copy")
@@ -139,7 +147,10 @@ fn generated_cards_pass_check_cards() {
 #[test]
 fn cards_report_measured_values_under_a_named_convention() {
     let cards = zoo::docs::render_cards(&Registry::embedded().unwrap()).unwrap();
-    let ns = &cards[0];
+    let ns = cards
+        .iter()
+        .find(|c| c.collection == "Noisy Student")
+        .unwrap();
     assert_eq!(ns.collection, "Noisy Student");
     assert_eq!(
         ns.models.first().map(String::as_str),
@@ -169,7 +180,11 @@ fn cards_report_measured_values_under_a_named_convention() {
 #[test]
 fn noisy_student_card_snapshot() {
     let cards = zoo::docs::render_all(&Registry::embedded().unwrap()).unwrap();
-    insta::assert_snapshot!("noisy_student_card", cards[0].1);
+    let ns = cards
+        .iter()
+        .find(|(p, _)| p == Path::new("cards/noisy-student.md"))
+        .unwrap();
+    insta::assert_snapshot!("noisy_student_card", ns.1);
 }
 
 #[test]
@@ -186,14 +201,16 @@ fn full_sha256_is_reported_only_when_it_agrees_with_the_file_name() {
     )
     .unwrap();
     let cards = zoo::docs::render_cards(&Registry::load(&reg).unwrap()).unwrap();
+    let ns = cards
+        .iter()
+        .find(|c| c.collection == "Noisy Student")
+        .unwrap();
     assert!(
-        cards[0]
-            .text
-            .contains(&format!("    Weights Sha256: {good}\n")),
+        ns.text.contains(&format!("    Weights Sha256: {good}\n")),
         "{}",
-        cards[0].text
+        ns.text
     );
-    assert_eq!(cards[0].text.matches("Weights Sha256").count(), 1);
+    assert_eq!(ns.text.matches("Weights Sha256").count(), 1);
     let bad = "f".repeat(64);
     std::fs::write(
         &file,

@@ -283,7 +283,7 @@ fn check_hub_export(args: &[&std::ffi::OsStr]) -> String {
 fn config_json_equals_timms_save_for_hf_for_every_registry_model() {
     let tmp = tempfile::tempdir().unwrap();
     let names = write_registry_configs(tmp.path());
-    assert_eq!(names.len(), 10);
+    assert_eq!(names.len(), 48);
     let mut args: Vec<&std::ffi::OsStr> = vec!["config".as_ref(), tmp.path().as_os_str()];
     args.extend(names.iter().map(|n| std::ffi::OsStr::new(n.as_str())));
     let text = check_hub_export(&args);
@@ -311,7 +311,7 @@ fn hub_cards_parse_with_huggingface_hub_and_their_results_round_trip() {
         std::fs::write(&path, card.text).unwrap();
         cards.push(path);
     }
-    assert_eq!(cards.len(), 10);
+    assert_eq!(cards.len(), 48);
     for card in &cards {
         let text = check_hub_export(&["card".as_ref(), card.as_os_str()]);
         assert!(text.contains("card ok"), "{text}");

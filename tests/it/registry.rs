@@ -7,7 +7,7 @@ use zoo::schema::{FileRole, InputRule};
 use crate::zoo;
 
 #[test]
-fn embedded_registry_has_ten_models_whose_architectures_resolve() {
+fn embedded_registry_has_48_models_whose_architectures_resolve() {
     let reg = Registry::embedded().unwrap();
     assert_eq!(
         reg.diagnostics(),
@@ -15,7 +15,7 @@ fn embedded_registry_has_ten_models_whose_architectures_resolve() {
         "the registry loads without findings"
     );
     let names: Vec<_> = reg.models().map(|m| m.name().to_string()).collect();
-    assert_eq!(names.len(), 10);
+    assert_eq!(names.len(), 48);
     let mut all = BTreeSet::new();
     for m in reg.models() {
         let spec = m.arch().unwrap().resolve().unwrap();
@@ -67,7 +67,8 @@ fn embedded_registry_has_ten_models_whose_architectures_resolve() {
             .value;
         assert_eq!(input.image_size.as_ref().unwrap().value, card_size);
     }
-    assert_eq!(all.len(), 30);
+    // 48 names and 58 aliases, all distinct.
+    assert_eq!(all.len(), 106);
 }
 
 #[test]
@@ -124,7 +125,9 @@ fn select_globs_over_names_and_aliases() {
         ["tf_efficientnet_l2_ns", "tf_efficientnet_l2_ns_475"]
     );
     assert_eq!(names(&["*.ns_jft_in1k"]).len(), 9);
-    assert_eq!(names(&[]).len(), 10);
+    assert_eq!(names(&["*.ap_in1k"]).len(), 9);
+    assert_eq!(names(&["tf_mixnet_*"]).len(), 3);
+    assert_eq!(names(&[]).len(), 48);
     assert!(reg.select(&["nothing*".to_string()]).is_err());
 }
 
@@ -144,7 +147,7 @@ fn copy_registry(dst: &std::path::Path) {
 fn a_registry_directory_with_a_duplicate_alias_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     copy_registry(dir.path());
-    assert_eq!(Registry::load(dir.path()).unwrap().models().count(), 10);
+    assert_eq!(Registry::load(dir.path()).unwrap().models().count(), 22);
     let path = dir.path().join("efficientnet/tf-efficientnet.yml");
     let text = std::fs::read_to_string(&path)
         .unwrap()
