@@ -142,48 +142,14 @@ const INIT: i32 = 1 << (PRECISION_BITS - 1);
 
 /// Resamples the rows: `(w, h)` → `(out_w, h)`.
 fn horizontal(src: &[u8], w: usize, h: usize, out_w: usize) -> Vec<u8> {
-    let c = coeffs(w, out_w);
-    let mut out = vec![0u8; out_w * h * 3];
-    for (row, out_row) in src.chunks_exact(w * 3).zip(out.chunks_exact_mut(out_w * 3)) {
-        for (i, px) in out_row.chunks_exact_mut(3).enumerate() {
-            let k = &c.k[i * c.ksize..][..c.len[i]];
-            let inp = &row[c.start[i] * 3..][..c.len[i] * 3];
-            let (mut s0, mut s1, mut s2) = (INIT, INIT, INIT);
-            for (&kx, p) in k.iter().zip(inp.chunks_exact(3)) {
-                s0 += i32::from(p[0]) * kx;
-                s1 += i32::from(p[1]) * kx;
-                s2 += i32::from(p[2]) * kx;
-            }
-            px[0] = clip8(s0);
-            px[1] = clip8(s1);
-            px[2] = clip8(s2);
-        }
-    }
     debug_assert_eq!(src.len(), w * h * 3);
-    out
+    horizontal_part(src, w, h, 0, Some(&coeffs(w, out_w)), 0..out_w)
 }
 
 /// Resamples the columns: `(w, h)` → `(w, out_h)`. Rows are accumulated whole (the same
 /// integer sums as Pillow's per-pixel loop, in a cache-friendly order).
 fn vertical(src: &[u8], w: usize, h: usize, out_h: usize) -> Vec<u8> {
-    let c = coeffs(h, out_h);
-    let stride = w * 3;
-    let mut out = vec![0u8; stride * out_h];
-    let mut acc = vec![0i32; stride];
-    for (i, out_row) in out.chunks_exact_mut(stride).enumerate() {
-        acc.fill(INIT);
-        let k = &c.k[i * c.ksize..][..c.len[i]];
-        for (y, &ky) in (c.start[i]..).zip(k) {
-            let row = &src[y * stride..][..stride];
-            for (a, &p) in acc.iter_mut().zip(row) {
-                *a += i32::from(p) * ky;
-            }
-        }
-        for (o, &a) in out_row.iter_mut().zip(&acc) {
-            *o = clip8(a);
-        }
-    }
-    out
+    vertical_part(src, w, 0..w, 0, Some(&coeffs(h, out_h)), 0..out_h)
 }
 
 /// `Image.resize((out_w, out_h), Image.BICUBIC)` on an RGB image, with the given pass order.
@@ -210,9 +176,191 @@ pub fn resize_bicubic(img: &RgbImage, out_w: usize, out_h: usize, order: PassOrd
     }
 }
 
+/// A rectangle of the resized image: `(left, top, width, height)`.
+pub type Region = (usize, usize, usize, usize);
+
+/// The input positions that the outputs `range` of an axis read (`range` itself when the axis
+/// is not resampled).
+fn reads(c: Option<&Coeffs>, range: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+    match c {
+        None => range.clone(),
+        Some(c) => {
+            let lo = range.clone().map(|i| c.start[i]).min().unwrap_or(0);
+            let hi = range
+                .clone()
+                .map(|i| c.start[i] + c.len[i])
+                .max()
+                .unwrap_or(0);
+            lo..hi
+        }
+    }
+}
+
+/// The horizontal pass for the output columns `cols` of `rows` rows of `src` (`stride` pixels
+/// wide, pixel 0 of each row being input column `col0`).
+fn horizontal_part(
+    src: &[u8],
+    stride: usize,
+    rows: usize,
+    col0: usize,
+    c: Option<&Coeffs>,
+    cols: std::ops::Range<usize>,
+) -> Vec<u8> {
+    let out_w = cols.len();
+    let mut out = vec![0u8; out_w * rows * 3];
+    for (row, out_row) in src
+        .chunks_exact(stride * 3)
+        .take(rows)
+        .zip(out.chunks_exact_mut(out_w * 3))
+    {
+        let Some(c) = c else {
+            out_row.copy_from_slice(&row[(cols.start - col0) * 3..][..out_w * 3]);
+            continue;
+        };
+        for (i, px) in cols.clone().zip(out_row.chunks_exact_mut(3)) {
+            let k = &c.k[i * c.ksize..][..c.len[i]];
+            let inp = &row[(c.start[i] - col0) * 3..][..c.len[i] * 3];
+            let (mut s0, mut s1, mut s2) = (INIT, INIT, INIT);
+            for (&kx, p) in k.iter().zip(inp.chunks_exact(3)) {
+                s0 += i32::from(p[0]) * kx;
+                s1 += i32::from(p[1]) * kx;
+                s2 += i32::from(p[2]) * kx;
+            }
+            px[0] = clip8(s0);
+            px[1] = clip8(s1);
+            px[2] = clip8(s2);
+        }
+    }
+    out
+}
+
+/// The vertical pass for the output rows `rows`, over the pixel columns `xs` of `src` (`stride`
+/// pixels wide, its row 0 being input row `row0`).
+fn vertical_part(
+    src: &[u8],
+    stride: usize,
+    xs: std::ops::Range<usize>,
+    row0: usize,
+    c: Option<&Coeffs>,
+    rows: std::ops::Range<usize>,
+) -> Vec<u8> {
+    let w = xs.len() * 3;
+    let mut out = vec![0u8; w * rows.len()];
+    let mut acc = vec![0i32; w];
+    for (i, out_row) in rows.zip(out.chunks_exact_mut(w)) {
+        let Some(c) = c else {
+            out_row.copy_from_slice(&src[((i - row0) * stride + xs.start) * 3..][..w]);
+            continue;
+        };
+        acc.fill(INIT);
+        let k = &c.k[i * c.ksize..][..c.len[i]];
+        for (y, &ky) in (c.start[i]..).zip(k) {
+            let row = &src[((y - row0) * stride + xs.start) * 3..][..w];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += i32::from(p) * ky;
+            }
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = clip8(a);
+        }
+    }
+    out
+}
+
+/// `resize_bicubic(img, out_w, out_h, order)` cropped to `region`, bit for bit, computing only
+/// the pixels the crop keeps (each output pixel's sums are the same whichever others are
+/// computed): the first pass covers just the rows (or columns) the second pass reads.
+pub fn resize_bicubic_region(
+    img: &RgbImage,
+    out_w: usize,
+    out_h: usize,
+    order: PassOrder,
+    (left, top, cw, ch): Region,
+) -> RgbImage {
+    let (w, h) = (img.width, img.height);
+    assert!(
+        left + cw <= out_w && top + ch <= out_h,
+        "crop inside the resized image"
+    );
+    let hc = (out_w != w).then(|| coeffs(w, out_w));
+    let vc = (out_h != h).then(|| coeffs(h, out_h));
+    let (cols, rows) = (left..left + cw, top..top + ch);
+    let data = if order.horizontal_first((w, h), (out_w, out_h)) {
+        let need = reads(vc.as_ref(), &rows);
+        let tmp = horizontal_part(
+            &img.data[need.start * w * 3..],
+            w,
+            need.len(),
+            0,
+            hc.as_ref(),
+            cols,
+        );
+        vertical_part(&tmp, cw, 0..cw, need.start, vc.as_ref(), rows)
+    } else {
+        let need = reads(hc.as_ref(), &cols);
+        let tmp = vertical_part(&img.data, w, need.clone(), 0, vc.as_ref(), rows);
+        horizontal_part(&tmp, need.len(), ch, need.start, hc.as_ref(), cols)
+    };
+    RgbImage {
+        width: cw,
+        height: ch,
+        data,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_resize_equals_resize_then_crop() {
+        // A deterministic noisy image, so every tap matters.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 24) as u8
+                })
+                .collect()
+        };
+        for (w, h, ow, oh) in [
+            (500, 375, 341, 256),
+            (375, 500, 256, 341),
+            (300, 900, 256, 768),
+            (64, 64, 64, 64),
+            (80, 64, 100, 64),
+            (64, 80, 64, 33),
+            (31, 17, 90, 70),
+            (257, 256, 256, 256),
+        ] {
+            let img = RgbImage {
+                width: w,
+                height: h,
+                data: noise(w * h * 3),
+            };
+            for order in [PassOrder::Pillow13, PassOrder::Legacy] {
+                let full = resize_bicubic(&img, ow, oh, order);
+                for (l, t, cw, ch) in [
+                    (0, 0, ow, oh),
+                    ((ow - ow / 2) / 2, (oh - oh / 2) / 2, ow / 2, oh / 2),
+                    (ow - 1, oh - 1, 1, 1),
+                    (0, oh / 3, ow, oh / 3),
+                ] {
+                    let part = resize_bicubic_region(&img, ow, oh, order, (l, t, cw, ch));
+                    let expected: Vec<u8> = (t..t + ch)
+                        .flat_map(|y| full.data[(y * ow + l) * 3..][..cw * 3].to_vec())
+                        .collect();
+                    assert_eq!(
+                        part.data, expected,
+                        "{w}x{h}->{ow}x{oh} {order} crop {l},{t} {cw}x{ch}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn weights_sum_to_one_in_fixed_point() {
