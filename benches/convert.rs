@@ -57,7 +57,7 @@ fn generate(prefix: &Path) {
         .expect("resolves");
     let mut w = BundleWriter::create(prefix).expect("create bundle");
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let maps = tensor_maps(&spec, SCOPE);
+    let maps = tensor_maps(&spec, SCOPE).expect("every layer has a TF name");
     let stem = maps.first().expect("a stem kernel");
     let named = maps
         .iter()

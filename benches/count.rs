@@ -12,16 +12,16 @@ use zoo::flops::{self, Convention};
 
 /// (registry id, variant, card Image Size).
 const MODELS: [(&str, &str, usize); 10] = [
-    ("tf_efficientnet_b0_ns", "b0", 224),
-    ("tf_efficientnet_b1_ns", "b1", 240),
-    ("tf_efficientnet_b2_ns", "b2", 260),
-    ("tf_efficientnet_b3_ns", "b3", 300),
-    ("tf_efficientnet_b4_ns", "b4", 380),
-    ("tf_efficientnet_b5_ns", "b5", 456),
-    ("tf_efficientnet_b6_ns", "b6", 528),
-    ("tf_efficientnet_b7_ns", "b7", 600),
-    ("tf_efficientnet_l2_ns", "l2", 800),
-    ("tf_efficientnet_l2_ns_475", "l2", 475),
+    ("tf_efficientnet_b0_ns", "tf_efficientnet_b0", 224),
+    ("tf_efficientnet_b1_ns", "tf_efficientnet_b1", 240),
+    ("tf_efficientnet_b2_ns", "tf_efficientnet_b2", 260),
+    ("tf_efficientnet_b3_ns", "tf_efficientnet_b3", 300),
+    ("tf_efficientnet_b4_ns", "tf_efficientnet_b4", 380),
+    ("tf_efficientnet_b5_ns", "tf_efficientnet_b5", 456),
+    ("tf_efficientnet_b6_ns", "tf_efficientnet_b6", 528),
+    ("tf_efficientnet_b7_ns", "tf_efficientnet_b7", 600),
+    ("tf_efficientnet_l2_ns", "tf_efficientnet_l2", 800),
+    ("tf_efficientnet_l2_ns_475", "tf_efficientnet_l2", 475),
 ];
 
 fn main() {

@@ -3,6 +3,12 @@
 //! (`benches/python/eval_preprocess.py`, like a `DataLoader` with `W` workers), on the same
 //! generated 500×375 JPEGs. Target: zoo ≥ 2×.
 //!
+//! End to end (with `--features torch`): `zoo eval b0_ns` with a seeded random full-width
+//! tf_efficientnet_b0 on CPU against timm's evaluation loop (`DataLoader` with the same workers),
+//! on an ImageFolder of generated JPEGs (`benches/python/eval_end_to_end.py`), with the top-1/
+//! top-5 counts of both (they must be equal) and each side's peak RSS. Target: zoo ≥ 1.2×.
+//! `ZOO_BENCH_E2E_IMAGES` (default 320) sets the image count; `0` skips it.
+//!
 //! Run: `cargo bench --bench eval`. Environment: `ZOO_BENCH_PYTHON` (default `.venv/bin/python`;
 //! empty skips the Python side), `ZOO_BENCH_IMAGES` (default 400), `ZOO_BENCH_WORKERS` (default:
 //! the cores), `ZOO_BENCH_DIR` (default `target/bench-data/eval-jpegs`).
@@ -100,5 +106,71 @@ fn main() {
             zoo / p
         ),
         None => println!("  Pillow + timm: skipped"),
+    }
+    end_to_end(&python, &root.join("target/bench-data/eval-e2e"), workers);
+}
+
+/// `zoo eval` against timm's loop, both run by the Python script (which times zoo as a child).
+fn end_to_end(python: &str, dir: &Path, workers: usize) {
+    let n: usize = env_or("ZOO_BENCH_E2E_IMAGES", 320);
+    if n == 0 || python.is_empty() {
+        println!("end to end: skipped (ZOO_BENCH_E2E_IMAGES=0 or no ZOO_BENCH_PYTHON)");
+        return;
+    }
+    if !cfg!(feature = "torch") {
+        println!(
+            "end to end: skipped (zoo is built without libtorch; run `cargo bench --features \
+             torch --bench eval`)"
+        );
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/eval_end_to_end.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(dir)
+        .args([n.to_string(), workers.to_string()])
+        .arg(env!("CARGO_BIN_EXE_zoo"))
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            println!("end to end: failed\n{}", String::from_utf8_lossy(&o.stderr));
+            return;
+        }
+        Err(e) => {
+            println!("end to end: could not run {python}: {e}");
+            return;
+        }
+    };
+    let field = |line: &str, key: &str| -> Option<String> {
+        let mut it = line.split_whitespace();
+        it.by_ref().find(|w| *w == key)?;
+        it.next().map(str::to_owned)
+    };
+    let side = |name: &str| out.lines().find(|l| l.starts_with(name)).map(str::to_owned);
+    let (Some(timm), Some(zoo)) = (side("timm "), side("zoo ")) else {
+        println!("end to end: unexpected output\n{out}");
+        return;
+    };
+    println!("end to end, tf_efficientnet_b0 (random weights) on CPU, {n} JPEGs, {workers} workers, batch 32:");
+    println!("  side  images/s  top-1  top-5  peak RSS MiB");
+    for (label, line) in [("timm", &timm), ("zoo ", &zoo)] {
+        println!(
+            "  {label}  {:>8}  {:>5}  {:>5}  {:>12}",
+            field(line, "images/s").unwrap_or_default(),
+            field(line, "top1").unwrap_or_default(),
+            field(line, "top5").unwrap_or_default(),
+            field(line, "maxrss_mib").unwrap_or_default()
+        );
+    }
+    let rate = |l: &str| field(l, "images/s").and_then(|v| v.parse::<f64>().ok());
+    if let (Some(t), Some(z)) = (rate(&timm), rate(&zoo)) {
+        let same = field(&timm, "top1") == field(&zoo, "top1")
+            && field(&timm, "top5") == field(&zoo, "top5");
+        println!(
+            "  zoo {:.2}x timm; counts {}",
+            z / t,
+            if same { "equal" } else { "DIFFER" }
+        );
     }
 }

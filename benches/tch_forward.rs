@@ -1,11 +1,11 @@
-//! Forward-pass time of zoo's libtorch EfficientNet (CPU, at most 2 intra-op threads).
+//! Forward-pass time of zoo's libtorch Model (CPU, at most 2 intra-op threads).
 //! Weights are zero: the work of a forward pass does not depend on the values.
 //!
 //! `cargo bench --features torch --bench tch_forward [-- ARCH...]` (default: b0).
 use std::time::{Duration, Instant};
 
 use zoo::arch::ArchConfig;
-use zoo::torch::EfficientNet;
+use zoo::torch::Model;
 use zoo_converters::Tensor;
 
 const RUNS: usize = 10;
@@ -27,14 +27,11 @@ fn main() {
             .parse::<ArchConfig>()
             .and_then(|c| c.resolve())
             .unwrap_or_else(|e| panic!("{arch}: {e}"));
-        let model = EfficientNet::zeroed(&spec).expect("build model");
+        let model = Model::zeroed(&spec).expect("build model");
         for (size, batch) in [(224usize, 1usize), (224, 8)] {
-            let n = batch * spec.config.in_chans * size * size;
-            let input = Tensor::from_f32(
-                vec![batch, spec.config.in_chans, size, size],
-                &vec![0.5f32; n],
-            )
-            .expect("input");
+            let n = batch * spec.in_chans * size * size;
+            let input = Tensor::from_f32(vec![batch, spec.in_chans, size, size], &vec![0.5f32; n])
+                .expect("input");
             model.forward(&input).expect("warm-up");
             let mut times: Vec<Duration> = (0..RUNS)
                 .map(|_| {

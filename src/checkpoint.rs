@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use zoo_converters::{pth, safetensors, tf_bundle::Bundle, StateDict};
 
-use crate::arch::Spec;
-use crate::convert::fit::{Diagnosis, Outline};
+use crate::arch::Network;
+use crate::mapping::fit::{Diagnosis, Outline};
 #[cfg(doc)]
-use crate::convert::SHOWN_PROBLEMS;
-use crate::convert::{inventory, plan_tf, problem_list, MappingError, Plan, WeightSet};
+use crate::mapping::SHOWN_PROBLEMS;
+use crate::mapping::{inventory, plan_tf, problem_list, MappingError, Plan, WeightSet};
 use crate::scratch::{ScratchDir, EXTRACT_PREFIX};
 
 /// A detected container format.
@@ -226,7 +226,7 @@ impl SourceFormat {
 pub fn open_tf(
     path: &Path,
     format: SourceFormat,
-    spec: &Spec,
+    spec: &Network,
     weights: WeightSet,
 ) -> Result<OpenedBundle, CheckpointError> {
     let (bundle, scratch) = if format == SourceFormat::TfTarball {
@@ -260,7 +260,7 @@ pub fn open_tf(
 fn read_planned(
     bundle: &Bundle,
     plan: &Plan,
-    spec: &Spec,
+    spec: &Network,
     path: &Path,
 ) -> Result<StateDict, CheckpointError> {
     let mut tensors = Vec::with_capacity(plan.items.len());
@@ -271,7 +271,7 @@ fn read_planned(
             // The plan checked rank and shape, so the permutation is valid.
             Some(perm) => t.permute(perm).ok_or_else(|| CheckpointError::Mismatch {
                 path: path.to_owned(),
-                arch: spec.config.to_string(),
+                arch: spec.arch.clone(),
                 problems: vec![format!(
                     "`{}`: cannot permute {:?} by {perm:?}",
                     item.source,
@@ -289,7 +289,7 @@ fn read_planned(
 /// except `num_batches_tracked` counters (which are dropped). Returns the tensors in spec order.
 pub fn check_against(
     tensors: StateDict,
-    spec: &Spec,
+    spec: &Network,
     path: &Path,
 ) -> Result<StateDict, CheckpointError> {
     let shapes: Vec<(String, Vec<usize>)> = tensors
@@ -339,7 +339,7 @@ pub fn check_against(
             .filter(|(k, _)| !crate::fingerprint::is_bookkeeping(k))
             .map(|(k, s)| (k.as_str(), s.as_slice()))
             .collect();
-        let fits = |candidate: &Spec| {
+        let fits = |candidate: &Network| {
             let wanted = candidate.params();
             have.len() == wanted.len()
                 && wanted
@@ -348,7 +348,7 @@ pub fn check_against(
         };
         Err(CheckpointError::Mismatch {
             path: path.to_owned(),
-            arch: spec.config.to_string(),
+            arch: spec.arch.clone(),
             problems,
             diagnosis: Some(Box::new(Diagnosis::new(outline, spec, fits))),
         })
@@ -359,7 +359,7 @@ pub fn check_against(
 /// when given.
 pub fn open(
     path: &Path,
-    spec: Option<&Spec>,
+    spec: Option<&Network>,
     weights: WeightSet,
 ) -> Result<Opened, CheckpointError> {
     let format = detect(path)?;

@@ -1,4 +1,4 @@
-//! Predicts the byte size of `torch.save(state_dict)` for a [`Spec`], without writing anything.
+//! Predicts the byte size of `torch.save(state_dict)` for a [`Network`], without writing anything.
 //!
 //! Both containers are emulated opcode by opcode (pickle protocol 2, as `torch.save` uses), so
 //! the prediction is exact, not an estimate.
@@ -28,10 +28,10 @@
 //! version 2, everything else 1. Which modules exist depends on the code that built the model,
 //! so it is a [`Metadata`] layout, not derived from the parameters alone.
 //!
-//! Sizes are summed with saturating arithmetic, so nothing here panics or wraps. A resolved
-//! [`Spec`] is bounded (`arch::efficientnet::Bounds`) far below where a size could reach
-//! `u64::MAX`, so for any spec that [`Spec::resolve`] returned the prediction is exact.
-use crate::arch::{ParamKind, Spec};
+//! Sizes are summed with saturating arithmetic, so nothing here panics or wraps. A built
+//! [`Network`] is bounded (`arch::efficientnet::Bounds`) far below where a size could reach
+//! `u64::MAX`, so for any network `ArchConfig::resolve` returned the prediction is exact.
+use crate::arch::{ModuleKind, Network, ParamKind};
 
 /// pickle `BATCHSIZE` (CPython `Modules/_pickle.c`): items per MARK … SETITEMS/APPENDS.
 const BATCH: u64 = 1000;
@@ -133,9 +133,9 @@ impl Entry {
     }
 }
 
-fn entries(spec: &Spec, layout: &SaveLayout) -> Vec<Entry> {
+fn entries(net: &Network, layout: &SaveLayout) -> Vec<Entry> {
     let mut out = vec![];
-    for p in spec.params() {
+    for p in net.params() {
         let nbt = layout.num_batches_tracked && p.kind == ParamKind::RunningVar;
         let prefix = p.name.strip_suffix(".running_var").map(str::to_owned);
         out.push(Entry {
@@ -155,53 +155,36 @@ fn entries(spec: &Spec, layout: &SaveLayout) -> Vec<Entry> {
 }
 
 /// `_metadata` entries `(module path, version)` in `state_dict()` order.
-pub fn metadata_entries(spec: &Spec, metadata: Metadata) -> Vec<(String, u8)> {
+///
+/// The module tree is [`Network::modules`]; a layout adds the modules its timm version had
+/// that the graph does not model: timm 0.1's `se.avg_pool` (the SE squeeze was a module) and
+/// `global_pool.pool` (inside `SelectAdaptivePool2d`).
+pub fn metadata_entries(net: &Network, metadata: Metadata) -> Vec<(String, u8)> {
     let Metadata::Timm2020 = metadata else {
         return vec![];
     };
     let mut m: Vec<(String, u8)> = vec![];
-    let mut add = |name: String, version: u8| m.push((name, version));
-    add(String::new(), 1);
-    add(spec.stem.conv.name.clone(), 1);
-    add(spec.stem.bn.name.clone(), 2);
-    add("act1".into(), 1);
-    add("blocks".into(), 1);
-    for (s, stage) in spec.stages.iter().enumerate() {
-        add(format!("blocks.{s}"), 1);
-        for b in stage {
-            let p = b.prefix();
-            add(p.clone(), 1);
-            let mut act = 1;
-            if let Some(e) = &b.expand {
-                add(e.conv.name.clone(), 1);
-                add(e.bn.name.clone(), 2);
-                add(format!("{p}.act{act}"), 1);
-                act += 1;
-            }
-            add(b.depthwise.conv.name.clone(), 1);
-            add(b.depthwise.bn.name.clone(), 2);
-            add(format!("{p}.act{act}"), 1);
-            if let Some(se) = &b.se {
-                add(format!("{p}.se"), 1);
-                add(format!("{p}.se.avg_pool"), 1);
-                add(se.reduce.name.clone(), 1);
-                add(format!("{p}.se.act1"), 1);
-                add(se.expand.name.clone(), 1);
-            }
-            add(b.project.conv.name.clone(), 1);
-            add(b.project.bn.name.clone(), 2);
-            if b.expand.is_none() {
-                // timm 0.1.x DepthwiseSeparableConv: `act2 = nn.Identity()` without a pw act.
-                add(format!("{p}.act2"), 1);
-            }
+    for (name, kind) in net.modules() {
+        let version = match kind {
+            ModuleKind::BatchNorm => 2,
+            ModuleKind::Container
+            | ModuleKind::Conv
+            | ModuleKind::Act
+            | ModuleKind::SqueezeExcite
+            | ModuleKind::Pool
+            | ModuleKind::Flatten
+            | ModuleKind::Linear => 1,
+        };
+        let child = match kind {
+            ModuleKind::SqueezeExcite => Some(format!("{name}.avg_pool")),
+            ModuleKind::Pool => Some(format!("{name}.pool")),
+            _ => None,
+        };
+        m.push((name, version));
+        if let Some(child) = child {
+            m.push((child, 1));
         }
     }
-    add(spec.head.conv.name.clone(), 1);
-    add(spec.head.bn.name.clone(), 2);
-    add("act2".into(), 1);
-    add("global_pool".into(), 1);
-    add("global_pool.pool".into(), 1);
-    add(spec.classifier.name.clone(), 1);
     m
 }
 
@@ -451,9 +434,9 @@ pub struct SizePrediction {
 }
 
 /// Predicts the size of `torch.save(state_dict)` for `spec` under `layout`.
-pub fn predict(spec: &Spec, layout: &SaveLayout, container: Container) -> SizePrediction {
-    let entries = entries(spec, layout);
-    let metadata = metadata_entries(spec, layout.metadata);
+pub fn predict(net: &Network, layout: &SaveLayout, container: Container) -> SizePrediction {
+    let entries = entries(net, layout);
+    let metadata = metadata_entries(net, layout.metadata);
     let ordered = layout.metadata != Metadata::None;
     let data: Vec<u64> = entries
         .iter()
@@ -577,13 +560,13 @@ pub struct SizeCheck {
 /// Checks a card's `File Size` against the size predicted for `container` under `layout`;
 /// `actual` is the real file's size if it is cached.
 pub fn check_file_size(
-    spec: &Spec,
+    net: &Network,
     documented: u64,
     container: Container,
     layout: &SaveLayout,
     actual: Option<u64>,
 ) -> SizeCheck {
-    let predicted = predict(spec, layout, container);
+    let predicted = predict(net, layout, container);
     let passed = predicted.total == documented && actual.is_none_or(|a| a == documented);
     SizeCheck {
         documented,

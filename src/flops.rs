@@ -1,4 +1,4 @@
-//! Analytic operation counts over a resolved [`Spec`], under named counting conventions.
+//! Analytic operation counts over a built [`Network`], under named counting conventions.
 //!
 //! Model cards print bare numbers. The same network at the same input gives four different
 //! "FLOPs" depending on who counted, so every number here carries its [`Convention`]:
@@ -18,7 +18,7 @@
 //! Its input is not square: for a card `Image Size` S it is `S × floor(S·1546/1213)`, the docs'
 //! example image (1546×1213) resized to short side S without a crop.
 //!
-//! Nothing here runs the model: a count walks the spec once ([`layers`]), so L2 at 800×1019
+//! Nothing here runs the model: a count walks the graph once ([`layers`]), so L2 at 800×1019
 //! takes microseconds.
 //!
 //! Every product and sum is checked: an input size whose counts would not fit in 64 bits is a
@@ -27,8 +27,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::arch::efficientnet::ConvNorm;
-use crate::arch::{Padding, Spec};
+use crate::arch::{Conv, Network, Op, Padding};
 
 /// Width:height of the image the `thop-2020` counts were taken on (the docs' `dog.jpg`).
 pub const THOP_2020_IMAGE: (usize, usize) = (1546, 1213);
@@ -208,10 +207,16 @@ pub enum LayerKind {
     },
     /// A BatchNorm2d (inference).
     BatchNorm,
+    /// A CondConv (timm `CondConv2d`, which thop 0.0.31 did not hook): its MACs include the
+    /// expert mixing matmul.
+    CondConv,
     /// The global average pool before the classifier.
     GlobalPool,
     /// The classifier.
     Linear,
+    /// A CondConv routing: the functional mean of the block input (`input`), then `routing_fn`
+    /// (a plain `nn.Linear`, which thop counted as `in · out`, without its bias).
+    Routing,
 }
 
 /// One layer with its shapes and the quantities every convention is built from.
@@ -249,6 +254,7 @@ impl Layer<'_> {
             (Convention::Flops, _) => self.macs.checked_mul(2)?,
             (Convention::Fvcore, LayerKind::BatchNorm) => in_elems()?.checked_mul(2)?,
             (Convention::Fvcore, LayerKind::GlobalPool) => in_elems()?,
+            (Convention::Fvcore, LayerKind::Routing) => self.macs.checked_add(in_elems()?)?,
             (Convention::Fvcore, _) => self.macs,
             (Convention::Thop2020, LayerKind::Conv { same_strided: true }) => 0,
             (Convention::Thop2020, LayerKind::Conv { .. }) => {
@@ -258,62 +264,25 @@ impl Layer<'_> {
             (Convention::Thop2020, LayerKind::GlobalPool) => {
                 c.checked_mul(h.checked_mul(w)?.checked_add(1)?)?
             }
-            (Convention::Thop2020, LayerKind::Linear) => 0,
+            (Convention::Thop2020, LayerKind::Linear | LayerKind::CondConv) => 0,
+            (Convention::Thop2020, LayerKind::Routing) => self.macs,
         })
     }
 }
 
-/// Walks the layers of `spec` in execution order at `input`, with every shape resolved.
+/// Walks the layers of `net` in execution order at `input`, with every shape resolved.
 ///
 /// The SE convolutions see a 1×1 map (after the squeeze); everything else follows
 /// [`Padding::resolve`]. Fails when any layer's numbers, or any convention's total over all
 /// layers, would not fit in 64 bits; so [`Layer::count`] and the sums of the returned layers
 /// are exact.
-pub fn layers(spec: &Spec, input: InputSize) -> Result<Vec<Layer<'_>>, FlopsError> {
-    let mut out = Vec::with_capacity(8 + 12 * spec.blocks().count());
+pub fn layers(net: &Network, input: InputSize) -> Result<Vec<Layer<'_>>, FlopsError> {
+    let mut out = Vec::with_capacity(64);
     let mut walk = Walk {
         out: &mut out,
         input,
     };
-    let mut shape = [spec.config.in_chans, input.height, input.width];
-    shape = walk.conv_norm(&spec.stem, shape)?;
-    for block in spec.blocks() {
-        if let Some(e) = &block.expand {
-            shape = walk.conv_norm(e, shape)?;
-        }
-        shape = walk.conv_norm(&block.depthwise, shape)?;
-        if let Some(se) = &block.se {
-            let squeezed = walk.conv(&se.reduce, [shape[0], 1, 1])?;
-            walk.conv(&se.expand, squeezed)?;
-        }
-        shape = walk.conv_norm(&block.project, shape)?;
-    }
-    shape = walk.conv_norm(&spec.head, shape)?;
-    walk.push(Layer {
-        name: "global_pool",
-        kind: LayerKind::GlobalPool,
-        input: shape,
-        output: [shape[0], 1, 1],
-        params: 0,
-        macs: 0,
-        bias_adds: 0,
-    })?;
-    let fc = &spec.classifier;
-    let overflow = || FlopsError::Overflow {
-        layer: fc.name.clone(),
-        input,
-    };
-    let (fin, fout) = (fc.in_features as u64, fc.out_features as u64);
-    let macs = fin.checked_mul(fout).ok_or_else(overflow)?;
-    walk.push(Layer {
-        name: &fc.name,
-        kind: LayerKind::Linear,
-        input: [fc.in_features, 1, 1],
-        output: [fc.out_features, 1, 1],
-        params: macs.checked_add(fout).ok_or_else(overflow)?,
-        macs,
-        bias_adds: fout,
-    })?;
+    walk.ops(&net.ops, [net.in_chans, input.height, input.width])?;
     // Every convention's total must fit too, so summing `Layer::count` is exact.
     for convention in Convention::ALL {
         total(&out, convention, input)?;
@@ -347,39 +316,87 @@ impl<'a> Walk<'a, '_> {
         Ok(())
     }
 
-    fn conv_norm(&mut self, cn: &'a ConvNorm, input: [usize; 3]) -> Result<[usize; 3], FlopsError> {
-        let next = self.conv(&cn.conv, input)?;
-        self.push(Layer {
-            name: &cn.bn.name,
-            kind: LayerKind::BatchNorm,
-            input: next,
-            output: next,
-            params: (cn.bn.channels as u64)
-                .checked_mul(2)
-                .ok_or_else(|| self.overflow(&cn.bn.name))?,
-            macs: 0,
-            bias_adds: 0,
-        })?;
-        Ok(next)
+    /// Walks `ops` from `shape`; returns the shape after them.
+    fn ops(&mut self, ops: &'a [Op], mut shape: [usize; 3]) -> Result<[usize; 3], FlopsError> {
+        for op in ops {
+            shape = match op {
+                Op::Conv(c) => self.conv(c, shape)?,
+                Op::Norm(bn) => {
+                    self.push(Layer {
+                        name: &bn.name,
+                        kind: LayerKind::BatchNorm,
+                        input: shape,
+                        output: shape,
+                        params: (bn.channels as u64)
+                            .checked_mul(2)
+                            .ok_or_else(|| self.overflow(&bn.name))?,
+                        macs: 0,
+                        bias_adds: 0,
+                    })?;
+                    shape
+                }
+                Op::SqueezeExcite(se) => {
+                    let squeezed = self.conv(&se.reduce, [shape[0], 1, 1])?;
+                    self.conv(&se.expand, squeezed)?;
+                    shape
+                }
+                // The residual add is not counted by any convention.
+                Op::Residual(body) | Op::Scope { body, .. } => self.ops(body, shape)?,
+                Op::CondConv { routing, body } => {
+                    let overflow = || self.overflow(&routing.name);
+                    let (fin, fout) = (routing.in_features as u64, routing.out_features as u64);
+                    let macs = fin.checked_mul(fout).ok_or_else(overflow)?;
+                    self.push(Layer {
+                        name: &routing.name,
+                        kind: LayerKind::Routing,
+                        input: shape,
+                        output: [routing.out_features, 1, 1],
+                        params: macs.checked_add(fout).ok_or_else(overflow)?,
+                        macs,
+                        bias_adds: fout,
+                    })?;
+                    self.ops(body, shape)?
+                }
+                Op::GlobalPool { module } => {
+                    let output = [shape[0], 1, 1];
+                    self.push(Layer {
+                        name: module,
+                        kind: LayerKind::GlobalPool,
+                        input: shape,
+                        output,
+                        params: 0,
+                        macs: 0,
+                        bias_adds: 0,
+                    })?;
+                    output
+                }
+                Op::Act { .. } | Op::Flatten { .. } => shape,
+                Op::Linear(fc) => {
+                    let overflow = || self.overflow(&fc.name);
+                    let (fin, fout) = (fc.in_features as u64, fc.out_features as u64);
+                    let macs = fin.checked_mul(fout).ok_or_else(overflow)?;
+                    let output = [fc.out_features, 1, 1];
+                    self.push(Layer {
+                        name: &fc.name,
+                        kind: LayerKind::Linear,
+                        input: [fc.in_features, 1, 1],
+                        output,
+                        params: macs.checked_add(fout).ok_or_else(overflow)?,
+                        macs,
+                        bias_adds: fout,
+                    })?;
+                    output
+                }
+            };
+        }
+        Ok(shape)
     }
 
-    fn conv(
-        &mut self,
-        conv: &'a crate::arch::Conv,
-        input: [usize; 3],
-    ) -> Result<[usize; 3], FlopsError> {
+    fn conv(&mut self, conv: &'a Conv, input: [usize; 3]) -> Result<[usize; 3], FlopsError> {
         let overflow = || self.overflow(&conv.name);
         let (h, w) = conv.output_hw(input[1], input[2]).ok_or_else(overflow)?;
         let output = [conv.out_chs, h, w];
-        let weight = [
-            conv.out_chs,
-            conv.in_chs / conv.groups.max(1),
-            conv.kernel,
-            conv.kernel,
-        ]
-        .iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-        .ok_or_else(overflow)?;
+        let params = conv.param_count().ok_or_else(overflow)?;
         let bias = if conv.bias { conv.out_chs as u64 } else { 0 };
         let bias_adds = (h as u64)
             .checked_mul(w as u64)
@@ -387,12 +404,16 @@ impl<'a> Walk<'a, '_> {
             .ok_or_else(overflow)?;
         self.push(Layer {
             name: &conv.name,
-            kind: LayerKind::Conv {
-                same_strided: conv.padding == Padding::TfSame && conv.stride > 1,
+            kind: if conv.experts > 0 {
+                LayerKind::CondConv
+            } else {
+                LayerKind::Conv {
+                    same_strided: conv.padding == Padding::TfSame && conv.stride > 1,
+                }
             },
             input,
             output,
-            params: weight.checked_add(bias).ok_or_else(overflow)?,
+            params,
             macs: conv.macs(h, w).ok_or_else(overflow)?,
             bias_adds,
         })?;
@@ -416,8 +437,8 @@ fn total(
 }
 
 /// Total under `convention` at `input`.
-pub fn count(spec: &Spec, convention: Convention, input: InputSize) -> Result<u64, FlopsError> {
-    total(&layers(spec, input)?, convention, input)
+pub fn count(net: &Network, convention: Convention, input: InputSize) -> Result<u64, FlopsError> {
+    total(&layers(net, input)?, convention, input)
 }
 
 /// One convention's total at one input size.
@@ -434,7 +455,7 @@ pub struct Count {
 /// Every convention's total, each at the input the convention uses for image size `s`
 /// (square, or the 1546:1213 rule for `thop-2020`), or all at `fixed` when given.
 pub fn count_all(
-    spec: &Spec,
+    net: &Network,
     image_size: usize,
     fixed: Option<InputSize>,
 ) -> Result<Vec<Count>, FlopsError> {
@@ -445,7 +466,7 @@ pub fn count_all(
             Ok(Count {
                 convention,
                 input,
-                value: count(spec, convention, input)?,
+                value: count(net, convention, input)?,
             })
         })
         .collect()
@@ -481,7 +502,7 @@ pub struct Candidate {
 /// Checks a card's FLOPs: passes when `thop-2020` at `S × floor(S·1546/1213)` equals it exactly.
 /// Otherwise lists which convention and input size come nearest.
 pub fn check_flops(
-    spec: &Spec,
+    net: &Network,
     documented: u64,
     image_size: usize,
 ) -> Result<FlopsCheck, FlopsError> {
@@ -489,7 +510,7 @@ pub fn check_flops(
     let expected = Count {
         convention: Convention::Thop2020,
         input,
-        value: count(spec, Convention::Thop2020, input)?,
+        value: count(net, Convention::Thop2020, input)?,
     };
     let passed = expected.value == documented;
     let mut nearest = vec![];
@@ -500,7 +521,7 @@ pub fn check_flops(
             InputSize::thop_2020(image_size).transposed(),
         ];
         for input in inputs {
-            let walked = layers(spec, input)?;
+            let walked = layers(net, input)?;
             for convention in Convention::ALL {
                 let value = total(&walked, convention, input)?;
                 let difference = value as i128 - documented as i128;
@@ -630,8 +651,8 @@ pub struct ParamsCheck {
 }
 
 /// Checks a card's `Parameters` against the exact trainable count under the card's rounding.
-pub fn check_params(spec: &Spec, documented: u64) -> ParamsCheck {
-    let exact = spec.trainable_params();
+pub fn check_params(net: &Network, documented: u64) -> ParamsCheck {
+    let exact = net.trainable_params();
     let rounded = card_rounded_params(exact);
     let decimal = (exact + 5_000) / 10_000 * 10_000;
     let outcome = if documented == exact {
@@ -645,7 +666,7 @@ pub fn check_params(spec: &Spec, documented: u64) -> ParamsCheck {
     };
     ParamsCheck {
         exact,
-        buffers: spec.buffer_elements(),
+        buffers: net.buffer_elements(),
         rounded,
         documented,
         outcome,
@@ -685,11 +706,11 @@ mod tests {
                 .parse()
                 .unwrap();
         let max = max.resolve().unwrap();
-        for spec in [&l2, &max] {
+        for net in [&l2, &max] {
             for side in [1, 2, 3, MAX_INPUT_SIDE, usize::MAX / 2, usize::MAX] {
                 let input = InputSize::square(side);
                 for c in Convention::ALL {
-                    match count(spec, c, input) {
+                    match count(net, c, input) {
                         Ok(_) => assert!(side <= MAX_INPUT_SIDE, "{side}"),
                         Err(FlopsError::Overflow { layer, input: at }) => {
                             assert!(!layer.is_empty());
@@ -697,8 +718,8 @@ mod tests {
                         }
                     }
                 }
-                let _ = check_flops(spec, 1, side);
-                let _ = count_all(spec, side, None);
+                let _ = check_flops(net, 1, side);
+                let _ = count_all(net, side, None);
             }
         }
         // Every registry model fits at the largest side accepted from text.

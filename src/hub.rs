@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::arch::{ArchConfig, Spec};
+use crate::arch::{ArchConfig, Network};
 use crate::flops::{self, Convention, InputSize};
 use crate::registry::ModelEntry;
 use crate::schema::yaml::{self, Map, Node, Scalar, Seq};
@@ -25,7 +25,7 @@ const DEFAULT_CARD_TEMPLATE: &str = include_str!("../registry/templates/hf/card.
 
 /// Where `zoo docs` writes a model's Hub card, relative to the registry directory.
 pub fn card_path(hub: &HubName) -> PathBuf {
-    PathBuf::from(crate::docs::CARDS_DIR)
+    PathBuf::from(crate::template::CARDS_DIR)
         .join("hf")
         .join(hub.to_string())
         .join("README.md")
@@ -102,7 +102,7 @@ pub enum HubError {
     Registry(#[from] crate::registry::RegistryError),
     /// The card template failed.
     #[error(transparent)]
-    Template(#[from] crate::docs::DocsError),
+    Template(#[from] crate::template::TemplateError),
 }
 
 /// A timm ≥ 0.9 model name: `architecture.tag`.
@@ -127,11 +127,11 @@ fn is_identifier(s: &str) -> bool {
 
 /// The timm entry point that builds `cfg`, for the `tf_efficientnet_*` variants.
 pub fn timm_architecture(cfg: &ArchConfig) -> Option<String> {
-    crate::arch::efficientnet::VARIANTS
+    crate::arch::family::MEMBERS
         .iter()
-        .map(|(name, _, _)| *name)
+        .map(|m| m.0)
         .find(|name| ArchConfig::variant(name).is_some_and(|v| v == *cfg))
-        .map(|name| format!("tf_efficientnet_{name}"))
+        .map(str::to_owned)
 }
 
 /// The model's Hub name, checked against its architecture.
@@ -256,7 +256,7 @@ fn missing(entry: &ModelEntry, field: &'static str, what: &'static str) -> HubEr
 }
 
 /// The resolved architecture of a registry model.
-pub fn resolve(entry: &ModelEntry) -> Result<Spec, HubError> {
+pub fn resolve(entry: &ModelEntry) -> Result<Network, HubError> {
     entry.arch()?.resolve().map_err(|error| HubError::Arch {
         model: entry.name().to_string(),
         error,
@@ -273,7 +273,7 @@ fn license(entry: &ModelEntry, what: &'static str) -> Result<String, HubError> {
 }
 
 /// `config.json` for a registry model.
-pub fn timm_config(entry: &ModelEntry, spec: &Spec) -> Result<TimmConfig, HubError> {
+pub fn timm_config(entry: &ModelEntry, spec: &Network) -> Result<TimmConfig, HubError> {
     const WHAT: &str = "config.json";
     let hub = hub_name(entry)?;
     let input = entry
@@ -301,22 +301,22 @@ pub fn timm_config(entry: &ModelEntry, spec: &Spec) -> Result<TimmConfig, HubErr
             .map(|v| v.iter().map(|n| n.value).collect::<Vec<_>>())
             .ok_or_else(|| missing(entry, field, WHAT))
     };
-    let classes = spec.classifier.out_features;
+    let classes = spec.classes();
     let pool = size.div_ceil(32);
     Ok(TimmConfig {
         architecture: hub.architecture,
         num_classes: classes,
-        num_features: spec.head.conv.out_chs,
+        num_features: spec.num_features(),
         global_pool: "avg",
         model_args: ModelArgs {
-            in_chans: spec.config.in_chans,
+            in_chans: spec.in_chans,
             num_classes: classes,
             global_pool: "avg",
         },
         pretrained_cfg: PretrainedCfg {
             tag: hub.tag,
             custom_load: false,
-            input_size: [spec.config.in_chans, size, size],
+            input_size: [spec.in_chans, size, size],
             fixed_input_size: false,
             interpolation,
             crop_pct,
@@ -378,7 +378,7 @@ fn seq(items: Vec<Node>) -> Node {
 fn dataset_id(name: &str) -> String {
     match name {
         "ImageNet" | "ImageNet-1k" | "ImageNet-1K" => "imagenet-1k".into(),
-        other => crate::docs::slug(other),
+        other => crate::template::slug(other),
     }
 }
 
@@ -423,7 +423,7 @@ fn model_index(entry: &ModelEntry, hub: &HubName) -> Option<Node> {
             (
                 "task",
                 map(vec![
-                    ("type", scalar(crate::docs::slug(task))),
+                    ("type", scalar(crate::template::slug(task))),
                     ("name", scalar(task)),
                 ]),
             ),
@@ -522,7 +522,7 @@ fn training_data(entry: &ModelEntry) -> Vec<String> {
 pub fn render_card(
     registry: &crate::registry::Registry,
     entry: &ModelEntry,
-    spec: &Spec,
+    spec: &Network,
     provenance: Option<&Provenance>,
 ) -> Result<String, HubError> {
     let hub = hub_name(entry)?;
@@ -565,15 +565,15 @@ pub fn render_card(
             })
         })
         .collect();
-    let mut env = crate::docs::environment(registry)?;
+    let mut env = crate::template::environment(registry)?;
     if env.get_template(CARD_TEMPLATE).is_err() {
         // A registry without its own Hub card template (a test or user registry) gets zoo's.
         env.add_template(CARD_TEMPLATE, DEFAULT_CARD_TEMPLATE)
-            .map_err(|e| crate::docs::template_error(CARD_TEMPLATE, &e))?;
+            .map_err(|e| crate::template::render_error(CARD_TEMPLATE, &e))?;
     }
     let tmpl = env
         .get_template(CARD_TEMPLATE)
-        .map_err(|e| crate::docs::template_error(CARD_TEMPLATE, &e))?;
+        .map_err(|e| crate::template::render_error(CARD_TEMPLATE, &e))?;
     let (paper_title, paper_url) = paper(entry).unzip();
     let text = tmpl
         .render(minijinja::context! {
@@ -596,7 +596,7 @@ pub fn render_card(
             license => config.pretrained_cfg.license,
             provenance => provenance,
         })
-        .map_err(|e| crate::docs::template_error(CARD_TEMPLATE, &e))?;
+        .map_err(|e| crate::template::render_error(CARD_TEMPLATE, &e))?;
     let mut text = text;
     if !text.ends_with('\n') {
         text.push('\n');

@@ -256,7 +256,7 @@ mod tests {
 Models:
 - Name: m
   Zoo:
-    Architecture: b0
+    Architecture: tf_efficientnet_b0
     Files:
     - Role: timm-pth
       File: m-abcd0123.pth

@@ -231,16 +231,16 @@ impl ModelEntry {
     }
 
     /// Reference vectors, with paths resolved against the directory of the model's file.
-    pub fn reference(&self) -> Option<crate::convert::pipeline::ReferenceVectors> {
+    pub fn reference(&self) -> Option<crate::reference::ReferenceVectors> {
         let r = self.zoo()?.reference.as_ref()?;
         let dir = self.file.parent().unwrap_or(Path::new("."));
-        Some(crate::convert::pipeline::ReferenceVectors {
+        Some(crate::reference::ReferenceVectors {
             input: dir.join(r.input.as_ref()?.as_str()),
             logits: dir.join(r.logits.as_ref()?.as_str()),
             tolerance: r
                 .tolerance
                 .as_ref()
-                .map_or(crate::torch::DEFAULT_TOLERANCE, |t| t.value),
+                .map_or(crate::reference::DEFAULT_TOLERANCE, |t| t.value),
         })
     }
 }

@@ -72,6 +72,10 @@ pub enum Status {
     /// file), so they are the same as last time, but nothing vouches for them. Never counted
     /// as a pass.
     Pinned,
+    /// The card's value is not what zoo measures, and a known rule accounts for the whole
+    /// difference (the detail names the rule and the difference, e.g. a file saved without
+    /// `_metadata`). Never counted as a pass; `--strict` fails it.
+    Explained,
     /// The claim does not hold.
     Fail,
     /// Not checked (the reason says why). Never counted as a pass.
@@ -117,6 +121,7 @@ impl Status {
         match self {
             Status::Pass => "pass",
             Status::Pinned => "pinned",
+            Status::Explained => "explained",
             Status::Fail => "FAIL",
             Status::Skipped => "skip",
         }
@@ -245,6 +250,9 @@ pub struct Summary {
     pub fail: usize,
     /// Checks resting on a trust-on-first-use pin (not passes).
     pub pinned: usize,
+    /// Checks whose difference a known rule explains (not passes).
+    #[serde(default)]
+    pub explained: usize,
     /// Skipped checks.
     pub skipped: usize,
 }
@@ -362,6 +370,7 @@ impl Report {
                 Status::Pass => summary.pass += 1,
                 Status::Fail => summary.fail += 1,
                 Status::Pinned => summary.pinned += 1,
+                Status::Explained => summary.explained += 1,
                 Status::Skipped => summary.skipped += 1,
             }
         }
@@ -382,10 +391,10 @@ impl Report {
         self.summary
     }
 
-    /// True when no check failed and, under `--strict`, none was skipped or rests on a
-    /// first-use pin (under `--strict` every check must be a pass).
+    /// True when no check failed and, under `--strict`, none was skipped, explained or rests
+    /// on a first-use pin (under `--strict` every check must be a pass).
     pub fn passed(&self) -> bool {
-        let unproven = self.summary.skipped + self.summary.pinned;
+        let unproven = self.summary.skipped + self.summary.pinned + self.summary.explained;
         self.summary.fail == 0 && !(self.strict && unproven > 0)
     }
 
@@ -478,9 +487,9 @@ impl Report {
     pub fn to_junit(&self) -> String {
         let s = self.summary;
         let (failures, skipped) = if self.strict {
-            (s.fail + s.skipped + s.pinned, 0)
+            (s.fail + s.skipped + s.pinned + s.explained, 0)
         } else {
-            (s.fail, s.skipped + s.pinned)
+            (s.fail, s.skipped + s.pinned + s.explained)
         };
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -565,6 +574,20 @@ impl Report {
                     let _ = writeln!(
                         x,
                         ">\n      <skipped message=\"pinned: {}\"/>\n    </testcase>",
+                        xml(&text)
+                    );
+                }
+                Status::Explained if self.strict => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <failure message=\"{}\"/>\n    </testcase>",
+                        xml(&format!("explained, which --strict fails: {text}"))
+                    );
+                }
+                Status::Explained => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"explained: {}\"/>\n    </testcase>",
                         xml(&text)
                     );
                 }
@@ -737,6 +760,39 @@ mod tests {
         assert_eq!(checksum["status"], "pinned");
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, rep);
+    }
+
+    #[test]
+    fn explained_is_counted_apart_from_passes_and_fails_under_strict() {
+        let results = vec![
+            CheckResult::new(
+                "m",
+                CheckKind::FileSize,
+                Status::Explained,
+                "saved without _metadata: -1234 bytes",
+            ),
+            CheckResult::new("m", CheckKind::Flops, Status::Pass, ""),
+        ];
+        let rep = Report::new(results.clone());
+        let s = rep.summary();
+        assert_eq!((s.pass, s.explained, s.fail, s.skipped), (1, 1, 0, 0));
+        assert!(rep.passed(), "explained is not a failure");
+        let x = rep.to_junit();
+        assert!(
+            x.contains("<skipped message=\"explained: saved without _metadata: -1234 bytes\"/>"),
+            "{x}"
+        );
+        assert!(x.contains("failures=\"0\" skipped=\"1\""), "{x}");
+        let json = serde_json::to_value(&rep).unwrap();
+        assert_eq!(json["summary"]["explained"], 1);
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, rep);
+        let mut strict = Report::new(results);
+        strict.strict = true;
+        assert!(!strict.passed(), "--strict: only passes pass");
+        assert!(strict
+            .to_junit()
+            .contains("explained, which --strict fails"));
     }
 
     #[test]

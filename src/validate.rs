@@ -15,12 +15,12 @@
 //! every model in it.
 use std::path::{Path, PathBuf};
 
-use crate::arch::Spec;
+use crate::arch::Network;
 use crate::checkpoint;
 use crate::convert::pipeline::{check_inference, InferenceCheck};
 use crate::convert::WeightSet;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::fetch::{Cache, FetchError, FetchOptions, Fetched, FileSpec, Proof};
+use crate::fetch::{Cache, FetchError, Fetched, Proof};
 use crate::filesize::{self, Container, SaveLayout};
 use crate::fingerprint::fingerprint;
 use crate::flops::InputSize;
@@ -28,6 +28,7 @@ use crate::flops::{self, Convention};
 use crate::registry::{ModelEntry, Registry, Selection, UnreadableModel};
 use crate::report::{CheckKind, CheckResult, Report, Run, Status};
 use crate::schema::{Count, FileRole, Measure};
+use crate::source::{self, Located, SourceOptions};
 
 /// What `validate` may do.
 #[derive(Debug, Clone, Default)]
@@ -218,50 +219,26 @@ pub fn registry_results(registry: &Registry, selected: &[String]) -> Vec<CheckRe
     results
 }
 
-/// One of a model's weight files, as the checks see it: found (or fetched), absent, or failed.
-struct Weights {
-    /// The file's role.
-    role: FileRole,
-    /// What was looked for (`None` when the model has no file with this role, or no cache).
-    spec: Option<FileSpec>,
-    /// The outcome.
-    result: Result<Option<Fetched>, FetchError>,
-}
-
 fn lookup(
     cache: Option<&Cache>,
     registry: &Registry,
     entry: &ModelEntry,
     role: FileRole,
     opts: &ValidateOptions,
-) -> Weights {
-    let (Some(cache), Some(file)) = (cache, entry.file(role)) else {
-        return Weights {
+) -> Located {
+    let Some(cache) = cache else {
+        return Located {
             role,
             spec: None,
             result: Ok(None),
         };
     };
-    let spec = entry.fetch_spec(file);
-    let fopts = FetchOptions {
-        offline: opts.offline || !opts.fetch,
+    let sopts = SourceOptions {
+        offline: opts.offline,
+        download: opts.fetch && !opts.offline,
         mirrors: opts.mirrors.clone(),
-        lock_file: Some(match registry.dir() {
-            Some(d) => d.join("weights.lock"),
-            None => cache.dir().join("weights.lock"),
-        }),
-        ..FetchOptions::default()
     };
-    let result = if opts.fetch && !opts.offline {
-        cache.fetch(&spec, &fopts).map(Some)
-    } else {
-        cache.lookup(&spec, &fopts)
-    };
-    Weights {
-        role,
-        spec: Some(spec),
-        result,
-    }
+    source::locate(cache, registry, entry, role, &sopts)
 }
 
 /// Every check of one model (without the registry-wide ones).
@@ -394,7 +371,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// cached by (weights sha256, dataset listing, pipeline and zoo version, model input).
 fn measured_result(
     entry: &ModelEntry,
-    weights: &[&Weights],
+    weights: &[&Located],
     cache: Option<&Cache>,
     eval: &EvalOptions,
 ) -> CheckResult {
@@ -529,7 +506,7 @@ fn store_atomically(path: &Path, report: &crate::eval::model::EvalReport) -> std
 
 fn flops_result(
     entry: &ModelEntry,
-    spec: &Spec,
+    spec: &Network,
     documented: Option<&Count>,
     image: Option<usize>,
 ) -> CheckResult {
@@ -603,7 +580,7 @@ fn flops_result(
 /// An image size near `s` at which some convention gives exactly `documented` (nearest size
 /// first), searched over the inputs the FLOPs check considers (square, the 1546:1213 rule, and
 /// its transpose).
-fn nearby_image_size(spec: &Spec, documented: u64, s: usize) -> Option<(usize, flops::Count)> {
+fn nearby_image_size(spec: &Network, documented: u64, s: usize) -> Option<(usize, flops::Count)> {
     let mut sizes: Vec<usize> = (s.saturating_sub(NEARBY_IMAGE_SIZES).max(1)
         ..=s + NEARBY_IMAGE_SIZES)
         .filter(|&x| x != s)
@@ -637,7 +614,7 @@ fn nearby_image_size(spec: &Spec, documented: u64, s: usize) -> Option<(usize, f
     None
 }
 
-fn params_result(entry: &ModelEntry, spec: &Spec, documented: Option<&Count>) -> CheckResult {
+fn params_result(entry: &ModelEntry, spec: &Network, documented: Option<&Count>) -> CheckResult {
     let name = entry.name();
     let Some(doc_count) = documented else {
         return CheckResult::new(
@@ -683,7 +660,7 @@ fn params_result(entry: &ModelEntry, spec: &Spec, documented: Option<&Count>) ->
 
 fn size_result(
     entry: &ModelEntry,
-    spec: &Spec,
+    spec: &Network,
     documented: Option<&Count>,
     actual: Option<u64>,
 ) -> CheckResult {
@@ -718,7 +695,7 @@ fn size_result(
 
 /// Why a weight file could not be had or did not verify, naming the file, each URL with its
 /// cause, and (for a download that failed) where to put the file instead.
-fn failure_detail(w: &Weights, e: &FetchError, cache: Option<&Cache>) -> String {
+fn failure_detail(w: &Located, e: &FetchError, cache: Option<&Cache>) -> String {
     let file = w
         .spec
         .as_ref()
@@ -752,7 +729,7 @@ fn failure_detail(w: &Weights, e: &FetchError, cache: Option<&Cache>) -> String 
 /// or a prefix with the full hash pinned from the file that matched it) vouches for every file
 /// found; pinned when a file was only trusted on first use; fail when a file could not be had
 /// (with fetching allowed) or did not verify.
-fn checksum_result(name: &str, weights: &[&Weights], cache: Option<&Cache>) -> CheckResult {
+fn checksum_result(name: &str, weights: &[&Located], cache: Option<&Cache>) -> CheckResult {
     let mut failed = vec![];
     let mut verified = vec![];
     let mut pinned = vec![];
@@ -820,8 +797,8 @@ fn checksum_result(name: &str, weights: &[&Weights], cache: Option<&Cache>) -> C
 fn inference_result(
     name: &str,
     entry: &ModelEntry,
-    spec: &Spec,
-    tf: &Weights,
+    spec: &Network,
+    tf: &Located,
     cache: Option<&Cache>,
 ) -> CheckResult {
     let reference = entry.reference();
@@ -881,7 +858,7 @@ fn inference_result(
 
 fn fingerprint_result(
     name: &str,
-    spec: &Spec,
+    spec: &Network,
     pth: &Result<Option<Fetched>, FetchError>,
     tf: &Result<Option<Fetched>, FetchError>,
 ) -> CheckResult {
@@ -1112,13 +1089,35 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
     let mut failures: Vec<(String, crate::diagnostic::Pos)> = vec![];
     let mut uncompared = vec![];
     let mut any_card_metric = false;
+    // A `Reported` entry is compared with the card's result on the same dataset only.
+    let card_dataset = |r: &crate::schema::ResultEntry| {
+        r.dataset
+            .as_ref()
+            .map_or(crate::schema::DEFAULT_REPORTED_DATASET, |d| d.as_str())
+            .to_string()
+    };
+    let mut other_datasets: Vec<&str> = vec![];
+    for s in reported {
+        let d = s.dataset();
+        let on_card = entry
+            .model
+            .results
+            .iter()
+            .flatten()
+            .any(|r| r.metrics.is_some() && card_dataset(r) == d);
+        if !on_card && !other_datasets.contains(&d) {
+            other_datasets.push(d);
+        }
+    }
     for r in entry.model.results.iter().flatten() {
         let Some(m) = &r.metrics else { continue };
+        let dataset = card_dataset(r);
         for (metric, pick) in metrics {
             let Some(card) = m.get(metric) else { continue };
             any_card_metric = true;
             let sources: Vec<(&str, &Measure)> = reported
                 .iter()
+                .filter(|s| s.dataset() == dataset)
                 .filter_map(|s| {
                     pick(s).map(|v| {
                         (
@@ -1213,6 +1212,17 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
         detail.push_str(&format!(
             "; {} not compared: no source reports it",
             uncompared.join(", ")
+        ));
+    }
+    if !other_datasets.is_empty() {
+        detail.push_str(&format!(
+            "; Reported results on {} not compared: the card has no result on {}",
+            other_datasets.join(", "),
+            if other_datasets.len() == 1 {
+                "that dataset"
+            } else {
+                "those datasets"
+            }
         ));
     }
     CheckResult::new(name, CheckKind::Accuracy, Status::Pass, detail)

@@ -1,7 +1,7 @@
 //! Opening every supported container, mapping TF to timm, and fingerprints across containers.
 use std::path::{Path, PathBuf};
 
-use zoo::arch::{ArchConfig, Spec};
+use zoo::arch::{ArchConfig, Network};
 use zoo::checkpoint::{self, SourceFormat};
 use zoo::convert::WeightSet;
 use zoo::fingerprint::fingerprint;
@@ -12,7 +12,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn tiny() -> Spec {
+fn tiny() -> Network {
     "efficientnet:width=0.05,depth=0.5,classes=10"
         .parse::<ArchConfig>()
         .unwrap()

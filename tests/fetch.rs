@@ -1092,7 +1092,7 @@ fn zoo_fetch_of_two_models_sharing_a_file_name_gets_each_its_own_bytes() {
     std::fs::create_dir_all(&reg).unwrap();
     let model = |name: &str| {
         format!(
-            "- Name: {name}\n  In Collection: Shared Names\n  Zoo:\n    Architecture: b0\n    Files:\n    - Role: hf-safetensors\n      File: model.safetensors\n      Urls:\n      - {}\n      Format: safetensors\n",
+            "- Name: {name}\n  In Collection: Shared Names\n  Zoo:\n    Architecture: tf_efficientnet_b0\n    Files:\n    - Role: hf-safetensors\n      File: model.safetensors\n      Urls:\n      - {}\n      Format: safetensors\n",
             server.url(&format!("/timm/{name}/resolve/main/model.safetensors"))
         )
     };

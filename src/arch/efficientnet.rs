@@ -1,4 +1,4 @@
-//! EfficientNet as timm builds its `tf_efficientnet_*` models, resolved into a [`Spec`].
+//! EfficientNet as timm builds its `tf_efficientnet_*` models, built into a [`Network`].
 //!
 //! Input: block strings in timm's grammar (`ir_r2_k3_s2_e6_c24_se0.25`, see [`BlockString`]) plus
 //! the width (channel) and depth multipliers. Output: every layer's channels, kernel, stride,
@@ -16,12 +16,14 @@
 //! Every number a description may set is bounded ([`Bounds`]): an architecture string comes from
 //! a card or the command line, and an unbounded width, depth or class count would make the FLOP
 //! counter overflow or the resolver allocate without limit. Out-of-range values are
-//! [`ArchError::OutOfRange`] naming the value and the bound, and [`Spec::resolve`] checks them
-//! again for descriptions built in code, so every resolved [`Spec`]'s counts fit in 64 bits.
+//! [`ArchError::OutOfRange`] naming the value and the bound, and [`ArchConfig::resolve`] checks
+//! them again for descriptions built in code, so every built [`Network`]'s counts fit in 64 bits.
 use std::fmt;
 use std::str::FromStr;
 
-use super::{BatchNorm, Conv, Linear, Padding, ParamSpec};
+use super::family::{self, Family};
+use super::graph::{Act, Kernel, Network};
+use super::Padding;
 
 /// The seven stages of EfficientNet-B0 (timm `_gen_efficientnet`'s `arch_def`).
 pub const BASE_BLOCKS: [&str; 7] = [
@@ -75,8 +77,14 @@ impl Bounds {
     pub const MAX_STAGES: usize = 16;
     /// Block repeats in one block string: `1 <= r <= 32`.
     pub const MAX_REPEATS: usize = 32;
-    /// Depthwise kernel: odd, `1 <= k <= 31`.
+    /// Kernel sizes: odd, `1 <= k <= 31`.
     pub const MAX_KERNEL: usize = 31;
+    /// Sizes of one mixed kernel (`k3.5.7.9.11` has 5).
+    pub const MAX_KERNEL_SPLITS: usize = 8;
+    /// CondConv experts of one block string (`cc<n>`), before the family's multiplier.
+    pub const MAX_EXPERTS: usize = 64;
+    /// CondConv experts multiplier: `1 <= experts <= 16`.
+    pub const MAX_EXPERTS_MULTIPLIER: usize = 16;
     /// Stride: `1 <= s <= 8`.
     pub const MAX_STRIDE: usize = 8;
     /// Expansion ratio: `0 <= e <= 64`.
@@ -125,7 +133,7 @@ pub enum ArchError {
 }
 
 /// `Err(OutOfRange)` unless `ok`.
-fn in_range(
+pub(crate) fn in_range(
     ok: bool,
     arch: &str,
     key: &'static str,
@@ -144,36 +152,91 @@ fn in_range(
     }
 }
 
-/// Block type of a block string.
+/// Block type of a block string (timm `_decode_block_str`'s leading token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockKind {
     /// `ds`: depthwise-separable (dw → SE → pw), no expansion.
     DepthwiseSeparable,
-    /// `ir`: inverted residual (pw expand → dw → SE → pw linear).
+    /// `dsa`: depthwise-separable with an activation after the pw conv, never a residual.
+    DepthwiseSeparableAct,
+    /// `ir`: inverted residual (pw expand → dw → SE → pw linear); with `cc` a CondConv block.
     InvertedResidual,
+    /// `er`: edge residual (full conv expand → SE → pw linear), EdgeTPU's fused MBConv.
+    EdgeResidual,
+    /// `cn`: conv → BN → act.
+    ConvBnAct,
 }
 
-/// One stage description in timm's block-string grammar:
-/// `<type>_r<repeats>_k<kernel>_s<stride>_e<expand>_c<out>[_se<ratio>][_noskip]`.
+impl BlockKind {
+    fn token(self) -> &'static str {
+        match self {
+            BlockKind::DepthwiseSeparable => "ds",
+            BlockKind::DepthwiseSeparableAct => "dsa",
+            BlockKind::InvertedResidual => "ir",
+            BlockKind::EdgeResidual => "er",
+            BlockKind::ConvBnAct => "cn",
+        }
+    }
+}
+
+/// The block-string spelling of an activation (`n<act>`).
+fn act_token(act: Act) -> Option<&'static str> {
+    match act {
+        Act::Relu => Some("re"),
+        Act::Relu6 => Some("r6"),
+        Act::HardSwish => Some("hs"),
+        Act::Silu => Some("sw"),
+        Act::Identity | Act::Sigmoid | Act::HardSigmoid => None,
+    }
+}
+
+/// A kernel-size token value: `3` or mixed `3.5.7`.
+fn kernel_token(k: &Kernel) -> String {
+    match k {
+        Kernel::Square(k) => k.to_string(),
+        Kernel::Mixed(ks) => ks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    }
+}
+
+/// One stage description in timm's block-string grammar (`_decode_block_str`):
+/// `<type>_r<repeats>_k<kernel>_s<stride>_e<expand>_c<out>` plus the optional tokens
+/// `a<k>` / `p<k>` (expansion / pointwise kernel sizes), `se<ratio>`, `n<act>` (`re`, `r6`,
+/// `hs`, `sw`), `cc<experts>`, `fc<channels>`, `noskip` and `skip`. Kernel sizes may be mixed:
+/// `k3.5.7`. Any other token is an error naming it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockString {
-    /// `ds` or `ir`.
+    /// Block type.
     pub kind: BlockKind,
     /// Repeats before depth scaling.
     pub repeats: usize,
-    /// Depthwise kernel size (odd).
-    pub kernel: usize,
+    /// Depthwise kernel (`ds`, `ir`) or the conv's kernel (`er`, `cn`).
+    pub kernel: Kernel,
+    /// `a`: the expansion conv's kernel (`ir`), default 1.
+    pub exp_kernel: Kernel,
+    /// `p`: the pointwise/projection conv's kernel, default 1.
+    pub pw_kernel: Kernel,
     /// Stride of the first block of the stage.
     pub stride: usize,
     /// Expansion ratio (1 for `ds`).
     pub expand: f64,
     /// Output channels before width scaling.
     pub out_chs: usize,
-    /// Squeeze-excitation ratio of the block's input channels (0 = none).
+    /// Squeeze-excitation ratio (0 = none); what it is a ratio of is the family's SE rule.
     pub se_ratio: f64,
-    /// `noskip`: never add the residual.
-    pub noskip: bool,
+    /// `n<act>`: the block's activation, overriding the family default.
+    pub act: Option<Act>,
+    /// `noskip` (`Some(false)`) / `skip` (`Some(true)`).
+    pub skip: Option<bool>,
+    /// `cc<n>`: CondConv experts before the family's experts multiplier (0 = plain convs).
+    pub experts: usize,
+    /// `fc<n>`: `er` only, the channels the expansion width is computed from (TF EdgeTPU's
+    /// stem/first-block mismatch), before width scaling; 0 = the block's input.
+    pub force_in_chs: usize,
 }
 
 impl FromStr for BlockString {
@@ -187,16 +250,33 @@ impl FromStr for BlockString {
         let mut tokens = s.split('_');
         let kind = match tokens.next() {
             Some("ds") => BlockKind::DepthwiseSeparable,
+            Some("dsa") => BlockKind::DepthwiseSeparableAct,
             Some("ir") => BlockKind::InvertedResidual,
+            Some("er") => BlockKind::EdgeResidual,
+            Some("cn") => BlockKind::ConvBnAct,
             other => {
                 return Err(bad(format!(
-                    "unknown block type `{}` (expected `ds` or `ir`)",
+                    "unknown block type `{}` (expected ds, dsa, ir, er or cn)",
                     other.unwrap_or("")
                 )))
             }
         };
-        let (mut r, mut k, mut st, mut e, mut c, mut se, mut noskip) =
-            (None, None, None, None, None, 0.0, false);
+        let (mut r, mut k, mut st, mut e, mut c) = (None, None, None, None, None);
+        let mut b = BlockString {
+            kind,
+            repeats: 0,
+            kernel: Kernel::Square(1),
+            exp_kernel: Kernel::Square(1),
+            pw_kernel: Kernel::Square(1),
+            stride: 0,
+            expand: 1.0,
+            out_chs: 0,
+            se_ratio: 0.0,
+            act: None,
+            skip: None,
+            experts: 0,
+            force_in_chs: 0,
+        };
         for tok in tokens {
             let int = |v: &str| {
                 v.parse::<usize>().map_err(|_| {
@@ -213,43 +293,102 @@ impl FromStr for BlockString {
                         bad(format!("token `{tok}`: `{v}` is not a non-negative number"))
                     })
             };
+            let kernel = |v: &str| -> Result<Kernel, ArchError> {
+                if v.contains('.') {
+                    let ks = v.split('.').map(int).collect::<Result<Vec<_>, _>>()?;
+                    if ks.len() > Bounds::MAX_KERNEL_SPLITS {
+                        return Err(bad(format!(
+                            "token `{tok}`: at most {} mixed kernel sizes",
+                            Bounds::MAX_KERNEL_SPLITS
+                        )));
+                    }
+                    Ok(Kernel::Mixed(ks))
+                } else {
+                    Ok(Kernel::Square(int(v)?))
+                }
+            };
             if tok == "noskip" {
-                noskip = true;
-            } else if let Some(v) = tok.strip_prefix("se") {
-                se = float(v)?;
-            } else if let Some(v) = tok.strip_prefix('r') {
-                r = Some(int(v)?);
-            } else if let Some(v) = tok.strip_prefix('k') {
-                k = Some(int(v)?);
-            } else if let Some(v) = tok.strip_prefix('s') {
-                st = Some(int(v)?);
-            } else if let Some(v) = tok.strip_prefix('e') {
-                e = Some(float(v)?);
-            } else if let Some(v) = tok.strip_prefix('c') {
-                c = Some(int(v)?);
-            } else {
-                return Err(bad(format!("unsupported token `{tok}`")));
+                b.skip = Some(false);
+                continue;
+            }
+            if tok == "skip" {
+                b.skip = Some(true);
+                continue;
+            }
+            if let Some(v) = tok.strip_prefix('n') {
+                b.act = Some(match v {
+                    "re" => Act::Relu,
+                    "r6" => Act::Relu6,
+                    "hs" => Act::HardSwish,
+                    "sw" => Act::Silu,
+                    _ => {
+                        return Err(bad(format!(
+                            "unsupported activation token `{tok}` (expected nre, nr6, nhs or nsw)"
+                        )))
+                    }
+                });
+                continue;
+            }
+            // timm: the key is everything before the first digit.
+            let split = tok
+                .find(|ch: char| ch.is_ascii_digit())
+                .unwrap_or(tok.len());
+            let (key, v) = tok.split_at(split);
+            match key {
+                "r" => r = Some(int(v)?),
+                "k" => k = Some(kernel(v)?),
+                "a" => b.exp_kernel = kernel(v)?,
+                "p" => b.pw_kernel = kernel(v)?,
+                "s" => st = Some(int(v)?),
+                "e" => e = Some(float(v)?),
+                "c" => c = Some(int(v)?),
+                "se" => b.se_ratio = float(v)?,
+                "cc" => b.experts = int(v)?,
+                "fc" => b.force_in_chs = int(v)?,
+                _ => return Err(bad(format!("unsupported token `{tok}`"))),
             }
         }
         let need = |v: Option<usize>, what: &str| v.ok_or_else(|| bad(format!("missing `{what}`")));
-        let b = BlockString {
-            kind,
-            repeats: need(r, "r<repeats>")?,
-            kernel: need(k, "k<kernel>")?,
-            stride: need(st, "s<stride>")?,
-            expand: e.unwrap_or(1.0),
-            out_chs: need(c, "c<channels>")?,
-            se_ratio: se,
-            noskip,
-        };
-        if b.kernel.is_multiple_of(2) || b.kernel == 0 {
-            return Err(bad(format!("kernel {} must be odd", b.kernel)));
+        b.repeats = need(r, "r<repeats>")?;
+        b.kernel = k.ok_or_else(|| bad("missing `k<kernel>`".into()))?;
+        b.stride = need(st, "s<stride>")?;
+        b.expand = e.unwrap_or(1.0);
+        b.out_chs = need(c, "c<channels>")?;
+        for kernel in [&b.kernel, &b.exp_kernel, &b.pw_kernel] {
+            let ks = match kernel {
+                Kernel::Square(k) => std::slice::from_ref(k),
+                Kernel::Mixed(ks) => ks.as_slice(),
+            };
+            if let Some(k) = ks.iter().find(|k| k.is_multiple_of(2)) {
+                return Err(bad(format!("kernel {k} must be odd")));
+            }
         }
         if b.stride == 0 || b.repeats == 0 || b.out_chs == 0 {
             return Err(bad("repeats, stride and channels must be positive".into()));
         }
-        if b.kind == BlockKind::DepthwiseSeparable && b.expand != 1.0 {
-            return Err(bad(format!("a `ds` block cannot expand (e{})", b.expand)));
+        if matches!(
+            kind,
+            BlockKind::DepthwiseSeparable | BlockKind::DepthwiseSeparableAct | BlockKind::ConvBnAct
+        ) && b.expand != 1.0
+        {
+            return Err(bad(format!(
+                "a `{}` block cannot expand (e{})",
+                kind.token(),
+                b.expand
+            )));
+        }
+        if b.experts > 0 && kind != BlockKind::InvertedResidual {
+            return Err(bad("`cc` (CondConv experts) needs an `ir` block".into()));
+        }
+        if b.force_in_chs > 0 && kind != BlockKind::EdgeResidual {
+            return Err(bad("`fc` needs an `er` block".into()));
+        }
+        if b.experts > 0
+            && [&b.kernel, &b.exp_kernel, &b.pw_kernel]
+                .iter()
+                .any(|k| matches!(k, Kernel::Mixed(_)))
+        {
+            return Err(bad("CondConv with mixed kernels is not a timm block".into()));
         }
         b.check_bounds(s)?;
         Ok(b)
@@ -268,12 +407,28 @@ impl BlockString {
             &self.repeats,
             format!("1 <= r <= {}", Bounds::MAX_REPEATS),
         )?;
-        b(
-            (1..=Bounds::MAX_KERNEL).contains(&self.kernel) && self.kernel % 2 == 1,
-            "k",
-            &self.kernel,
-            format!("odd, 1 <= k <= {}", Bounds::MAX_KERNEL),
-        )?;
+        for (key, kernel) in [
+            ("k", &self.kernel),
+            ("a", &self.exp_kernel),
+            ("p", &self.pw_kernel),
+        ] {
+            let ks = match kernel {
+                Kernel::Square(k) => std::slice::from_ref(k),
+                Kernel::Mixed(ks) => ks.as_slice(),
+            };
+            b(
+                ks.iter()
+                    .all(|k| (1..=Bounds::MAX_KERNEL).contains(k) && k % 2 == 1)
+                    && ks.len() <= Bounds::MAX_KERNEL_SPLITS,
+                key,
+                &kernel_token(kernel),
+                format!(
+                    "odd, 1 <= {key} <= {}, at most {} sizes",
+                    Bounds::MAX_KERNEL,
+                    Bounds::MAX_KERNEL_SPLITS
+                ),
+            )?;
+        }
         b(
             (1..=Bounds::MAX_STRIDE).contains(&self.stride),
             "s",
@@ -293,6 +448,18 @@ impl BlockString {
             format!("1 <= c <= {}", Bounds::MAX_BLOCK_CHANNELS),
         )?;
         b(
+            self.force_in_chs <= Bounds::MAX_BLOCK_CHANNELS,
+            "fc",
+            &self.force_in_chs,
+            format!("0 <= fc <= {}", Bounds::MAX_BLOCK_CHANNELS),
+        )?;
+        b(
+            self.experts <= Bounds::MAX_EXPERTS,
+            "cc",
+            &self.experts,
+            format!("0 <= cc <= {}", Bounds::MAX_EXPERTS),
+        )?;
+        b(
             self.se_ratio.is_finite() && (0.0..=Bounds::MAX_SE).contains(&self.se_ratio),
             "se",
             &self.se_ratio,
@@ -303,20 +470,36 @@ impl BlockString {
 
 impl fmt::Display for BlockString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            BlockKind::DepthwiseSeparable => "ds",
-            BlockKind::InvertedResidual => "ir",
-        };
         write!(
             f,
-            "{kind}_r{}_k{}_s{}_e{}_c{}",
-            self.repeats, self.kernel, self.stride, self.expand, self.out_chs
+            "{}_r{}_k{}",
+            self.kind.token(),
+            self.repeats,
+            kernel_token(&self.kernel)
         )?;
+        if self.exp_kernel != Kernel::Square(1) {
+            write!(f, "_a{}", kernel_token(&self.exp_kernel))?;
+        }
+        if self.pw_kernel != Kernel::Square(1) {
+            write!(f, "_p{}", kernel_token(&self.pw_kernel))?;
+        }
+        write!(f, "_s{}_e{}_c{}", self.stride, self.expand, self.out_chs)?;
         if self.se_ratio > 0.0 {
             write!(f, "_se{}", self.se_ratio)?;
         }
-        if self.noskip {
-            f.write_str("_noskip")?;
+        if self.experts > 0 {
+            write!(f, "_cc{}", self.experts)?;
+        }
+        if self.force_in_chs > 0 {
+            write!(f, "_fc{}", self.force_in_chs)?;
+        }
+        if let Some(t) = self.act.and_then(act_token) {
+            write!(f, "_n{t}")?;
+        }
+        match self.skip {
+            Some(false) => f.write_str("_noskip")?,
+            Some(true) => f.write_str("_skip")?,
+            None => {}
         }
         Ok(())
     }
@@ -355,6 +538,19 @@ pub struct ArchConfig {
     /// Stage block strings, before scaling.
     #[serde(default = "default_blocks")]
     pub blocks: Vec<String>,
+    /// The timm generator whose builder options apply.
+    #[serde(default = "default_family")]
+    pub family: Family,
+    /// CondConv experts multiplier (`experts_multiplier`).
+    #[serde(default = "default_experts")]
+    pub experts: usize,
+}
+
+fn default_family() -> Family {
+    Family::EfficientNet
+}
+fn default_experts() -> usize {
+    1
 }
 
 fn default_classes() -> usize {
@@ -380,17 +576,52 @@ fn default_blocks() -> Vec<String> {
 }
 
 impl ArchConfig {
-    /// A `tf_efficientnet_*` variant by short name (`b0`…`b8`, `l2`).
+    /// A timm architecture by name ([`family::MEMBERS`]: `tf_efficientnet_b6`, `tf_mixnet_l`,
+    /// `tf_mobilenetv3_large_100`, …), or an EfficientNet by its short name (`b0`…`b8`, `l2`).
     pub fn variant(name: &str) -> Option<ArchConfig> {
-        let name = name.strip_prefix("tf_efficientnet_").unwrap_or(name);
-        VARIANTS
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map(|&(_, w, d)| ArchConfig {
+        if let Some(&(_, w, d)) = VARIANTS.iter().find(|(n, _, _)| *n == name) {
+            return Some(ArchConfig {
                 width: w,
                 depth: d,
                 ..ArchConfig::base()
-            })
+            });
+        }
+        family::member(name).map(|&(_, fam, w, d, experts)| ArchConfig {
+            width: w,
+            depth: d,
+            experts,
+            ..ArchConfig::family(fam)
+        })
+    }
+
+    /// Whether `name` is a short EfficientNet name (`b6`), read for compatibility: the
+    /// registry and `--arch` now say `tf_efficientnet_b6`.
+    pub fn is_short_name(name: &str) -> bool {
+        VARIANTS.iter().any(|(n, _, _)| *n == name)
+    }
+
+    /// A family at width and depth 1 with its own stem, head and blocks.
+    pub fn family(family: Family) -> ArchConfig {
+        ArchConfig {
+            stem: family.stem(),
+            head: family.head(),
+            blocks: family.blocks().iter().map(|s| s.to_string()).collect(),
+            family,
+            ..ArchConfig::base()
+        }
+    }
+
+    /// The timm name of this configuration when it is a [`family::MEMBERS`] entry with another
+    /// class count at most: (name, classes differ).
+    pub fn timm_name(&self) -> Option<&'static str> {
+        family::MEMBERS.iter().find_map(|&(name, ..)| {
+            let v = ArchConfig::variant(name)?;
+            (ArchConfig {
+                classes: self.classes,
+                ..v
+            } == *self)
+                .then_some(name)
+        })
     }
 
     /// B0 with 1000 classes, TF padding and eps.
@@ -405,12 +636,14 @@ impl ArchConfig {
             bn_eps: default_bn_eps(),
             padding: default_padding(),
             blocks: default_blocks(),
+            family: default_family(),
+            experts: default_experts(),
         }
     }
 
-    /// Resolves channels, repeats, SE widths and names.
-    pub fn resolve(&self) -> Result<Spec, ArchError> {
-        Spec::resolve(self)
+    /// Builds the network: channels, repeats, SE widths, timm and TF names.
+    pub fn resolve(&self) -> Result<Network, ArchError> {
+        super::timm_builder::build(self)
     }
 
     /// Checks every number against [`Bounds`]; the error names the key, the value and the bound.
@@ -462,6 +695,12 @@ impl ArchConfig {
             format!("0 < bn-eps <= {}", Bounds::MAX_BN_EPS),
         )?;
         b(
+            (1..=Bounds::MAX_EXPERTS_MULTIPLIER).contains(&self.experts),
+            "experts",
+            &self.experts,
+            format!("1 <= experts <= {}", Bounds::MAX_EXPERTS_MULTIPLIER),
+        )?;
+        b(
             (1..=Bounds::MAX_STAGES).contains(&self.blocks.len()),
             "stages",
             &self.blocks.len(),
@@ -483,12 +722,12 @@ impl FromStr for ArchConfig {
             None if s.contains('=') => ("efficientnet", s),
             None => (s.trim(), ""),
         };
-        let mut cfg = if head == "efficientnet" {
-            ArchConfig::base()
+        let mut cfg = if let Some(family) = Family::by_key(head) {
+            ArchConfig::family(family)
         } else {
             ArchConfig::variant(head).ok_or_else(|| {
                 bad(format!(
-                    "unknown variant `{head}` (expected efficientnet or one of {})",
+                    "unknown architecture `{head}` (expected a timm name such as tf_efficientnet_b6 or tf_mixnet_l, a family such as efficientnet or mixnet-m, or one of {})",
                     VARIANTS.iter().map(|v| v.0).collect::<Vec<_>>().join(", ")
                 ))
             })?
@@ -535,6 +774,7 @@ impl FromStr for ArchConfig {
                 "stem" => cfg.stem = int(v)?,
                 "head" => cfg.head = int(v)?,
                 "bn-eps" => cfg.bn_eps = num(v)?,
+                "experts" => cfg.experts = int(v)?,
                 "padding" => {
                     cfg.padding = match v {
                         "tf-same" | "same" => Padding::TfSame,
@@ -544,7 +784,7 @@ impl FromStr for ArchConfig {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown key `{other}` (expected width, depth, classes, in-chans, stem, head, bn-eps, padding)"
+                        "unknown key `{other}` (expected width, depth, classes, in-chans, stem, head, bn-eps, padding, experts)"
                     )))
                 }
             }
@@ -567,14 +807,32 @@ impl FromStr for ArchConfig {
     }
 }
 
+/// An EfficientNet prints as `efficientnet:width=…,depth=…,classes=…` (the form converted files'
+/// provenance records); another family as its timm name when it is one
+/// (`tf_mixnet_l`, `tf_mixnet_l:classes=10`), else as `<family>:width=…,depth=…,classes=…`.
 impl fmt::Display for ArchConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.family != Family::EfficientNet {
+            if let Some(name) = self.timm_name() {
+                f.write_str(name)?;
+                if self.classes != default_classes() {
+                    write!(f, ":classes={}", self.classes)?;
+                }
+                return Ok(());
+            }
+        }
         write!(
             f,
-            "efficientnet:width={},depth={},classes={}",
-            self.width, self.depth, self.classes
+            "{}:width={},depth={},classes={}",
+            self.family.key(),
+            self.width,
+            self.depth,
+            self.classes
         )?;
-        let base = ArchConfig::base();
+        let base = ArchConfig::family(self.family);
+        if self.experts != base.experts {
+            write!(f, ",experts={}", self.experts)?;
+        }
         if self.in_chans != base.in_chans {
             write!(f, ",in-chans={}", self.in_chans)?;
         }
@@ -597,7 +855,7 @@ impl fmt::Display for ArchConfig {
 /// timm's `make_divisible(v, divisor, min_value=None, round_limit)`.
 ///
 /// Never panics or wraps: the float → integer conversion saturates and so does the final
-/// addition (a value that large fails [`Bounds::MAX_CHANNELS`] in [`Spec::resolve`]).
+/// addition (a value that large fails [`Bounds::MAX_CHANNELS`] in [`ArchConfig::resolve`]).
 pub fn make_divisible(v: f64, divisor: usize, round_limit: f64) -> usize {
     let divisor = divisor.max(1);
     let d = divisor as f64;
@@ -613,22 +871,26 @@ pub fn round_channels(channels: usize, multiplier: f64) -> usize {
     make_divisible(channels as f64 * multiplier, 8, 0.9)
 }
 
-/// Python's `round()` (half to even) for non-negative values.
-fn round_half_even(x: f64) -> usize {
-    let r = x.round();
-    let r = if (x - x.trunc() - 0.5).abs() < f64::EPSILON && r % 2.0 != 0.0 {
-        r - 1.0
-    } else {
-        r
-    };
-    r.max(0.0) as usize
+/// Python's `round()` (half to even) for non-negative values (saturating).
+pub(crate) fn round_half_even(x: f64) -> usize {
+    x.round_ties_even().max(0.0) as usize
 }
 
 /// timm's `_scale_stage_depth(..., depth_trunc='ceil')`: scales the repeats of one stage (which
 /// may hold several block strings), distributing from the last string backwards.
 pub fn scale_stage_depth(repeats: &[usize], depth: f64) -> Vec<usize> {
+    scale_stage_depth_with(repeats, depth, false)
+}
+
+/// `_scale_stage_depth` with `depth_trunc='round'` when `round` (at least 1), else `'ceil'`.
+pub fn scale_stage_depth_with(repeats: &[usize], depth: f64, round: bool) -> Vec<usize> {
     let mut num_repeat = repeats.iter().fold(0usize, |a, &r| a.saturating_add(r));
-    let mut num_scaled = ((num_repeat as f64 * depth).ceil() as usize).max(1);
+    let scaled = num_repeat as f64 * depth;
+    let mut num_scaled = if round {
+        round_half_even(scaled).max(1)
+    } else {
+        (scaled.ceil() as usize).max(1)
+    };
     let mut out: Vec<usize> = repeats
         .iter()
         .rev()
@@ -643,319 +905,10 @@ pub fn scale_stage_depth(repeats: &[usize], depth: f64) -> Vec<usize> {
     out
 }
 
-/// Conv → BatchNorm (→ SiLU when `act`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ConvNorm {
-    /// The convolution.
-    pub conv: Conv,
-    /// The normalisation after it.
-    pub bn: BatchNorm,
-    /// Whether SiLU follows the BN.
-    pub act: bool,
-}
-
-/// Squeeze-excitation: global mean → `reduce` (1×1, bias) → SiLU → `expand` (1×1, bias) → sigmoid → scale.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SqueezeExcite {
-    /// `se.conv_reduce`: channels → width.
-    pub reduce: Conv,
-    /// `se.conv_expand`: width → channels.
-    pub expand: Conv,
-}
-
-/// One resolved block.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Block {
-    /// `ds` or `ir`.
-    pub kind: BlockKind,
-    /// timm stage index (`blocks.<stage>`).
-    pub stage: usize,
-    /// Index within the stage (`blocks.<stage>.<index>`).
-    pub index: usize,
-    /// Flat position over all blocks: TF's `blocks_<n>`.
-    pub flat_index: usize,
-    /// Input channels.
-    pub in_chs: usize,
-    /// Channels inside the block (after expansion).
-    pub mid_chs: usize,
-    /// Output channels.
-    pub out_chs: usize,
-    /// SE width, if the block has SE.
-    pub se_chs: Option<usize>,
-    /// Whether the input is added to the output.
-    pub has_skip: bool,
-    /// IR only: `conv_pw` + `bn1` + SiLU.
-    pub expand: Option<ConvNorm>,
-    /// `conv_dw` + `bn1` (ds) / `bn2` (ir) + SiLU.
-    pub depthwise: ConvNorm,
-    /// `se.*`.
-    pub se: Option<SqueezeExcite>,
-    /// `conv_pw` + `bn2` (ds) / `conv_pwl` + `bn3` (ir), no activation.
-    pub project: ConvNorm,
-}
-
-impl Block {
-    /// Parameters in timm `state_dict()` order.
-    pub fn params(&self) -> Vec<ParamSpec> {
-        let mut v = vec![];
-        if let Some(e) = &self.expand {
-            v.extend(e.conv.params());
-            v.extend(e.bn.params());
-        }
-        v.extend(self.depthwise.conv.params());
-        v.extend(self.depthwise.bn.params());
-        if let Some(se) = &self.se {
-            v.extend(se.reduce.params());
-            v.extend(se.expand.params());
-        }
-        v.extend(self.project.conv.params());
-        v.extend(self.project.bn.params());
-        v
-    }
-
-    /// The timm module prefix, `blocks.<stage>.<index>`.
-    pub fn prefix(&self) -> String {
-        format!("blocks.{}.{}", self.stage, self.index)
-    }
-}
-
-/// A fully resolved EfficientNet.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Spec {
-    /// The description it was resolved from.
-    #[serde(skip)]
-    pub config: ArchConfig,
-    /// `conv_stem` + `bn1` + SiLU.
-    pub stem: ConvNorm,
-    /// Stages of blocks.
-    pub stages: Vec<Vec<Block>>,
-    /// `conv_head` + `bn2` + SiLU.
-    pub head: ConvNorm,
-    /// `classifier`.
-    pub classifier: Linear,
-}
-
-impl Spec {
-    /// Resolves a description.
-    pub fn resolve(cfg: &ArchConfig) -> Result<Spec, ArchError> {
-        cfg.check_bounds()?;
-        let arch = cfg.to_string();
-        let channels = |key: &'static str, n: usize| {
-            in_range(
-                n <= Bounds::MAX_CHANNELS,
-                &arch,
-                key,
-                n,
-                format!("at most {} channels", Bounds::MAX_CHANNELS),
-            )
-            .map(|()| n)
-        };
-        let mut total_blocks = 0usize;
-        let pad = cfg.padding;
-        let conv = |name: String, in_chs, out_chs, kernel, stride, groups, bias| Conv {
-            name,
-            in_chs,
-            out_chs,
-            kernel,
-            stride,
-            groups,
-            bias,
-            padding: pad,
-        };
-        let conv_norm = |conv: Conv, bn_name: String, act| {
-            let channels = conv.out_chs;
-            ConvNorm {
-                conv,
-                bn: BatchNorm {
-                    name: bn_name,
-                    channels,
-                    eps: cfg.bn_eps,
-                },
-                act,
-            }
-        };
-
-        let stem_chs = channels("stem channels", round_channels(cfg.stem, cfg.width))?;
-        let stem = conv_norm(
-            conv("conv_stem".into(), cfg.in_chans, stem_chs, 3, 2, 1, false),
-            "bn1".into(),
-            true,
-        );
-
-        let mut stages = vec![];
-        let mut in_chs = stem_chs;
-        let mut flat = 0;
-        for (stage_idx, s) in cfg.blocks.iter().enumerate() {
-            // A stage may hold several block strings separated by spaces or '+'.
-            let strings: Vec<BlockString> = s
-                .split(|c: char| c == '+' || c.is_whitespace())
-                .filter(|t| !t.is_empty())
-                .map(str::parse)
-                .collect::<Result<_, _>>()?;
-            in_range(
-                strings.len() <= Bounds::MAX_STAGES,
-                &arch,
-                "block strings in a stage",
-                strings.len(),
-                format!("at most {}", Bounds::MAX_STAGES),
-            )?;
-            let repeats = scale_stage_depth(
-                &strings.iter().map(|b| b.repeats).collect::<Vec<_>>(),
-                cfg.depth,
-            );
-            total_blocks = repeats
-                .iter()
-                .fold(total_blocks, |a, &r| a.saturating_add(r));
-            in_range(
-                total_blocks <= Bounds::MAX_BLOCKS,
-                &arch,
-                "blocks after depth scaling",
-                total_blocks,
-                format!("at most {}", Bounds::MAX_BLOCKS),
-            )?;
-            let mut blocks = vec![];
-            for (bs, reps) in strings.iter().zip(repeats) {
-                let out_chs = channels("block channels", round_channels(bs.out_chs, cfg.width))?;
-                for r in 0..reps {
-                    let index = blocks.len();
-                    let stride = if r == 0 { bs.stride } else { 1 };
-                    let p = format!("blocks.{stage_idx}.{index}");
-                    let se_chs = (bs.se_ratio > 0.0)
-                        .then(|| ((in_chs as f64 * bs.se_ratio) as usize).max(1));
-                    let (expand, mid_chs, dw_bn, pj_conv, pj_bn) = match bs.kind {
-                        BlockKind::DepthwiseSeparable => (None, in_chs, "bn1", "conv_pw", "bn2"),
-                        BlockKind::InvertedResidual => {
-                            let mid = channels(
-                                "expanded channels",
-                                make_divisible(in_chs as f64 * bs.expand, 8, 0.9),
-                            )?;
-                            let e = conv_norm(
-                                conv(format!("{p}.conv_pw"), in_chs, mid, 1, 1, 1, false),
-                                format!("{p}.bn1"),
-                                true,
-                            );
-                            (Some(e), mid, "bn2", "conv_pwl", "bn3")
-                        }
-                    };
-                    let depthwise = conv_norm(
-                        conv(
-                            format!("{p}.conv_dw"),
-                            mid_chs,
-                            mid_chs,
-                            bs.kernel,
-                            stride,
-                            mid_chs,
-                            false,
-                        ),
-                        format!("{p}.{dw_bn}"),
-                        true,
-                    );
-                    let se = se_chs.map(|rd| SqueezeExcite {
-                        reduce: conv(format!("{p}.se.conv_reduce"), mid_chs, rd, 1, 1, 1, true),
-                        expand: conv(format!("{p}.se.conv_expand"), rd, mid_chs, 1, 1, 1, true),
-                    });
-                    let project = conv_norm(
-                        conv(format!("{p}.{pj_conv}"), mid_chs, out_chs, 1, 1, 1, false),
-                        format!("{p}.{pj_bn}"),
-                        false,
-                    );
-                    blocks.push(Block {
-                        kind: bs.kind,
-                        stage: stage_idx,
-                        index,
-                        flat_index: flat,
-                        in_chs,
-                        mid_chs,
-                        out_chs,
-                        se_chs,
-                        has_skip: stride == 1 && in_chs == out_chs && !bs.noskip,
-                        expand,
-                        depthwise,
-                        se,
-                        project,
-                    });
-                    flat += 1;
-                    in_chs = out_chs;
-                }
-            }
-            stages.push(blocks);
-        }
-
-        let num_features = channels("head channels", round_channels(cfg.head, cfg.width))?;
-        let head = conv_norm(
-            conv("conv_head".into(), in_chs, num_features, 1, 1, 1, false),
-            "bn2".into(),
-            true,
-        );
-        let classifier = Linear {
-            name: "classifier".into(),
-            in_features: num_features,
-            out_features: cfg.classes,
-        };
-        let spec = Spec {
-            config: cfg.clone(),
-            stem,
-            stages,
-            head,
-            classifier,
-        };
-        // Every element count, summed exactly: the bounds keep this far below 2^64, and this
-        // makes it a checked fact for every resolved spec (so the saturating sums in
-        // `trainable_params`, `buffer_elements` and `filesize` are exact).
-        let total = spec.params().iter().try_fold(0u64, |a, p| {
-            p.shape
-                .iter()
-                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-                .and_then(|n| a.checked_add(n))
-        });
-        in_range(
-            total.is_some_and(|t| t <= u64::MAX >> 8),
-            &arch,
-            "parameter elements",
-            total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string()),
-            "at most 2^56",
-        )?;
-        Ok(spec)
-    }
-
-    /// All blocks in order.
-    pub fn blocks(&self) -> impl Iterator<Item = &Block> {
-        self.stages.iter().flatten()
-    }
-
-    /// Every state-dict entry in timm `state_dict()` order (without `num_batches_tracked`).
-    pub fn params(&self) -> Vec<ParamSpec> {
-        let mut v = self.stem.conv.params();
-        v.extend(self.stem.bn.params());
-        for b in self.blocks() {
-            v.extend(b.params());
-        }
-        v.extend(self.head.conv.params());
-        v.extend(self.head.bn.params());
-        v.extend(self.classifier.params());
-        v
-    }
-
-    /// Exact trainable parameter count (buffers excluded).
-    pub fn trainable_params(&self) -> u64 {
-        self.params()
-            .iter()
-            .filter(|p| p.kind.is_trainable())
-            .fold(0u64, |a, p| a.saturating_add(p.numel()))
-    }
-
-    /// Elements in buffers (BN running statistics).
-    pub fn buffer_elements(&self) -> u64 {
-        self.params()
-            .iter()
-            .filter(|p| !p.kind.is_trainable())
-            .fold(0u64, |a, p| a.saturating_add(p.numel()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::Op;
 
     #[test]
     fn block_string_round_trips() {
@@ -967,6 +920,72 @@ mod tests {
         assert!(e.to_string().contains("`kx`"), "{e}");
         assert!("xx_r1_k3_s1_c8".parse::<BlockString>().is_err());
         assert!("ir_r1_k4_s1_c8".parse::<BlockString>().is_err());
+    }
+
+    /// timm's whole grammar parses and prints back; anything else is an error naming the token.
+    #[test]
+    fn timm_grammar_round_trips_and_names_bad_tokens() {
+        for family in Family::ALL {
+            for stage in family.blocks() {
+                for s in stage.split(' ') {
+                    let b: BlockString = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+                    let again: BlockString = b.to_string().parse().unwrap();
+                    assert_eq!(again, b, "{s}");
+                }
+            }
+        }
+        let b: BlockString = "ir_r1_k3.5.7_a1.1_p1.1_s2_e6_c40_se0.5_nsw"
+            .parse()
+            .unwrap();
+        assert_eq!(b.kernel, Kernel::Mixed(vec![3, 5, 7]));
+        assert_eq!(b.exp_kernel, Kernel::Mixed(vec![1, 1]));
+        assert_eq!(b.act, Some(Act::Silu));
+        let b: BlockString = "er_r1_k3_s1_e4_c24_fc24_noskip".parse().unwrap();
+        assert_eq!((b.force_in_chs, b.skip), (24, Some(false)));
+        let b: BlockString = "ir_r3_k5_s1_e6_c112_se0.25_cc4".parse().unwrap();
+        assert_eq!(b.experts, 4);
+        for (text, token) in [
+            ("ir_r1_k3_s1_e6_c8_nmi", "`nmi`"),
+            ("ir_r1_k3_s1_e6_c8_gs8", "`gs8`"),
+            ("ir_r1_k3_s1_e6_c8_x1", "`x1`"),
+            ("uir_r1_k3_s1_e6_c8", "`uir`"),
+            ("ir_r1_k3.4_s1_e6_c8", "kernel 4"),
+            ("ds_r1_k3_s1_e1_c8_cc4", "`cc`"),
+        ] {
+            let e = text.parse::<BlockString>().unwrap_err().to_string();
+            assert!(e.contains(token), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn timm_names_print_and_parse_back() {
+        for (name, ..) in family::MEMBERS {
+            let cfg = ArchConfig::variant(name).unwrap();
+            assert_eq!(
+                cfg.to_string().parse::<ArchConfig>().unwrap(),
+                cfg,
+                "{name}"
+            );
+        }
+        let l = ArchConfig::variant("tf_mixnet_l").unwrap();
+        assert_eq!(l.to_string(), "tf_mixnet_l");
+        let ten = "tf_mixnet_l:classes=10".parse::<ArchConfig>().unwrap();
+        assert_eq!((ten.classes, ten.width), (10, 1.3));
+        assert_eq!(ten.to_string(), "tf_mixnet_l:classes=10");
+        // EfficientNets keep the spelling converted files' provenance records.
+        assert_eq!(
+            ArchConfig::variant("tf_efficientnet_b6")
+                .unwrap()
+                .to_string(),
+            "efficientnet:width=1.8,depth=2.6,classes=1000"
+        );
+        assert_eq!(
+            "mixnet-m:width=1.3"
+                .parse::<ArchConfig>()
+                .unwrap()
+                .to_string(),
+            "tf_mixnet_l"
+        );
     }
 
     #[test]
@@ -993,8 +1012,8 @@ mod tests {
             ("l2", 480_309_308),
         ];
         for (v, n) in want {
-            let spec = ArchConfig::variant(v).unwrap().resolve().unwrap();
-            assert_eq!(spec.trainable_params(), n, "{v}");
+            let net = ArchConfig::variant(v).unwrap().resolve().unwrap();
+            assert_eq!(net.trainable_params(), n, "{v}");
         }
     }
 
@@ -1089,8 +1108,8 @@ mod tests {
             "efficientnet:width=16,depth=16,classes=1000000,in-chans=64,stem=4096,head=16384"
                 .parse()
                 .unwrap();
-        let spec = max.resolve().unwrap();
-        assert!(spec.trainable_params() < u64::MAX >> 8);
+        let net = max.resolve().unwrap();
+        assert!(net.trainable_params() < u64::MAX >> 8);
         assert_eq!(make_divisible(f64::MAX, 8, 0.9), usize::MAX); // saturates
         assert_eq!(make_divisible(1.0, 0, 0.9), 1);
     }
@@ -1100,17 +1119,46 @@ mod tests {
         let cfg: ArchConfig = "efficientnet:width=0.05,depth=0.5,classes=10"
             .parse()
             .unwrap();
-        let spec = cfg.resolve().unwrap();
-        let repeats: Vec<usize> = spec.stages.iter().map(Vec::len).collect();
+        let net = cfg.resolve().unwrap();
+        let Some(Op::Scope { body: stages, .. }) =
+            net.ops.iter().find(|op| matches!(op, Op::Scope { .. }))
+        else {
+            panic!("no blocks scope");
+        };
+        let repeats: Vec<usize> = stages
+            .iter()
+            .map(|s| match s {
+                Op::Scope { body, .. } => body.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
         assert_eq!(repeats, [1, 1, 1, 2, 2, 2, 1]);
-        assert_eq!(spec.stem.conv.out_chs, 8);
-        assert_eq!(spec.head.conv.out_chs, 64);
-        assert_eq!(spec.params().len(), 197);
-        let b8 = spec.blocks().nth(8).unwrap();
+        assert_eq!(net.conv("conv_stem").unwrap().out_chs, 8);
+        assert_eq!(net.conv("conv_head").unwrap().out_chs, 64);
+        assert_eq!(net.num_features(), 64);
+        assert_eq!(net.block_count(), 10);
+        assert_eq!(net.params().len(), 197);
+        // blocks.5.1 (flat 8): 16 → 16 channels, SE width 4, with the residual.
+        let se = net.conv("blocks.5.1.se.conv_reduce").unwrap();
+        assert_eq!((se.in_chs, se.out_chs), (96, 4));
+        let pwl = net.conv("blocks.5.1.conv_pwl").unwrap();
         assert_eq!(
-            (b8.in_chs, b8.out_chs, b8.se_chs, b8.has_skip),
-            (16, 16, Some(4), true)
+            (pwl.out_chs, pwl.source.as_deref()),
+            (16, Some("blocks_8/conv2d_1"))
         );
+        let mut residuals = vec![];
+        crate::arch::graph::visit(&net.ops, &mut |op| {
+            if let Op::Scope { module, body } = op {
+                if matches!(body.as_slice(), [Op::Residual(_)]) {
+                    residuals.push(module.clone());
+                }
+            }
+        });
+        assert!(
+            residuals.contains(&"blocks.5.1".to_string()),
+            "{residuals:?}"
+        );
+        assert!(!residuals.contains(&"blocks.5.0".to_string()));
         assert_eq!(cfg.to_string().parse::<ArchConfig>().unwrap(), cfg);
     }
 }

@@ -1,8 +1,15 @@
-//! Architecture specs: the one resolved description of a network that the FLOP counter,
-//! the TF→timm name map and the tch model all read. Numbers are derived here and nowhere else.
+//! Architectures: descriptions ([`ArchConfig`]) built into the one layer graph ([`Network`]) that
+//! the FLOP counter, the file-size predictor, the TF→timm name map and the tch model all walk.
+//! Numbers are derived here and nowhere else.
 pub mod efficientnet;
+pub mod family;
+pub mod graph;
+pub mod timm_builder;
 
-pub use efficientnet::{ArchConfig, Spec};
+pub use efficientnet::ArchConfig;
+pub use graph::{
+    Act, BatchNorm, Conv, Kernel, Layer, Linear, ModuleKind, Network, Op, SqueezeExcite,
+};
 
 /// What a tensor in a state dict is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -37,7 +44,7 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    /// Number of elements (saturating; exact for every spec [`Spec::resolve`] returns, whose
+    /// Number of elements (saturating; exact for every network [`ArchConfig::resolve`] returns, whose
     /// element counts are checked to fit).
     pub fn numel(&self) -> u64 {
         self.shape
@@ -95,131 +102,5 @@ impl Padding {
                 Some((out, pad, pad))
             }
         }
-    }
-}
-
-/// A 2-D convolution, named by its timm module path (`blocks.1.0.conv_dw`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Conv {
-    /// timm module path; parameters are `<name>.weight` (and `<name>.bias`).
-    pub name: String,
-    /// Input channels.
-    pub in_chs: usize,
-    /// Output channels.
-    pub out_chs: usize,
-    /// Square kernel size.
-    pub kernel: usize,
-    /// Stride on both axes.
-    pub stride: usize,
-    /// Groups (= channels for depthwise).
-    pub groups: usize,
-    /// Has a bias.
-    pub bias: bool,
-    /// Padding rule.
-    pub padding: Padding,
-}
-
-impl Conv {
-    /// Output (h, w) for an input (h, w); `None` when the arithmetic overflows.
-    pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let (oh, _, _) = self.padding.checked_resolve(h, self.kernel, self.stride)?;
-        let (ow, _, _) = self.padding.checked_resolve(w, self.kernel, self.stride)?;
-        Some((oh, ow))
-    }
-
-    /// The weight and optional bias, torch layout `[out, in/groups, k, k]`.
-    pub fn params(&self) -> Vec<ParamSpec> {
-        let mut v = vec![ParamSpec {
-            name: format!("{}.weight", self.name),
-            shape: vec![
-                self.out_chs,
-                self.in_chs / self.groups.max(1),
-                self.kernel,
-                self.kernel,
-            ],
-            kind: ParamKind::Weight,
-        }];
-        if self.bias {
-            v.push(ParamSpec {
-                name: format!("{}.bias", self.name),
-                shape: vec![self.out_chs],
-                kind: ParamKind::Bias,
-            });
-        }
-        v
-    }
-
-    /// Multiply-accumulates at an output size (excluding bias); `None` when they do not fit
-    /// in 64 bits.
-    pub fn macs(&self, out_h: usize, out_w: usize) -> Option<u64> {
-        [
-            out_h,
-            out_w,
-            self.out_chs,
-            self.in_chs / self.groups.max(1),
-            self.kernel,
-            self.kernel,
-        ]
-        .iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-    }
-}
-
-/// A BatchNorm2d, named by its timm module path (`bn1`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct BatchNorm {
-    /// timm module path.
-    pub name: String,
-    /// Channels.
-    pub channels: usize,
-    /// Epsilon.
-    pub eps: f64,
-}
-
-impl BatchNorm {
-    /// weight, bias, running_mean, running_var (timm order; `num_batches_tracked` is not listed).
-    pub fn params(&self) -> Vec<ParamSpec> {
-        [
-            ("weight", ParamKind::Weight),
-            ("bias", ParamKind::Bias),
-            ("running_mean", ParamKind::RunningMean),
-            ("running_var", ParamKind::RunningVar),
-        ]
-        .into_iter()
-        .map(|(suffix, kind)| ParamSpec {
-            name: format!("{}.{suffix}", self.name),
-            shape: vec![self.channels],
-            kind,
-        })
-        .collect()
-    }
-}
-
-/// A fully connected layer.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Linear {
-    /// timm module path.
-    pub name: String,
-    /// Input features.
-    pub in_features: usize,
-    /// Output features.
-    pub out_features: usize,
-}
-
-impl Linear {
-    /// weight `[out, in]` and bias `[out]`.
-    pub fn params(&self) -> Vec<ParamSpec> {
-        vec![
-            ParamSpec {
-                name: format!("{}.weight", self.name),
-                shape: vec![self.out_features, self.in_features],
-                kind: ParamKind::Weight,
-            },
-            ParamSpec {
-                name: format!("{}.bias", self.name),
-                shape: vec![self.out_features],
-                kind: ParamKind::Bias,
-            },
-        ]
     }
 }

@@ -2,7 +2,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::Status;
@@ -13,10 +13,11 @@ use crate::convert::pipeline::{
     self, ConvertOptions, ConvertReport, InferenceCheck, ReferenceVectors,
 };
 use crate::convert::WeightSet;
-use crate::fetch::{Cache, FetchOptions};
+use crate::fetch::Cache;
 use crate::registry::Registry;
 use crate::schema::FileRole;
 use crate::scratch::{EXTRACT_PREFIX, STAGING_PREFIX};
+use crate::source::{self, Retry, SourceOptions};
 
 /// Which of a registry model's sources to convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,7 +99,7 @@ fn stem(path: &Path) -> String {
 }
 
 /// Finds a registry model's source file in the cache, downloading it unless offline (mirrors
-/// first). A file that cannot be had ends in an error saying what to do next.
+/// first), and warns when nothing will verify its bytes.
 pub(crate) fn fetch_source(
     registry: &Registry,
     entry: &crate::registry::ModelEntry,
@@ -106,39 +107,19 @@ pub(crate) fn fetch_source(
     offline: bool,
     mirrors: &[String],
 ) -> anyhow::Result<PathBuf> {
-    let file = entry.file(role).with_context(|| {
-        format!(
-            "{} has no {} file in the registry",
-            entry.name(),
-            role.as_str()
-        )
-    })?;
-    let spec = entry.fetch_spec(file);
-    let cache = Cache::from_env()?;
-    let opts = FetchOptions {
+    let opts = SourceOptions {
         offline: offline || super::fetch::offline_from_env(),
+        download: true,
         mirrors: mirrors.to_vec(),
-        lock_file: Some(lock_file(registry, &cache)),
-        ..FetchOptions::default()
     };
-    super::fetch::warn_if_unverified(&spec, opts.lock_file.as_deref());
-    match cache.fetch(&spec, &opts) {
-        Ok(fetched) => Ok(fetched.path),
-        Err(err) => Err(anyhow::anyhow!(super::fetch::not_fetched(
-            &err,
-            &spec,
-            &cache,
-            &super::fetch::Retry::Convert
-        ))),
+    if let Some(file) = entry.file(role) {
+        let spec = entry.fetch_spec(file);
+        let lock = Cache::from_env()
+            .ok()
+            .map(|cache| source::lock_file(registry, &cache));
+        super::fetch::warn_if_unverified(&spec, lock.as_deref());
     }
-}
-
-/// Where full hashes learned from prefix-only entries are pinned.
-pub(crate) fn lock_file(registry: &Registry, cache: &Cache) -> PathBuf {
-    match registry.dir() {
-        Some(dir) => dir.join("weights.lock"),
-        None => cache.dir().join("weights.lock"),
-    }
+    Ok(source::fetch(registry, entry, role, &opts, Retry::Convert)?.path)
 }
 
 /// Runs `zoo convert`.

@@ -119,7 +119,7 @@ pub fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let dataset = Dataset::open(&args.dataset)?;
     let shard = match &args.shard {
-        Some(s) => super::validate::parse_shard(s)?,
+        Some(s) => super::parse_shard(s)?,
         None => Shard::ALL,
     };
     if shard != Shard::ALL && args.report.is_none() {

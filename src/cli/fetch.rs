@@ -152,16 +152,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 /// Warns (stderr) when nothing will verify the bytes of `spec`: no sha256, no prefix, and no
 /// pin in the lock file.
 pub(crate) fn warn_if_unverified(spec: &FileSpec, lock_file: Option<&std::path::Path>) {
-    if spec.sha256.is_some() || spec.sha256_prefix.is_some() {
-        return;
-    }
-    let pinned = lock_file
-        .and_then(|p| crate::fetch::WeightsLock::read(p).ok())
-        .is_some_and(|l| {
-            spec.source_key()
-                .is_some_and(|key| l.pins.contains_key(&key))
-        });
-    if !pinned {
+    if crate::source::unverified(spec, lock_file) {
         eprintln!(
             "warning: {}: no sha256 to verify against (pass --sha256, or --sha256-prefix with at \
              least 8 hex digits); the bytes are taken as they come",
@@ -184,7 +175,7 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
         args.models.clone()
     };
     let cache = Cache::from_env()?;
-    let opts = options(args, Some(super::convert::lock_file(registry, &cache)))?;
+    let opts = options(args, Some(crate::source::lock_file(registry, &cache)))?;
     let mut status = Status::Ok;
     let mut failures = vec![];
     let mut learned = vec![];
@@ -222,7 +213,12 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
                     if err.is_verification_failure() {
                         status = Status::Failed;
                     }
-                    failures.push(not_fetched(&err, &spec, &cache, &Retry::Fetch));
+                    failures.push(crate::source::next_steps(
+                        &err,
+                        &spec,
+                        &cache,
+                        crate::source::Retry::Fetch,
+                    ));
                 }
             }
         }
@@ -246,82 +242,6 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
         anyhow::bail!("{} file(s) could not be fetched", failures.len());
     }
     Ok(status)
-}
-
-/// The command a user reruns after fixing a failed download, to phrase the next steps.
-pub(crate) enum Retry {
-    /// `zoo fetch NAME --role ROLE`.
-    Fetch,
-    /// `zoo convert NAME` (which also takes `--from PATH` and `--mirror URL`).
-    Convert,
-}
-
-/// What went wrong getting a registry file, one cause a line, and, when the file could not be
-/// had at all (offline, or every source failed without a wrong byte), what to do next: where to
-/// put the file, `--from`, `--mirror`, `zoo fetch`. Verification failures are stated as they are
-/// (their message says which hash, which lock file).
-pub(crate) fn not_fetched(
-    err: &FetchError,
-    spec: &FileSpec,
-    cache: &Cache,
-    retry: &Retry,
-) -> String {
-    let what = spec.describe();
-    let unavailable = matches!(
-        err,
-        FetchError::Offline { .. }
-            | FetchError::NoUrls { .. }
-            | FetchError::AllSourcesFailed { .. }
-    ) && !err.is_verification_failure();
-    if !unavailable {
-        return format!("{what}: {err}");
-    }
-    let mut out = match err {
-        FetchError::Offline { .. } => format!(
-            "{what} is not in the cache, and zoo is offline (--offline or ZOO_OFFLINE): no request \
-             was made"
-        ),
-        FetchError::NoUrls { .. } => format!("{what} has no URL to download it from"),
-        _ => format!("{what} could not be downloaded:"),
-    };
-    if let FetchError::AllSourcesFailed { .. } = err {
-        for cause in err.causes() {
-            out.push_str(&format!("\n  - {cause}"));
-        }
-    }
-    let file = &spec.file_name;
-    let (model, role) = match &spec.entry {
-        Some(e) => (e.model.as_str(), e.role.as_str()),
-        None => ("NAME", "ROLE"),
-    };
-    out.push_str("\nnext steps (any one):");
-    if let Some(path) = cache.source_path(spec) {
-        out.push_str(&format!(
-            "\n  - put {file} at {} (it is verified and taken in on the next run)",
-            path.display()
-        ));
-    }
-    match retry {
-        Retry::Convert => out.push_str(&format!(
-            "\n  - zoo convert {model} --from PATH, PATH being a copy of {file}\n  - zoo convert \
-             {model} --mirror URL, URL being a server or file:///DIR/ that has {file}"
-        )),
-        Retry::Fetch => {}
-    }
-    out.push_str(&format!(
-        "\n  - zoo fetch {model} --role {role} --mirror URL{}",
-        match retry {
-            Retry::Fetch => "",
-            _ => ", then run this again",
-        }
-    ));
-    if matches!(err, FetchError::Offline { .. }) {
-        out.push_str(
-            "\n  - run again without --offline (and ZOO_OFFLINE unset); offline, only file:/// \
-             mirrors are read",
-        );
-    }
-    out
 }
 
 /// Runs `zoo fetch`.

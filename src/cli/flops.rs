@@ -5,7 +5,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use super::Status;
-use crate::arch::Spec;
+use crate::arch::Network;
 use crate::flops::{self, Convention, Count, InputSize};
 use crate::lookup::{self, CountedAs, Named};
 use crate::registry::Registry;
@@ -44,7 +44,7 @@ pub struct Target {
     /// Display name.
     pub name: String,
     /// The resolved architecture.
-    pub spec: Spec,
+    pub spec: Network,
     /// The card's FLOPs.
     pub documented: Option<u64>,
     /// The card's `Image Size`.

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use super::Status;
 use crate::fetch::Cache;
@@ -56,49 +56,6 @@ pub struct ValidateArgs {
     pub batch_size: usize,
 }
 
-/// Arguments of `zoo report`.
-#[derive(Debug, clap::Subcommand)]
-pub enum ReportCommand {
-    /// Merge shard reports (`zoo validate --shard K/N --json` outputs, or `zoo eval --shard K/N
-    /// --report FILE` files) into one; every shard 1/N … N/N must be given exactly once.
-    Merge {
-        /// The JSON reports (eval reports may be gzip-compressed).
-        #[arg(required = true)]
-        reports: Vec<PathBuf>,
-        /// Print the merged report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also write a JUnit XML report.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// A skipped check fails the merged run (also when the shards ran with `--strict`).
-        #[arg(long)]
-        strict: bool,
-        /// Show every check's detail, passes included.
-        #[arg(short, long)]
-        verbose: bool,
-    },
-}
-
-/// Most shards `--shard K/N` may split a run into (far more than any CI matrix runs).
-const MAX_SHARDS: usize = 1024;
-
-pub(crate) fn parse_shard(s: &str) -> anyhow::Result<Shard> {
-    let (k, n) = s.split_once('/').context("--shard takes K/N, e.g. 2/4")?;
-    let number = |v: &str| {
-        v.trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|v| (1..=MAX_SHARDS).contains(v))
-            .with_context(|| format!("--shard {s}: `{v}` is not a number from 1 to {MAX_SHARDS}"))
-    };
-    let (k, n) = (number(k)?, number(n)?);
-    if k > n {
-        bail!("--shard {s}: need 1 <= K <= N");
-    }
-    Ok(Shard { index: k, count: n })
-}
-
 /// Runs `zoo validate`.
 pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<Status> {
     let location = super::locate_registry(registry_dir)?;
@@ -106,7 +63,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
     let selection = registry.select_checked(&args.patterns)?;
     let selected = selection.names();
     let shard_of = match &args.shard {
-        Some(s) => parse_shard(s)?,
+        Some(s) => super::parse_shard(s)?,
         None => Shard::ALL,
     };
     let mut models = selection.models.clone();
@@ -203,23 +160,23 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
 }
 
 /// How a report is written out.
-struct Output<'a> {
-    json: bool,
-    junit: Option<&'a Path>,
-    verbose: bool,
+pub(crate) struct Output<'a> {
+    pub(crate) json: bool,
+    pub(crate) junit: Option<&'a Path>,
+    pub(crate) verbose: bool,
 }
 
 /// What the human-readable output can say beyond the report.
-struct Hints<'a> {
+pub(crate) struct Hints<'a> {
     /// The registry, for download sizes (none when merging).
-    registry: Option<&'a Registry>,
+    pub(crate) registry: Option<&'a Registry>,
     /// Whether the registry was found by searching from the working directory.
-    found: bool,
+    pub(crate) found: bool,
     /// The command that regenerates the cards.
-    docs_fix: String,
+    pub(crate) docs_fix: String,
 }
 
-fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Status> {
+pub(crate) fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Status> {
     if let Some(path) = out.junit {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -253,95 +210,6 @@ fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Sta
     })
 }
 
-/// Runs `zoo report …`.
-pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
-    match cmd {
-        ReportCommand::Merge {
-            reports,
-            json,
-            junit,
-            strict,
-            verbose,
-        } => {
-            let mut parsed = vec![];
-            let mut evals = vec![];
-            for p in &reports {
-                if let Some(file) = crate::eval::report_file::read(p)? {
-                    evals.push((p.clone(), file));
-                    continue;
-                }
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                let r: Report = serde_json::from_str(&text).with_context(|| {
-                    format!(
-                        "{} is not a `zoo validate --json` report of zoo {}",
-                        p.display(),
-                        env!("CARGO_PKG_VERSION")
-                    )
-                })?;
-                parsed.push(r);
-            }
-            if !evals.is_empty() {
-                if !parsed.is_empty() {
-                    bail!("zoo report merge: give either `zoo eval --report` files or `zoo validate --json` reports, not both");
-                }
-                return merge_eval(evals, json);
-            }
-            // A merge that cannot stand for the whole run (a shard missing or repeated, shards
-            // of different runs) is a failed verdict, exit 1, not a usage error.
-            let mut merged = match Report::merge(parsed) {
-                Ok(m) => m,
-                Err(e) => {
-                    let names: Vec<String> =
-                        reports.iter().map(|p| p.display().to_string()).collect();
-                    eprintln!("error: merging {}: {e}", names.join(", "));
-                    return Ok(Status::Failed);
-                }
-            };
-            merged.strict |= strict;
-            let out = Output {
-                json,
-                junit: junit.as_deref(),
-                verbose,
-            };
-            let context = Hints {
-                registry: None,
-                found: false,
-                docs_fix: "zoo docs".to_string(),
-            };
-            emit(&merged, &out, &context)
-        }
-    }
-}
-
-/// Merges `zoo eval --shard K/N --report` files, model by model, and prints the merged results
-/// as `zoo eval` would. A shard missing, repeated or from another run fails (exit 1) naming it.
-fn merge_eval(
-    files: Vec<(PathBuf, crate::eval::report_file::EvalFile)>,
-    json: bool,
-) -> anyhow::Result<Status> {
-    use crate::eval::model::{merge_shards, EvalReport};
-    let mut by_model: std::collections::BTreeMap<String, Vec<EvalReport>> = Default::default();
-    for (_, f) in &files {
-        for r in &f.reports {
-            by_model.entry(r.model.clone()).or_default().push(r.clone());
-        }
-    }
-    let mut merged = Vec::new();
-    for (_, reports) in by_model {
-        match merge_shards(reports) {
-            Ok(m) => merged.push(m),
-            Err(e) => {
-                let names: Vec<String> =
-                    files.iter().map(|(p, _)| p.display().to_string()).collect();
-                eprintln!("error: merging {}: {e}", names.join(", "));
-                return Ok(Status::Failed);
-            }
-        }
-    }
-    super::eval::print_reports(&merged, json, false)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The human-readable report
 
@@ -360,6 +228,7 @@ impl Paint {
             CheckStatus::Pass => "32",
             CheckStatus::Fail => "1;31",
             CheckStatus::Pinned => "36",
+            CheckStatus::Explained => "35",
             CheckStatus::Skipped => "33",
         };
         self.wrap(code, text)
@@ -785,6 +654,25 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         }
     }
 
+    // Explained differences: each is shown with its rule and its difference.
+    let explained: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Explained)
+        .collect();
+    if !explained.is_empty() {
+        outln!();
+        outln!(
+            "explained ({}): the card differs from the measurement by a known rule, not a pass:",
+            explained.len()
+        );
+        for r in explained {
+            for line in result_lines(r, &paint) {
+                outln!("{line}");
+            }
+        }
+    }
+
     // Skips, grouped by reason, with what would run them.
     let mut groups: Vec<(&str, Vec<&CheckResult>)> = vec![];
     for r in report
@@ -872,16 +760,22 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
     } else {
         paint.status(CheckStatus::Fail, "FAILED")
     };
+    let explained = if s.explained > 0 {
+        format!(", {} explained", s.explained)
+    } else {
+        String::new()
+    };
     outln!(
-        "{verdict}: {} passed, {} failed, {} pinned, {} skipped ({})",
+        "{verdict}: {} passed, {} failed, {} pinned{explained}, {} skipped ({})",
         s.pass,
         s.fail,
         s.pinned,
         s.skipped,
-        if report.strict {
-            "--strict: a pinned or skipped check fails the run"
-        } else {
-            "pinned and skipped checks are not passes"
+        match (report.strict, s.explained > 0) {
+            (true, false) => "--strict: a pinned or skipped check fails the run",
+            (true, true) => "--strict: a pinned, explained or skipped check fails the run",
+            (false, false) => "pinned and skipped checks are not passes",
+            (false, true) => "pinned, explained and skipped checks are not passes",
         }
     );
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::Status;
-use crate::arch::Spec;
+use crate::arch::Network;
 use crate::checkpoint;
 use crate::convert::WeightSet;
 use crate::diff::diff;
@@ -53,7 +53,7 @@ pub struct DiffArgs {
 fn spec(
     arch: &Option<String>,
     registry: impl FnOnce() -> anyhow::Result<Registry>,
-) -> anyhow::Result<Option<Spec>> {
+) -> anyhow::Result<Option<Network>> {
     Ok(match arch {
         Some(a) => Some(super::arch_named(a, registry)?.resolve()?),
         None => None,

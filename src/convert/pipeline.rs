@@ -8,23 +8,14 @@ use zoo_converters::{StateDict, Tensor};
 
 use super::output::{Format, Output, OutputError, Staging};
 use super::stream::{convert_streaming, StreamError, StreamOutputs};
-use super::tf_efficientnet::MAPPING_VERSION;
-use super::WeightSet;
-use crate::arch::Spec;
+use crate::arch::Network;
 use crate::checkpoint::{self, CheckpointError, SourceFormat};
 use crate::fingerprint::{fingerprint, Fingerprint, Fingerprinter};
-use crate::torch::{compare_logits, EfficientNet, LogitsComparison, TorchError};
+use crate::mapping::tf_efficientnet::MAPPING_VERSION;
+use crate::mapping::WeightSet;
+use crate::torch::{compare_logits, LogitsComparison, Model, TorchError};
 
-/// Inputs and expected outputs of a model, from the original framework.
-#[derive(Debug, Clone)]
-pub struct ReferenceVectors {
-    /// NCHW float32 input.
-    pub input: PathBuf,
-    /// `[N, classes]` float32 logits.
-    pub logits: PathBuf,
-    /// Max abs difference allowed on the logits.
-    pub tolerance: f64,
-}
+pub use crate::reference::ReferenceVectors;
 
 /// What to convert and where.
 #[derive(Debug, Clone)]
@@ -166,7 +157,7 @@ fn source_sha256(path: &Path) -> Result<String, ConvertError> {
 pub fn provenance(
     report_source: &Path,
     sha256: &str,
-    spec: &Spec,
+    spec: &Network,
     weights: Option<WeightSet>,
     fp: Option<&Fingerprint>,
 ) -> BTreeMap<String, String> {
@@ -181,7 +172,7 @@ pub fn provenance(
             .unwrap_or_default(),
     );
     m.insert("zoo.source_sha256".into(), sha256.into());
-    m.insert("zoo.arch".into(), spec.config.to_string());
+    m.insert("zoo.arch".into(), spec.arch.clone());
     m.insert("zoo.mapping".into(), MAPPING_VERSION.into());
     if let Some(w) = weights {
         m.insert("zoo.weights".into(), w.as_str().into());
@@ -207,7 +198,7 @@ fn runnable(reference: Option<&ReferenceVectors>) -> Result<&ReferenceVectors, S
 
 /// Runs the converted model on the reference input and compares with the reference logits.
 pub fn check_inference(
-    spec: &Spec,
+    spec: &Network,
     tensors: &StateDict,
     reference: Option<&ReferenceVectors>,
 ) -> Result<InferenceCheck, ConvertError> {
@@ -220,7 +211,7 @@ pub fn check_inference(
     };
     let input = read(&r.input)?;
     let expected = read(&r.logits)?;
-    let model = EfficientNet::load(spec, tensors)?;
+    let model = Model::load(spec, tensors)?;
     let logits = model.forward(&input)?;
     Ok(InferenceCheck::Ran(compare_logits(
         &logits,
@@ -242,7 +233,7 @@ pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 /// `<name>-<sha8>.<ext>`. A failed check or any error leaves nothing behind.
 pub fn convert(
     source: &Path,
-    spec: &Spec,
+    spec: &Network,
     opts: &ConvertOptions,
     progress: Option<Progress<'_>>,
 ) -> Result<ConvertReport, ConvertError> {
@@ -352,7 +343,7 @@ pub fn convert(
         source: source.to_owned(),
         source_format: format,
         source_sha256: sha256,
-        arch: spec.config.to_string(),
+        arch: spec.arch.clone(),
         weights,
         tensors,
         ignored,
@@ -368,7 +359,7 @@ pub fn convert(
 fn verify_staged(
     staging: &Staging,
     formats: &[Format],
-    spec: &Spec,
+    spec: &Network,
     opts: &ConvertOptions,
     fp: &Fingerprint,
 ) -> Result<InferenceCheck, ConvertError> {

@@ -23,7 +23,7 @@ pub mod transform;
 pub mod verdict;
 
 pub use image::{decode, RgbImage};
-pub use resize::{resize_bicubic, resize_bicubic_region, PassOrder};
+pub use resize::{resize_bicubic, resize_bicubic_window, PassOrder, Window};
 pub use transform::{EvalTransform, Normalize};
 
 /// Why an image could not be evaluated or the pipeline not be set up.

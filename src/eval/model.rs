@@ -10,7 +10,7 @@ use super::{EvalError, EvalTransform};
 use crate::checkpoint::CheckpointError;
 use crate::registry::{ModelEntry, RegistryError};
 use crate::report::Shard;
-use crate::torch::{EfficientNet, TorchError};
+use crate::torch::{Model, TorchError};
 
 /// The version of the preprocessing + counting pipeline, part of every result's identity.
 pub const PIPELINE_VERSION: &str = "1";
@@ -274,14 +274,14 @@ pub fn eval_model(
         model: model.clone(),
         message: e.to_string(),
     })?;
-    let classes = spec.classifier.out_features;
+    let classes = spec.classes();
     let param_count = spec.trainable_params() as f64 / 1e6;
     let opened = crate::checkpoint::open(req.weights, Some(&spec), crate::convert::WeightSet::Ema)?;
     let cuda = match req.device {
         Device::Cpu => None,
         Device::Cuda(n) => Some(n),
     };
-    let net = EfficientNet::load_on(&spec, &opened.tensors, cuda, req.half)?;
+    let net = Model::load_on(&spec, &opened.tensors, cuda, req.half)?;
     let mut selected = req
         .selection
         .indices(&req.dataset.samples)
@@ -394,10 +394,13 @@ pub fn documented_values(entry: &ModelEntry) -> Vec<Documented> {
             );
         }
     }
+    // Only ImageNet-1k values: ReaL and ImageNetV2 entries are for other label sets.
     for r in entry
         .zoo()
         .and_then(|z| z.reported.as_deref())
         .unwrap_or_default()
+        .iter()
+        .filter(|r| r.dataset() == crate::schema::DEFAULT_REPORTED_DATASET)
     {
         let src = r.source.as_ref().map_or("Reported", |s| s.as_str());
         let benchmark = Benchmark::named_in(src);

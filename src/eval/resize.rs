@@ -140,70 +140,44 @@ fn clip8(v: i32) -> u8 {
 
 const INIT: i32 = 1 << (PRECISION_BITS - 1);
 
-/// Resamples the rows: `(w, h)` → `(out_w, h)`.
-fn horizontal(src: &[u8], w: usize, h: usize, out_w: usize) -> Vec<u8> {
-    debug_assert_eq!(src.len(), w * h * 3);
-    horizontal_part(src, w, h, 0, Some(&coeffs(w, out_w)), 0..out_w)
+/// A rectangle of the output: `x0..x1` × `y0..y1` (pixels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First column.
+    pub x0: usize,
+    /// One past the last column.
+    pub x1: usize,
+    /// First row.
+    pub y0: usize,
+    /// One past the last row.
+    pub y1: usize,
 }
 
-/// Resamples the columns: `(w, h)` → `(w, out_h)`. Rows are accumulated whole (the same
-/// integer sums as Pillow's per-pixel loop, in a cache-friendly order).
-fn vertical(src: &[u8], w: usize, h: usize, out_h: usize) -> Vec<u8> {
-    vertical_part(src, w, 0..w, 0, Some(&coeffs(h, out_h)), 0..out_h)
-}
+impl Window {
+    fn width(&self) -> usize {
+        self.x1 - self.x0
+    }
 
-/// `Image.resize((out_w, out_h), Image.BICUBIC)` on an RGB image, with the given pass order.
-pub fn resize_bicubic(img: &RgbImage, out_w: usize, out_h: usize, order: PassOrder) -> RgbImage {
-    let (w, h) = (img.width, img.height);
-    let data = match (out_w != w, out_h != h) {
-        (false, false) => img.data.clone(),
-        (true, false) => horizontal(&img.data, w, h, out_w),
-        (false, true) => vertical(&img.data, w, h, out_h),
-        (true, true) => {
-            if order.horizontal_first((w, h), (out_w, out_h)) {
-                let tmp = horizontal(&img.data, w, h, out_w);
-                vertical(&tmp, out_w, h, out_h)
-            } else {
-                let tmp = vertical(&img.data, w, h, out_h);
-                horizontal(&tmp, w, out_h, out_w)
-            }
-        }
-    };
-    RgbImage {
-        width: out_w,
-        height: out_h,
-        data,
+    fn height(&self) -> usize {
+        self.y1 - self.y0
     }
 }
 
-/// A rectangle of the resized image: `(left, top, width, height)`.
-pub type Region = (usize, usize, usize, usize);
-
-/// The input positions that the outputs `range` of an axis read (`range` itself when the axis
-/// is not resampled).
-fn reads(c: Option<&Coeffs>, range: &std::ops::Range<usize>) -> std::ops::Range<usize> {
-    match c {
-        None => range.clone(),
-        Some(c) => {
-            let lo = range.clone().map(|i| c.start[i]).min().unwrap_or(0);
-            let hi = range
-                .clone()
-                .map(|i| c.start[i] + c.len[i])
-                .max()
-                .unwrap_or(0);
-            lo..hi
-        }
-    }
+/// The input range outputs `range` of an axis read.
+fn support(c: &Coeffs, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let lo = range.clone().map(|i| c.start[i]).min().unwrap_or(0);
+    let hi = range.map(|i| c.start[i] + c.len[i]).max().unwrap_or(lo);
+    lo..hi
 }
 
-/// The horizontal pass for the output columns `cols` of `rows` rows of `src` (`stride` pixels
-/// wide, pixel 0 of each row being input column `col0`).
-fn horizontal_part(
+/// Resamples rows: reads `src` (`stride` pixels a row, `rows` rows) and writes the outputs
+/// `cols` of each row. Every output pixel is Pillow's sum over its own inputs, so computing a
+/// window gives the same bytes as computing everything and cropping.
+fn horizontal(
     src: &[u8],
     stride: usize,
     rows: usize,
-    col0: usize,
-    c: Option<&Coeffs>,
+    c: &Coeffs,
     cols: std::ops::Range<usize>,
 ) -> Vec<u8> {
     let out_w = cols.len();
@@ -213,13 +187,9 @@ fn horizontal_part(
         .take(rows)
         .zip(out.chunks_exact_mut(out_w * 3))
     {
-        let Some(c) = c else {
-            out_row.copy_from_slice(&row[(cols.start - col0) * 3..][..out_w * 3]);
-            continue;
-        };
         for (i, px) in cols.clone().zip(out_row.chunks_exact_mut(3)) {
             let k = &c.k[i * c.ksize..][..c.len[i]];
-            let inp = &row[(c.start[i] - col0) * 3..][..c.len[i] * 3];
+            let inp = &row[c.start[i] * 3..][..c.len[i] * 3];
             let (mut s0, mut s1, mut s2) = (INIT, INIT, INIT);
             for (&kx, p) in k.iter().zip(inp.chunks_exact(3)) {
                 s0 += i32::from(p[0]) * kx;
@@ -234,28 +204,26 @@ fn horizontal_part(
     out
 }
 
-/// The vertical pass for the output rows `rows`, over the pixel columns `xs` of `src` (`stride`
-/// pixels wide, its row 0 being input row `row0`).
-fn vertical_part(
+/// Resamples columns: reads `src` (`stride` pixels a row; its row 0 is input row `first_row`),
+/// takes the pixels `x0..x0 + width` of each row, and writes the output rows `rows`. Rows are
+/// accumulated whole (the same integer sums as Pillow's per-pixel loop, in a cache-friendly
+/// order).
+fn vertical(
     src: &[u8],
     stride: usize,
-    xs: std::ops::Range<usize>,
-    row0: usize,
-    c: Option<&Coeffs>,
+    first_row: usize,
+    (x0, width): (usize, usize),
+    c: &Coeffs,
     rows: std::ops::Range<usize>,
 ) -> Vec<u8> {
-    let w = xs.len() * 3;
-    let mut out = vec![0u8; w * rows.len()];
-    let mut acc = vec![0i32; w];
-    for (i, out_row) in rows.zip(out.chunks_exact_mut(w)) {
-        let Some(c) = c else {
-            out_row.copy_from_slice(&src[((i - row0) * stride + xs.start) * 3..][..w]);
-            continue;
-        };
+    let line = width * 3;
+    let mut out = vec![0u8; line * rows.len()];
+    let mut acc = vec![0i32; line];
+    for (i, out_row) in rows.zip(out.chunks_exact_mut(line)) {
         acc.fill(INIT);
         let k = &c.k[i * c.ksize..][..c.len[i]];
-        for (y, &ky) in (c.start[i]..).zip(k) {
-            let row = &src[((y - row0) * stride + xs.start) * 3..][..w];
+        for (y, &ky) in (c.start[i] - first_row..).zip(k) {
+            let row = &src[(y * stride + x0) * 3..][..line];
             for (a, &p) in acc.iter_mut().zip(row) {
                 *a += i32::from(p) * ky;
             }
@@ -267,100 +235,93 @@ fn vertical_part(
     out
 }
 
-/// `resize_bicubic(img, out_w, out_h, order)` cropped to `region`, bit for bit, computing only
-/// the pixels the crop keeps (each output pixel's sums are the same whichever others are
-/// computed): the first pass covers just the rows (or columns) the second pass reads.
-pub fn resize_bicubic_region(
+/// `Image.resize((out_w, out_h), Image.BICUBIC)` on an RGB image, with the given pass order.
+pub fn resize_bicubic(img: &RgbImage, out_w: usize, out_h: usize, order: PassOrder) -> RgbImage {
+    let all = Window {
+        x0: 0,
+        x1: out_w,
+        y0: 0,
+        y1: out_h,
+    };
+    resize_bicubic_window(img, (out_w, out_h), all, order)
+}
+
+/// The `window` of `Image.resize((out_w, out_h), Image.BICUBIC)`: the same bytes as resizing
+/// whole and cropping, computing only the pixels the window needs (for a centre crop of 224
+/// out of 256×341, about half the work).
+///
+/// # Panics
+/// When `window` is not inside `out_w × out_h`.
+pub fn resize_bicubic_window(
     img: &RgbImage,
-    out_w: usize,
-    out_h: usize,
+    (out_w, out_h): (usize, usize),
+    win: Window,
     order: PassOrder,
-    (left, top, cw, ch): Region,
 ) -> RgbImage {
+    assert!(win.x0 <= win.x1 && win.x1 <= out_w && win.y0 <= win.y1 && win.y1 <= out_h);
     let (w, h) = (img.width, img.height);
-    assert!(
-        left + cw <= out_w && top + ch <= out_h,
-        "crop inside the resized image"
-    );
-    let hc = (out_w != w).then(|| coeffs(w, out_w));
-    let vc = (out_h != h).then(|| coeffs(h, out_h));
-    let (cols, rows) = (left..left + cw, top..top + ch);
-    let data = if order.horizontal_first((w, h), (out_w, out_h)) {
-        let need = reads(vc.as_ref(), &rows);
-        let tmp = horizontal_part(
-            &img.data[need.start * w * 3..],
-            w,
-            need.len(),
-            0,
-            hc.as_ref(),
-            cols,
-        );
-        vertical_part(&tmp, cw, 0..cw, need.start, vc.as_ref(), rows)
-    } else {
-        let need = reads(hc.as_ref(), &cols);
-        let tmp = vertical_part(&img.data, w, need.clone(), 0, vc.as_ref(), rows);
-        horizontal_part(&tmp, need.len(), ch, need.start, hc.as_ref(), cols)
+    let src = &img.data;
+    let data = match (out_w != w, out_h != h) {
+        (false, false) => vertical_copy(src, w, win),
+        (true, false) => {
+            let c = coeffs(w, out_w);
+            horizontal(&src[win.y0 * w * 3..], w, win.height(), &c, win.x0..win.x1)
+        }
+        (false, true) => {
+            let c = coeffs(h, out_h);
+            vertical(src, w, 0, (win.x0, win.width()), &c, win.y0..win.y1)
+        }
+        (true, true) => {
+            let cx = coeffs(w, out_w);
+            let cy = coeffs(h, out_h);
+            if order.horizontal_first((w, h), (out_w, out_h)) {
+                let ys = support(&cy, win.y0..win.y1);
+                let tmp = horizontal(&src[ys.start * w * 3..], w, ys.len(), &cx, win.x0..win.x1);
+                vertical(
+                    &tmp,
+                    win.width(),
+                    ys.start,
+                    (0, win.width()),
+                    &cy,
+                    win.y0..win.y1,
+                )
+            } else {
+                let xs = support(&cx, win.x0..win.x1);
+                let tmp = vertical(src, w, 0, (xs.start, xs.len()), &cy, win.y0..win.y1);
+                let shifted = Coeffs {
+                    ksize: cx.ksize,
+                    // Only the window's outputs are read, and those start at or after `xs.start`.
+                    start: cx
+                        .start
+                        .iter()
+                        .map(|&s| s.saturating_sub(xs.start))
+                        .collect(),
+                    len: cx.len,
+                    k: cx.k,
+                };
+                horizontal(&tmp, xs.len(), win.height(), &shifted, win.x0..win.x1)
+            }
+        }
     };
     RgbImage {
-        width: cw,
-        height: ch,
+        width: win.width(),
+        height: win.height(),
         data,
     }
+}
+
+/// The window of an image that is not resized.
+fn vertical_copy(src: &[u8], w: usize, win: Window) -> Vec<u8> {
+    let mut out = Vec::with_capacity(win.width() * win.height() * 3);
+    for y in win.y0..win.y1 {
+        out.extend_from_slice(&src[(y * w + win.x0) * 3..(y * w + win.x1) * 3]);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn region_resize_equals_resize_then_crop() {
-        // A deterministic noisy image, so every tap matters.
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut noise = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 24) as u8
-                })
-                .collect()
-        };
-        for (w, h, ow, oh) in [
-            (500, 375, 341, 256),
-            (375, 500, 256, 341),
-            (300, 900, 256, 768),
-            (64, 64, 64, 64),
-            (80, 64, 100, 64),
-            (64, 80, 64, 33),
-            (31, 17, 90, 70),
-            (257, 256, 256, 256),
-        ] {
-            let img = RgbImage {
-                width: w,
-                height: h,
-                data: noise(w * h * 3),
-            };
-            for order in [PassOrder::Pillow13, PassOrder::Legacy] {
-                let full = resize_bicubic(&img, ow, oh, order);
-                for (l, t, cw, ch) in [
-                    (0, 0, ow, oh),
-                    ((ow - ow / 2) / 2, (oh - oh / 2) / 2, ow / 2, oh / 2),
-                    (ow - 1, oh - 1, 1, 1),
-                    (0, oh / 3, ow, oh / 3),
-                ] {
-                    let part = resize_bicubic_region(&img, ow, oh, order, (l, t, cw, ch));
-                    let expected: Vec<u8> = (t..t + ch)
-                        .flat_map(|y| full.data[(y * ow + l) * 3..][..cw * 3].to_vec())
-                        .collect();
-                    assert_eq!(
-                        part.data, expected,
-                        "{w}x{h}->{ow}x{oh} {order} crop {l},{t} {cw}x{ch}"
-                    );
-                }
-            }
-        }
-    }
 
     #[test]
     fn weights_sum_to_one_in_fixed_point() {
@@ -389,6 +350,62 @@ mod tests {
         for order in [PassOrder::Pillow13, PassOrder::Legacy] {
             let out = resize_bicubic(&img, 16, 51, order);
             assert!(out.data.iter().all(|&v| v == 200));
+        }
+    }
+
+    /// Any window of a resize is the same bytes as the full resize cropped, for both pass
+    /// orders, both directions of each axis, and unchanged axes.
+    #[test]
+    fn a_window_equals_the_full_resize_cropped() {
+        let (w, h) = (61, 149);
+        let data = (0..w * h * 3)
+            .map(|i| ((i * 7919) % 251) as u8)
+            .collect::<Vec<_>>();
+        let img = RgbImage {
+            width: w,
+            height: h,
+            data,
+        };
+        for (ow, oh) in [
+            (32, 40),
+            (61, 40),
+            (32, 149),
+            (61, 149),
+            (90, 300),
+            (40, 220),
+        ] {
+            for order in [PassOrder::Pillow13, PassOrder::Legacy] {
+                let full = resize_bicubic(&img, ow, oh, order);
+                for win in [
+                    Window {
+                        x0: 3,
+                        x1: ow - 2,
+                        y0: 5,
+                        y1: oh - 1,
+                    },
+                    Window {
+                        x0: 0,
+                        x1: 1,
+                        y0: oh - 1,
+                        y1: oh,
+                    },
+                    Window {
+                        x0: ow / 2,
+                        x1: ow,
+                        y0: 0,
+                        y1: oh / 3,
+                    },
+                ] {
+                    let part = resize_bicubic_window(&img, (ow, oh), win, order);
+                    let mut want = vec![];
+                    for y in win.y0..win.y1 {
+                        want.extend_from_slice(
+                            &full.data[(y * ow + win.x0) * 3..(y * ow + win.x1) * 3],
+                        );
+                    }
+                    assert_eq!(part.data, want, "{w}x{h} -> {ow}x{oh} {order:?} {win:?}");
+                }
+            }
         }
     }
 

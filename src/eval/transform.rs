@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::image::RgbImage;
-use super::resize::{resize_bicubic_region, PassOrder};
+use super::resize::{resize_bicubic_window, PassOrder, Window};
 use super::EvalError;
 use crate::schema::{InputSettings, Interpolation};
 
@@ -165,13 +165,18 @@ impl EvalTransform {
         }
         let (left, top) = self.crop_origin(w, h);
         let s = self.img_size;
-        // Only the crop is resampled: the same pixels as resizing all, then cropping.
-        let cropped = resize_bicubic_region(img, w, h, self.pass_order, (left, top, s, s));
+        let window = Window {
+            x0: left,
+            x1: left + s,
+            y0: top,
+            y1: top + s,
+        };
+        let crop = resize_bicubic_window(img, (w, h), window, self.pass_order);
         let mut out = vec![0u8; 3 * s * s];
         let (r, rest) = out.split_at_mut(s * s);
         let (g, b) = rest.split_at_mut(s * s);
         for y in 0..s {
-            let row = &cropped.data[y * s * 3..][..s * 3];
+            let row = &crop.data[y * s * 3..][..s * 3];
             for (x, p) in row.chunks_exact(3).enumerate() {
                 r[y * s + x] = p[0];
                 g[y * s + x] = p[1];

@@ -1041,7 +1041,9 @@ record! {
     pub struct Zoo ("the Zoo block", strict = true) {
         /// Other names that resolve to this model (`b6_ns`, `tf_efficientnet_b6.ns_jft_in1k`).
         aliases: Vec<Text> = "Aliases",
-        /// The architecture, as `zoo::arch::ArchConfig` parses it (`b6`, `l2`, `efficientnet:…`).
+        /// The architecture, as `zoo::arch::ArchConfig` parses it: a timm name (`tf_efficientnet_b6`,
+        /// `tf_mixnet_l`), a family with overrides (`efficientnet:width=…`), or a deprecated short
+        /// name (`b6`).
         architecture: Text = "Architecture",
         /// Evaluation input settings.
         input: InputSettings = "Input",
@@ -1132,10 +1134,25 @@ record! {
     pub struct ReportedResult ("Zoo: Reported entry", strict = true) {
         /// Who published it.
         source: Text = "Source",
+        /// The evaluation set the numbers are for, named as in a `Results` entry's `Dataset`
+        /// (`ImageNet ReaL`, `ImageNetV2 matched-frequency`); absent means `ImageNet`.
+        dataset: Text = "Dataset",
         /// Top-1 accuracy.
         top_1_accuracy: Measure = "Top 1 Accuracy",
         /// Top-5 accuracy.
         top_5_accuracy: Measure = "Top 5 Accuracy",
+    }
+}
+
+/// The dataset a `Zoo: Reported` entry without `Dataset` is for.
+pub const DEFAULT_REPORTED_DATASET: &str = "ImageNet";
+
+impl ReportedResult {
+    /// The dataset the entry's numbers are for ([`DEFAULT_REPORTED_DATASET`] when unnamed).
+    pub fn dataset(&self) -> &str {
+        self.dataset
+            .as_ref()
+            .map_or(DEFAULT_REPORTED_DATASET, Text::as_str)
     }
 }
 
@@ -1335,8 +1352,7 @@ fn check_path_component(value: &Text, key: &str, cx: &mut Ctx) {
     }
 }
 
-/// Fewest hex digits a `Sha256 Prefix` may have: timm's file-name suffix has 8 (32 bits).
-pub const MIN_SHA256_PREFIX: usize = 8;
+pub use crate::fetch::MIN_SHA256_PREFIX;
 
 fn is_hex(s: &str) -> bool {
     s.chars()
@@ -1363,6 +1379,16 @@ fn check_zoo(z: &Zoo, cx: &mut Ctx) {
                     cx.error(
                         a.pos(),
                         format!("`Architecture` `{}` does not resolve: {e}", a.as_str()),
+                    );
+                } else if crate::arch::ArchConfig::is_short_name(a.as_str()) {
+                    cx.report(
+                        Severity::Warning,
+                        a.pos(),
+                        format!(
+                            "`Architecture` `{}` is a deprecated short name; write the timm name `tf_efficientnet_{}`",
+                            a.as_str(),
+                            a.as_str()
+                        ),
                     );
                 }
             }

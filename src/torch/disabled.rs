@@ -3,7 +3,7 @@
 use zoo_converters::{StateDict, Tensor};
 
 use super::TorchError;
-use crate::arch::Spec;
+use crate::arch::Network;
 
 /// False: this build has no libtorch.
 pub fn available() -> bool {
@@ -15,39 +15,39 @@ pub fn cuda_devices() -> usize {
     0
 }
 
-/// EfficientNet on libtorch; cannot be built without the `torch` feature.
+/// Model on libtorch; cannot be built without the `torch` feature.
 #[derive(Debug)]
-pub struct EfficientNet {
+pub struct Model {
     _unavailable: std::convert::Infallible,
 }
 
-impl EfficientNet {
+impl Model {
     /// Always [`TorchError::Unavailable`].
-    pub fn load(_spec: &Spec, _weights: &StateDict) -> Result<EfficientNet, TorchError> {
+    pub fn load(_spec: &Network, _weights: &StateDict) -> Result<Model, TorchError> {
         Err(TorchError::Unavailable)
     }
 
     /// Always [`TorchError::Unavailable`].
     pub fn load_on(
-        _spec: &Spec,
+        _spec: &Network,
         _weights: &StateDict,
         _cuda: Option<usize>,
         _half: bool,
-    ) -> Result<EfficientNet, TorchError> {
+    ) -> Result<Model, TorchError> {
         Err(TorchError::Unavailable)
     }
 
     /// Always [`TorchError::Unavailable`].
-    pub fn zeroed(_spec: &Spec) -> Result<EfficientNet, TorchError> {
+    pub fn zeroed(_spec: &Network) -> Result<Model, TorchError> {
         Err(TorchError::Unavailable)
     }
 
-    /// Unreachable: no `EfficientNet` exists in this build.
+    /// Unreachable: no `Model` exists in this build.
     pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
         match self._unavailable {}
     }
 
-    /// Unreachable: no `EfficientNet` exists in this build.
+    /// Unreachable: no `Model` exists in this build.
     pub fn forward(&self, _input_nchw: &Tensor) -> Result<Tensor, TorchError> {
         match self._unavailable {}
     }
@@ -61,12 +61,9 @@ mod tests {
     fn every_entry_point_says_unavailable() {
         let spec = crate::arch::ArchConfig::base().resolve().unwrap();
         assert!(matches!(
-            EfficientNet::load(&spec, &vec![]),
+            Model::load(&spec, &vec![]),
             Err(TorchError::Unavailable)
         ));
-        assert!(matches!(
-            EfficientNet::zeroed(&spec),
-            Err(TorchError::Unavailable)
-        ));
+        assert!(matches!(Model::zeroed(&spec), Err(TorchError::Unavailable)));
     }
 }

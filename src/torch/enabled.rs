@@ -1,4 +1,4 @@
-//! EfficientNet on libtorch, built layer by layer from the resolved [`Spec`].
+//! A [`Network`] on libtorch: an interpreter of the layer graph, built op by op.
 //!
 //! Each layer takes its tensors by timm key from a [`Source`] while the network is assembled, in
 //! timm's `state_dict()` order; the same walk serves loading a state dict (strictly) and building
@@ -11,8 +11,7 @@ use tch::{Kind, TchError};
 use zoo_converters::{DType, StateDict, Tensor};
 
 use super::{ParamProblem, TorchError};
-use crate::arch::efficientnet::{Block, ConvNorm};
-use crate::arch::{Conv, Padding, Spec};
+use crate::arch::{Act, BatchNorm, Conv, Network, Op, Padding};
 
 /// Intra-op threads libtorch may use: CI machines have two cores.
 const MAX_THREADS: usize = 2;
@@ -193,29 +192,59 @@ impl<S: Source> Builder<'_, S> {
     }
 
     fn conv(&mut self, c: &Conv) -> Option<Conv2d> {
-        let weight = self.take(
-            format!("{}.weight", c.name),
-            &[c.out_chs, c.in_chs / c.groups, c.kernel, c.kernel],
-        );
-        let bias = if c.bias {
-            Some(self.take(format!("{}.bias", c.name), &[c.out_chs]))
-        } else {
-            None
-        };
+        if c.experts > 0 {
+            // CondConv2d: one `[experts, P]` weight (and `[experts, out]` bias), mixed per sample.
+            let part = c.parts().into_iter().next()?;
+            let params = c.params();
+            let weight = self.take(params[0].name.clone(), &params[0].shape);
+            let bias = params.get(1).map(|b| self.take(b.name.clone(), &b.shape));
+            return Some(Conv2d {
+                name: c.name.clone(),
+                parts: vec![ConvPart2d {
+                    weight: weight?,
+                    bias: bias.map_or(Some(None), |b| b.map(Some))?,
+                    kernel: part.kernel,
+                    in_chs: part.in_chs as i64,
+                    groups: part.groups as i64,
+                    shape: Some(part.weight_shape().map(|d| d as i64)),
+                }],
+                stride: c.stride,
+                padding: c.padding,
+            });
+        }
+        let parts: Vec<Option<ConvPart2d>> = c
+            .parts()
+            .into_iter()
+            .map(|part| {
+                let prefix = match part.index {
+                    None => c.name.clone(),
+                    Some(i) => format!("{}.{i}", c.name),
+                };
+                let weight = self.take(format!("{prefix}.weight"), &part.weight_shape());
+                let bias = if c.bias {
+                    Some(self.take(format!("{prefix}.bias"), &[part.out_chs]))
+                } else {
+                    None
+                };
+                Some(ConvPart2d {
+                    weight: weight?,
+                    bias: bias.map_or(Some(None), |b| b.map(Some))?,
+                    kernel: part.kernel,
+                    in_chs: part.in_chs as i64,
+                    groups: part.groups as i64,
+                    shape: None,
+                })
+            })
+            .collect();
         Some(Conv2d {
             name: c.name.clone(),
-            weight: weight?,
-            bias: bias.map_or(Some(None), |b| b.map(Some))?,
-            kernel: c.kernel,
+            parts: parts.into_iter().collect::<Option<_>>()?,
             stride: c.stride,
-            groups: c.groups as i64,
             padding: c.padding,
         })
     }
 
-    fn conv_norm(&mut self, cn: &ConvNorm) -> Option<ConvBn> {
-        let conv = self.conv(&cn.conv);
-        let bn = &cn.bn;
+    fn norm(&mut self, bn: &BatchNorm) -> Option<BatchNorm2d> {
         let mut part = |suffix: &str| self.take(format!("{}.{suffix}", bn.name), &[bn.channels]);
         let (w, b, m, v) = (
             part("weight"),
@@ -223,107 +252,203 @@ impl<S: Source> Builder<'_, S> {
             part("running_mean"),
             part("running_var"),
         );
-        Some(ConvBn {
-            conv: conv?,
-            bn: BatchNorm2d {
-                weight: w?,
-                bias: b?,
-                running_mean: m?,
-                running_var: v?,
-                eps: bn.eps,
-            },
-            act: cn.act,
+        Some(BatchNorm2d {
+            name: bn.name.clone(),
+            weight: w?,
+            bias: b?,
+            running_mean: m?,
+            running_var: v?,
+            eps: bn.eps,
         })
     }
 
-    fn block(&mut self, b: &Block) -> Option<BlockLayers> {
-        let expand = b.expand.as_ref().map(|e| self.conv_norm(e));
-        let depthwise = self.conv_norm(&b.depthwise);
-        let se = b.se.as_ref().map(|se| {
-            let reduce = self.conv(&se.reduce);
-            let expand = self.conv(&se.expand);
-            Some(SqueezeExcite {
-                reduce: reduce?,
-                expand: expand?,
-            })
-        });
-        let project = self.conv_norm(&b.project);
-        Some(BlockLayers {
-            expand: expand.map_or(Some(None), |e| e.map(Some))?,
-            depthwise: depthwise?,
-            se: se.map_or(Some(None), |s| s.map(Some))?,
-            project: project?,
-            has_skip: b.has_skip,
-        })
-    }
-
-    /// Walks the whole spec in timm `state_dict()` order (every layer is visited even after a
+    /// Interprets `ops` in timm `state_dict()` order (every layer is visited even after a
     /// problem, so that all problems are found in one pass).
-    fn network(&mut self, spec: &Spec) -> Option<Layers> {
-        let stem = self.conv_norm(&spec.stem);
-        let blocks: Vec<Option<BlockLayers>> = spec.blocks().map(|b| self.block(b)).collect();
-        let head = self.conv_norm(&spec.head);
-        let c = &spec.classifier;
-        let weight = self.take(
-            format!("{}.weight", c.name),
-            &[c.out_features, c.in_features],
-        );
-        let bias = self.take(format!("{}.bias", c.name), &[c.out_features]);
-        if !self.complete {
-            return None;
-        }
-        Some(Layers {
-            stem: stem?,
-            blocks: blocks.into_iter().collect::<Option<_>>()?,
-            head: head?,
-            classifier_weight: weight?,
-            classifier_bias: bias?,
-        })
+    fn ops(&mut self, ops: &[Op]) -> Option<Vec<Layer>> {
+        let layers: Vec<Option<Layer>> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Conv(c) => self.conv(c).map(Layer::Conv),
+                Op::Norm(bn) => self.norm(bn).map(Layer::Norm),
+                Op::Act { act, module } => Some(Layer::Act {
+                    act: *act,
+                    name: module.clone().unwrap_or_default(),
+                }),
+                Op::SqueezeExcite(se) => {
+                    let reduce = self.conv(&se.reduce);
+                    let expand = self.conv(&se.expand);
+                    Some(Layer::SqueezeExcite {
+                        reduce: reduce?,
+                        act: se.act,
+                        expand: expand?,
+                        gate: se.gate,
+                    })
+                }
+                Op::Residual(body) => self.ops(body).map(Layer::Residual),
+                Op::CondConv { routing, body } => {
+                    let body = self.ops(body);
+                    let weight = self.take(
+                        format!("{}.weight", routing.name),
+                        &[routing.out_features, routing.in_features],
+                    );
+                    let bias = self.take(format!("{}.bias", routing.name), &[routing.out_features]);
+                    Some(Layer::CondConv {
+                        name: routing.name.clone(),
+                        weight: weight?,
+                        bias: bias?,
+                        body: body?,
+                    })
+                }
+                Op::Scope { body, .. } => self.ops(body).map(Layer::Seq),
+                Op::GlobalPool { module } => Some(Layer::GlobalPool {
+                    name: module.clone(),
+                }),
+                Op::Flatten { .. } => Some(Layer::Flatten),
+                Op::Linear(l) => {
+                    let weight = self.take(
+                        format!("{}.weight", l.name),
+                        &[l.out_features, l.in_features],
+                    );
+                    let bias = self.take(format!("{}.bias", l.name), &[l.out_features]);
+                    Some(Layer::Linear {
+                        name: l.name.clone(),
+                        weight: weight?,
+                        bias: bias?,
+                    })
+                }
+            })
+            .collect();
+        layers.into_iter().collect()
     }
+}
+
+/// One conv of a (possibly mixed) convolution.
+struct ConvPart2d {
+    weight: tch::Tensor,
+    bias: Option<tch::Tensor>,
+    kernel: usize,
+    in_chs: i64,
+    groups: i64,
+    /// CondConv: the per-expert weight shape `[out, in/groups, k, k]` (the stored weight is
+    /// `[experts, out·in/groups·k·k]`).
+    shape: Option<[i64; 4]>,
 }
 
 struct Conv2d {
     name: String,
-    weight: tch::Tensor,
-    bias: Option<tch::Tensor>,
-    kernel: usize,
+    parts: Vec<ConvPart2d>,
     stride: usize,
-    groups: i64,
     padding: Padding,
 }
 
 impl Conv2d {
-    /// Pads as the spec's rule says for this input's size (TF 'same': the odd pixel goes
-    /// right/bottom), then convolves with no further padding.
-    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
+    /// Per part: pads as the graph's rule says for this input's size and that part's kernel
+    /// (TF 'same': the odd pixel goes right/bottom), then convolves with no further padding. A
+    /// mixed conv splits the input channels, convolves each split, and concatenates.
+    fn forward(
+        &self,
+        x: &tch::Tensor,
+        routing: Option<&tch::Tensor>,
+    ) -> Result<tch::Tensor, TorchError> {
+        let err = || torch_err(&self.name);
         let size = x.size();
         let (h, w) = (size[2] as usize, size[3] as usize);
-        let (_, top, bottom) = self.padding.resolve(h, self.kernel, self.stride);
-        let (_, left, right) = self.padding.resolve(w, self.kernel, self.stride);
-        let padded;
-        let input = if top + bottom + left + right > 0 {
-            padded = x
-                .f_constant_pad_nd([left as i64, right as i64, top as i64, bottom as i64])
-                .map_err(torch_err(&self.name))?;
-            &padded
+        let inputs = if self.parts.len() == 1 {
+            vec![x.shallow_clone()]
         } else {
-            x
+            let splits: Vec<i64> = self.parts.iter().map(|p| p.in_chs).collect();
+            x.f_split_with_sizes(&splits, 1).map_err(err())?
         };
-        let s = self.stride as i64;
-        input
-            .f_conv2d(
-                &self.weight,
-                self.bias.as_ref(),
-                [s, s],
-                [0i64, 0],
-                [1i64, 1],
-                self.groups,
-            )
-            .map_err(torch_err(&self.name))
+        let mut outs = Vec::with_capacity(self.parts.len());
+        for (part, x) in self.parts.iter().zip(&inputs) {
+            let (_, top, bottom) = self.padding.resolve(h, part.kernel, self.stride);
+            let (_, left, right) = self.padding.resolve(w, part.kernel, self.stride);
+            let padded;
+            let input = if top + bottom + left + right > 0 {
+                padded = x
+                    .f_constant_pad_nd([left as i64, right as i64, top as i64, bottom as i64])
+                    .map_err(err())?;
+                &padded
+            } else {
+                x
+            };
+            let s = self.stride as i64;
+            if let Some(shape) = part.shape {
+                outs.push(self.cond_conv(part, shape, input, routing, s)?);
+                continue;
+            }
+            outs.push(
+                input
+                    .f_conv2d(
+                        &part.weight,
+                        part.bias.as_ref(),
+                        [s, s],
+                        [0i64, 0],
+                        [1i64, 1],
+                        part.groups,
+                    )
+                    .map_err(err())?,
+            );
+        }
+        if outs.len() == 1 {
+            Ok(outs.remove(0))
+        } else {
+            tch::Tensor::f_cat(&outs, 1).map_err(err())
+        }
+    }
+}
+
+impl Conv2d {
+    /// timm `CondConv2d.forward`: per sample, the routing weights `[B, E]` mix the experts into
+    /// one kernel; the batch runs as one grouped conv over `[1, B·C, H, W]`.
+    fn cond_conv(
+        &self,
+        part: &ConvPart2d,
+        [out, per_group, kh, kw]: [i64; 4],
+        x: &tch::Tensor,
+        routing: Option<&tch::Tensor>,
+        stride: i64,
+    ) -> Result<tch::Tensor, TorchError> {
+        let err = || torch_err(&self.name);
+        let routing = routing.ok_or_else(|| TorchError::Libtorch {
+            op: self.name.clone(),
+            message: "a CondConv outside a CondConv block has no routing weights".into(),
+        })?;
+        let size = x.size();
+        let (b, c, h, w) = (size[0], size[1], size[2], size[3]);
+        let weight = routing
+            .f_matmul(&part.weight)
+            .and_then(|t| t.f_view([b * out, per_group, kh, kw]))
+            .map_err(err())?;
+        let bias = match &part.bias {
+            Some(bias) => Some(
+                routing
+                    .f_matmul(bias)
+                    .and_then(|t| t.f_view([b * out]))
+                    .map_err(err())?,
+            ),
+            None => None,
+        };
+        let y = x
+            .f_reshape([1, b * c, h, w])
+            .and_then(|x| {
+                x.f_conv2d(
+                    &weight,
+                    bias.as_ref(),
+                    [stride, stride],
+                    [0i64, 0],
+                    [1i64, 1],
+                    part.groups * b,
+                )
+            })
+            .map_err(err())?;
+        let s = y.size();
+        y.f_view([b, out, s[2], s[3]]).map_err(err())
     }
 }
 
 struct BatchNorm2d {
+    name: String,
     weight: tch::Tensor,
     bias: tch::Tensor,
     running_mean: tch::Tensor,
@@ -331,100 +456,150 @@ struct BatchNorm2d {
     eps: f64,
 }
 
-struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm2d,
-    act: bool,
+impl BatchNorm2d {
+    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
+        x.f_batch_norm(
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            false,
+            0.0,
+            self.eps,
+            false,
+        )
+        .map_err(torch_err(&self.name))
+    }
 }
 
-impl ConvBn {
-    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
-        let err = || torch_err(&self.conv.name);
-        let y = self.conv.forward(x)?;
-        let bn = &self.bn;
-        let y = y
-            .f_batch_norm(
-                Some(&bn.weight),
-                Some(&bn.bias),
-                Some(&bn.running_mean),
-                Some(&bn.running_var),
-                false,
-                0.0,
-                bn.eps,
-                false,
-            )
-            .map_err(err())?;
-        if self.act {
-            y.f_silu().map_err(err())
-        } else {
-            Ok(y)
+/// Applies an activation.
+fn activate(act: Act, x: &tch::Tensor, name: &str) -> Result<tch::Tensor, TorchError> {
+    let err = || torch_err(name);
+    match act {
+        Act::Identity => Ok(x.shallow_clone()),
+        Act::Relu => x.f_relu().map_err(err()),
+        Act::Relu6 => x.f_clamp(0.0, 6.0).map_err(err()),
+        Act::Silu => x.f_silu().map_err(err()),
+        Act::HardSwish => x.f_hardswish().map_err(err()),
+        Act::Sigmoid => x.f_sigmoid().map_err(err()),
+        Act::HardSigmoid => x.f_hardsigmoid().map_err(err()),
+    }
+}
+
+/// The interpreted graph: one [`Op`] each, holding its tensors.
+enum Layer {
+    Conv(Conv2d),
+    Norm(BatchNorm2d),
+    Act {
+        act: Act,
+        name: String,
+    },
+    SqueezeExcite {
+        reduce: Conv2d,
+        act: Act,
+        expand: Conv2d,
+        gate: Act,
+    },
+    Residual(Vec<Layer>),
+    Seq(Vec<Layer>),
+    CondConv {
+        name: String,
+        weight: tch::Tensor,
+        bias: tch::Tensor,
+        body: Vec<Layer>,
+    },
+    GlobalPool {
+        name: String,
+    },
+    Flatten,
+    Linear {
+        name: String,
+        weight: tch::Tensor,
+        bias: tch::Tensor,
+    },
+}
+
+/// Runs `layers` in order; `routing` is the enclosing CondConv block's routing weights.
+fn run(
+    layers: &[Layer],
+    x: &tch::Tensor,
+    routing: Option<&tch::Tensor>,
+) -> Result<tch::Tensor, TorchError> {
+    let mut x = x.shallow_clone();
+    for layer in layers {
+        x = layer.forward(&x, routing)?;
+    }
+    Ok(x)
+}
+
+impl Layer {
+    fn forward(
+        &self,
+        x: &tch::Tensor,
+        routing: Option<&tch::Tensor>,
+    ) -> Result<tch::Tensor, TorchError> {
+        match self {
+            Layer::Conv(c) => c.forward(x, routing),
+            Layer::Norm(bn) => bn.forward(x),
+            Layer::Act { act, name } => activate(*act, x, name),
+            Layer::SqueezeExcite {
+                reduce,
+                act,
+                expand,
+                gate,
+            } => {
+                let err = || torch_err(&reduce.name);
+                let s = x
+                    .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
+                    .map_err(err())?;
+                let s = activate(*act, &reduce.forward(&s, routing)?, &reduce.name)?;
+                let s = activate(*gate, &expand.forward(&s, routing)?, &expand.name)?;
+                x.f_mul(&s).map_err(err())
+            }
+            Layer::Residual(body) => run(body, x, routing)?
+                .f_add(x)
+                .map_err(torch_err("residual")),
+            Layer::Seq(body) => run(body, x, routing),
+            Layer::CondConv {
+                name,
+                weight,
+                bias,
+                body,
+            } => {
+                let err = || torch_err(name);
+                let pooled = x
+                    .f_mean_dim(&[2i64, 3][..], false, None::<Kind>)
+                    .map_err(err())?;
+                let r = pooled
+                    .f_linear(weight, Some(bias))
+                    .and_then(|t| t.f_sigmoid())
+                    .map_err(err())?;
+                run(body, x, Some(&r))
+            }
+            Layer::GlobalPool { name } => x
+                .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
+                .map_err(torch_err(name)),
+            Layer::Flatten => x.f_flatten(1, -1).map_err(torch_err("flatten")),
+            Layer::Linear { name, weight, bias } => {
+                x.f_linear(weight, Some(bias)).map_err(torch_err(name))
+            }
         }
     }
 }
 
-struct SqueezeExcite {
-    reduce: Conv2d,
-    expand: Conv2d,
-}
-
-impl SqueezeExcite {
-    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
-        let err = || torch_err(&self.reduce.name);
-        let s = x
-            .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
-            .map_err(err())?;
-        let s = self.reduce.forward(&s)?.f_silu().map_err(err())?;
-        let s = self.expand.forward(&s)?.f_sigmoid().map_err(err())?;
-        x.f_mul(&s).map_err(err())
-    }
-}
-
-struct BlockLayers {
-    expand: Option<ConvBn>,
-    depthwise: ConvBn,
-    se: Option<SqueezeExcite>,
-    project: ConvBn,
-    has_skip: bool,
-}
-
-impl BlockLayers {
-    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
-        let mut y = match &self.expand {
-            Some(e) => e.forward(x)?,
-            None => x.shallow_clone(),
-        };
-        y = self.depthwise.forward(&y)?;
-        if let Some(se) = &self.se {
-            y = se.forward(&y)?;
-        }
-        y = self.project.forward(&y)?;
-        if self.has_skip {
-            y = y.f_add(x).map_err(torch_err(&self.project.conv.name))?;
-        }
-        Ok(y)
-    }
-}
-
-struct Layers {
-    stem: ConvBn,
-    blocks: Vec<BlockLayers>,
-    head: ConvBn,
-    classifier_weight: tch::Tensor,
-    classifier_bias: tch::Tensor,
-}
-
-/// EfficientNet in eval mode on the CPU, holding libtorch tensors keyed by timm state-dict name.
-pub struct EfficientNet {
-    layers: Layers,
+/// A [`Network`] on libtorch in eval mode on the CPU: an interpreter of its ops, holding
+/// libtorch tensors keyed by timm state-dict name.
+pub struct Model {
+    layers: Vec<Layer>,
     named: Vec<(String, tch::Tensor)>,
     in_chans: usize,
     classes: usize,
     target: Target,
 }
 
-impl std::fmt::Debug for EfficientNet {
+impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EfficientNet")
+        f.debug_struct("Model")
             .field("tensors", &self.named.len())
             .field("in_chans", &self.in_chans)
             .field("classes", &self.classes)
@@ -432,62 +607,65 @@ impl std::fmt::Debug for EfficientNet {
     }
 }
 
-impl EfficientNet {
-    /// Builds the model from a timm-keyed state dict, strictly: every tensor of `spec.params()`
+impl Model {
+    /// Builds the model from a timm-keyed state dict, strictly: every tensor of `net.params()`
     /// must be present, f32, with exactly its shape, and nothing else may be there except
     /// `*.num_batches_tracked`. All problems are reported at once.
-    pub fn load(spec: &Spec, weights: &StateDict) -> Result<EfficientNet, TorchError> {
-        Self::load_on(spec, weights, None, false)
+    pub fn load(net: &Network, weights: &StateDict) -> Result<Model, TorchError> {
+        Self::load_on(net, weights, None, false)
     }
 
-    /// [`EfficientNet::load`] onto CUDA device `cuda` (else the CPU), in float16 when `half`.
-    /// [`EfficientNet::forward`] still takes and returns f32 on the CPU.
+    /// [`Model::load`] onto CUDA device `cuda` (else the CPU), in float16 when `half`.
+    /// [`Model::forward`] still takes and returns f32 on the CPU.
     pub fn load_on(
-        spec: &Spec,
+        net: &Network,
         weights: &StateDict,
         cuda: Option<usize>,
         half: bool,
-    ) -> Result<EfficientNet, TorchError> {
+    ) -> Result<Model, TorchError> {
         limit_threads();
         let mut source = StateDictSource::new(weights, target(cuda, half));
-        let built = Self::build(spec, &mut source);
+        let built = Self::build(net, &mut source);
         let problems = source.finish(weights)?;
         match built {
             Some(model) if problems.is_empty() => Ok(model),
             _ => Err(TorchError::StateDict {
-                arch: spec.config.to_string(),
+                arch: net.arch.clone(),
                 problems,
             }),
         }
     }
 
     /// The model with every tensor zero: its structure without weights (names, shapes).
-    pub fn zeroed(spec: &Spec) -> Result<EfficientNet, TorchError> {
+    pub fn zeroed(net: &Network) -> Result<Model, TorchError> {
         limit_threads();
-        Self::build(spec, &mut ZeroSource).ok_or_else(|| TorchError::Libtorch {
+        Self::build(net, &mut ZeroSource).ok_or_else(|| TorchError::Libtorch {
             op: "zeros".into(),
             message: "could not allocate the model's tensors".into(),
         })
     }
 
-    fn build<S: Source>(spec: &Spec, source: &mut S) -> Option<EfficientNet> {
+    fn build<S: Source>(net: &Network, source: &mut S) -> Option<Model> {
         let mut builder = Builder {
             source,
             named: vec![],
             complete: true,
         };
-        let layers = builder.network(spec)?;
+        let layers = builder.ops(&net.ops);
+        if !builder.complete {
+            return None;
+        }
         let target = builder
             .named
             .first()
             .map_or((tch::Device::Cpu, Kind::Float), |(_, t)| {
                 (t.device(), t.kind())
             });
-        Some(EfficientNet {
-            layers,
+        Some(Model {
+            layers: layers?,
             named: builder.named,
-            in_chans: spec.config.in_chans,
-            classes: spec.classifier.out_features,
+            in_chans: net.in_chans,
+            classes: net.classes(),
             target,
         })
     }
@@ -526,19 +704,8 @@ impl EfficientNet {
             x.f_to_device_(self.target.0, self.target.1, false, false)
                 .map_err(torch_err("input to device"))?
         };
-        let l = &self.layers;
-        let mut x = l.stem.forward(&x)?;
-        for b in &l.blocks {
-            x = b.forward(&x)?;
-        }
-        let x = l.head.forward(&x)?;
-        let err = || torch_err("classifier");
-        let pooled = x
-            .f_mean_dim(&[2i64, 3][..], false, None::<Kind>)
-            .map_err(err())?;
-        let logits = pooled
-            .f_linear(&l.classifier_weight, Some(&l.classifier_bias))
-            .map_err(err())?
+        let err = || torch_err("logits");
+        let logits = run(&self.layers, &x, None)?
             .f_to_device_(tch::Device::Cpu, Kind::Float, false, false)
             .map_err(err())?
             .f_contiguous()

@@ -1,7 +1,7 @@
 //! Running EfficientNet through libtorch (the `tch` crate), to prove a converted state dict
 //! computes what the original framework computed.
 //!
-//! The network is built from the one resolved [`Spec`](crate::arch::Spec), never from a
+//! The network is built from the one resolved [`Network`](crate::arch::Network), never from a
 //! hand-written layer list: TF 'same' padding is resolved per conv for the actual input size,
 //! BatchNorm uses the spec's epsilon, and every parameter is looked up by its timm state-dict key.
 //! Weights arrive as zoo's own [`Tensor`]s (read by `zoo-converters`), because tch cannot read a
@@ -22,10 +22,9 @@ mod imp;
 #[path = "disabled.rs"]
 mod imp;
 
-pub use imp::{available, cuda_devices, EfficientNet};
+pub use imp::{available, cuda_devices, Model};
 
-/// Default tolerance on logits: the largest absolute difference that still passes.
-pub const DEFAULT_TOLERANCE: f64 = 1e-4;
+pub use crate::reference::DEFAULT_TOLERANCE;
 
 /// A `--tolerance` that cannot be a tolerance: a NaN (every comparison fails), an infinity
 /// (every comparison, even against all-NaN logits, passes) or a negative number.

@@ -226,7 +226,7 @@ fn sha256_prefix_must_match_the_file_name() {
 Models:
 - Name: m
   Zoo:
-    Architecture: b0
+    Architecture: tf_efficientnet_b0
     Files:
     - Role: timm-pth
       File: tf_efficientnet_b0_ns-c0e6a31c.pth

@@ -89,7 +89,10 @@ fn added_model_and_stale_schema_are_reported() {
             "tf_efficientnet_l2.ns_jft_in1k_475",
             "tf_efficientnet_b0.copy",
         )
-        .replace("Architecture: l2", "Architecture: b0");
+        .replace(
+            "Architecture: tf_efficientnet_l2",
+            "Architecture: tf_efficientnet_b0",
+        );
     std::fs::write(&file, format!("{text}{added}")).unwrap();
     std::fs::write(tmp.path().join("schemas/zoo-extension.schema.json"), "{}\n").unwrap();
     let (code, out, err) = zoo(&["--registry", reg.to_str().unwrap(), "docs", "--check"]);

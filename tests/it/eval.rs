@@ -792,6 +792,54 @@ fn zoo_eval_top5_equals_timms_per_image() {
     );
 }
 
+/// The same per-image parity with a full-width `tf_efficientnet_b0` (seeded random weights and
+/// BatchNorm statistics, 1000 classes) evaluated as the registry's `b0_ns` at 224, crop 0.875:
+/// every block of the real architecture, timm's own input config, and the 1000-way top-5.
+#[cfg(feature = "torch")]
+#[test]
+#[ignore = "needs ZOO_PYTHON (python with torch/timm); `make test` runs it"]
+fn zoo_eval_top5_equals_timms_per_image_with_a_full_width_b0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pth = dir.join("tf_efficientnet_b0_random.pth");
+    run_python("eval_predictions.py", &[dir, &pth, Path::new("b0")]);
+    let timm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("timm.json")).unwrap()).unwrap();
+    let preds = dir.join("zoo.jsonl");
+    let val = dir.join("val");
+    let (code, out, err) = crate::zoo(&[
+        "eval",
+        "b0_ns",
+        "--weights",
+        pth.to_str().unwrap(),
+        "--dataset",
+        val.to_str().unwrap(),
+        "--batch-size",
+        "8",
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let outcome = &report[0]["outcome"];
+    assert_eq!(outcome["n"], timm["n"]);
+    assert_eq!(outcome["top1"], timm["top1"], "top-1 count");
+    assert_eq!(outcome["top5"], timm["top5"], "top-5 count");
+    let ours: Vec<serde_json::Value> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let theirs = timm["images"].as_array().unwrap();
+    assert_eq!(ours.len(), 40);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(theirs) {
+        assert_eq!(o["image"], t["image"]);
+        assert_eq!(o["top5"], t["top5"], "{}", o["image"]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // ImageNet-ReaL, shards
 

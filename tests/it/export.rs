@@ -347,7 +347,7 @@ fn zoo_logits(registry: &Registry, model: &str, dir: &Path, input: &Path, out: &
     let weights = dir.join("model.safetensors");
     let (tensors, _) = zoo_converters::safetensors::read(&weights).unwrap();
     let tensors = zoo::checkpoint::check_against(tensors, &spec, &weights).unwrap();
-    let model = zoo::torch::EfficientNet::load(&spec, &tensors).unwrap();
+    let model = zoo::torch::Model::load(&spec, &tensors).unwrap();
     let logits = model
         .forward(&zoo_converters::npy::read(input).unwrap())
         .unwrap();

@@ -10,6 +10,7 @@ mod export;
 mod flops;
 mod hf_cards;
 mod interrupt;
+mod layering;
 mod output_paths;
 mod pipes;
 mod registry;

@@ -1,6 +1,7 @@
 //! TensorFlow EfficientNet variable names and layouts → timm state-dict keys and layouts.
 //!
-//! Derived entirely from the resolved [`Spec`]: TF numbers its blocks with one flat counter
+//! Derived entirely from the built [`Network`], whose builder names each layer's TF original
+//! ([`Layer::source`]) as it creates it: TF numbers its blocks with one flat counter
 //! (`blocks_<n>`), timm by (stage, index), so the map needs the expanded architecture, never the
 //! scope name. Keras auto-numbers the layers inside a block, in construction order
 //! (tensorflow/tpu `models/official/efficientnet/efficientnet_model.py`, `MBConvBlock._build`):
@@ -20,8 +21,7 @@
 //! are `[kh, kw, C, 1]` and become `[C, 1, kh, kw]` (permute `[2,3,0,1]`, not the conv
 //! permutation); dense kernels `[in, out]` become `[out, in]`; BN gamma/beta/moving_mean/
 //! moving_variance become weight/bias/running_mean/running_var unchanged.
-use crate::arch::efficientnet::{Block, BlockKind, ConvNorm, Spec};
-use crate::arch::{BatchNorm, Conv, ParamKind, ParamSpec};
+use crate::arch::{Layer, Network, ParamKind, ParamSpec};
 
 /// Version of this mapping; recorded in converted files' provenance.
 pub const MAPPING_VERSION: &str = "tf-efficientnet/1";
@@ -87,141 +87,57 @@ impl TensorMap {
     }
 }
 
-fn conv_maps(scope: &str, tf_layer: &str, conv: &Conv, layout: Layout, out: &mut Vec<TensorMap>) {
-    let kernel = if layout == Layout::Depthwise {
-        "depthwise_kernel"
-    } else {
-        "kernel"
-    };
-    for p in conv.params() {
-        let (tf, layout) = match p.kind {
-            ParamKind::Bias => (format!("{scope}/{tf_layer}/bias"), Layout::Same),
-            _ => (format!("{scope}/{tf_layer}/{kernel}"), layout),
-        };
-        out.push(TensorMap {
-            tf_name: tf,
-            target: p,
-            layout,
-        });
-    }
-}
-
-fn bn_maps(scope: &str, tf_layer: &str, bn: &BatchNorm, out: &mut Vec<TensorMap>) {
-    for p in bn.params() {
-        let leaf = match p.kind {
-            ParamKind::Weight => "gamma",
-            ParamKind::Bias => "beta",
-            ParamKind::RunningMean => "moving_mean",
-            ParamKind::RunningVar => "moving_variance",
-        };
-        out.push(TensorMap {
-            tf_name: format!("{scope}/{tf_layer}/{leaf}"),
-            target: p,
-            layout: Layout::Same,
-        });
-    }
-}
-
-fn conv_norm_maps(
-    scope: &str,
-    conv: &str,
-    bn: &str,
-    cn: &ConvNorm,
-    layout: Layout,
-    out: &mut Vec<TensorMap>,
-) {
-    conv_maps(scope, conv, &cn.conv, layout, out);
-    bn_maps(scope, bn, &cn.bn, out);
-}
-
-fn block_maps(model_scope: &str, b: &Block, out: &mut Vec<TensorMap>) {
-    let scope = format!("{model_scope}/blocks_{}", b.flat_index);
-    let (dw_bn, proj_conv, proj_bn) = match b.kind {
-        BlockKind::InvertedResidual => {
-            let e = b.expand.as_ref().expect("ir blocks have an expansion");
-            conv_norm_maps(
-                &scope,
-                "conv2d",
-                "tpu_batch_normalization",
-                e,
-                Layout::ConvHwio,
-                out,
-            );
-            (
-                "tpu_batch_normalization_1",
-                "conv2d_1",
-                "tpu_batch_normalization_2",
-            )
-        }
-        BlockKind::DepthwiseSeparable => (
-            "tpu_batch_normalization",
-            "conv2d",
-            "tpu_batch_normalization_1",
-        ),
-    };
-    conv_norm_maps(
-        &scope,
-        "depthwise_conv2d",
-        dw_bn,
-        &b.depthwise,
-        Layout::Depthwise,
-        out,
-    );
-    if let Some(se) = &b.se {
-        conv_maps(&scope, "se/conv2d", &se.reduce, Layout::ConvHwio, out);
-        conv_maps(&scope, "se/conv2d_1", &se.expand, Layout::ConvHwio, out);
-    }
-    conv_norm_maps(
-        &scope,
-        proj_conv,
-        proj_bn,
-        &b.project,
-        Layout::ConvHwio,
-        out,
-    );
+/// A layer the network gives no TF name for: the network was not built from a TF original.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{layer}` has no TensorFlow source name in architecture `{arch}`")]
+pub struct NoSource {
+    /// The architecture.
+    pub arch: String,
+    /// The timm module without a source.
+    pub layer: String,
 }
 
 /// The full map for a model whose TF variables live under `model_scope` (e.g. `efficientnet-b6`),
-/// in timm `state_dict()` order — the same order as [`Spec::params`].
-pub fn tensor_maps(spec: &Spec, model_scope: &str) -> Vec<TensorMap> {
+/// in timm `state_dict()` order — the same order as [`Network::params`]: one generic walk over
+/// the layers, each naming its TF layer ([`Layer::source`], set by the builder).
+pub fn tensor_maps(net: &Network, model_scope: &str) -> Result<Vec<TensorMap>, NoSource> {
     let mut out = vec![];
-    let stem = format!("{model_scope}/stem");
-    conv_norm_maps(
-        &stem,
-        "conv2d",
-        "tpu_batch_normalization",
-        &spec.stem,
-        Layout::ConvHwio,
-        &mut out,
-    );
-    for b in spec.blocks() {
-        block_maps(model_scope, b, &mut out);
+    for layer in net.layers() {
+        let source = layer.source().ok_or_else(|| NoSource {
+            arch: net.arch.clone(),
+            layer: match layer {
+                Layer::Conv(c) => c.name.clone(),
+                Layer::Norm(n) => n.name.clone(),
+                Layer::Linear(l) => l.name.clone(),
+            },
+        })?;
+        let tf = |leaf: &str| format!("{model_scope}/{source}/{leaf}");
+        for p in layer.params() {
+            let (tf_name, layout) = match (layer, p.kind) {
+                (Layer::Conv(_) | Layer::Linear(_), ParamKind::Bias) => (tf("bias"), Layout::Same),
+                (Layer::Conv(c), _) if c.is_depthwise() => {
+                    (tf("depthwise_kernel"), Layout::Depthwise)
+                }
+                (Layer::Conv(_), _) => (tf("kernel"), Layout::ConvHwio),
+                (Layer::Linear(_), _) => (tf("kernel"), Layout::Dense),
+                (Layer::Norm(_), kind) => (
+                    tf(match kind {
+                        ParamKind::Weight => "gamma",
+                        ParamKind::Bias => "beta",
+                        ParamKind::RunningMean => "moving_mean",
+                        ParamKind::RunningVar => "moving_variance",
+                    }),
+                    Layout::Same,
+                ),
+            };
+            out.push(TensorMap {
+                tf_name,
+                target: p,
+                layout,
+            });
+        }
     }
-    let head = format!("{model_scope}/head");
-    conv_norm_maps(
-        &head,
-        "conv2d",
-        "tpu_batch_normalization",
-        &spec.head,
-        Layout::ConvHwio,
-        &mut out,
-    );
-    for p in spec.classifier.params() {
-        let (leaf, layout) = match p.kind {
-            ParamKind::Bias => ("bias", Layout::Same),
-            _ => ("kernel", Layout::Dense),
-        };
-        out.push(TensorMap {
-            tf_name: format!("{head}/dense/{leaf}"),
-            target: p,
-            layout,
-        });
-    }
-    debug_assert_eq!(
-        out.iter().map(|m| &m.target).collect::<Vec<_>>(),
-        spec.params().iter().collect::<Vec<_>>()
-    );
-    out
+    Ok(out)
 }
 
 /// What a TF variable that is not a model weight is, when it may be skipped.
@@ -252,14 +168,25 @@ mod tests {
 
     #[test]
     fn b0_uses_flat_block_numbers() {
-        let spec = ArchConfig::variant("b0").unwrap().resolve().unwrap();
-        let maps = tensor_maps(&spec, "efficientnet-b0");
+        let net = ArchConfig::variant("b0").unwrap().resolve().unwrap();
+        let maps = tensor_maps(&net, "efficientnet-b0").unwrap();
         let m = maps
             .iter()
             .find(|m| m.target.name == "blocks.2.1.conv_pwl.weight")
             .unwrap();
         // stage 0 has 1 block, stage 1 has 2 → blocks.2.1 is TF blocks_4.
         assert_eq!(m.tf_name, "efficientnet-b0/blocks_4/conv2d_1/kernel");
-        assert_eq!(maps.len(), spec.params().len());
+        assert_eq!(maps.len(), net.params().len());
+        let dw = maps
+            .iter()
+            .find(|m| m.target.name == "blocks.0.0.conv_dw.weight")
+            .unwrap();
+        assert_eq!(
+            (dw.tf_name.as_str(), dw.layout),
+            (
+                "efficientnet-b0/blocks_0/depthwise_conv2d/depthwise_kernel",
+                Layout::Depthwise
+            )
+        );
     }
 }

@@ -11,8 +11,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::arch::efficientnet::{
-    round_channels, scale_stage_depth, ArchConfig, BlockString, Spec, VARIANTS,
+    round_channels, scale_stage_depth, ArchConfig, BlockString, VARIANTS,
 };
+use crate::arch::Network;
 
 use super::tf_efficientnet::EMA_SUFFIX;
 use super::SourceTensor;
@@ -42,14 +43,15 @@ pub struct Outline {
 }
 
 impl Outline {
-    /// The outline of a resolved architecture.
-    pub fn of_spec(spec: &Spec) -> Outline {
+    /// The outline of a built network (`conv_stem`, `blocks.<s>.<i>`, `conv_head`, classifier).
+    pub fn of_network(net: &Network) -> Outline {
+        let stem = net.conv("conv_stem");
         Outline {
-            in_chans: Some(spec.stem.conv.in_chs),
-            stem: Some(spec.stem.conv.out_chs),
-            blocks: Some(spec.blocks().count()),
-            head: Some(spec.head.conv.out_chs),
-            classes: Some(spec.classifier.out_features),
+            in_chans: stem.map(|c| c.in_chs),
+            stem: stem.map(|c| c.out_chs),
+            blocks: Some(net.block_count()).filter(|&n| n > 0),
+            head: net.conv("conv_head").map(|c| c.out_chs),
+            classes: net.classifier().map(|c| c.out_features),
         }
     }
 
@@ -155,13 +157,19 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    /// Diagnoses `checkpoint` against `spec`; `fits` tells whether a candidate architecture
-    /// matches every tensor of the checkpoint.
-    pub fn new(checkpoint: Outline, spec: &Spec, fits: impl Fn(&Spec) -> bool) -> Diagnosis {
-        let found = fit(&checkpoint, &spec.config, fits);
+    /// Diagnoses `checkpoint` against `net`; `fits` tells whether a candidate architecture
+    /// matches every tensor of the checkpoint. The search needs an EfficientNet description:
+    /// for a network built from anything else, `fits` stays `None`.
+    pub fn new(checkpoint: Outline, net: &Network, fits: impl Fn(&Network) -> bool) -> Diagnosis {
+        let requested = net.arch.parse::<ArchConfig>().ok();
+        let found = requested
+            .as_ref()
+            .and_then(|cfg| fit(&checkpoint, cfg, fits));
         Diagnosis {
-            architecture: Outline::of_spec(spec),
-            requested: spelling(&spec.config),
+            architecture: Outline::of_network(net),
+            requested: requested
+                .as_ref()
+                .map_or_else(|| net.arch.clone(), spelling),
             fits: found.as_ref().map(spelling),
             checkpoint,
         }
@@ -222,7 +230,7 @@ fn decimals(k: u32) -> u32 {
 pub fn fit(
     outline: &Outline,
     requested: &ArchConfig,
-    fits: impl Fn(&Spec) -> bool,
+    fits: impl Fn(&Network) -> bool,
 ) -> Option<ArchConfig> {
     let base = ArchConfig {
         classes: outline.classes.unwrap_or(requested.classes),
@@ -291,18 +299,18 @@ pub fn fit(
             depth: f64::from(d) / f64::from(STEPS),
             ..base.clone()
         })
-        .find(|cfg| cfg.resolve().is_ok_and(|spec| fits(&spec)))
+        .find(|cfg| cfg.resolve().is_ok_and(|net| fits(&net)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn timm_fits(of: &Spec) -> impl Fn(&Spec) -> bool + '_ {
+    fn timm_fits(of: &Network) -> impl Fn(&Network) -> bool + '_ {
         move |candidate| candidate.params() == of.params()
     }
 
-    fn outline(spec: &Spec) -> Outline {
+    fn outline(spec: &Network) -> Outline {
         let params = spec.params();
         Outline::of_timm(params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())))
     }

@@ -1,0 +1,605 @@
+//! The layer graph: one family-agnostic description of a network that every consumer walks.
+//!
+//! A builder (today [`super::efficientnet`]) turns an architecture description into a
+//! [`Network`]: a tree of [`Op`]s in execution order, each parameterised layer carrying its timm
+//! module name (so its state-dict keys) and, where the network has a TensorFlow original, the TF
+//! layer it comes from, assigned when the builder creates it. The consumers — the parameter list,
+//! the FLOP conventions (`flops`), the `.pth` `_metadata` tree (`filesize`), the TF→timm map
+//! (`convert::tf_efficientnet`), the wrong-architecture diagnosis (`convert::fit`) and the tch
+//! interpreter (`torch`) — each walk it with one `match` over [`Op`]. A new block type is a
+//! builder change; a new kind of layer is one new arm per consumer that needs it.
+use super::{Padding, ParamKind, ParamSpec};
+
+/// An activation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Act {
+    /// `x` (timm's `nn.Identity` where a block has no activation).
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `x · sigmoid(x)` (swish).
+    Silu,
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `relu6(x + 3) / 6`.
+    HardSigmoid,
+}
+
+/// A convolution's kernel: one square size, or MixNet's mixed kernels, one per channel split.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernel {
+    /// One `k × k` kernel.
+    Square(usize),
+    /// timm's `MixedConv2d`: the input and output channels are split by [`split_channels`] into
+    /// one group per kernel size; each split is its own conv, named `<name>.<i>`.
+    Mixed(Vec<usize>),
+}
+
+/// timm's `_split_channels(num_chan, num_groups)`: equal parts, the remainder in the first.
+pub fn split_channels(channels: usize, parts: usize) -> Vec<usize> {
+    let parts = parts.max(1);
+    let mut split = vec![channels / parts; parts];
+    split[0] += channels - channels / parts * parts;
+    split
+}
+
+/// A 2-D convolution, named by its timm module path (`blocks.1.0.conv_dw`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Conv {
+    /// timm module path; parameters are `<name>.weight` (and `<name>.bias`), or
+    /// `<name>.<i>.weight` per split of a [`Kernel::Mixed`] conv.
+    pub name: String,
+    /// Input channels.
+    pub in_chs: usize,
+    /// Output channels.
+    pub out_chs: usize,
+    /// Kernel size(s).
+    pub kernel: Kernel,
+    /// Stride on both axes.
+    pub stride: usize,
+    /// Groups (= channels for depthwise). A mixed conv is depthwise (each split grouped by its
+    /// own channels) when `groups == in_chs`, dense per split otherwise.
+    pub groups: usize,
+    /// Has a bias.
+    pub bias: bool,
+    /// Padding rule.
+    pub padding: Padding,
+    /// The TF layer this conv comes from, relative to the model scope (`blocks_4/conv2d_1`).
+    pub source: Option<String>,
+    /// CondConv experts (timm `CondConv2d`), 0 for a plain conv: the weight is stored as
+    /// `[experts, out·in/groups·k·k]` and mixed per sample by the enclosing [`Op::CondConv`]'s
+    /// routing weights.
+    pub experts: usize,
+}
+
+/// One conv of a (possibly mixed) [`Conv`]: what torch actually runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvPart {
+    /// Index of the split (`None` for a square conv).
+    pub index: Option<usize>,
+    /// Input channels of this part.
+    pub in_chs: usize,
+    /// Output channels of this part.
+    pub out_chs: usize,
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Groups of this part.
+    pub groups: usize,
+}
+
+impl ConvPart {
+    /// torch weight shape `[out, in/groups, k, k]`.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.out_chs,
+            self.in_chs / self.groups.max(1),
+            self.kernel,
+            self.kernel,
+        ]
+    }
+}
+
+impl Conv {
+    /// Whether this is a depthwise conv (TF `DepthwiseConv2D`): one group per channel.
+    pub fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.in_chs && self.in_chs == self.out_chs
+    }
+
+    /// The convs torch runs: one for a square kernel, one per split for a mixed kernel.
+    pub fn parts(&self) -> Vec<ConvPart> {
+        match &self.kernel {
+            Kernel::Square(k) => vec![ConvPart {
+                index: None,
+                in_chs: self.in_chs,
+                out_chs: self.out_chs,
+                kernel: *k,
+                groups: self.groups,
+            }],
+            Kernel::Mixed(ks) => {
+                let depthwise = self.groups == self.in_chs && self.groups > 1;
+                let ins = split_channels(self.in_chs, ks.len());
+                let outs = split_channels(self.out_chs, ks.len());
+                ks.iter()
+                    .zip(ins.into_iter().zip(outs))
+                    .enumerate()
+                    .map(|(i, (&k, (in_chs, out_chs)))| ConvPart {
+                        index: Some(i),
+                        in_chs,
+                        out_chs,
+                        kernel: k,
+                        groups: if depthwise { in_chs } else { 1 },
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The largest kernel size (the one that fixes the output size under every padding rule
+    /// zoo knows, since all parts share the stride).
+    pub fn max_kernel(&self) -> usize {
+        match &self.kernel {
+            Kernel::Square(k) => *k,
+            Kernel::Mixed(ks) => ks.iter().copied().max().unwrap_or(1),
+        }
+    }
+
+    /// Output (h, w) for an input (h, w); `None` when the arithmetic overflows.
+    pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let k = self.max_kernel();
+        let (oh, _, _) = self.padding.checked_resolve(h, k, self.stride)?;
+        let (ow, _, _) = self.padding.checked_resolve(w, k, self.stride)?;
+        Some((oh, ow))
+    }
+
+    /// The weights and optional biases, torch layout `[out, in/groups, k, k]`, in timm order
+    /// (CondConv: `[experts, out·in/groups·k·k]` and `[experts, out]`).
+    pub fn params(&self) -> Vec<ParamSpec> {
+        if self.experts > 0 {
+            let per_expert = self
+                .parts()
+                .iter()
+                .map(|p| p.weight_shape().iter().product::<usize>())
+                .sum();
+            let mut v = vec![ParamSpec {
+                name: format!("{}.weight", self.name),
+                shape: vec![self.experts, per_expert],
+                kind: ParamKind::Weight,
+            }];
+            if self.bias {
+                v.push(ParamSpec {
+                    name: format!("{}.bias", self.name),
+                    shape: vec![self.experts, self.out_chs],
+                    kind: ParamKind::Bias,
+                });
+            }
+            return v;
+        }
+        let mut v = vec![];
+        for part in self.parts() {
+            let prefix = match part.index {
+                None => self.name.clone(),
+                Some(i) => format!("{}.{i}", self.name),
+            };
+            v.push(ParamSpec {
+                name: format!("{prefix}.weight"),
+                shape: part.weight_shape().to_vec(),
+                kind: ParamKind::Weight,
+            });
+            if self.bias {
+                v.push(ParamSpec {
+                    name: format!("{prefix}.bias"),
+                    shape: vec![part.out_chs],
+                    kind: ParamKind::Bias,
+                });
+            }
+        }
+        v
+    }
+
+    /// Multiply-accumulates at an output size (excluding bias); `None` when they do not fit
+    /// in 64 bits. A CondConv adds the expert mixing (`routing [1, E] @ weight [E, P]`: `E·P`,
+    /// plus `E·out` for a bias), which torch runs as a matmul.
+    pub fn macs(&self, out_h: usize, out_w: usize) -> Option<u64> {
+        let conv = self.parts().iter().try_fold(0u64, |sum, part| {
+            let [o, i, kh, kw] = part.weight_shape();
+            let m = [out_h, out_w, o, i, kh, kw]
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+            sum.checked_add(m)
+        })?;
+        if self.experts == 0 {
+            return Some(conv);
+        }
+        let mixing = self.param_count()?;
+        conv.checked_add(mixing)
+    }
+
+    /// Weight (and bias) elements; `None` when they do not fit in 64 bits.
+    pub fn param_count(&self) -> Option<u64> {
+        self.params().iter().try_fold(0u64, |sum, p| {
+            p.shape
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+                .and_then(|n| sum.checked_add(n))
+        })
+    }
+}
+
+/// A BatchNorm2d, named by its timm module path (`bn1`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BatchNorm {
+    /// timm module path.
+    pub name: String,
+    /// Channels.
+    pub channels: usize,
+    /// Epsilon.
+    pub eps: f64,
+    /// The TF layer it comes from, relative to the model scope.
+    pub source: Option<String>,
+}
+
+impl BatchNorm {
+    /// weight, bias, running_mean, running_var (timm order; `num_batches_tracked` is not listed).
+    pub fn params(&self) -> Vec<ParamSpec> {
+        [
+            ("weight", ParamKind::Weight),
+            ("bias", ParamKind::Bias),
+            ("running_mean", ParamKind::RunningMean),
+            ("running_var", ParamKind::RunningVar),
+        ]
+        .into_iter()
+        .map(|(suffix, kind)| ParamSpec {
+            name: format!("{}.{suffix}", self.name),
+            shape: vec![self.channels],
+            kind,
+        })
+        .collect()
+    }
+}
+
+/// A fully connected layer with a bias.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Linear {
+    /// timm module path.
+    pub name: String,
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// The TF layer it comes from, relative to the model scope.
+    pub source: Option<String>,
+}
+
+impl Linear {
+    /// weight `[out, in]` and bias `[out]`.
+    pub fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec {
+                name: format!("{}.weight", self.name),
+                shape: vec![self.out_features, self.in_features],
+                kind: ParamKind::Weight,
+            },
+            ParamSpec {
+                name: format!("{}.bias", self.name),
+                shape: vec![self.out_features],
+                kind: ParamKind::Bias,
+            },
+        ]
+    }
+}
+
+/// Squeeze-excitation: global mean → `reduce` (1×1) → `act` → `expand` (1×1) → `gate` → scale
+/// the input by it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SqueezeExcite {
+    /// timm module path (`blocks.1.0.se`).
+    pub module: String,
+    /// `se.conv_reduce`: channels → width.
+    pub reduce: Conv,
+    /// Activation after `reduce` (module `se.act1`).
+    pub act: Act,
+    /// `se.conv_expand`: width → channels.
+    pub expand: Conv,
+    /// The gate applied to the expanded map.
+    pub gate: Act,
+}
+
+/// One node of the graph.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// A convolution.
+    Conv(Conv),
+    /// A BatchNorm (inference).
+    Norm(BatchNorm),
+    /// An activation; `module` is its timm module path when timm has one.
+    Act {
+        /// timm module path, if the activation is a module.
+        module: Option<String>,
+        /// Which function.
+        act: Act,
+    },
+    /// Squeeze-excitation.
+    SqueezeExcite(SqueezeExcite),
+    /// `body(x) + x`.
+    Residual(Vec<Op>),
+    /// A named container module (`blocks`, `blocks.3`, `blocks.3.1`) running `body` in order.
+    Scope {
+        /// timm module path.
+        module: String,
+        /// What it runs.
+        body: Vec<Op>,
+    },
+    /// Global average pool to `[C, 1, 1]`.
+    GlobalPool {
+        /// timm module path.
+        module: String,
+    },
+    /// `[C, 1, 1]` → `[C]`; `module` when timm has a module for it.
+    Flatten {
+        /// timm module path, if any.
+        module: Option<String>,
+    },
+    /// A fully connected layer on a flat vector.
+    Linear(Linear),
+    /// CondConv routing (timm `CondConvResidual`): `sigmoid(routing(mean(x)))` per sample
+    /// mixes the experts of every conv with experts in `body`, which then runs on `x`. timm
+    /// registers `routing` after the body's layers, so its tensors come last.
+    CondConv {
+        /// `routing_fn`: input channels → experts.
+        routing: Linear,
+        /// The block's layers.
+        body: Vec<Op>,
+    },
+}
+
+/// What kind of module a [`Network::modules`] entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleKind {
+    /// A container (the root, a scope).
+    Container,
+    /// A convolution.
+    Conv,
+    /// A BatchNorm.
+    BatchNorm,
+    /// An activation.
+    Act,
+    /// A squeeze-excitation container.
+    SqueezeExcite,
+    /// A global pool.
+    Pool,
+    /// A flatten.
+    Flatten,
+    /// A fully connected layer.
+    Linear,
+}
+
+/// A parameterised layer, as [`Network::layers`] yields them in `state_dict()` order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Layer<'a> {
+    /// A convolution (SE convolutions included).
+    Conv(&'a Conv),
+    /// A BatchNorm.
+    Norm(&'a BatchNorm),
+    /// A fully connected layer.
+    Linear(&'a Linear),
+}
+
+impl Layer<'_> {
+    /// This layer's tensors in timm order.
+    pub fn params(&self) -> Vec<ParamSpec> {
+        match self {
+            Layer::Conv(c) => c.params(),
+            Layer::Norm(n) => n.params(),
+            Layer::Linear(l) => l.params(),
+        }
+    }
+
+    /// The TF layer it comes from.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Layer::Conv(c) => c.source.as_deref(),
+            Layer::Norm(n) => n.source.as_deref(),
+            Layer::Linear(l) => l.source.as_deref(),
+        }
+    }
+}
+
+/// A built network.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Network {
+    /// The architecture it was built from, as zoo spells it (provenance, messages).
+    pub arch: String,
+    /// Input channels.
+    pub in_chans: usize,
+    /// The ops, in execution order.
+    pub ops: Vec<Op>,
+}
+
+/// Calls `f` on every op in pre-order (a scope or residual before its body).
+pub fn visit<'a>(ops: &'a [Op], f: &mut impl FnMut(&'a Op)) {
+    for op in ops {
+        f(op);
+        match op {
+            Op::Residual(body) | Op::Scope { body, .. } | Op::CondConv { body, .. } => {
+                visit(body, f)
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Network {
+    /// Every parameterised layer in timm `state_dict()` order.
+    pub fn layers(&self) -> Vec<Layer<'_>> {
+        fn walk<'a>(ops: &'a [Op], out: &mut Vec<Layer<'a>>) {
+            for op in ops {
+                match op {
+                    Op::Conv(c) => out.push(Layer::Conv(c)),
+                    Op::Norm(n) => out.push(Layer::Norm(n)),
+                    Op::Linear(l) => out.push(Layer::Linear(l)),
+                    Op::SqueezeExcite(se) => {
+                        out.push(Layer::Conv(&se.reduce));
+                        out.push(Layer::Conv(&se.expand));
+                    }
+                    Op::Residual(body) | Op::Scope { body, .. } => walk(body, out),
+                    Op::CondConv { routing, body } => {
+                        walk(body, out);
+                        out.push(Layer::Linear(routing));
+                    }
+                    Op::Act { .. } | Op::GlobalPool { .. } | Op::Flatten { .. } => {}
+                }
+            }
+        }
+        let mut out = vec![];
+        walk(&self.ops, &mut out);
+        out
+    }
+
+    /// Every state-dict entry in timm `state_dict()` order (without `num_batches_tracked`).
+    pub fn params(&self) -> Vec<ParamSpec> {
+        self.layers().iter().flat_map(Layer::params).collect()
+    }
+
+    /// The module tree in `named_modules()` pre-order, the root (`""`) first: what a
+    /// `state_dict()`'s `_metadata` lists.
+    pub fn modules(&self) -> Vec<(String, ModuleKind)> {
+        fn walk(ops: &[Op], out: &mut Vec<(String, ModuleKind)>) {
+            for op in ops {
+                match op {
+                    Op::Conv(c) => out.push((c.name.clone(), ModuleKind::Conv)),
+                    Op::Norm(n) => out.push((n.name.clone(), ModuleKind::BatchNorm)),
+                    Op::Act {
+                        module: Some(m), ..
+                    } => out.push((m.clone(), ModuleKind::Act)),
+                    Op::SqueezeExcite(se) => {
+                        out.push((se.module.clone(), ModuleKind::SqueezeExcite));
+                        out.push((se.reduce.name.clone(), ModuleKind::Conv));
+                        out.push((format!("{}.act1", se.module), ModuleKind::Act));
+                        out.push((se.expand.name.clone(), ModuleKind::Conv));
+                    }
+                    Op::Scope { module, body } => {
+                        out.push((module.clone(), ModuleKind::Container));
+                        walk(body, out);
+                    }
+                    Op::Residual(body) => walk(body, out),
+                    Op::CondConv { routing, body } => {
+                        walk(body, out);
+                        out.push((routing.name.clone(), ModuleKind::Linear));
+                    }
+                    Op::GlobalPool { module } => out.push((module.clone(), ModuleKind::Pool)),
+                    Op::Flatten { module: Some(m) } => out.push((m.clone(), ModuleKind::Flatten)),
+                    Op::Linear(l) => out.push((l.name.clone(), ModuleKind::Linear)),
+                    Op::Act { module: None, .. } | Op::Flatten { module: None } => {}
+                }
+            }
+        }
+        let mut out = vec![(String::new(), ModuleKind::Container)];
+        walk(&self.ops, &mut out);
+        out
+    }
+
+    /// The conv named `name`.
+    pub fn conv(&self, name: &str) -> Option<&Conv> {
+        self.layers().into_iter().find_map(|l| match l {
+            Layer::Conv(c) if c.name == name => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The last fully connected layer (the classifier).
+    pub fn classifier(&self) -> Option<&Linear> {
+        self.layers().into_iter().rev().find_map(|l| match l {
+            Layer::Linear(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// Classifier outputs (0 for a network without a classifier).
+    pub fn classes(&self) -> usize {
+        self.classifier().map_or(0, |c| c.out_features)
+    }
+
+    /// Features entering the classifier (timm's `num_features`).
+    pub fn num_features(&self) -> usize {
+        self.classifier().map_or(0, |c| c.in_features)
+    }
+
+    /// Blocks: scopes named `blocks.<stage>.<index>`.
+    pub fn block_count(&self) -> usize {
+        let mut n = 0;
+        visit(&self.ops, &mut |op| {
+            if let Op::Scope { module, .. } = op {
+                if module.starts_with("blocks.") && module.matches('.').count() == 2 {
+                    n += 1;
+                }
+            }
+        });
+        n
+    }
+
+    /// Exact trainable parameter count (buffers excluded).
+    pub fn trainable_params(&self) -> u64 {
+        self.params()
+            .iter()
+            .filter(|p| p.kind.is_trainable())
+            .fold(0u64, |a, p| a.saturating_add(p.numel()))
+    }
+
+    /// Elements in buffers (BN running statistics).
+    pub fn buffer_elements(&self) -> u64 {
+        self.params()
+            .iter()
+            .filter(|p| !p.kind.is_trainable())
+            .fold(0u64, |a, p| a.saturating_add(p.numel()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_channels_puts_the_remainder_first() {
+        assert_eq!(split_channels(10, 3), vec![4, 3, 3]);
+        assert_eq!(split_channels(96, 2), vec![48, 48]);
+        assert_eq!(split_channels(8, 1), vec![8]);
+    }
+
+    #[test]
+    fn mixed_depthwise_conv_has_one_weight_per_split() {
+        let c = Conv {
+            name: "blocks.1.0.conv_dw".into(),
+            in_chs: 10,
+            out_chs: 10,
+            kernel: Kernel::Mixed(vec![3, 5, 7]),
+            stride: 2,
+            groups: 10,
+            bias: false,
+            padding: Padding::TfSame,
+            source: None,
+            experts: 0,
+        };
+        let shapes: Vec<(String, Vec<usize>)> =
+            c.params().into_iter().map(|p| (p.name, p.shape)).collect();
+        assert_eq!(
+            shapes,
+            [
+                ("blocks.1.0.conv_dw.0.weight".to_string(), vec![4, 1, 3, 3]),
+                ("blocks.1.0.conv_dw.1.weight".to_string(), vec![3, 1, 5, 5]),
+                ("blocks.1.0.conv_dw.2.weight".to_string(), vec![3, 1, 7, 7]),
+            ]
+        );
+        // 7x7 at stride 2 on 9x9 (TF same) → 5x5; MACs summed over the splits.
+        assert_eq!(c.output_hw(9, 9), Some((5, 5)));
+        assert_eq!(c.macs(5, 5), Some(25 * (4 * 9 + 3 * 25 + 3 * 49)));
+        assert!(!c.is_depthwise() || c.groups == c.in_chs);
+    }
+}

@@ -1,0 +1,601 @@
+//! timm's `EfficientNetBuilder` (`timm/models/_efficientnet_builder.py`) and the model classes
+//! around it (`EfficientNet`, `MobileNetV3`), written anew over the layer graph: block strings
+//! ([`BlockString`]) and a family's [`Options`] in, a [`Network`] out, with every layer named as
+//! timm names it and, for families with a TF original zoo knows, as TF named it.
+//!
+//! The rules, all timm's:
+//! - channels → `round_channels(c, width)`; the stem too unless `fix_stem`, the head
+//!   (`num_features`) too unless the family fixes it;
+//! - repeats → `_scale_stage_depth` per stage (`ceil`, or `round` for MixNet-M), the first and
+//!   last stage unscaled under `fix_first_last` (Lite);
+//! - only the first block of a stage has the stage's stride;
+//! - `ir` mid channels → `make_divisible(in · e)`; `er` from `fc` (scaled) when given;
+//! - SE width → `round(mid · se / e)` (ratio of the block input, EfficientNet) or
+//!   `make_divisible(mid · se)` (ratio of mid, MobileNetV3), see [`super::family::SeRule`];
+//! - residual when stride 1 and in = out, unless `noskip` (always for `dsa`); `cn` only with
+//!   `skip`.
+//!
+//! Module names follow the timm 0.4 module tree (`act1`/`act2` modules inside blocks, which the
+//! `_metadata` of the 2020–2021 release files lists).
+use super::efficientnet::{
+    in_range, make_divisible, round_channels, round_half_even, scale_stage_depth_with, ArchConfig,
+    ArchError, BlockKind, BlockString, Bounds,
+};
+use super::family::{Head, Options, TfNaming};
+use super::graph::{Act, BatchNorm, Conv, Kernel, Linear, Network, Op, SqueezeExcite};
+
+/// Builds `cfg` into its network.
+pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
+    cfg.check_bounds()?;
+    let opts = cfg.family.options(cfg.width);
+    let b = Builder {
+        cfg,
+        opts,
+        arch: cfg.to_string(),
+    };
+    let mut ops = vec![];
+    let stem_chs = b.channels(
+        "stem channels",
+        if opts.fix_stem {
+            cfg.stem
+        } else {
+            round_channels(cfg.stem, cfg.width)
+        },
+    )?;
+    ops.push(b.conv(
+        "conv_stem".into(),
+        b.tf(|| "stem/conv2d".into()),
+        (cfg.in_chans, stem_chs),
+        Kernel::Square(3),
+        2,
+        1,
+        false,
+    ));
+    ops.push(b.norm(
+        "bn1".into(),
+        b.tf(|| "stem/tpu_batch_normalization".into()),
+        stem_chs,
+    ));
+    ops.push(act("act1".into(), opts.act));
+
+    let mut stages = vec![];
+    let mut in_chs = stem_chs;
+    let mut flat = 0;
+    let mut total_blocks = 0usize;
+    let last_stage = cfg.blocks.len().saturating_sub(1);
+    for (stage_idx, s) in cfg.blocks.iter().enumerate() {
+        // A stage may hold several block strings separated by spaces or '+'.
+        let strings: Vec<BlockString> = s
+            .split(|c: char| c == '+' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        in_range(
+            strings.len() <= Bounds::MAX_STAGES,
+            &b.arch,
+            "block strings in a stage",
+            strings.len(),
+            format!("at most {}", Bounds::MAX_STAGES),
+        )?;
+        let depth = if opts.fix_first_last && (stage_idx == 0 || stage_idx == last_stage) {
+            1.0
+        } else {
+            cfg.depth
+        };
+        let repeats = scale_stage_depth_with(
+            &strings.iter().map(|b| b.repeats).collect::<Vec<_>>(),
+            depth,
+            opts.depth_round,
+        );
+        total_blocks = repeats
+            .iter()
+            .fold(total_blocks, |a, &r| a.saturating_add(r));
+        in_range(
+            total_blocks <= Bounds::MAX_BLOCKS,
+            &b.arch,
+            "blocks after depth scaling",
+            total_blocks,
+            format!("at most {}", Bounds::MAX_BLOCKS),
+        )?;
+        let mut blocks = vec![];
+        for (bs, reps) in strings.iter().zip(repeats) {
+            let out_chs = b.channels("block channels", round_channels(bs.out_chs, cfg.width))?;
+            for _ in 0..reps {
+                let index = blocks.len();
+                let p = format!("blocks.{stage_idx}.{index}");
+                // timm: only the first block of a stage strides.
+                let stride = if index == 0 { bs.stride } else { 1 };
+                blocks.push(b.block(&p, flat, bs, in_chs, out_chs, stride)?);
+                flat += 1;
+                in_chs = out_chs;
+            }
+        }
+        stages.push(Op::Scope {
+            module: format!("blocks.{stage_idx}"),
+            body: blocks,
+        });
+    }
+    ops.push(Op::Scope {
+        module: "blocks".into(),
+        body: stages,
+    });
+
+    let num_features = b.channels(
+        "head channels",
+        if opts.fix_head {
+            cfg.head
+        } else {
+            round_channels(cfg.head, cfg.width)
+        },
+    )?;
+    let pool = Op::GlobalPool {
+        module: "global_pool".into(),
+    };
+    match opts.head {
+        Head::ConvNormPool => {
+            ops.push(b.conv(
+                "conv_head".into(),
+                b.tf(|| "head/conv2d".into()),
+                (in_chs, num_features),
+                Kernel::Square(1),
+                1,
+                1,
+                false,
+            ));
+            ops.push(b.norm(
+                "bn2".into(),
+                b.tf(|| "head/tpu_batch_normalization".into()),
+                num_features,
+            ));
+            ops.push(act("act2".into(), opts.act));
+            ops.push(pool);
+            ops.push(Op::Flatten { module: None });
+        }
+        Head::PoolConv => {
+            ops.push(pool);
+            ops.push(b.conv(
+                "conv_head".into(),
+                None,
+                (in_chs, num_features),
+                Kernel::Square(1),
+                1,
+                1,
+                true,
+            ));
+            ops.push(act("act2".into(), opts.act));
+            ops.push(Op::Flatten {
+                module: Some("flatten".into()),
+            });
+        }
+    }
+    ops.push(Op::Linear(Linear {
+        name: "classifier".into(),
+        in_features: num_features,
+        out_features: cfg.classes,
+        source: b.tf(|| "head/dense".into()),
+    }));
+    let net = Network {
+        arch: b.arch.clone(),
+        in_chans: cfg.in_chans,
+        ops,
+    };
+    // Every element count, summed exactly: the bounds keep this far below 2^64, and this
+    // makes it a checked fact for every built network (so the saturating sums in
+    // `trainable_params`, `buffer_elements` and `filesize` are exact).
+    let total = net.params().iter().try_fold(0u64, |a, p| {
+        p.shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .and_then(|n| a.checked_add(n))
+    });
+    in_range(
+        total.is_some_and(|t| t <= u64::MAX >> 8),
+        &b.arch,
+        "parameter elements",
+        total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string()),
+        "at most 2^56",
+    )?;
+    Ok(net)
+}
+
+fn act(module: String, act: Act) -> Op {
+    Op::Act {
+        module: Some(module),
+        act,
+    }
+}
+
+/// conv → BN (→ activation) inside a block: one unit of timm's block classes.
+struct Unit<'a> {
+    conv: &'a str,
+    bn: &'a str,
+    act: Option<(&'a str, Act)>,
+    chs: (usize, usize),
+    kernel: &'a Kernel,
+    stride: usize,
+    groups: usize,
+    /// A depthwise conv (TF `DepthwiseConv2D`, its own name).
+    depthwise: bool,
+}
+
+impl<'a> Unit<'a> {
+    /// A dense stride-1 unit without activation.
+    fn new(conv: &'a str, bn: &'a str, chs: (usize, usize), kernel: &'a Kernel) -> Self {
+        Unit {
+            conv,
+            bn,
+            act: None,
+            chs,
+            kernel,
+            stride: 1,
+            groups: 1,
+            depthwise: false,
+        }
+    }
+    fn act(self, module: &'a str, act: Act) -> Self {
+        Unit {
+            act: Some((module, act)),
+            ..self
+        }
+    }
+    fn strided(self, stride: usize) -> Self {
+        Unit { stride, ..self }
+    }
+    /// Depthwise (one group per channel) with `stride`.
+    fn depthwise(self, stride: usize) -> Self {
+        Unit {
+            stride,
+            groups: self.chs.0,
+            depthwise: true,
+            ..self
+        }
+    }
+}
+
+struct Builder<'c> {
+    cfg: &'c ArchConfig,
+    opts: Options,
+    arch: String,
+}
+
+/// The TF layer names of one tensorflow/tpu `MBConvBlock` (or `MBConvBlockWithoutDepthwise`
+/// for `er`), numbered `blocks_<flat>`: Keras names the layers of a block in construction
+/// order, `conv2d`, `conv2d_1`, … and `tpu_batch_normalization`, `…_1`, ….
+struct TpuNames {
+    flat: usize,
+    conv: usize,
+    bn: usize,
+}
+
+impl TpuNames {
+    fn conv(&mut self) -> String {
+        let n = self.conv;
+        self.conv += 1;
+        match n {
+            0 => format!("blocks_{}/conv2d", self.flat),
+            n => format!("blocks_{}/conv2d_{n}", self.flat),
+        }
+    }
+    fn bn(&mut self) -> String {
+        let n = self.bn;
+        self.bn += 1;
+        match n {
+            0 => format!("blocks_{}/tpu_batch_normalization", self.flat),
+            n => format!("blocks_{}/tpu_batch_normalization_{n}", self.flat),
+        }
+    }
+    fn depthwise(&self) -> String {
+        format!("blocks_{}/depthwise_conv2d", self.flat)
+    }
+    fn se(&self, i: usize) -> String {
+        match i {
+            0 => format!("blocks_{}/se/conv2d", self.flat),
+            i => format!("blocks_{}/se/conv2d_{i}", self.flat),
+        }
+    }
+}
+
+impl Builder<'_> {
+    fn channels(&self, key: &'static str, n: usize) -> Result<usize, ArchError> {
+        in_range(
+            n <= Bounds::MAX_CHANNELS,
+            &self.arch,
+            key,
+            n,
+            format!("at most {} channels", Bounds::MAX_CHANNELS),
+        )
+        .map(|()| n)
+    }
+
+    /// A TF name, when the family has TF names.
+    fn tf(&self, name: impl FnOnce() -> String) -> Option<String> {
+        self.opts.tf.map(|_| name())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_layer(
+        &self,
+        name: String,
+        source: Option<String>,
+        (in_chs, out_chs): (usize, usize),
+        kernel: Kernel,
+        stride: usize,
+        groups: usize,
+        bias: bool,
+    ) -> Conv {
+        Conv {
+            name,
+            in_chs,
+            out_chs,
+            kernel,
+            stride,
+            groups,
+            bias,
+            padding: self.cfg.padding,
+            source,
+            experts: 0,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &self,
+        name: String,
+        source: Option<String>,
+        chs: (usize, usize),
+        kernel: Kernel,
+        stride: usize,
+        groups: usize,
+        bias: bool,
+    ) -> Op {
+        Op::Conv(self.conv_layer(name, source, chs, kernel, stride, groups, bias))
+    }
+
+    fn norm(&self, name: String, source: Option<String>, channels: usize) -> Op {
+        Op::Norm(BatchNorm {
+            name,
+            channels,
+            eps: self.cfg.bn_eps,
+            source,
+        })
+    }
+
+    /// Appends a conv → BN (→ act) unit of the block `p`, naming its TF layers in order.
+    fn unit(&self, p: &str, body: &mut Vec<Op>, tf: &mut Option<TpuNames>, u: Unit<'_>) {
+        let conv_tf = match tf {
+            Some(t) if u.depthwise => Some(t.depthwise()),
+            Some(t) => Some(t.conv()),
+            None => None,
+        };
+        body.push(self.conv(
+            format!("{p}.{}", u.conv),
+            conv_tf,
+            u.chs,
+            u.kernel.clone(),
+            u.stride,
+            u.groups,
+            false,
+        ));
+        body.push(self.norm(
+            format!("{p}.{}", u.bn),
+            tf.as_mut().map(TpuNames::bn),
+            u.chs.1,
+        ));
+        if let Some((module, a)) = u.act {
+            body.push(act(format!("{p}.{module}"), a));
+        }
+    }
+
+    /// The SE of a block whose SE input has `chs` channels, or `None`.
+    fn squeeze_excite(
+        &self,
+        p: &str,
+        bs: &BlockString,
+        chs: usize,
+        block_act: Act,
+        tf: Option<&TpuNames>,
+    ) -> Result<Option<Op>, ArchError> {
+        if bs.se_ratio <= 0.0 {
+            return Ok(None);
+        }
+        let rule = self.opts.se;
+        let expand = match bs.kind {
+            BlockKind::InvertedResidual | BlockKind::EdgeResidual => bs.expand,
+            _ => 1.0,
+        };
+        let ratio = if rule.from_exp {
+            bs.se_ratio
+        } else {
+            bs.se_ratio / expand
+        };
+        let rd = if rule.divisible {
+            make_divisible(chs as f64 * ratio, 8, 0.9)
+        } else {
+            round_half_even(chs as f64 * ratio)
+        };
+        let rd = self.channels("SE channels", rd.max(1))?;
+        let names = tf.map(|t| (t.se(0), t.se(1)));
+        let (reduce_tf, expand_tf) = names.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        Ok(Some(Op::SqueezeExcite(SqueezeExcite {
+            module: format!("{p}.se"),
+            reduce: self.conv_layer(
+                format!("{p}.se.conv_reduce"),
+                reduce_tf,
+                (chs, rd),
+                Kernel::Square(1),
+                1,
+                1,
+                true,
+            ),
+            act: rule.act.unwrap_or(block_act),
+            expand: self.conv_layer(
+                format!("{p}.se.conv_expand"),
+                expand_tf,
+                (rd, chs),
+                Kernel::Square(1),
+                1,
+                1,
+                true,
+            ),
+            gate: rule.gate,
+        })))
+    }
+
+    /// One block, a scope named `p`, TF block number `flat`.
+    fn block(
+        &self,
+        p: &str,
+        flat: usize,
+        bs: &BlockString,
+        in_chs: usize,
+        out_chs: usize,
+        stride: usize,
+    ) -> Result<Op, ArchError> {
+        let block_act = bs.act.unwrap_or(self.opts.act);
+        let experts = bs.experts.saturating_mul(self.cfg.experts);
+        in_range(
+            experts <= Bounds::MAX_EXPERTS,
+            &self.arch,
+            "CondConv experts",
+            experts,
+            format!("at most {}", Bounds::MAX_EXPERTS),
+        )?;
+        // tensorflow/tpu names exist for `ds`, `er` and expanding `ir` blocks (not CondConv).
+        let mut tf = match (self.opts.tf, bs.kind) {
+            _ if experts > 0 => None,
+            (Some(TfNaming::TpuEfficientNet), BlockKind::DepthwiseSeparable)
+            | (Some(TfNaming::TpuEfficientNet), BlockKind::EdgeResidual) => Some(TpuNames {
+                flat,
+                conv: 0,
+                bn: 0,
+            }),
+            (Some(TfNaming::TpuEfficientNet), BlockKind::InvertedResidual) if bs.expand != 1.0 => {
+                Some(TpuNames {
+                    flat,
+                    conv: 0,
+                    bn: 0,
+                })
+            }
+            _ => None,
+        };
+        let mut body = vec![];
+        let skip_ok = stride == 1 && in_chs == out_chs;
+        let has_skip = match bs.kind {
+            BlockKind::DepthwiseSeparable | BlockKind::DepthwiseSeparableAct => {
+                let pw_act = bs.kind == BlockKind::DepthwiseSeparableAct;
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_dw", "bn1", (in_chs, in_chs), &bs.kernel)
+                        .depthwise(stride)
+                        .act("act1", block_act),
+                );
+                body.extend(self.squeeze_excite(p, bs, in_chs, block_act, tf.as_ref())?);
+                // timm ≤ 0.4 DepthwiseSeparableConv: `act2` is an identity without `pw_act`.
+                let pw = if pw_act { block_act } else { Act::Identity };
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pw", "bn2", (in_chs, out_chs), &bs.pw_kernel).act("act2", pw),
+                );
+                // `dsa` never has a residual.
+                skip_ok && !pw_act && bs.skip != Some(false)
+            }
+            BlockKind::InvertedResidual => {
+                let mid = self.channels(
+                    "expanded channels",
+                    make_divisible(in_chs as f64 * bs.expand, 8, 0.9),
+                )?;
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pw", "bn1", (in_chs, mid), &bs.exp_kernel)
+                        .act("act1", block_act),
+                );
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_dw", "bn2", (mid, mid), &bs.kernel)
+                        .depthwise(stride)
+                        .act("act2", block_act),
+                );
+                body.extend(self.squeeze_excite(p, bs, mid, block_act, tf.as_ref())?);
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pwl", "bn3", (mid, out_chs), &bs.pw_kernel),
+                );
+                if experts > 0 {
+                    // CondConvResidual: the three convs are CondConv2d, routed from the block
+                    // input.
+                    for op in &mut body {
+                        if let Op::Conv(c) = op {
+                            c.experts = experts;
+                        }
+                    }
+                    body = vec![Op::CondConv {
+                        routing: Linear {
+                            name: format!("{p}.routing_fn"),
+                            in_features: in_chs,
+                            out_features: experts,
+                            source: None,
+                        },
+                        body,
+                    }];
+                }
+                skip_ok && bs.skip != Some(false)
+            }
+            BlockKind::EdgeResidual => {
+                let base = if bs.force_in_chs > 0 {
+                    round_channels(bs.force_in_chs, self.cfg.width)
+                } else {
+                    in_chs
+                };
+                let mid = self.channels(
+                    "expanded channels",
+                    make_divisible(base as f64 * bs.expand, 8, 0.9),
+                )?;
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_exp", "bn1", (in_chs, mid), &bs.kernel)
+                        .strided(stride)
+                        .act("act1", block_act),
+                );
+                body.extend(self.squeeze_excite(p, bs, mid, block_act, tf.as_ref())?);
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv_pwl", "bn2", (mid, out_chs), &bs.pw_kernel),
+                );
+                skip_ok && bs.skip != Some(false)
+            }
+            BlockKind::ConvBnAct => {
+                self.unit(
+                    p,
+                    &mut body,
+                    &mut tf,
+                    Unit::new("conv", "bn1", (in_chs, out_chs), &bs.kernel)
+                        .strided(stride)
+                        .act("act1", block_act),
+                );
+                skip_ok && bs.skip == Some(true)
+            }
+        };
+        Ok(Op::Scope {
+            module: p.to_owned(),
+            body: if has_skip {
+                vec![Op::Residual(body)]
+            } else {
+                body
+            },
+        })
+    }
+}
