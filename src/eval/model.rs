@@ -894,7 +894,7 @@ mod tests {
     fn documented_values_include_the_registrys_real_and_v2_numbers() {
         let registry = crate::registry::Registry::embedded().unwrap();
         let entry = registry.resolve("b0_ns").unwrap();
-        let got: Vec<(Benchmark, String, f64)> = documented_values(&entry)
+        let got: Vec<(Benchmark, String, f64)> = documented_values(entry)
             .into_iter()
             .map(|d| (d.benchmark, d.metric, d.value))
             .collect();
