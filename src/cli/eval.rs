@@ -213,8 +213,7 @@ pub fn run(
 /// Prints reports as `zoo eval` does (JSON, timm's CSV columns, or text); the status is
 /// failed when a verdict failed.
 pub fn print_reports(reports: &[EvalReport], json: bool, csv: bool) -> anyhow::Result<Status> {
-    let args_json = json;
-    if args_json {
+    if json {
         outln!("{}", serde_json::to_string_pretty(&reports)?);
     } else if csv {
         outln!("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation");

@@ -394,16 +394,15 @@ pub fn documented_values(entry: &ModelEntry) -> Vec<Documented> {
             );
         }
     }
-    // Only ImageNet-1k values: ReaL and ImageNetV2 entries are for other label sets.
+    // Each `Zoo: Reported` entry is for its `Dataset` (ImageNet when unnamed): ReaL and
+    // ImageNetV2 values are judged on those label sets only.
     for r in entry
         .zoo()
         .and_then(|z| z.reported.as_deref())
         .unwrap_or_default()
-        .iter()
-        .filter(|r| r.dataset() == crate::schema::DEFAULT_REPORTED_DATASET)
     {
         let src = r.source.as_ref().map_or("Reported", |s| s.as_str());
-        let benchmark = Benchmark::named_in(src);
+        let benchmark = Benchmark::named_in(r.dataset());
         push(
             src,
             benchmark,
@@ -889,6 +888,30 @@ mod tests {
             .verdict_skipped
             .unwrap()
             .contains("the dataset has 40 images, not the 50,000 of ImageNet-1k validation"));
+    }
+
+    #[test]
+    fn documented_values_include_the_registrys_real_and_v2_numbers() {
+        let registry = crate::registry::Registry::embedded().unwrap();
+        let entry = registry.resolve("b0_ns").unwrap();
+        let got: Vec<(Benchmark, String, f64)> = documented_values(entry)
+            .into_iter()
+            .map(|d| (d.benchmark, d.metric, d.value))
+            .collect();
+        for want in [
+            (Benchmark::Imagenet, "top1", 78.66),
+            (Benchmark::Imagenet, "top1", 78.68),
+            (Benchmark::ImagenetReal, "top1", 85.02),
+            (Benchmark::ImagenetReal, "top5", 96.492),
+            (Benchmark::ImagenetV2, "top1", 67.74),
+            (Benchmark::ImagenetV2, "top5", 87.95),
+        ] {
+            assert!(
+                got.iter()
+                    .any(|(b, m, v)| *b == want.0 && m == want.1 && (v - want.2).abs() < 1e-9),
+                "{want:?} not in {got:?}"
+            );
+        }
     }
 
     #[test]

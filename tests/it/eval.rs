@@ -561,18 +561,30 @@ fn ten_class_folder(dir: &Path) {
     }
 }
 
-/// A stand-in classifier: class = (mean of the red plane · 10) mod 10, as logits.
-fn fake_classifier(data: &[f32], n: usize) -> Result<Vec<f32>, String> {
+/// A stand-in classifier over `classes` classes: class = (mean of the red plane · classes) mod
+/// classes, as logits; the others ranked by index.
+fn stand_in_classifier(classes: usize, data: &[f32], n: usize) -> Result<Vec<f32>, String> {
     let per = data.len() / n;
     Ok(data
         .chunks_exact(per)
         .flat_map(|img| {
             let red = &img[..per / 3];
             let m = red.iter().sum::<f32>() / red.len() as f32;
-            let c = ((m.abs() * 10.0) as usize) % 10;
-            (0..10).map(move |j| if j == c { 1.0 } else { -(j as f32) / 100.0 })
+            let c = ((m.abs() * classes as f32) as usize) % classes;
+            (0..classes).map(move |j| {
+                if j == c {
+                    1.0
+                } else {
+                    -(j as f32) / (10 * classes) as f32
+                }
+            })
         })
         .collect())
+}
+
+/// [`stand_in_classifier`] over 10 classes.
+fn fake_classifier(data: &[f32], n: usize) -> Result<Vec<f32>, String> {
+    stand_in_classifier(10, data, n)
 }
 
 #[test]
@@ -845,19 +857,9 @@ fn devkit_folder(dir: &Path, n: usize) {
     }
 }
 
-/// A 1000-class stand-in: class = image number's val label when the red mean is high, else a
-/// fixed wrong class, so ReaL and plain counts differ in a known way.
+/// [`stand_in_classifier`] over ImageNet's 1000 classes.
 fn thousand_class_classifier(data: &[f32], n: usize) -> Result<Vec<f32>, String> {
-    let per = data.len() / n;
-    Ok(data
-        .chunks_exact(per)
-        .flat_map(|img| {
-            let red = &img[..per / 3];
-            let m = red.iter().sum::<f32>() / red.len() as f32;
-            let c = ((m.abs() * 1000.0) as usize) % 1000;
-            (0..1000).map(move |j| if j == c { 2.0 } else { -(j as f32) / 1e4 })
-        })
-        .collect())
+    stand_in_classifier(1000, data, n)
 }
 
 #[test]
@@ -1079,6 +1081,23 @@ fn vanished_and_garbage_images_are_named_or_counted_and_listed_with_skip_bad() {
     assert!(bad[1].1.contains("not a JPEG or PNG"), "{bad:?}");
 }
 
+/// `zoo --registry <registry-tiny> eval tiny --weights WEIGHTS --dataset DATASET EXTRA…`.
+fn zoo_eval_tiny(weights: &Path, dataset: &Path, extra: &[&str]) -> (i32, String, String) {
+    let registry = fixture("registry-tiny");
+    let mut a = vec![
+        "--registry",
+        registry.to_str().unwrap(),
+        "eval",
+        "tiny",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    crate::zoo(&a)
+}
+
 #[test]
 fn zoo_eval_on_a_missing_gpu_or_half_on_cpu_is_a_clear_error() {
     if zoo::torch::cuda_devices() > 0 {
@@ -1086,22 +1105,8 @@ fn zoo_eval_on_a_missing_gpu_or_half_on_cpu_is_a_clear_error() {
     }
     let tmp = tempfile::tempdir().unwrap();
     ten_class_folder(tmp.path());
-    let registry = fixture("registry-tiny");
     let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
-    let run = |extra: &[&str]| {
-        let mut a = vec![
-            "--registry",
-            registry.to_str().unwrap(),
-            "eval",
-            "tiny",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--dataset",
-            tmp.path().to_str().unwrap(),
-        ];
-        a.extend_from_slice(extra);
-        crate::zoo(&a)
-    };
+    let run = |extra: &[&str]| zoo_eval_tiny(&weights, tmp.path(), extra);
     for (extra, expected) in [
         (&["--device", "cuda"][..], "--device cuda:0: libtorch sees 0 CUDA device(s) (no GPU or driver here); use --device cpu"),
         (&["--device", "cuda:1"][..], "--device cuda:1: libtorch sees 0 CUDA device(s)"),
@@ -1118,4 +1123,82 @@ fn zoo_eval_on_a_missing_gpu_or_half_on_cpu_is_a_clear_error() {
     let (code, _, err) = run(&["--device", "gpu"]);
     assert_eq!(code, 2);
     assert!(err.contains("`gpu`: expected cpu, cuda or cuda:N"), "{err}");
+}
+
+/// `zoo eval --shard K/3 --report` three times, then `zoo report merge`: the totals, bad-image
+/// list, content hash and per-image predictions of the unsharded run, exactly.
+#[cfg(feature = "torch")]
+#[test]
+fn zoo_eval_shards_merge_to_the_unsharded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let val = tmp.path().join("val");
+    ten_class_folder(&val);
+    let victim = val.join("class6/1.jpg");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
+    let eval = |extra: &[&str]| {
+        let mut a = vec!["--batch-size", "4", "--skip-bad", "--json"];
+        a.extend_from_slice(extra);
+        let (code, out, err) = zoo_eval_tiny(&weights, &val, &a);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let whole_file = tmp.path().join("whole.json.gz");
+    let whole = eval(&["--report", whole_file.to_str().unwrap()]);
+    let mut files = vec![];
+    for k in 1..=3 {
+        let f = tmp.path().join(format!("s{k}.json.gz"));
+        let part = eval(&[
+            "--shard",
+            &format!("{k}/3"),
+            "--report",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(part[0]["shard"]["index"], k);
+        files.push(f.to_str().unwrap().to_string());
+    }
+    let merge = |fs: &[&str]| {
+        let mut a = vec!["report", "merge", "--json"];
+        a.extend_from_slice(fs);
+        crate::zoo(&a)
+    };
+    let (code, out, err) = merge(&[&files[2], &files[0], &files[1]]);
+    assert_eq!(code, 0, "{err}");
+    let merged: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (m, w) = (&merged[0], &whole[0]);
+    for key in ["n", "top1", "top5", "bad", "content_sha256"] {
+        assert_eq!(m["outcome"][key], w["outcome"][key], "{key}");
+    }
+    assert_eq!(m["outcome"]["bad"][0]["image"], "class6/1.jpg");
+    assert_eq!(m["shard"]["count"], 1);
+    // The per-image predictions equal those of the unsharded report file.
+    let whole_preds = zoo::eval::report_file::read(&whole_file)
+        .unwrap()
+        .unwrap()
+        .reports[0]
+        .outcome
+        .predictions
+        .clone();
+    assert_eq!(whole_preds.len(), 29);
+    let merged_preds: Vec<zoo::eval::run::Prediction> =
+        serde_json::from_value(m["outcome"]["predictions"].clone()).unwrap();
+    assert_eq!(merged_preds, whole_preds);
+    // Missing or repeated: exit 1, naming the shard.
+    let (code, _, err) = merge(&[&files[0], &files[2]]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("efficientnet_tiny: shard 2/3 missing"),
+        "{err}"
+    );
+    let (code, _, err) = merge(&[&files[0], &files[1], &files[1], &files[2]]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("efficientnet_tiny: shard 2/3 given twice"),
+        "{err}"
+    );
+    // A shard needs --report.
+    let (code, _, err) = zoo_eval_tiny(&weights, &val, &["--shard", "1/3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--shard 1/3: give --report FILE"), "{err}");
 }
