@@ -11,6 +11,8 @@ use crate::eval::verdict::Rule;
 use crate::eval::{Normalize, PassOrder};
 use crate::registry::Registry;
 use crate::report::Shard;
+use crate::schema::FileRole;
+use crate::source::{self, Retry, SourceOptions};
 
 use super::Status;
 
@@ -25,9 +27,17 @@ pub struct EvalArgs {
     /// `LOC_val_solution.csv`, or webdataset `.tar` shards.
     #[arg(long, value_name = "DIR")]
     pub dataset: PathBuf,
-    /// The weights of each NAME, in order (TF checkpoint, `.pth` or `.safetensors`).
-    #[arg(long, value_name = "FILE", required = true)]
+    /// The weights of each NAME, in order (TF checkpoint, `.pth` or `.safetensors`). Without
+    /// it, each model's registry file (timm's `.pth`, else the TF checkpoint) is taken from the
+    /// cache, verified, or downloaded.
+    #[arg(long, value_name = "FILE")]
     pub weights: Vec<PathBuf>,
+    /// With no --weights: read the cache only (also ZOO_OFFLINE); `file:///` mirrors still work.
+    #[arg(long)]
+    pub offline: bool,
+    /// With no --weights: a server or `file:///DIR/` tried before the registry's URLs.
+    #[arg(long = "mirror", value_name = "URL")]
+    pub mirrors: Vec<String>,
     /// Where inference runs: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
@@ -104,9 +114,10 @@ pub fn run(
     args: EvalArgs,
     registry: impl FnOnce() -> anyhow::Result<Registry>,
 ) -> anyhow::Result<Status> {
-    if args.weights.len() != args.names.len() {
+    if !args.weights.is_empty() && args.weights.len() != args.names.len() {
         anyhow::bail!(
-            "{} models but {} --weights: give one weights file per model, in order",
+            "{} models but {} --weights: give one weights file per model, in order (or none, \
+             to use the registry's files)",
             args.names.len(),
             args.weights.len()
         );
@@ -117,6 +128,25 @@ pub fn run(
         .iter()
         .map(|n| registry.resolve(n))
         .collect::<Result<Vec<_>, _>>()?;
+    let weights: Vec<PathBuf> = if args.weights.is_empty() {
+        let opts = SourceOptions {
+            offline: args.offline || super::fetch::offline_from_env(),
+            download: true,
+            mirrors: args.mirrors.clone(),
+        };
+        entries
+            .iter()
+            .map(|entry| {
+                let role = [FileRole::TimmPth, FileRole::TfCheckpoint]
+                    .into_iter()
+                    .find(|r| entry.file(*r).is_some())
+                    .unwrap_or(FileRole::TimmPth);
+                source::fetch(&registry, entry, role, &opts, Retry::Fetch).map(|f| f.path)
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        args.weights.clone()
+    };
     let dataset = Dataset::open(&args.dataset)?;
     let shard = match &args.shard {
         Some(s) => super::parse_shard(s)?,
@@ -142,7 +172,7 @@ pub fn run(
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let mut reports = Vec::new();
-    for (entry, weights) in entries.iter().zip(&args.weights) {
+    for (entry, weights) in entries.iter().zip(&weights) {
         let req = EvalRequest {
             dataset: &dataset,
             weights,

@@ -1202,3 +1202,68 @@ fn zoo_eval_shards_merge_to_the_unsharded_run() {
     assert_eq!(code, 2);
     assert!(err.contains("--shard 1/3: give --report FILE"), "{err}");
 }
+
+/// Without `--weights`, `zoo eval` takes the model's registry file through the same verified
+/// lookup as convert and validate: offline with an empty cache it says so and how to get the
+/// file; from a `file:///` mirror the file is verified into the cache, then evaluated (with
+/// libtorch) exactly as the same file given with `--weights`.
+#[test]
+fn zoo_eval_without_weights_uses_the_registrys_verified_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let val = tmp.path().join("val");
+    ten_class_folder(&val);
+    let cache = tmp.path().join("cache");
+    let registry = fixture("registry-tiny");
+    let run = |extra: &[&str], offline: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoo"));
+        cmd.args(["--registry", registry.to_str().unwrap(), "eval", "tiny"])
+            .args(["--dataset", val.to_str().unwrap(), "--json"])
+            .args(extra)
+            .env("ZOO_CACHE", &cache)
+            .env_remove("ZOO_OFFLINE");
+        if offline {
+            cmd.env("ZOO_OFFLINE", "1");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&[], true);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("efficientnet-tiny.tar.gz of efficientnet_tiny (tf-checkpoint) is not in the cache")
+            && err.contains("zoo fetch efficientnet_tiny --role tf-checkpoint"),
+        "{err}"
+    );
+    let mirror = format!("file://{}/", fixture("efficientnet-tiny").display());
+    let (code, out, err) = run(&["--mirror", &mirror], true);
+    let cached = std::fs::read_dir(cache.join("v2/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        cached,
+        ["f536f9317239e351894faef5e8c1d847202a2028370e014c449d01cc0ef2ebe1"],
+        "the registry's sha256 of the file"
+    );
+    if cfg!(feature = "torch") {
+        assert_eq!(code, 0, "{err}");
+        let given = fixture("efficientnet-tiny/efficientnet-tiny.tar.gz");
+        let (code2, out2, err2) = run(&["--weights", given.to_str().unwrap()], true);
+        assert_eq!(code2, 0, "{err2}");
+        let counts = |o: &str| {
+            let r: serde_json::Value = serde_json::from_str(o).unwrap();
+            (
+                r[0]["outcome"]["top1"].clone(),
+                r[0]["outcome"]["top5"].clone(),
+            )
+        };
+        assert_eq!(counts(&out), counts(&out2));
+    } else {
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("torch"), "{err}");
+    }
+}
