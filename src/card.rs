@@ -101,52 +101,7 @@ fn looks_like_index(content: &str) -> bool {
     })
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-pub fn pos_of(text: &str, offset: usize) -> Pos {
-    PosCursor::new(text).pos(offset)
-}
-
-/// Positions of increasing byte offsets in one text, each byte scanned once: asking for the
-/// positions of n blocks costs O(file), not O(n × file) as [`pos_of`] per block would.
-#[derive(Debug, Clone)]
-pub struct PosCursor<'t> {
-    text: &'t str,
-    offset: usize,
-    line: usize,
-    col: usize,
-}
-
-impl<'t> PosCursor<'t> {
-    /// A cursor at the start of `text`.
-    pub fn new(text: &'t str) -> PosCursor<'t> {
-        PosCursor {
-            text,
-            offset: 0,
-            line: 1,
-            col: 1,
-        }
-    }
-
-    /// 1-based line and column (in characters) of byte `offset` (clamped to the text). An
-    /// offset before the previous one rescans from the start.
-    pub fn pos(&mut self, offset: usize) -> Pos {
-        let offset = offset.min(self.text.len());
-        if offset < self.offset {
-            *self = PosCursor::new(self.text);
-        }
-        for &b in &self.text.as_bytes()[self.offset..offset] {
-            if b == b'\n' {
-                self.line += 1;
-                self.col = 1;
-            } else if b & 0xC0 != 0x80 {
-                // not a UTF-8 continuation byte: a new character
-                self.col += 1;
-            }
-        }
-        self.offset = offset;
-        Pos::new(self.line, self.col)
-    }
-}
+pub use crate::diagnostic::{pos_of, PosCursor};
 
 impl Card {
     /// Reads a card from its text. Returns the card (if any document could be read) and every

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use zoo_converters::{pth, safetensors, tf_bundle::Bundle, StateDict};
 
 use crate::arch::Network;
-use crate::convert::fit::{Diagnosis, Outline};
+use crate::mapping::fit::{Diagnosis, Outline};
 #[cfg(doc)]
-use crate::convert::SHOWN_PROBLEMS;
-use crate::convert::{inventory, plan_tf, problem_list, MappingError, Plan, WeightSet};
+use crate::mapping::SHOWN_PROBLEMS;
+use crate::mapping::{inventory, plan_tf, problem_list, MappingError, Plan, WeightSet};
 use crate::scratch::{ScratchDir, EXTRACT_PREFIX};
 
 /// A detected container format.

@@ -40,11 +40,8 @@ use crate::schema::{
     Text,
 };
 
-/// Where the cards go, relative to the registry directory.
-pub const CARDS_DIR: &str = "cards";
-
-/// Where the templates are, relative to the registry directory.
-pub const TEMPLATES_DIR: &str = "templates";
+use crate::template::{environment, render_error, TemplateError};
+pub use crate::template::{slug, CARDS_DIR, TEMPLATES_DIR};
 
 /// The shared layout template.
 pub const BASE_TEMPLATE: &str = "card.md.j2";
@@ -145,14 +142,9 @@ pub enum DocsError {
         /// The card path.
         path: PathBuf,
     },
-    /// A template does not parse or render.
-    #[error("template `{template}`: {message}")]
-    Template {
-        /// The template name.
-        template: String,
-        /// minijinja's message (with its line).
-        message: String,
-    },
+    /// A template cannot be read, parsed or rendered.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     /// A model's Hub card cannot be made.
     #[error(transparent)]
     Hub(Box<crate::hub::HubError>),
@@ -188,22 +180,6 @@ pub struct RenderedCard {
     pub models: Vec<String>,
     /// The markdown.
     pub text: String,
-}
-
-/// The card file name of a collection: lower case, runs of other characters as `-`.
-pub fn slug(collection: &str) -> String {
-    let mut out = String::new();
-    for c in collection.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    while out.ends_with('-') {
-        out.pop();
-    }
-    out
 }
 
 /// The two card formats `zoo docs` renders from the registry.
@@ -312,7 +288,7 @@ pub fn render_cards(registry: &Registry) -> Result<Vec<RenderedCard>, DocsError>
                 collection: name.clone(),
                 path: Path::new(TEMPLATES_DIR).join(&template),
             },
-            _ => template_error(&template, &e),
+            _ => render_error(&template, &e).into(),
         })?;
         let models = entries
             .iter()
@@ -332,7 +308,7 @@ pub fn render_cards(registry: &Registry) -> Result<Vec<RenderedCard>, DocsError>
                 model_name => first,
                 model_index => index.to_yaml(),
             })
-            .map_err(|e| template_error(&template, &e))?;
+            .map_err(|e| render_error(&template, &e))?;
         text.push('\n');
         let text = with_marker(text);
         cards.push(RenderedCard {
@@ -344,35 +320,6 @@ pub fn render_cards(registry: &Registry) -> Result<Vec<RenderedCard>, DocsError>
     }
     cards.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(cards)
-}
-
-pub(crate) fn template_error(template: &str, e: &minijinja::Error) -> DocsError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    DocsError::Template {
-        template: template.to_string(),
-        message,
-    }
-}
-
-/// A template environment over the registry's `templates/` (embedded or on disk).
-pub(crate) fn environment(
-    registry: &Registry,
-) -> Result<minijinja::Environment<'static>, DocsError> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    let prefix = format!("{TEMPLATES_DIR}/");
-    for rel in registry.files_under(&prefix) {
-        let name = rel[prefix.len()..].to_string();
-        let source = registry.read_file(&rel)?;
-        env.add_template_owned(name.clone(), source)
-            .map_err(|e| template_error(&name, &e))?;
-    }
-    Ok(env)
 }
 
 fn plain_count(value: u64) -> Count {
@@ -429,7 +376,15 @@ fn card_model(entry: &ModelEntry) -> Result<Model, DocsError> {
         if let Some(container) = container {
             let file = pth.file.as_ref().map_or(entry.name(), |f| f.as_str());
             let stem = file.strip_suffix(".pth").unwrap_or(file);
-            let layout = SaveLayout::timm_2020_release(stem);
+            // The layout the card's own value is explained by (see validate's file-size
+            // check), so a file saved without `_metadata` keeps its real size on the card.
+            let documented = meta.file_size.as_ref().map(|c| c.value);
+            let layout = filesize::layout_for(
+                &spec,
+                documented,
+                container,
+                SaveLayout::timm_2020_release(stem),
+            );
             let size = filesize::predict(&spec, &layout, container).total;
             meta.file_size = Some(plain_count(size));
         }

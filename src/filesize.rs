@@ -52,10 +52,44 @@ pub enum Container {
 pub enum Metadata {
     /// A plain `dict` without `_metadata` (e.g. loaded from safetensors, then saved).
     None,
-    /// `Module.state_dict()` of the 2020 timm (0.1.x) EfficientNet: per module `act1`/`act2`
-    /// activations (a `ds` block also has an `act2` identity), `se.avg_pool` inside each SE,
-    /// and `global_pool.pool` inside the head pool.
+    /// An `OrderedDict` without `_metadata`: a copy of a state dict (`OrderedDict(sd)`, or one
+    /// filled key by key), as the Lite, MobileNetV3 and RandAugment-b8 release files were saved.
+    Stripped,
+    /// `Module.state_dict()` of the 2020 timm (0.1.18–0.2.1) EfficientNet: per module
+    /// `act1`/`act2` activations (a `ds` block also has an `act2` identity), `se.avg_pool`
+    /// inside each SE, and `global_pool.pool` inside the head pool. The Noisy Student files.
     Timm2020,
+    /// timm 0.1.1–0.1.14 (2019): activations were functions, not modules, so no `act1`/`act2`
+    /// (blocks, stem, head) and no `se.act1`; no `se.avg_pool` either. The first TF ports
+    /// (AutoAugment b0–b4 and b6, EdgeTPU, MixNet).
+    Timm2019,
+    /// timm 0.3.x–0.4.5 (2021): [`Metadata::Timm2020`] without `se.avg_pool` (the SE squeeze
+    /// became a `mean`). AdvProp, CondConv and the RandAugment b5/b7 files.
+    Timm2021,
+}
+
+impl Metadata {
+    /// Every layout, the one the Noisy Student files use first.
+    pub const ALL: [Metadata; 5] = [
+        Metadata::Timm2020,
+        Metadata::Timm2019,
+        Metadata::Timm2021,
+        Metadata::Stripped,
+        Metadata::None,
+    ];
+
+    /// What the layout is, for a verdict's detail.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Metadata::None => "a plain dict without `_metadata`",
+            Metadata::Stripped => "an OrderedDict without `_metadata`",
+            Metadata::Timm2020 => "timm 0.1.18–0.2.1's module tree in `_metadata`",
+            Metadata::Timm2019 => {
+                "timm 0.1.1–0.1.14's module tree in `_metadata` (no activation modules)"
+            }
+            Metadata::Timm2021 => "timm 0.3–0.4.5's module tree in `_metadata` (no `se.avg_pool`)",
+        }
+    }
 }
 
 /// Everything about a saved state dict that the spec does not fix.
@@ -160,11 +194,14 @@ fn entries(net: &Network, layout: &SaveLayout) -> Vec<Entry> {
 /// that the graph does not model: timm 0.1's `se.avg_pool` (the SE squeeze was a module) and
 /// `global_pool.pool` (inside `SelectAdaptivePool2d`).
 pub fn metadata_entries(net: &Network, metadata: Metadata) -> Vec<(String, u8)> {
-    let Metadata::Timm2020 = metadata else {
+    if matches!(metadata, Metadata::None | Metadata::Stripped) {
         return vec![];
-    };
+    }
     let mut m: Vec<(String, u8)> = vec![];
     for (name, kind) in net.modules() {
+        if kind == ModuleKind::Act && metadata == Metadata::Timm2019 {
+            continue;
+        }
         let version = match kind {
             ModuleKind::BatchNorm => 2,
             ModuleKind::Container
@@ -176,7 +213,9 @@ pub fn metadata_entries(net: &Network, metadata: Metadata) -> Vec<(String, u8)> 
             | ModuleKind::Linear => 1,
         };
         let child = match kind {
-            ModuleKind::SqueezeExcite => Some(format!("{name}.avg_pool")),
+            ModuleKind::SqueezeExcite if metadata == Metadata::Timm2020 => {
+                Some(format!("{name}.avg_pool"))
+            }
             ModuleKind::Pool => Some(format!("{name}.pool")),
             _ => None,
         };
@@ -555,6 +594,46 @@ pub struct SizeCheck {
     pub actual: Option<u64>,
     /// `predicted.total == documented` (and `actual == documented` when known).
     pub passed: bool,
+}
+
+/// The first layout of [`Metadata::ALL`] (other than `layout`'s own) whose prediction is
+/// exactly `documented`: the rule that explains a card value the default layout does not
+/// reproduce. The other fields of `layout` are kept.
+pub fn explaining_layout(
+    net: &Network,
+    documented: u64,
+    container: Container,
+    layout: &SaveLayout,
+) -> Option<(SaveLayout, SizePrediction)> {
+    Metadata::ALL
+        .into_iter()
+        .filter(|m| *m != layout.metadata)
+        .map(|metadata| SaveLayout {
+            metadata,
+            ..layout.clone()
+        })
+        .map(|l| {
+            let p = predict(net, &l, container);
+            (l, p)
+        })
+        .find(|(_, p)| p.total == documented)
+}
+
+/// The layout a file of `documented` bytes was saved with: `default` when it predicts the
+/// value (or nothing is documented), else the layout that explains it, else `default`.
+pub fn layout_for(
+    net: &Network,
+    documented: Option<u64>,
+    container: Container,
+    default: SaveLayout,
+) -> SaveLayout {
+    let Some(doc) = documented else {
+        return default;
+    };
+    if predict(net, &default, container).total == doc {
+        return default;
+    }
+    explaining_layout(net, doc, container, &default).map_or(default, |(l, _)| l)
 }
 
 /// Checks a card's `File Size` against the size predicted for `container` under `layout`;

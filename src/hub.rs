@@ -25,7 +25,7 @@ const DEFAULT_CARD_TEMPLATE: &str = include_str!("../registry/templates/hf/card.
 
 /// Where `zoo docs` writes a model's Hub card, relative to the registry directory.
 pub fn card_path(hub: &HubName) -> PathBuf {
-    PathBuf::from(crate::docs::CARDS_DIR)
+    PathBuf::from(crate::template::CARDS_DIR)
         .join("hf")
         .join(hub.to_string())
         .join("README.md")
@@ -102,7 +102,7 @@ pub enum HubError {
     Registry(#[from] crate::registry::RegistryError),
     /// The card template failed.
     #[error(transparent)]
-    Template(#[from] crate::docs::DocsError),
+    Template(#[from] crate::template::TemplateError),
 }
 
 /// A timm ≥ 0.9 model name: `architecture.tag`.
@@ -378,7 +378,7 @@ fn seq(items: Vec<Node>) -> Node {
 fn dataset_id(name: &str) -> String {
     match name {
         "ImageNet" | "ImageNet-1k" | "ImageNet-1K" => "imagenet-1k".into(),
-        other => crate::docs::slug(other),
+        other => crate::template::slug(other),
     }
 }
 
@@ -423,7 +423,7 @@ fn model_index(entry: &ModelEntry, hub: &HubName) -> Option<Node> {
             (
                 "task",
                 map(vec![
-                    ("type", scalar(crate::docs::slug(task))),
+                    ("type", scalar(crate::template::slug(task))),
                     ("name", scalar(task)),
                 ]),
             ),
@@ -565,15 +565,15 @@ pub fn render_card(
             })
         })
         .collect();
-    let mut env = crate::docs::environment(registry)?;
+    let mut env = crate::template::environment(registry)?;
     if env.get_template(CARD_TEMPLATE).is_err() {
         // A registry without its own Hub card template (a test or user registry) gets zoo's.
         env.add_template(CARD_TEMPLATE, DEFAULT_CARD_TEMPLATE)
-            .map_err(|e| crate::docs::template_error(CARD_TEMPLATE, &e))?;
+            .map_err(|e| crate::template::render_error(CARD_TEMPLATE, &e))?;
     }
     let tmpl = env
         .get_template(CARD_TEMPLATE)
-        .map_err(|e| crate::docs::template_error(CARD_TEMPLATE, &e))?;
+        .map_err(|e| crate::template::render_error(CARD_TEMPLATE, &e))?;
     let (paper_title, paper_url) = paper(entry).unzip();
     let text = tmpl
         .render(minijinja::context! {
@@ -596,7 +596,7 @@ pub fn render_card(
             license => config.pretrained_cfg.license,
             provenance => provenance,
         })
-        .map_err(|e| crate::docs::template_error(CARD_TEMPLATE, &e))?;
+        .map_err(|e| crate::template::render_error(CARD_TEMPLATE, &e))?;
     let mut text = text;
     if !text.ends_with('\n') {
         text.push('\n');

@@ -35,6 +35,8 @@ pub enum CheckKind {
     Checksum,
     /// Conversion and inference parity.
     Inference,
+    /// Accuracy measured on `--dataset` against the documented values.
+    Measured,
     /// Converted weights equal the published ones (fingerprint).
     Fingerprint,
     /// The committed cards equal the regenerated ones.
@@ -53,6 +55,7 @@ impl CheckKind {
             CheckKind::Accuracy => "accuracy",
             CheckKind::Checksum => "checksum",
             CheckKind::Inference => "inference",
+            CheckKind::Measured => "measured",
             CheckKind::Fingerprint => "fingerprint",
             CheckKind::Docs => "docs",
         }

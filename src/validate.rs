@@ -13,7 +13,7 @@
 //! Findings about the registry as a whole (errors outside every model, the generated cards)
 //! are [`registry_results`], one row per card: a collection edit makes one card stale, not
 //! every model in it.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::arch::Network;
 use crate::checkpoint;
@@ -39,6 +39,19 @@ pub struct ValidateOptions {
     pub offline: bool,
     /// URL prefixes tried before the files' own URLs (the file name is appended).
     pub mirrors: Vec<String>,
+    /// `--dataset DIR`: measure each model whose weights are cached on this dataset.
+    pub eval: Option<EvalOptions>,
+}
+
+/// How `zoo validate --dataset` measures accuracy.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The dataset, opened once.
+    pub dataset: std::sync::Arc<crate::eval::dataset::Dataset>,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Decode/resize threads.
+    pub workers: usize,
 }
 
 /// Model name used for registry-wide findings that belong to no model.
@@ -135,6 +148,7 @@ pub fn failing_checks(registry: &Registry) -> Vec<CheckResult> {
         fetch: false,
         offline: true,
         mirrors: vec![],
+        eval: None,
     };
     let mut failing: Vec<CheckResult> = registry
         .models()
@@ -318,7 +332,176 @@ pub fn validate_model(
     out.push(checksum_result(name, &[&pth, &tf], cache));
     out.push(inference_result(name, entry, &spec, &tf, cache));
     out.push(fingerprint_result(name, &spec, &pth.result, &tf.result));
+    if let Some(eval) = &opts.eval {
+        out.push(measured_result(entry, &[&pth, &tf], cache, eval));
+    }
     out
+}
+
+/// Where `zoo validate --dataset` keeps measured results: `<cache>/eval/<key>.json`, the key a
+/// sha256 over everything the counts depend on.
+pub fn eval_cache_path(
+    cache: &Cache,
+    model: &str,
+    weights_sha256: &str,
+    manifest: &crate::eval::dataset::Manifest,
+    transform: &str,
+) -> PathBuf {
+    let key = sha256_hex(
+        format!(
+            "zoo {}\npipeline {}\nmodel {model}\nweights {weights_sha256}\ndataset {} {} {}\ntransform {transform}\n",
+            env!("CARGO_PKG_VERSION"),
+            crate::eval::model::PIPELINE_VERSION,
+            serde_json::to_string(&manifest.layout).unwrap_or_default(),
+            manifest.images,
+            manifest.listing_sha256,
+        )
+        .as_bytes(),
+    );
+    cache.dir().join("eval").join(format!("{key}.json"))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The measured-accuracy check: the first cached weights file (published `.pth`, else the TF
+/// checkpoint) evaluated on `--dataset`, judged against every documented value; results are
+/// cached by (weights sha256, dataset listing, pipeline and zoo version, model input).
+fn measured_result(
+    entry: &ModelEntry,
+    weights: &[&Located],
+    cache: Option<&Cache>,
+    eval: &EvalOptions,
+) -> CheckResult {
+    use crate::eval::model::{documented_values, eval_model, EvalReport, EvalRequest};
+    let name = entry.name();
+    let new = |status, detail: String| CheckResult::new(name, CheckKind::Measured, status, detail);
+    if let Some((w, e)) = weights
+        .iter()
+        .find_map(|w| w.result.as_ref().err().map(|e| (w, e)))
+    {
+        return new(Status::Fail, failure_detail(w, e, cache));
+    }
+    let Some(file) = weights
+        .iter()
+        .find_map(|w| w.result.as_ref().ok().and_then(|f| f.as_ref()))
+    else {
+        return new(
+            Status::Skipped,
+            "weights not cached (`zoo fetch NAME`, or `zoo validate --fetch`)".into(),
+        );
+    };
+    if !crate::torch::available() {
+        return new(
+            Status::Skipped,
+            "zoo was built without the `torch` feature".into(),
+        );
+    }
+    let Some(cache) = cache else {
+        return new(Status::Skipped, "no cache directory".into());
+    };
+    let ds = &eval.dataset;
+    let manifest = ds.manifest();
+    let input = format!("{:?}", entry.input());
+    let path = eval_cache_path(cache, name, &file.sha256, &manifest, &input);
+    let cached: Option<EvalReport> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let (mut report, was_cached) = match cached {
+        Some(r) => (r, true),
+        None => {
+            let req = EvalRequest {
+                dataset: ds,
+                weights: &file.path,
+                selection: crate::eval::dataset::Selection::All,
+                shard: crate::report::Shard::ALL,
+                device: crate::eval::model::Device::Cpu,
+                half: false,
+                run: crate::eval::run::RunOptions::new(eval.batch_size, eval.workers),
+                real_labels: None,
+                pass_order: crate::eval::PassOrder::default(),
+                normalize: crate::eval::Normalize::default(),
+            };
+            match eval_model(entry, &req, |_| {}) {
+                Ok(r) => {
+                    if let Err(e) = store_atomically(&path, &r) {
+                        return new(
+                            Status::Fail,
+                            format!("measured, but the result could not be cached: {e}"),
+                        );
+                    }
+                    (r, false)
+                }
+                Err(e) => {
+                    return new(
+                        Status::Fail,
+                        format!("{} on {}: {e}", file.file_name, ds.root.display()),
+                    )
+                }
+            }
+        }
+    };
+    report.documented = documented_values(entry);
+    report.conclude();
+    let o = &report.outcome;
+    let mut detail = format!(
+        "{} on {} ({} images): top-1 {:.3}% ({}/{}), top-5 {:.3}% ({}/{}){}",
+        file.file_name,
+        ds.root.display(),
+        manifest.images,
+        report.top1,
+        o.top1,
+        o.n,
+        report.top5,
+        o.top5,
+        o.n,
+        if was_cached { " [cached result]" } else { "" }
+    );
+    for j in &report.verdicts {
+        detail.push_str(&format!(
+            "; {} {} {} vs {}: documented {:.3}, measured {:.3}",
+            if j.verdict.pass { "pass" } else { "FAIL" },
+            j.benchmark.as_str(),
+            j.metric,
+            j.source,
+            j.verdict.documented,
+            j.verdict.measured
+        ));
+    }
+    if report.verdicts.is_empty() {
+        let why = report
+            .verdict_skipped
+            .clone()
+            .unwrap_or_else(|| "nothing documented to judge against".into());
+        return new(Status::Skipped, format!("{detail}; not judged: {why}"));
+    }
+    let status = if report.passed() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    let first = &report.verdicts[0];
+    new(status, detail).values(
+        format!("{:.3}", first.verdict.documented),
+        format!("{:.3}", first.verdict.measured),
+    )
+}
+
+/// Writes `report` (without per-image predictions) to `path`: a temporary file, then renamed.
+fn store_atomically(path: &Path, report: &crate::eval::model::EvalReport) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut r = report.clone();
+    r.outcome.predictions.clear();
+    r.outcome.image_sha256.clear();
+    let bytes = serde_json::to_vec(&r).map_err(std::io::Error::other)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn flops_result(
@@ -493,21 +676,72 @@ fn size_result(
     let doc = doc_count.value;
     let layout = SaveLayout::timm_2020_release(name);
     let c = filesize::check_file_size(spec, doc, Container::Legacy, &layout, actual);
-    let how = match actual {
-        Some(a) => format!(
-            "cached file is {a} bytes; legacy torch.save prediction {}",
-            c.predicted.total
+    let result = |status, detail: String| {
+        CheckResult::new(name, CheckKind::FileSize, status, detail)
+            .values(doc, actual.unwrap_or(c.predicted.total))
+            .predicted(actual.is_none())
+            .at(&entry.file, doc_count.raw.pos)
+    };
+    let cached = |a: u64| format!("cached file is {a} bytes; ");
+    if c.passed {
+        let how = match actual {
+            Some(a) => format!(
+                "{}legacy torch.save prediction {}",
+                cached(a),
+                c.predicted.total
+            ),
+            None => "legacy (pre-1.6) torch.save layout; the file is not cached, so this is a \
+                     prediction"
+                .to_string(),
+        };
+        return result(Status::Pass, how);
+    }
+    let default = format!(
+        "legacy torch.save with {} predicts {} ({:+} bytes from the card)",
+        layout.metadata.describe(),
+        c.predicted.total,
+        i128::from(doc) - i128::from(c.predicted.total)
+    );
+    if actual.is_some_and(|a| a != doc) {
+        return result(
+            Status::Fail,
+            format!("{}{default}", cached(actual.unwrap_or(0))),
+        );
+    }
+    match filesize::explaining_layout(spec, doc, Container::Legacy, &layout) {
+        Some((l, _)) => result(
+            Status::Explained,
+            format!(
+                "{}the card is exactly a legacy torch.save with {}; {:+} bytes from {}",
+                actual.map(cached).unwrap_or_default(),
+                l.metadata.describe(),
+                i128::from(doc) - i128::from(c.predicted.total),
+                layout.metadata.describe()
+            ),
         ),
         None => {
-            "legacy (pre-1.6) torch.save layout; the file is not cached, so this is a prediction"
-                .to_string()
+            let others: Vec<String> = filesize::Metadata::ALL
+                .into_iter()
+                .filter(|m| *m != layout.metadata)
+                .map(|metadata| {
+                    let l = SaveLayout {
+                        metadata,
+                        ..layout.clone()
+                    };
+                    let p = filesize::predict(spec, &l, Container::Legacy).total;
+                    format!("{} {p}", metadata.describe())
+                })
+                .collect();
+            result(
+                Status::Fail,
+                format!(
+                    "{default}; no known layout gives the card's value ({}); the file is not \
+                     cached, so these are predictions",
+                    others.join(", ")
+                ),
+            )
         }
-    };
-    let status = if c.passed { Status::Pass } else { Status::Fail };
-    CheckResult::new(name, CheckKind::FileSize, status, how)
-        .values(doc, actual.unwrap_or(c.predicted.total))
-        .predicted(actual.is_none())
-        .at(&entry.file, doc_count.raw.pos)
+    }
 }
 
 /// Why a weight file could not be had or did not verify, naming the file, each URL with its
@@ -903,21 +1137,45 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
         ("Top 5 Accuracy", |r| r.top_5_accuracy.as_ref()),
     ];
     let mut passes = vec![];
+    let mut explanations: Vec<String> = vec![];
     let mut failures: Vec<(String, crate::diagnostic::Pos)> = vec![];
     let mut uncompared = vec![];
     let mut any_card_metric = false;
+    // A `Reported` entry is compared with the card's result on the same dataset only.
+    let card_dataset = |r: &crate::schema::ResultEntry| {
+        r.dataset
+            .as_ref()
+            .map_or(crate::schema::DEFAULT_REPORTED_DATASET, |d| d.as_str())
+            .to_string()
+    };
+    let mut other_datasets: Vec<&str> = vec![];
+    for s in reported {
+        let d = s.dataset();
+        let on_card = entry
+            .model
+            .results
+            .iter()
+            .flatten()
+            .any(|r| r.metrics.is_some() && card_dataset(r) == d);
+        if !on_card && !other_datasets.contains(&d) {
+            other_datasets.push(d);
+        }
+    }
     for r in entry.model.results.iter().flatten() {
         let Some(m) = &r.metrics else { continue };
+        let dataset = card_dataset(r);
         for (metric, pick) in metrics {
             let Some(card) = m.get(metric) else { continue };
             any_card_metric = true;
-            let sources: Vec<(&str, &Measure)> = reported
+            let sources: Vec<(&str, &Measure, Option<&str>)> = reported
                 .iter()
+                .filter(|s| s.dataset() == dataset)
                 .filter_map(|s| {
                     pick(s).map(|v| {
                         (
                             s.source.as_ref().map_or("(unnamed source)", |t| t.as_str()),
                             v,
+                            s.model_change.as_ref().map(|t| t.as_str()),
                         )
                     })
                 })
@@ -928,13 +1186,22 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
             }
             let show = |v: &Measure| v.raw.text.trim().to_string();
             let far = |v: &Measure| (v.value - card.value).abs() > ACCURACY_TOLERANCE_PP + 1e-9;
-            if sources.iter().any(|(_, v)| far(v)) {
+            // Explained: every far source ran a changed model definition, and a source on the
+            // card's own definition agrees with the card.
+            let explained = sources.iter().any(|(_, v, _)| far(v))
+                && sources
+                    .iter()
+                    .all(|(_, v, change)| !far(v) || change.is_some())
+                && sources
+                    .iter()
+                    .any(|(_, v, change)| !far(v) && change.is_none());
+            if sources.iter().any(|(_, v, _)| far(v)) {
                 // Every source, near ones too, so the reader sees which side is off.
                 let said: Vec<String> = sources
                     .iter()
-                    .map(|(src, v)| {
+                    .map(|(src, v, change)| {
                         format!(
-                            "{src} reports {} ({}), {:.2} pp {}",
+                            "{src} reports {} ({}), {:.2} pp {}{}",
                             show(v),
                             loc(entry, v.raw.pos),
                             (v.value - card.value).abs(),
@@ -942,30 +1209,40 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
                                 "away"
                             } else {
                                 "away, within the tolerance"
-                            }
+                            },
+                            change
+                                .map(|c| format!(" (measured after a model change: {c})"))
+                                .unwrap_or_default()
                         )
                     })
                     .collect();
-                failures.push((
-                    format!(
-                        "{}{metric} is {}, but {}; the tolerance is {ACCURACY_TOLERANCE_PP} pp",
-                        if failures.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{}: ", loc(entry, card.raw.pos))
-                        },
-                        show(card),
-                        said.join(", and ")
-                    ),
-                    card.raw.pos,
-                ));
+                let text = format!(
+                    "{metric} is {}, but {}; the tolerance is {ACCURACY_TOLERANCE_PP} pp",
+                    show(card),
+                    said.join(", and ")
+                );
+                if explained {
+                    explanations.push(text);
+                } else {
+                    failures.push((
+                        format!(
+                            "{}{text}",
+                            if failures.is_empty() {
+                                String::new()
+                            } else {
+                                format!("{}: ", loc(entry, card.raw.pos))
+                            },
+                        ),
+                        card.raw.pos,
+                    ));
+                }
             } else {
                 passes.push(format!(
                     "{metric} {} is within {ACCURACY_TOLERANCE_PP} pp of {}",
                     show(card),
                     sources
                         .iter()
-                        .map(|(src, v)| format!("{src} ({})", show(v)))
+                        .map(|(src, v, _)| format!("{src} ({})", show(v)))
                         .collect::<Vec<_>>()
                         .join(" and ")
                 ));
@@ -994,6 +1271,11 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
         )
         .at(&entry.file, pos);
     }
+    if !explanations.is_empty() {
+        let mut all = explanations;
+        all.extend(passes);
+        return CheckResult::new(name, CheckKind::Accuracy, Status::Explained, all.join("\n"));
+    }
     if passes.is_empty() {
         return CheckResult::new(
             name,
@@ -1007,6 +1289,17 @@ fn accuracy_result(entry: &ModelEntry) -> CheckResult {
         detail.push_str(&format!(
             "; {} not compared: no source reports it",
             uncompared.join(", ")
+        ));
+    }
+    if !other_datasets.is_empty() {
+        detail.push_str(&format!(
+            "; Reported results on {} not compared: the card has no result on {}",
+            other_datasets.join(", "),
+            if other_datasets.len() == 1 {
+                "that dataset"
+            } else {
+                "those datasets"
+            }
         ));
     }
     CheckResult::new(name, CheckKind::Accuracy, Status::Pass, detail)

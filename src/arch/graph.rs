@@ -474,7 +474,18 @@ impl Network {
         fn walk(ops: &[Op], out: &mut Vec<(String, ModuleKind)>) {
             for op in ops {
                 match op {
-                    Op::Conv(c) => out.push((c.name.clone(), ModuleKind::Conv)),
+                    Op::Conv(c) => {
+                        let parts = c.parts();
+                        if parts.iter().any(|p| p.index.is_some()) {
+                            // timm's MixedConv2d: a ModuleDict of one conv per kernel size.
+                            out.push((c.name.clone(), ModuleKind::Container));
+                            for i in parts.iter().filter_map(|p| p.index) {
+                                out.push((format!("{}.{i}", c.name), ModuleKind::Conv));
+                            }
+                        } else {
+                            out.push((c.name.clone(), ModuleKind::Conv));
+                        }
+                    }
                     Op::Norm(n) => out.push((n.name.clone(), ModuleKind::BatchNorm)),
                     Op::Act {
                         module: Some(m), ..

@@ -3,11 +3,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::eval::dataset::{Dataset, Selection, DEFAULT_SEED};
+use crate::eval::imagenet::RealLabels;
 use crate::eval::model::{eval_model, Device, EvalReport, EvalRequest};
+use crate::eval::report_file;
 use crate::eval::run::RunOptions;
 use crate::eval::verdict::Rule;
 use crate::eval::{Normalize, PassOrder};
 use crate::registry::Registry;
+use crate::report::Shard;
 
 use super::Status;
 
@@ -17,8 +20,9 @@ pub struct EvalArgs {
     /// Registry models (names or aliases).
     #[arg(required = true)]
     pub names: Vec<String>,
-    /// The validation set: an ImageFolder (`val/<wnid>/*.JPEG`), ImageNetV2 folders, Kaggle's
-    /// flat folder with `LOC_val_solution.csv`, or webdataset `.tar` shards.
+    /// The validation set: an ImageFolder (`val/<wnid>/*.JPEG`), the devkit's flat
+    /// `ILSVRC2012_val_*.JPEG` folder, ImageNetV2 folders, Kaggle's flat folder with
+    /// `LOC_val_solution.csv`, or webdataset `.tar` shards.
     #[arg(long, value_name = "DIR")]
     pub dataset: PathBuf,
     /// The weights of each NAME, in order (TF checkpoint, `.pth` or `.safetensors`).
@@ -27,6 +31,21 @@ pub struct EvalArgs {
     /// Where inference runs: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
+    /// Inference in float16 (GPU only); logits and top-k stay f32 on the CPU.
+    #[arg(long)]
+    pub half: bool,
+    /// ImageNet-ReaL labels (`real.json` of google-research/reassessed-imagenet): ReaL top-1/top-5
+    /// next to the usual ones.
+    #[arg(long, value_name = "FILE")]
+    pub real_labels: Option<PathBuf>,
+    /// Evaluate only part K of N of the selection (contiguous, deterministic); write each part
+    /// with --report and merge them with `zoo report merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Write the full results (counts, bad images, per-image top-5) to FILE, atomically;
+    /// gzip-compressed when FILE ends in .gz.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -99,6 +118,21 @@ pub fn run(
         .map(|n| registry.resolve(n))
         .collect::<Result<Vec<_>, _>>()?;
     let dataset = Dataset::open(&args.dataset)?;
+    let shard = match &args.shard {
+        Some(s) => super::parse_shard(s)?,
+        None => Shard::ALL,
+    };
+    if shard != Shard::ALL && args.report.is_none() {
+        anyhow::bail!(
+            "--shard {shard}: give --report FILE, so the shards can be merged (zoo report merge)"
+        );
+    }
+    let real = match &args.real_labels {
+        Some(p) => Some(std::sync::Arc::new(
+            RealLabels::read(p)?.for_samples(&dataset.samples)?,
+        )),
+        None => None,
+    };
     let selection = match (args.subset, args.per_class) {
         (Some(n), _) => Selection::Subset { n, seed: args.seed },
         (_, Some(k)) => Selection::PerClass { k, seed: args.seed },
@@ -113,12 +147,16 @@ pub fn run(
             dataset: &dataset,
             weights,
             selection,
+            shard,
             device: args.device,
+            half: args.half,
+            real_labels: args.real_labels.as_deref(),
             run: RunOptions {
                 batch_size: args.batch_size,
                 workers,
                 skip_bad: args.skip_bad,
-                keep_predictions: args.predictions.is_some(),
+                keep_predictions: args.predictions.is_some() || args.report.is_some(),
+                real: real.clone(),
             },
             pass_order: match args.pass_order {
                 PassOrderArg::Pillow13 => PassOrder::Pillow13,
@@ -166,11 +204,21 @@ pub fn run(
         }
         reports.push(report);
     }
-    if args.json {
+    if let Some(path) = &args.report {
+        report_file::write(path, &reports)?;
+    }
+    print_reports(&reports, args.json, args.csv)
+}
+
+/// Prints reports as `zoo eval` does (JSON, timm's CSV columns, or text); the status is
+/// failed when a verdict failed.
+pub fn print_reports(reports: &[EvalReport], json: bool, csv: bool) -> anyhow::Result<Status> {
+    let args_json = json;
+    if args_json {
         outln!("{}", serde_json::to_string_pretty(&reports)?);
-    } else if args.csv {
+    } else if csv {
         outln!("model,top1,top1_err,top5,top5_err,param_count,img_size,crop_pct,interpolation");
-        for r in &reports {
+        for r in reports {
             outln!(
                 "{},{:.3},{:.3},{:.3},{:.3},{:.2},{},{},bicubic",
                 r.model,
@@ -184,7 +232,7 @@ pub fn run(
             );
         }
     } else {
-        for r in &reports {
+        for r in reports {
             print_report(r);
         }
     }
@@ -207,6 +255,15 @@ fn print_report(r: &EvalReport) {
         o.top5,
         o.n
     );
+    if let (Some(t1), Some(t5), Some(c)) = (r.real_top1, r.real_top5, r.outcome.real) {
+        outln!(
+            "  ReaL: top-1 {t1:.3}% ({}/{}), top-5 {t5:.3}% ({}/{}) over the images with ReaL labels",
+            c.top1,
+            c.n,
+            c.top5,
+            c.n
+        );
+    }
     outln!(
         "  dataset {} ({}, {} images, {} classes; listing sha256 {}, content sha256 {})",
         r.dataset.display(),
@@ -219,11 +276,14 @@ fn print_report(r: &EvalReport) {
         &r.manifest.listing_sha256[..12],
         &o.content_sha256[..12]
     );
-    let sel = match r.selection {
+    let mut sel = match r.selection {
         Selection::All => "all images".to_string(),
         Selection::Subset { n, seed } => format!("--subset {n} --seed {seed}"),
         Selection::PerClass { k, seed } => format!("--per-class {k} --seed {seed}"),
     };
+    if r.shard != Shard::ALL {
+        sel.push_str(&format!(", shard {}", r.shard));
+    }
     outln!(
         "  {sel}; {}x{} crop_pct {} bicubic ({}, {}); {} batch {}; {:.1} s, {:.1} images/s",
         r.transform.img_size,
@@ -231,7 +291,11 @@ fn print_report(r: &EvalReport) {
         r.transform.crop_pct,
         r.transform.pass_order,
         r.transform.normalize.as_str(),
-        r.device,
+        if r.half {
+            format!("{} half", r.device)
+        } else {
+            r.device.to_string()
+        },
         r.batch_size,
         o.seconds,
         o.n as f64 / o.seconds.max(1e-9)
@@ -247,7 +311,8 @@ fn print_report(r: &EvalReport) {
         let status = if v.pass { "pass" } else { "FAIL" };
         match &v.rule {
             Rule::FullSet { tolerance_pp } => outln!(
-                "  {status} {} vs {}: documented {:.3}, measured {:.3}, |Δ| {:.3} pp (tolerance {tolerance_pp} pp)",
+                "  {status} {} {} vs {}: documented {:.3}, measured {:.3}, |Δ| {:.3} pp (tolerance {tolerance_pp} pp)",
+                j.benchmark.as_str(),
                 j.metric,
                 j.source,
                 v.documented,
@@ -255,7 +320,8 @@ fn print_report(r: &EvalReport) {
                 (v.measured - v.documented).abs()
             ),
             Rule::Hypergeometric { confidence, slack_pp, low, high, .. } => outln!(
-                "  {status} {} vs {}: documented {:.3}; {} correct of {} must lie in [{low}, {high}] ({:.1}% hypergeometric interval of the documented count, widened by {slack_pp} pp)",
+                "  {status} {} {} vs {}: documented {:.3}; {} correct of {} must lie in [{low}, {high}] ({:.1}% hypergeometric interval of the documented count, widened by {slack_pp} pp)",
+                j.benchmark.as_str(),
                 j.metric,
                 j.source,
                 v.documented,

@@ -62,6 +62,7 @@ pub mod fetch;
 pub mod flops;
 pub mod hash;
 mod list;
+mod report;
 mod schema;
 mod show;
 mod signals;
@@ -137,7 +138,7 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Work with validation reports.
     #[command(subcommand)]
-    Report(validate::ReportCommand),
+    Report(report::ReportCommand),
     /// Download (or find in a cache) a weight file, verified by sha256.
     Fetch(fetch::FetchArgs),
     /// Print the sha256 and size of files.
@@ -202,7 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Diff(args) => weights::diff_cmd(args, || load_registry(&cli.registry)),
         Command::Validate(args) => validate::run(args, cli.registry.as_deref()),
-        Command::Report(cmd) => validate::report(cmd),
+        Command::Report(cmd) => report::run(cmd),
         Command::Fetch(args) => fetch::run(args, || load_registry(&cli.registry)),
         Command::Hash(args) => hash::run(args),
         Command::Eval(args) => eval::run(args, || load_registry(&cli.registry)),
@@ -247,4 +248,25 @@ fn load_registry(dir: &Option<PathBuf>) -> anyhow::Result<crate::registry::Regis
         }
     }
     Ok(registry)
+}
+
+/// Most shards `--shard K/N` may split a run into (far more than any CI matrix runs).
+const MAX_SHARDS: usize = 1024;
+
+/// Parses `--shard K/N`.
+pub(crate) fn parse_shard(s: &str) -> anyhow::Result<crate::report::Shard> {
+    use anyhow::Context;
+    let (k, n) = s.split_once('/').context("--shard takes K/N, e.g. 2/4")?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|v| (1..=MAX_SHARDS).contains(v))
+            .with_context(|| format!("--shard {s}: `{v}` is not a number from 1 to {MAX_SHARDS}"))
+    };
+    let (k, n) = (number(k)?, number(n)?);
+    if k > n {
+        anyhow::bail!("--shard {s}: need 1 <= K <= N");
+    }
+    Ok(crate::report::Shard { index: k, count: n })
 }

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use super::Status;
 use crate::fetch::Cache;
@@ -47,49 +47,13 @@ pub struct ValidateArgs {
     /// Check only shard K of N (1-based), balanced by estimated cost.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
-}
-
-/// Arguments of `zoo report`.
-#[derive(Debug, clap::Subcommand)]
-pub enum ReportCommand {
-    /// Merge shard reports (`zoo validate --shard K/N --json` outputs) into one; every shard
-    /// 1/N … N/N must be given exactly once.
-    Merge {
-        /// The JSON reports.
-        #[arg(required = true)]
-        reports: Vec<PathBuf>,
-        /// Print the merged report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also write a JUnit XML report.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// A skipped check fails the merged run (also when the shards ran with `--strict`).
-        #[arg(long)]
-        strict: bool,
-        /// Show every check's detail, passes included.
-        #[arg(short, long)]
-        verbose: bool,
-    },
-}
-
-/// Most shards `--shard K/N` may split a run into (far more than any CI matrix runs).
-const MAX_SHARDS: usize = 1024;
-
-fn parse_shard(s: &str) -> anyhow::Result<Shard> {
-    let (k, n) = s.split_once('/').context("--shard takes K/N, e.g. 2/4")?;
-    let number = |v: &str| {
-        v.trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|v| (1..=MAX_SHARDS).contains(v))
-            .with_context(|| format!("--shard {s}: `{v}` is not a number from 1 to {MAX_SHARDS}"))
-    };
-    let (k, n) = (number(k)?, number(n)?);
-    if k > n {
-        bail!("--shard {s}: need 1 <= K <= N");
-    }
-    Ok(Shard { index: k, count: n })
+    /// Also measure each model whose weights are cached on this ImageNet validation set (any
+    /// `zoo eval` layout) against its documented accuracy; results are cached.
+    #[arg(long, value_name = "DIR")]
+    pub dataset: Option<PathBuf>,
+    /// Images per forward pass of --dataset.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
 }
 
 /// Runs `zoo validate`.
@@ -99,7 +63,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
     let selection = registry.select_checked(&args.patterns)?;
     let selected = selection.names();
     let shard_of = match &args.shard {
-        Some(s) => parse_shard(s)?,
+        Some(s) => super::parse_shard(s)?,
         None => Shard::ALL,
     };
     let mut models = selection.models.clone();
@@ -121,6 +85,14 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
         fetch: args.fetch,
         offline: args.offline || super::fetch::offline_from_env(),
         mirrors: args.mirrors.clone(),
+        eval: match &args.dataset {
+            Some(d) => Some(crate::validate::EvalOptions {
+                dataset: std::sync::Arc::new(crate::eval::dataset::Dataset::open(d)?),
+                batch_size: args.batch_size,
+                workers: std::thread::available_parallelism().map_or(1, usize::from),
+            }),
+            None => None,
+        },
     };
     let cache = Cache::from_env().ok();
     let progress = std::io::stderr().is_terminal() && !args.json && models.len() > 1;
@@ -188,23 +160,23 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
 }
 
 /// How a report is written out.
-struct Output<'a> {
-    json: bool,
-    junit: Option<&'a Path>,
-    verbose: bool,
+pub(crate) struct Output<'a> {
+    pub(crate) json: bool,
+    pub(crate) junit: Option<&'a Path>,
+    pub(crate) verbose: bool,
 }
 
 /// What the human-readable output can say beyond the report.
-struct Hints<'a> {
+pub(crate) struct Hints<'a> {
     /// The registry, for download sizes (none when merging).
-    registry: Option<&'a Registry>,
+    pub(crate) registry: Option<&'a Registry>,
     /// Whether the registry was found by searching from the working directory.
-    found: bool,
+    pub(crate) found: bool,
     /// The command that regenerates the cards.
-    docs_fix: String,
+    pub(crate) docs_fix: String,
 }
 
-fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Status> {
+pub(crate) fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Status> {
     if let Some(path) = out.junit {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -236,56 +208,6 @@ fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow::Result<Sta
     } else {
         Status::Failed
     })
-}
-
-/// Runs `zoo report …`.
-pub fn report(cmd: ReportCommand) -> anyhow::Result<Status> {
-    match cmd {
-        ReportCommand::Merge {
-            reports,
-            json,
-            junit,
-            strict,
-            verbose,
-        } => {
-            let mut parsed = vec![];
-            for p in &reports {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                let r: Report = serde_json::from_str(&text).with_context(|| {
-                    format!(
-                        "{} is not a `zoo validate --json` report of zoo {}",
-                        p.display(),
-                        env!("CARGO_PKG_VERSION")
-                    )
-                })?;
-                parsed.push(r);
-            }
-            // A merge that cannot stand for the whole run (a shard missing or repeated, shards
-            // of different runs) is a failed verdict, exit 1, not a usage error.
-            let mut merged = match Report::merge(parsed) {
-                Ok(m) => m,
-                Err(e) => {
-                    let names: Vec<String> =
-                        reports.iter().map(|p| p.display().to_string()).collect();
-                    eprintln!("error: merging {}: {e}", names.join(", "));
-                    return Ok(Status::Failed);
-                }
-            };
-            merged.strict |= strict;
-            let out = Output {
-                json,
-                junit: junit.as_deref(),
-                verbose,
-            };
-            let context = Hints {
-                registry: None,
-                found: false,
-                docs_fix: "zoo docs".to_string(),
-            };
-            emit(&merged, &out, &context)
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,6 +261,14 @@ fn word(s: CheckStatus) -> &'static str {
     s.as_str()
 }
 
+/// A status in a table cell, at most as wide as the narrowest column (4).
+fn cell_word(s: CheckStatus) -> &'static str {
+    match s {
+        CheckStatus::Explained => "expl",
+        other => word(other),
+    }
+}
+
 /// A shorter column label, for narrow terminals.
 fn short_label(k: CheckKind) -> &'static str {
     match k {
@@ -346,6 +276,7 @@ fn short_label(k: CheckKind) -> &'static str {
         CheckKind::Accuracy => "top-k",
         CheckKind::Checksum => "sha256",
         CheckKind::Inference => "infer",
+        CheckKind::Measured => "top-1",
         CheckKind::Fingerprint => "fprint",
         other => other.as_str(),
     }
@@ -437,7 +368,7 @@ fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
         for k in &kinds {
             let w = label(*k, short).len().max(4);
             let cell = rows.iter().find(|r| r.model == *m && r.check == *k);
-            let text = cell.map_or("-", |r| word(r.status));
+            let text = cell.map_or("-", |r| cell_word(r.status));
             let padded = format!("{text:<w$}");
             line.push_str(&pad);
             line.push_str(&match cell {
@@ -458,6 +389,9 @@ fn table(report: &Report, width: usize, paint: &Paint) -> Vec<String> {
                 .filter(|k| short_label(**k) != k.as_str())
                 .map(|k| format!("{} = {}", short_label(*k), k.as_str())),
         );
+    }
+    if rows.iter().any(|r| r.status == CheckStatus::Explained) {
+        legend.push("expl = explained (below; not a pass)".to_string());
     }
     if !legend.is_empty() {
         // Wrapped to the width, at the commas.
@@ -731,7 +665,8 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         }
     }
 
-    // Explained differences: each is shown with its rule and its difference.
+    // Explained differences: with `-v` each with its rule and its difference; by default one
+    // line per (check, rule), naming the models.
     let explained: Vec<&CheckResult> = report
         .results
         .iter()
@@ -740,12 +675,48 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
     if !explained.is_empty() {
         outln!();
         outln!(
-            "explained ({}): the card differs from the measurement by a known rule, not a pass:",
-            explained.len()
+            "explained ({}): the card differs from the measurement by a known rule, not a pass{}:",
+            explained.len(),
+            if verbose { "" } else { " (-v shows each)" }
         );
-        for r in explained {
-            for line in result_lines(r, &paint) {
-                outln!("{line}");
+        if verbose {
+            for r in explained {
+                for line in result_lines(r, &paint) {
+                    outln!("{line}");
+                }
+            }
+        } else {
+            // The rule is the detail's first clause (the differences come after it).
+            let mut groups: Vec<(CheckKind, &str, Vec<&str>)> = vec![];
+            for r in &explained {
+                let rule = r.detail.split("; ").next().unwrap_or(&r.detail);
+                match groups
+                    .iter_mut()
+                    .find(|(k, g, _)| *k == r.check && *g == rule)
+                {
+                    Some((_, _, models)) => models.push(&r.model),
+                    None => groups.push((r.check, rule, vec![&r.model])),
+                }
+            }
+            for (check, rule, models) in groups {
+                if let [model] = models.as_slice() {
+                    let one = explained
+                        .iter()
+                        .find(|r| r.model == *model && r.check == check);
+                    if let Some(r) = one {
+                        for line in result_lines(r, &paint) {
+                            outln!("{line}");
+                        }
+                    }
+                    continue;
+                }
+                outln!(
+                    "{} {} {}: {rule}",
+                    paint.status(CheckStatus::Explained, "explained"),
+                    count(models.len(), "model"),
+                    check.as_str()
+                );
+                outln!("  models: {}", models.join(", "));
             }
         }
     }

@@ -8,11 +8,11 @@ use zoo_converters::{StateDict, Tensor};
 
 use super::output::{Format, Output, OutputError, Staging};
 use super::stream::{convert_streaming, StreamError, StreamOutputs};
-use super::tf_efficientnet::MAPPING_VERSION;
-use super::WeightSet;
 use crate::arch::Network;
 use crate::checkpoint::{self, CheckpointError, SourceFormat};
 use crate::fingerprint::{fingerprint, Fingerprint, Fingerprinter};
+use crate::mapping::tf_efficientnet::MAPPING_VERSION;
+use crate::mapping::WeightSet;
 use crate::torch::{compare_logits, LogitsComparison, Model, TorchError};
 
 pub use crate::reference::ReferenceVectors;

@@ -40,8 +40,8 @@ use zoo_converters::tf_bundle::Bundle;
 use zoo_converters::writeback::{EarlyWriteback, Sealed};
 use zoo_converters::{DType, Tensor};
 
-use super::Plan;
 use crate::fingerprint::{Fingerprint, Fingerprinter, FINGERPRINT_KEY};
+use crate::mapping::Plan;
 
 /// Hex digits of a fingerprint (a sha256).
 const FINGERPRINT_HEX_LEN: usize = 64;
@@ -632,7 +632,7 @@ mod erased {
 mod tests {
     use super::*;
     use crate::arch::ArchConfig;
-    use crate::convert::{inventory, plan_tf, WeightSet};
+    use crate::mapping::{inventory, plan_tf, WeightSet};
     use zoo_converters::tf_bundle::unpack_tarball;
     use zoo_converters::StateDict;
 

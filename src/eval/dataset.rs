@@ -12,9 +12,7 @@
 //! member order). Shards are read in place: members are located by a scan of the tar headers and
 //! read by offset, never extracted.
 //!
-//! The devkit layout (flat `ILSVRC2012_val_*.JPEG` + `ILSVRC2012_validation_ground_truth.txt`)
-//! is detected and refused with a clear error: its labels are ILSVRC2012_IDs in `meta.mat`
-//! order, and zoo does not (yet) ship that ID → wnid map.
+//! | devkit: flat `ILSVRC2012_val_*.JPEG` (+ `ILSVRC2012_validation_ground_truth.txt` in DIR, up to 3 parents, or `ILSVRC2012_devkit_t12/data/`) | images named `ILSVRC2012_val_<8 digits>` directly in DIR | the shipped per-image wnids ([`super::imagenet`]); a ground-truth file (ILSVRC2012_IDs in `meta.mat` order) is cross-checked against them |
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -36,7 +34,7 @@ pub enum DatasetError {
         source: std::io::Error,
     },
     /// Nothing that looks like a dataset.
-    #[error("{}: no images found (looked for <class>/*.{{jpg,jpeg,png}} folders, a flat folder with LOC_val_solution.csv, and *.tar shards)", path.display())]
+    #[error("{}: no images found (looked for <class>/*.{{jpg,jpeg,png}} folders, a flat ILSVRC2012_val_*.JPEG folder, and *.tar shards)", path.display())]
     NoImages {
         /// The dataset path.
         path: PathBuf,
@@ -89,6 +87,22 @@ pub enum DatasetError {
         /// Why, and what to do instead.
         why: String,
     },
+    /// A devkit ground-truth file disagrees with the shipped validation labels.
+    #[error("{}:{line}: ILSVRC2012_ID {id} would be {wnid} here but was {earlier_wnid} on line {earlier_line}: not the ImageNet-1k validation ground truth zoo ships (or a line out of place)", file.display())]
+    GroundTruthMismatch {
+        /// The ground-truth file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The ID on that line.
+        id: u32,
+        /// The wnid the shipped labels give that image.
+        wnid: String,
+        /// The line where the ID first appeared.
+        earlier_line: usize,
+        /// The wnid it meant there.
+        earlier_wnid: String,
+    },
     /// A `--subset`/`--per-class` request that cannot be met.
     #[error("selection: {0}")]
     Selection(String),
@@ -102,7 +116,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {
 }
 
 /// Which layout a dataset was read as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Layout {
     /// `<class>/*.JPEG`, classes in natural-sort order.
@@ -113,6 +127,8 @@ pub enum Layout {
     Kaggle,
     /// webdataset `.tar` shards with `.cls` labels.
     WebDataset,
+    /// The devkit's flat `ILSVRC2012_val_*.JPEG` folder.
+    Devkit,
 }
 
 /// Where a sample's bytes are.
@@ -163,7 +179,7 @@ pub struct Dataset {
 
 /// What identifies a dataset in results: its layout, size and a hash of its listing (ids,
 /// labels, byte sizes), so a changed or relabelled set never reuses a result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Manifest {
     /// How it was read.
     pub layout: Layout,
@@ -267,27 +283,14 @@ impl Dataset {
             return Self::kaggle(path, &dir, &csv);
         }
         if direct_images > 0 {
-            if let Some(gt) =
-                find_up(path, "ILSVRC2012_validation_ground_truth.txt", 3).or_else(|| {
-                    find_up(
-                        path,
-                        "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt",
-                        2,
-                    )
-                })
-            {
-                return Err(DatasetError::Unsupported {
-                    path: gt,
-                    why: "devkit labels are ILSVRC2012_IDs in meta.mat order, and zoo does not ship the \
-                          ID → wnid map; sort the images into val/<wnid>/ (the devkit's valprep.sh), or use \
-                          Kaggle's LOC_val_solution.csv"
-                        .into(),
-                });
-            }
-            return Err(DatasetError::MissingLabel {
-                image: format!("{} images directly in {}", direct_images, path.display()),
-                label_file: path.join("LOC_val_solution.csv"),
+            let gt = find_up(path, "ILSVRC2012_validation_ground_truth.txt", 3).or_else(|| {
+                find_up(
+                    path,
+                    "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt",
+                    2,
+                )
             });
+            return Self::devkit(path, gt.as_deref());
         }
         // timm's `_search_split`: a dataset root whose sub-folders are splits (`train/`, `val/`, …).
         if !subdirs.is_empty() && is_split_root(&subdirs) {
@@ -387,6 +390,64 @@ impl Dataset {
             samples,
             shards: Vec::new(),
             label_file: None,
+        })
+    }
+
+    /// The devkit's flat folder: every image must be named `ILSVRC2012_val_<8 digits>`; its class
+    /// comes from the ground-truth file when there is one (checked against the shipped labels),
+    /// else from the shipped labels.
+    fn devkit(dir: &Path, gt: Option<&Path>) -> Result<Dataset, DatasetError> {
+        let truth = gt.map(super::imagenet::GroundTruth::read).transpose()?;
+        let label_file = gt.map_or_else(
+            || dir.join("ILSVRC2012_validation_ground_truth.txt"),
+            Path::to_path_buf,
+        );
+        let mut samples = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(io(dir))? {
+            let p = e.map_err(io(dir))?.path();
+            if !(p.is_file() && is_image(&p)) {
+                continue;
+            }
+            let id = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let number = super::imagenet::val_number(&id);
+            let label = number.and_then(|n| match &truth {
+                Some(t) => t.label(n),
+                None => super::imagenet::val_label(n),
+            });
+            let Some(label) = label else {
+                return Err(DatasetError::MissingLabel {
+                    image: p.display().to_string(),
+                    label_file: if number.is_none() {
+                        PathBuf::from(
+                            "ILSVRC2012 validation (a flat folder needs ILSVRC2012_val_<1..50000>.JPEG names, or LOC_val_solution.csv)",
+                        )
+                    } else {
+                        label_file.clone()
+                    },
+                });
+            };
+            samples.push(Sample {
+                id,
+                label,
+                len: file_len(&p)?,
+                location: Location::File(p),
+            });
+        }
+        samples.sort_by(|a, b| natural_cmp(&a.id, &b.id));
+        Ok(Dataset {
+            root: dir.to_path_buf(),
+            layout: Layout::Devkit,
+            classes: super::imagenet::synsets()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            samples,
+            shards: Vec::new(),
+            label_file: gt.map(Path::to_path_buf),
         })
     }
 
@@ -664,7 +725,7 @@ fn find_up(dir: &Path, name: &str, levels: usize) -> Option<PathBuf> {
 }
 
 /// Which samples a run evaluates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Selection {
     /// Every image.

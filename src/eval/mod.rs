@@ -14,7 +14,9 @@
 //! `Resample.c`, decoder parity measurements).
 pub mod dataset;
 pub mod image;
+pub mod imagenet;
 pub mod model;
+pub mod report_file;
 pub mod resize;
 pub mod run;
 pub mod transform;

@@ -1,21 +1,22 @@
 //! `zoo eval NAME`: one registry model on one dataset, judged against its card.
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::dataset::{Dataset, Layout, Manifest, Selection};
-use super::run::{evaluate, Outcome, Progress, RunError, RunOptions};
+use super::run::{content_hash, evaluate, Outcome, Progress, RunError, RunOptions};
 use super::verdict::{self, Verdict, IMAGENET_VAL};
 use super::{EvalError, EvalTransform};
 use crate::checkpoint::CheckpointError;
 use crate::registry::{ModelEntry, RegistryError};
+use crate::report::Shard;
 use crate::torch::{Model, TorchError};
 
 /// The version of the preprocessing + counting pipeline, part of every result's identity.
 pub const PIPELINE_VERSION: &str = "1";
 
 /// Where inference runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Device {
     /// The CPU.
     Cpu,
@@ -76,28 +77,95 @@ pub enum ModelEvalError {
     /// libtorch (or its absence).
     #[error(transparent)]
     Torch(#[from] TorchError),
-    /// This build runs inference on the CPU only.
-    #[error("--device {0}: zoo's libtorch model runs on the CPU only so far; use --device cpu")]
-    DeviceUnsupported(Device),
+    /// The requested CUDA device does not exist.
+    #[error("--device {device}: libtorch sees {available} CUDA device(s){}", if *available == 0 { " (no GPU or driver here); use --device cpu" } else { "" })]
+    NoCuda {
+        /// The device asked for.
+        device: Device,
+        /// CUDA devices present.
+        available: usize,
+    },
+    /// `--half` on the CPU.
+    #[error("--half: float16 inference needs --device cuda (libtorch's CPU kernels are float32)")]
+    HalfOnCpu,
     /// The run stopped.
     #[error(transparent)]
     Run(#[from] RunError),
 }
 
+/// Which accuracy a documented value is: ImageNet-1k validation labels, its ReaL relabelling,
+/// or ImageNetV2 (matched frequency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Benchmark {
+    /// ImageNet-1k validation, original labels.
+    Imagenet,
+    /// ImageNet-1k validation, ReaL labels.
+    ImagenetReal,
+    /// ImageNetV2 matched-frequency.
+    ImagenetV2,
+}
+
+impl Benchmark {
+    /// Which benchmark a `Results` dataset name or a `Reported` source names: `ReaL` /
+    /// `imagenet-real` → ReaL, `V2` / `imagenetv2` → V2, anything else ImageNet-1k.
+    pub fn named_in(text: &str) -> Benchmark {
+        let t = text.to_ascii_lowercase().replace(['_', ' '], "-");
+        let word = |w: &str| {
+            t.split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|x| x == w)
+        };
+        if t.contains("imagenet-real") || word("real") {
+            Benchmark::ImagenetReal
+        } else if t.contains("imagenetv2") || t.contains("imagenet-v2") || word("v2") {
+            Benchmark::ImagenetV2
+        } else {
+            Benchmark::Imagenet
+        }
+    }
+
+    /// Its name in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Benchmark::Imagenet => "ImageNet",
+            Benchmark::ImagenetReal => "ImageNet-ReaL",
+            Benchmark::ImagenetV2 => "ImageNetV2",
+        }
+    }
+}
+
+/// ImageNetV2 matched-frequency: 10 images of each of the 1000 classes.
+pub const IMAGENET_V2: u64 = 10_000;
+
+/// A value the registry documents for a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Documented {
+    /// `Results` (the card) or a `Zoo: Reported` source.
+    pub source: String,
+    /// Which accuracy.
+    pub benchmark: Benchmark,
+    /// `top1` or `top5`.
+    pub metric: String,
+    /// The percentage.
+    pub value: f64,
+}
+
 /// One documented value and its verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judged {
     /// `Results` (the card) or a `Zoo: Reported` source.
     pub source: String,
+    /// Which accuracy.
+    pub benchmark: Benchmark,
     /// `top1` or `top5`.
-    pub metric: &'static str,
+    pub metric: String,
     /// The verdict.
     #[serde(flatten)]
     pub verdict: Verdict,
 }
 
 /// Everything a result is: what was evaluated, how, and what came out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
     /// The model's registry name.
     pub model: String,
@@ -111,33 +179,44 @@ pub struct EvalReport {
     pub manifest: Manifest,
     /// Which images.
     pub selection: Selection,
+    /// Which part of the selection (`--shard K/N`; `1/1` for a whole run or a merge).
+    #[serde(default)]
+    pub shard: Shard,
+    /// The ReaL label file (`--real-labels`).
+    #[serde(default)]
+    pub real_labels: Option<PathBuf>,
     /// The preprocessing (incl. the Pillow pass order and normalisation).
     pub transform: EvalTransform,
     /// The device.
     pub device: Device,
+    /// `--half`: inference in float16.
+    #[serde(default)]
+    pub half: bool,
     /// Images per forward pass.
     pub batch_size: usize,
     /// zoo's version.
-    pub zoo_version: &'static str,
+    pub zoo_version: String,
     /// [`PIPELINE_VERSION`].
-    pub pipeline_version: &'static str,
+    pub pipeline_version: String,
     /// Counts, bad images, content hash, predictions.
     pub outcome: Outcome,
     /// `100 · top1 / n`.
     pub top1: f64,
     /// `100 · top5 / n`.
     pub top5: f64,
+    /// ReaL top-1, in percent (with `--real-labels`).
+    #[serde(default)]
+    pub real_top1: Option<f64>,
+    /// ReaL top-5, in percent.
+    #[serde(default)]
+    pub real_top5: Option<f64>,
+    /// The values the registry documents for the model.
+    #[serde(default)]
+    pub documented: Vec<Documented>,
     /// Verdicts against the documented values.
     pub verdicts: Vec<Judged>,
-    /// Why there are no verdicts, when there are none.
+    /// Why some or all documented values were not judged.
     pub verdict_skipped: Option<String>,
-}
-
-impl EvalReport {
-    /// Whether every verdict passed (true when there were none).
-    pub fn passed(&self) -> bool {
-        self.verdicts.iter().all(|j| j.verdict.pass)
-    }
 }
 
 /// What to run.
@@ -149,14 +228,27 @@ pub struct EvalRequest<'a> {
     pub weights: &'a Path,
     /// Which images.
     pub selection: Selection,
+    /// Which contiguous part of the selection (`--shard K/N`).
+    pub shard: Shard,
     /// Where.
     pub device: Device,
-    /// Run options.
+    /// `--half`: float16 inference (logits and top-k stay f32 on the CPU).
+    pub half: bool,
+    /// Run options (incl. ReaL label sets).
     pub run: RunOptions,
+    /// The ReaL label file the run options' sets came from.
+    pub real_labels: Option<&'a Path>,
     /// Which Pillow release's resize pass order to reproduce.
     pub pass_order: super::PassOrder,
     /// The normalisation arithmetic.
     pub normalize: super::Normalize,
+}
+
+/// The positions `[start, end)` of shard `shard` in a selection of `len` images: contiguous,
+/// in order, sizes differing by at most one, so the shards concatenated are the selection.
+pub fn shard_range(len: usize, shard: Shard) -> std::ops::Range<usize> {
+    let (k, n) = (shard.index.max(1) - 1, shard.count.max(1));
+    (len * k / n)..(len * (k + 1) / n)
 }
 
 /// Evaluates `entry` on the request's dataset.
@@ -166,9 +258,7 @@ pub fn eval_model(
     progress: impl FnMut(Progress),
 ) -> Result<EvalReport, ModelEvalError> {
     let model = entry.name().to_string();
-    if req.device != Device::Cpu {
-        return Err(ModelEvalError::DeviceUnsupported(req.device));
-    }
+    check_device(req.device, req.half)?;
     let input = entry.input().ok_or_else(|| ModelEvalError::Input {
         model: model.clone(),
         source: EvalError::Settings("no `Zoo: Input`".into()),
@@ -187,18 +277,26 @@ pub fn eval_model(
     let classes = spec.classes();
     let param_count = spec.trainable_params() as f64 / 1e6;
     let opened = crate::checkpoint::open(req.weights, Some(&spec), crate::convert::WeightSet::Ema)?;
-    let net = Model::load(&spec, &opened.tensors)?;
-    let selected = req
+    let cuda = match req.device {
+        Device::Cpu => None,
+        Device::Cuda(n) => Some(n),
+    };
+    let net = Model::load_on(&spec, &opened.tensors, cuda, req.half)?;
+    let mut selected = req
         .selection
         .indices(&req.dataset.samples)
         .map_err(RunError::from)?;
+    let range = shard_range(selected.len(), req.shard);
+    selected = selected[range].to_vec();
+    let mut run = req.run.clone();
+    run.keep_predictions |= req.shard != Shard::ALL;
     let s = transform.img_size;
     let outcome = evaluate(
         req.dataset,
         &selected,
         &transform,
         classes,
-        &req.run,
+        &run,
         |data, n| {
             let x = zoo_converters::Tensor::from_f32(vec![n, 3, s, s], data)
                 .map_err(|e| e.to_string())?;
@@ -207,119 +305,591 @@ pub fn eval_model(
         },
         progress,
     )?;
-    let (top1, top5) = if outcome.n == 0 {
-        (0.0, 0.0)
-    } else {
-        (
-            100.0 * outcome.top1 as f64 / outcome.n as f64,
-            100.0 * outcome.top5 as f64 / outcome.n as f64,
-        )
-    };
-    let (verdicts, verdict_skipped) = judge(entry, req, &outcome);
-    Ok(EvalReport {
+    let mut report = EvalReport {
         model,
         weights: req.weights.to_path_buf(),
         param_count: (param_count * 100.0).round() / 100.0,
         dataset: req.dataset.root.clone(),
         manifest: req.dataset.manifest(),
         selection: req.selection,
+        shard: req.shard,
+        real_labels: req.real_labels.map(Path::to_path_buf),
         transform,
         device: req.device,
+        half: req.half,
         batch_size: req.run.batch_size,
-        zoo_version: env!("CARGO_PKG_VERSION"),
-        pipeline_version: PIPELINE_VERSION,
+        zoo_version: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline_version: PIPELINE_VERSION.to_string(),
         outcome,
-        top1,
-        top5,
-        verdicts,
-        verdict_skipped,
-    })
+        top1: 0.0,
+        top5: 0.0,
+        real_top1: None,
+        real_top5: None,
+        documented: documented_values(entry),
+        verdicts: Vec::new(),
+        verdict_skipped: None,
+    };
+    report.conclude();
+    Ok(report)
 }
 
-/// The documented values this run can be judged against.
-fn judge(entry: &ModelEntry, req: &EvalRequest<'_>, o: &Outcome) -> (Vec<Judged>, Option<String>) {
-    let ds = req.dataset;
-    if ds.layout == Layout::ImageNetV2 {
-        return (
-            vec![],
-            Some("ImageNetV2: the card documents ImageNet-1k validation accuracy".into()),
-        );
+/// Checks that `device` exists (and `half` is asked on a GPU) before any weights are read.
+pub fn check_device(device: Device, half: bool) -> Result<(), ModelEvalError> {
+    if !crate::torch::available() {
+        return Err(TorchError::Unavailable.into());
     }
-    if ds.samples.len() as u64 != IMAGENET_VAL {
-        return (
-            vec![],
-            Some(format!(
-                "the dataset has {} images, not the 50,000 of ImageNet-1k validation that the card's values are for",
-                ds.samples.len()
-            )),
-        );
+    match device {
+        Device::Cuda(n) => {
+            let available = crate::torch::cuda_devices();
+            if n >= available {
+                return Err(ModelEvalError::NoCuda { device, available });
+            }
+        }
+        Device::Cpu if half => return Err(ModelEvalError::HalfOnCpu),
+        Device::Cpu => {}
     }
-    if !o.bad.is_empty() {
-        return (
-            vec![],
-            Some(format!(
-                "{} images could not be read (--skip-bad)",
-                o.bad.len()
-            )),
-        );
+    Ok(())
+}
+
+fn percent(correct: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        100.0 * correct as f64 / n as f64
     }
-    let mut documented: Vec<(String, &'static str, f64)> = Vec::new();
-    let m = &entry.model;
-    if let Some(t) = m.top1() {
-        documented.push(("Results".into(), "top1", t.value));
+}
+
+/// Every accuracy the registry documents for `entry`: its card's `Results` (by dataset) and
+/// each `Zoo: Reported` source (by the benchmark its name says).
+pub fn documented_values(entry: &ModelEntry) -> Vec<Documented> {
+    let mut out = Vec::new();
+    let mut push = |source: &str, benchmark, metric: &str, value: Option<f64>| {
+        if let Some(value) = value {
+            out.push(Documented {
+                source: source.to_string(),
+                benchmark,
+                metric: metric.to_string(),
+                value,
+            });
+        }
+    };
+    for r in entry.model.results.iter().flatten() {
+        let benchmark = Benchmark::named_in(r.dataset.as_ref().map_or("", |d| d.as_str()));
+        let source = match benchmark {
+            Benchmark::Imagenet => "Results".to_string(),
+            b => format!("Results ({})", b.as_str()),
+        };
+        if let Some(m) = r.metrics.as_ref() {
+            push(
+                &source,
+                benchmark,
+                "top1",
+                m.get("Top 1 Accuracy").map(|t| t.value),
+            );
+            push(
+                &source,
+                benchmark,
+                "top5",
+                m.get("Top 5 Accuracy").map(|t| t.value),
+            );
+        }
     }
-    if let Some(t) = m
-        .results
-        .iter()
-        .flatten()
-        .filter_map(|r| r.metrics.as_ref())
-        .find_map(|mm| mm.get("Top 5 Accuracy"))
-    {
-        documented.push(("Results".into(), "top5", t.value));
-    }
+    // Only ImageNet-1k values: ReaL and ImageNetV2 entries are for other label sets.
     for r in entry
         .zoo()
         .and_then(|z| z.reported.as_deref())
         .unwrap_or_default()
+        .iter()
+        .filter(|r| r.dataset() == crate::schema::DEFAULT_REPORTED_DATASET)
     {
-        let src = r
-            .source
-            .as_ref()
-            .map_or("Reported", |s| s.as_str())
-            .to_string();
-        if let Some(t) = &r.top_1_accuracy {
-            documented.push((src.clone(), "top1", t.value));
-        }
-        if let Some(t) = &r.top_5_accuracy {
-            documented.push((src, "top5", t.value));
-        }
+        let src = r.source.as_ref().map_or("Reported", |s| s.as_str());
+        let benchmark = Benchmark::named_in(src);
+        push(
+            src,
+            benchmark,
+            "top1",
+            r.top_1_accuracy.as_ref().map(|t| t.value),
+        );
+        push(
+            src,
+            benchmark,
+            "top5",
+            r.top_5_accuracy.as_ref().map(|t| t.value),
+        );
     }
-    let full = matches!(req.selection, Selection::All);
-    let mut out = Vec::new();
-    for (source, metric, value) in documented {
-        let correct = if metric == "top1" { o.top1 } else { o.top5 };
-        let v = if full {
-            verdict::full_set(correct, o.n, value)
+    out
+}
+
+impl EvalReport {
+    /// Whether every verdict passed (true when there were none).
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|j| j.verdict.pass)
+    }
+
+    /// Percentages and verdicts from the counts and the documented values.
+    pub fn conclude(&mut self) {
+        let o = &self.outcome;
+        self.top1 = percent(o.top1, o.n);
+        self.top5 = percent(o.top5, o.n);
+        self.real_top1 = o.real.map(|r| percent(r.top1, r.n));
+        self.real_top5 = o.real.map(|r| percent(r.top5, r.n));
+        let (verdicts, skipped) = self.judge();
+        self.verdicts = verdicts;
+        self.verdict_skipped = skipped;
+    }
+
+    fn judge(&self) -> (Vec<Judged>, Option<String>) {
+        let o = &self.outcome;
+        if self.shard != Shard::ALL {
+            return (
+                vec![],
+                Some(format!(
+                    "shard {} of the selection: merge every shard (zoo report merge) for a verdict",
+                    self.shard
+                )),
+            );
+        }
+        if !o.bad.is_empty() {
+            return (
+                vec![],
+                Some(format!(
+                    "{} images could not be read (--skip-bad)",
+                    o.bad.len()
+                )),
+            );
+        }
+        let measured: Benchmark = if self.manifest.layout == Layout::ImageNetV2 {
+            Benchmark::ImagenetV2
         } else {
-            verdict::subset(correct, o.n, value)
+            Benchmark::Imagenet
         };
-        if let Some(verdict) = v {
-            out.push(Judged {
-                source,
-                metric,
-                verdict,
+        let (expected, name) = match measured {
+            Benchmark::ImagenetV2 => (IMAGENET_V2, "ImageNetV2 matched-frequency"),
+            _ => (IMAGENET_VAL, "ImageNet-1k validation"),
+        };
+        let images = self.manifest.images as u64;
+        let full = matches!(self.selection, Selection::All);
+        let mut out = Vec::new();
+        let mut why: Vec<String> = Vec::new();
+        if images != expected {
+            why.push(format!(
+                "the dataset has {images} images, not the {} of {name} that the documented values are for",
+                fmt_thousands(expected)
+            ));
+        }
+        for d in &self.documented {
+            let counts = match (d.benchmark, measured) {
+                (Benchmark::ImagenetReal, Benchmark::Imagenet) => match o.real {
+                    Some(r) => Some((r.n, r.top1, r.top5)),
+                    None => {
+                        why.push(format!(
+                            "{} {} ({}): no --real-labels",
+                            d.benchmark.as_str(),
+                            d.metric,
+                            d.source
+                        ));
+                        None
+                    }
+                },
+                (b, m) if b == m => Some((o.n, o.top1, o.top5)),
+                (b, _) => {
+                    why.push(format!(
+                        "{} {} ({}): the dataset is {name}",
+                        b.as_str(),
+                        d.metric,
+                        d.source
+                    ));
+                    None
+                }
+            };
+            let Some((n, top1, top5)) = counts else {
+                continue;
+            };
+            if images != expected {
+                continue;
+            }
+            let correct = if d.metric == "top1" { top1 } else { top5 };
+            let v = if full {
+                verdict::full_set(correct, n, d.value)
+            } else if d.benchmark == Benchmark::Imagenet {
+                verdict::subset(correct, n, d.value)
+            } else {
+                why.push(format!(
+                    "{} {} ({}): judged on the full set only",
+                    d.benchmark.as_str(),
+                    d.metric,
+                    d.source
+                ));
+                None
+            };
+            if let Some(verdict) = v {
+                out.push(Judged {
+                    source: d.source.clone(),
+                    benchmark: d.benchmark,
+                    metric: d.metric.clone(),
+                    verdict,
+                });
+            }
+        }
+        if self.documented.is_empty() {
+            why.push("the registry documents no Top 1/Top 5 Accuracy".to_string());
+        }
+        why.dedup();
+        (out, (!why.is_empty()).then(|| why.join("; ")))
+    }
+}
+
+fn fmt_thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Why shard reports cannot be merged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardMergeError {
+    /// Nothing to merge.
+    #[error("no eval shard reports to merge")]
+    Empty,
+    /// Two reports are not parts of the same run.
+    #[error("{model} shard {shard}: {field} differs from shard {first}'s ({ours} vs {theirs}): not parts of one run")]
+    Mismatch {
+        /// The model.
+        model: String,
+        /// The shard that differs.
+        shard: Shard,
+        /// The first shard.
+        first: Shard,
+        /// What differs.
+        field: &'static str,
+        /// Its value in `shard`.
+        ours: String,
+        /// Its value in `first`.
+        theirs: String,
+    },
+    /// A shard given twice.
+    #[error("{model}: shard {shard} given twice")]
+    Duplicate {
+        /// The model.
+        model: String,
+        /// The shard.
+        shard: Shard,
+    },
+    /// Shards missing.
+    #[error("{model}: shard{} {} missing: the merge would not cover the selection", if missing.len() > 1 { "s" } else { "" }, missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    Missing {
+        /// The model.
+        model: String,
+        /// The missing shards.
+        missing: Vec<Shard>,
+    },
+}
+
+/// Merges the `--shard K/N` reports of one model's run into the report of the unsharded run:
+/// counts summed, bad images and predictions concatenated in shard order, the content hash
+/// recomputed over every image, and the verdicts judged again.
+pub fn merge_shards(mut reports: Vec<EvalReport>) -> Result<EvalReport, ShardMergeError> {
+    reports.sort_by_key(|r| r.shard);
+    let first = reports.first().ok_or(ShardMergeError::Empty)?.clone();
+    let count = first.shard.count;
+    for w in reports.windows(2) {
+        if w[0].shard == w[1].shard {
+            return Err(ShardMergeError::Duplicate {
+                model: first.model.clone(),
+                shard: w[1].shard,
             });
         }
     }
-    let skipped = out
-        .is_empty()
-        .then(|| "the card documents no Top 1/Top 5 Accuracy".to_string());
-    (out, skipped)
+    for r in &reports[1..] {
+        let same = |field: &'static str, a: String, b: String| {
+            if a == b {
+                Ok(())
+            } else {
+                Err(ShardMergeError::Mismatch {
+                    model: first.model.clone(),
+                    shard: r.shard,
+                    first: first.shard,
+                    field,
+                    ours: a,
+                    theirs: b,
+                })
+            }
+        };
+        same("the model", r.model.clone(), first.model.clone())?;
+        same(
+            "the shard count",
+            r.shard.count.to_string(),
+            count.to_string(),
+        )?;
+        same(
+            "the dataset listing",
+            r.manifest.listing_sha256.clone(),
+            first.manifest.listing_sha256.clone(),
+        )?;
+        same(
+            "the selection",
+            format!("{:?}", r.selection),
+            format!("{:?}", first.selection),
+        )?;
+        same(
+            "the transform",
+            format!("{:?}", r.transform),
+            format!("{:?}", first.transform),
+        )?;
+        same(
+            "the zoo version",
+            r.zoo_version.clone(),
+            first.zoo_version.clone(),
+        )?;
+        same(
+            "the pipeline version",
+            r.pipeline_version.clone(),
+            first.pipeline_version.clone(),
+        )?;
+        same(
+            "--real-labels",
+            format!("{:?}", r.outcome.real.is_some()),
+            format!("{:?}", first.outcome.real.is_some()),
+        )?;
+    }
+    let missing: Vec<Shard> = (1..=count)
+        .map(|index| Shard { index, count })
+        .filter(|s| !reports.iter().any(|r| r.shard == *s))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ShardMergeError::Missing {
+            model: first.model.clone(),
+            missing,
+        });
+    }
+    let mut merged = first;
+    merged.shard = Shard::ALL;
+    let mut o = Outcome {
+        n: 0,
+        top1: 0,
+        top5: 0,
+        bad: Vec::new(),
+        content_sha256: String::new(),
+        real: merged.outcome.real.map(|_| Default::default()),
+        predictions: Vec::new(),
+        image_sha256: Vec::new(),
+        seconds: 0.0,
+    };
+    for r in reports {
+        let p = r.outcome;
+        o.n += p.n;
+        o.top1 += p.top1;
+        o.top5 += p.top5;
+        if let (Some(a), Some(b)) = (o.real.as_mut(), p.real) {
+            a.n += b.n;
+            a.top1 += b.top1;
+            a.top5 += b.top5;
+        }
+        o.bad.extend(p.bad);
+        o.predictions.extend(p.predictions);
+        o.image_sha256.extend(p.image_sha256);
+        o.seconds = o.seconds.max(p.seconds);
+    }
+    let digests: Vec<[u8; 32]> = o
+        .image_sha256
+        .iter()
+        .map(|h| {
+            let mut d = [0u8; 32];
+            hex::decode_to_slice(h, &mut d).unwrap_or_default();
+            d
+        })
+        .collect();
+    o.content_sha256 = content_hash(&digests);
+    merged.outcome = o;
+    merged.conclude();
+    Ok(merged)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::run::RealCounts;
+
+    #[test]
+    fn benchmarks_are_read_from_dataset_names_and_sources() {
+        for (text, b) in [
+            ("ImageNet", Benchmark::Imagenet),
+            ("timm results-imagenet.csv", Benchmark::Imagenet),
+            ("tensorflow/tpu efficientnet README", Benchmark::Imagenet),
+            ("ImageNet-ReaL", Benchmark::ImagenetReal),
+            ("timm results-imagenet-real.csv", Benchmark::ImagenetReal),
+            ("ImageNetV2 matched-frequency", Benchmark::ImagenetV2),
+            (
+                "timm results-imagenetv2-matched-frequency.csv",
+                Benchmark::ImagenetV2,
+            ),
+            ("ImageNet V2", Benchmark::ImagenetV2),
+            ("surreal", Benchmark::Imagenet),
+        ] {
+            assert_eq!(Benchmark::named_in(text), b, "{text}");
+        }
+    }
+
+    #[test]
+    fn shards_are_contiguous_and_cover_the_selection_once() {
+        for len in [0usize, 1, 2, 10, 11, 50_000] {
+            for n in 1..=7 {
+                let mut next = 0;
+                for k in 1..=n {
+                    let r = shard_range(len, Shard { index: k, count: n });
+                    assert_eq!(r.start, next);
+                    assert!(r.len() <= len.div_ceil(n));
+                    next = r.end;
+                }
+                assert_eq!(next, len);
+            }
+        }
+    }
+
+    fn report(
+        layout: Layout,
+        images: usize,
+        o: Outcome,
+        documented: Vec<Documented>,
+    ) -> EvalReport {
+        let mut r = EvalReport {
+            model: "m".into(),
+            weights: "w".into(),
+            param_count: 5.29,
+            dataset: "d".into(),
+            manifest: Manifest {
+                layout,
+                images,
+                classes: 1000,
+                listing_sha256: "0".repeat(64),
+            },
+            selection: Selection::All,
+            shard: Shard::ALL,
+            real_labels: None,
+            transform: EvalTransform::new(224, 0.875, [0.5; 3], [0.5; 3]).unwrap(),
+            device: Device::Cpu,
+            half: false,
+            batch_size: 32,
+            zoo_version: "0".into(),
+            pipeline_version: PIPELINE_VERSION.into(),
+            outcome: o,
+            top1: 0.0,
+            top5: 0.0,
+            real_top1: None,
+            real_top5: None,
+            documented,
+            verdicts: vec![],
+            verdict_skipped: None,
+        };
+        r.conclude();
+        r
+    }
+
+    fn outcome(n: u64, top1: u64, top5: u64, real: Option<RealCounts>) -> Outcome {
+        Outcome {
+            n,
+            top1,
+            top5,
+            bad: vec![],
+            content_sha256: String::new(),
+            real,
+            predictions: vec![],
+            image_sha256: vec![],
+            seconds: 1.0,
+        }
+    }
+
+    fn doc(benchmark: Benchmark, metric: &str, value: f64) -> Documented {
+        Documented {
+            source: format!("{} source", benchmark.as_str()),
+            benchmark,
+            metric: metric.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn real_and_v2_values_are_judged_on_their_own_sets_and_skipped_with_reason_elsewhere() {
+        let documented = vec![
+            doc(Benchmark::Imagenet, "top1", 78.66),
+            doc(Benchmark::ImagenetReal, "top1", 85.50),
+            doc(Benchmark::ImagenetV2, "top1", 67.50),
+        ];
+        // ImageNet val with ReaL counts: 39,330/50,000 = 78.66 %; ReaL 40,000/46,837 = 85.40 %.
+        let real = RealCounts {
+            n: 46_837,
+            top1: 40_000,
+            top5: 45_000,
+        };
+        let r = report(
+            Layout::ImageFolder,
+            50_000,
+            outcome(50_000, 39_330, 47_000, Some(real)),
+            documented.clone(),
+        );
+        let judged: Vec<(Benchmark, bool)> = r
+            .verdicts
+            .iter()
+            .map(|j| (j.benchmark, j.verdict.pass))
+            .collect();
+        assert_eq!(
+            judged,
+            [(Benchmark::Imagenet, true), (Benchmark::ImagenetReal, true)]
+        );
+        assert_eq!(r.real_top1, Some(100.0 * 40_000.0 / 46_837.0));
+        let why = r.verdict_skipped.unwrap();
+        assert!(
+            why.contains(
+                "ImageNetV2 top1 (ImageNetV2 source): the dataset is ImageNet-1k validation"
+            ),
+            "{why}"
+        );
+        // Without --real-labels the ReaL value is skipped, with the reason.
+        let r = report(
+            Layout::ImageFolder,
+            50_000,
+            outcome(50_000, 39_330, 47_000, None),
+            documented.clone(),
+        );
+        assert_eq!(r.verdicts.len(), 1);
+        assert!(r
+            .verdict_skipped
+            .unwrap()
+            .contains("ImageNet-ReaL top1 (ImageNet-ReaL source): no --real-labels"));
+        // ImageNetV2 (10,000 images): only the V2 value; 6,700 = 67.00 % is 0.5 pp off: fail.
+        let r = report(
+            Layout::ImageNetV2,
+            10_000,
+            outcome(10_000, 6_700, 8_800, None),
+            documented.clone(),
+        );
+        let judged: Vec<(Benchmark, bool)> = r
+            .verdicts
+            .iter()
+            .map(|j| (j.benchmark, j.verdict.pass))
+            .collect();
+        assert_eq!(judged, [(Benchmark::ImagenetV2, false)]);
+        assert!(!r.passed());
+        // A partial set: nothing judged, never a pass by default.
+        let r = report(
+            Layout::ImageFolder,
+            40,
+            outcome(40, 30, 38, None),
+            documented,
+        );
+        assert!(r.verdicts.is_empty());
+        assert!(r
+            .verdict_skipped
+            .unwrap()
+            .contains("the dataset has 40 images, not the 50,000 of ImageNet-1k validation"));
+    }
 
     #[test]
     fn devices_parse() {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::image::RgbImage;
 
 /// The order of the two passes: the one setting in which Pillow releases differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub enum PassOrder {
     /// Pillow ≥ 13.0 (PR #9549): the vertical pass first when the height shrinks by more than
     /// twice as many pixels as the width (`inH − outH > 0 && inH − outH > 2·(inW − outW)`),

@@ -26,12 +26,40 @@ pub struct RunOptions {
     pub workers: usize,
     /// Count and list unreadable images instead of stopping at the first.
     pub skip_bad: bool,
-    /// Keep every image's top-5 in the outcome.
+    /// Keep every image's top-5 (and content digest) in the outcome.
     pub keep_predictions: bool,
+    /// ImageNet-ReaL label sets, one per dataset sample (indexed like `Dataset::samples`).
+    pub real: Option<std::sync::Arc<Vec<Vec<usize>>>>,
+}
+
+impl RunOptions {
+    /// `batch_size` images per pass on `workers` threads; stop at the first bad image; no
+    /// predictions kept; no ReaL labels.
+    pub fn new(batch_size: usize, workers: usize) -> RunOptions {
+        RunOptions {
+            batch_size,
+            workers,
+            skip_bad: false,
+            keep_predictions: false,
+            real: None,
+        }
+    }
+}
+
+/// ImageNet-ReaL counts (timm's `RealLabelsImagenet`): over the images whose ReaL label set is
+/// not empty, a prediction is correct when one of its top-k classes is in the set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RealCounts {
+    /// Images with a non-empty ReaL set.
+    pub n: u64,
+    /// Top-1 in the set.
+    pub top1: u64,
+    /// Any of the top-5 in the set.
+    pub top5: u64,
 }
 
 /// An image that could not be evaluated (`--skip-bad`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BadImage {
     /// The sample's id.
     pub image: String,
@@ -40,7 +68,7 @@ pub struct BadImage {
 }
 
 /// One image's prediction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Prediction {
     /// The sample's id.
     pub image: String,
@@ -66,7 +94,7 @@ pub struct Progress {
 }
 
 /// The counts of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// Images classified.
     pub n: u64,
@@ -79,9 +107,16 @@ pub struct Outcome {
     /// sha256 over the sha256 of every selected image's bytes, in selection order (the dataset's
     /// content, as read).
     pub content_sha256: String,
+    /// ImageNet-ReaL counts (with `--real-labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real: Option<RealCounts>,
     /// Per-image predictions in selection order (when asked for).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub predictions: Vec<Prediction>,
+    /// Per-image content sha256 (hex; zeros for an unreadable file) in selection order (when
+    /// predictions are kept), so shard outcomes can be merged into the whole run's hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_sha256: Vec<String>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -153,6 +188,7 @@ pub fn evaluate(
         Vec::new()
     };
     let (mut n, mut top1, mut top5, mut done) = (0u64, 0u64, 0u64, 0usize);
+    let mut real = RealCounts::default();
     let result: Result<(), RunError> = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Result<Batch, RunError>>(IN_FLIGHT);
         for _ in 0..opts.workers.max(1) {
@@ -215,6 +251,14 @@ pub fn evaluate(
                     n += 1;
                     top1 += u64::from(top.first() == Some(&sample.label));
                     top5 += u64::from(top.contains(&sample.label));
+                    if let Some(sets) = &opts.real {
+                        let set = &sets[selection[pos]];
+                        if !set.is_empty() {
+                            real.n += 1;
+                            real.top1 += u64::from(set.contains(&top[0]));
+                            real.top5 += u64::from(top.iter().any(|c| set.contains(c)));
+                        }
+                    }
                     if opts.keep_predictions {
                         predictions[pos] = Some(Prediction {
                             image: sample.id.clone(),
@@ -236,19 +280,31 @@ pub fn evaluate(
     });
     result?;
     bad.sort_by_key(|(pos, _)| *pos);
-    let mut h = Sha256::new();
-    for d in &digests {
-        h.update(d);
-    }
+    let content_sha256 = content_hash(&digests);
     Ok(Outcome {
         n,
         top1,
         top5,
         bad: bad.into_iter().map(|(_, b)| b).collect(),
-        content_sha256: hex::encode(h.finalize()),
+        content_sha256,
+        real: opts.real.as_ref().map(|_| real),
         predictions: predictions.into_iter().flatten().collect(),
+        image_sha256: if opts.keep_predictions {
+            digests.iter().map(hex::encode).collect()
+        } else {
+            Vec::new()
+        },
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The content hash of a run: sha256 over the per-image sha256s, in selection order.
+pub fn content_hash(digests: &[[u8; 32]]) -> String {
+    let mut h = Sha256::new();
+    for d in digests {
+        h.update(d);
+    }
+    hex::encode(h.finalize())
 }
 
 fn build_batch(

@@ -16,7 +16,7 @@ use super::EvalError;
 use crate::schema::{InputSettings, Interpolation};
 
 /// How u8 pixels become the model's f32 input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub enum Normalize {
     /// `torchvision ToTensor` then `Normalize`: `((v / 255) − mean) / std`, every step in f32
     /// with `mean`/`std` rounded to f32. What `timm.data.create_transform(…, is_training=False)`
@@ -41,7 +41,7 @@ impl Normalize {
 }
 
 /// The eval transform of one model, from its `Zoo: Input`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct EvalTransform {
     /// Square crop side (`Image Size`).
     pub img_size: usize,

@@ -21,7 +21,7 @@ pub const TOLERANCE_MILLI_PP: u64 = 100;
 pub const TAIL: f64 = 0.0005;
 
 /// The rule a verdict was reached by.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "rule")]
 pub enum Rule {
     /// Every validation image: `|measured − documented| ≤ tolerance_pp`.
@@ -45,7 +45,7 @@ pub enum Rule {
 }
 
 /// One comparison of a measured count with a documented percentage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Verdict {
     /// Images evaluated.
     pub n: u64,

@@ -500,7 +500,7 @@ impl Cache {
                 name,
                 "sha256 prefix",
                 p,
-                crate::schema::MIN_SHA256_PREFIX,
+                super::MIN_SHA256_PREFIX,
                 64,
             )?),
             None => None,

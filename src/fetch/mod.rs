@@ -125,6 +125,9 @@ pub trait ProgressSink: Send + Sync {
 /// Default [`FetchOptions::max_size`]: 16 GiB, several times the largest registry file.
 pub const DEFAULT_MAX_SIZE: u64 = 16 << 30;
 
+/// Fewest hex digits a `Sha256 Prefix` may have: timm's file-name suffix has 8 (32 bits).
+pub const MIN_SHA256_PREFIX: usize = 8;
+
 /// How to fetch: network policy, mirrors, timeouts, retries and where the lock file lives.
 #[derive(Clone)]
 pub struct FetchOptions {

@@ -76,7 +76,7 @@ pub fn parse_front_matter(
     text: &str,
     span: &FrontMatterSpan,
 ) -> (Option<FrontMatter>, Vec<Diagnostic>) {
-    let start = crate::card::pos_of(text, span.yaml.start);
+    let start = crate::diagnostic::pos_of(text, span.yaml.start);
     let origin = Origin {
         line_offset: start.line - 1,
         first_line_col_offset: start.col - 1,

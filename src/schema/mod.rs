@@ -1134,10 +1134,29 @@ record! {
     pub struct ReportedResult ("Zoo: Reported entry", strict = true) {
         /// Who published it.
         source: Text = "Source",
+        /// The evaluation set the numbers are for, named as in a `Results` entry's `Dataset`
+        /// (`ImageNet ReaL`, `ImageNetV2 matched-frequency`); absent means `ImageNet`.
+        dataset: Text = "Dataset",
         /// Top-1 accuracy.
         top_1_accuracy: Measure = "Top 1 Accuracy",
         /// Top-5 accuracy.
         top_5_accuracy: Measure = "Top 5 Accuracy",
+        /// The source ran these weights on a model definition that changed after the card was
+        /// measured (what changed, e.g. a timm commit): a card value far from this source, but
+        /// near a source without a model change, is `explained`, not failed.
+        model_change: Text = "Model Change",
+    }
+}
+
+/// The dataset a `Zoo: Reported` entry without `Dataset` is for.
+pub const DEFAULT_REPORTED_DATASET: &str = "ImageNet";
+
+impl ReportedResult {
+    /// The dataset the entry's numbers are for ([`DEFAULT_REPORTED_DATASET`] when unnamed).
+    pub fn dataset(&self) -> &str {
+        self.dataset
+            .as_ref()
+            .map_or(DEFAULT_REPORTED_DATASET, Text::as_str)
     }
 }
 
@@ -1337,8 +1356,7 @@ fn check_path_component(value: &Text, key: &str, cx: &mut Ctx) {
     }
 }
 
-/// Fewest hex digits a `Sha256 Prefix` may have: timm's file-name suffix has 8 (32 bits).
-pub const MIN_SHA256_PREFIX: usize = 8;
+pub use crate::fetch::MIN_SHA256_PREFIX;
 
 fn is_hex(s: &str) -> bool {
     s.chars()

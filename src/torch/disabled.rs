@@ -10,6 +10,11 @@ pub fn available() -> bool {
     false
 }
 
+/// No CUDA devices without libtorch.
+pub fn cuda_devices() -> usize {
+    0
+}
+
 /// Model on libtorch; cannot be built without the `torch` feature.
 #[derive(Debug)]
 pub struct Model {
@@ -19,6 +24,16 @@ pub struct Model {
 impl Model {
     /// Always [`TorchError::Unavailable`].
     pub fn load(_spec: &Network, _weights: &StateDict) -> Result<Model, TorchError> {
+        Err(TorchError::Unavailable)
+    }
+
+    /// Always [`TorchError::Unavailable`].
+    pub fn load_on(
+        _spec: &Network,
+        _weights: &StateDict,
+        _cuda: Option<usize>,
+        _half: bool,
+    ) -> Result<Model, TorchError> {
         Err(TorchError::Unavailable)
     }
 

@@ -21,6 +21,21 @@ pub fn available() -> bool {
     true
 }
 
+/// How many CUDA devices libtorch sees (0 without a GPU or driver).
+pub fn cuda_devices() -> usize {
+    usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
+}
+
+/// Where the model's tensors live and in which precision.
+type Target = (tch::Device, Kind);
+
+fn target(cuda: Option<usize>, half: bool) -> Target {
+    (
+        cuda.map_or(tch::Device::Cpu, tch::Device::Cuda),
+        if half { Kind::Half } else { Kind::Float },
+    )
+}
+
 fn limit_threads() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -49,10 +64,11 @@ struct StateDictSource<'a> {
     used: HashMap<&'a str, bool>,
     problems: Vec<ParamProblem>,
     error: Option<TorchError>,
+    target: Target,
 }
 
 impl<'a> StateDictSource<'a> {
-    fn new(weights: &'a StateDict) -> Self {
+    fn new(weights: &'a StateDict, target: Target) -> Self {
         let mut by_name = HashMap::with_capacity(weights.len());
         let mut problems = vec![];
         for (name, t) in weights {
@@ -70,6 +86,7 @@ impl<'a> StateDictSource<'a> {
             used,
             problems,
             error: None,
+            target,
         }
     }
 
@@ -124,7 +141,14 @@ impl Source for StateDictSource<'_> {
             return None;
         }
         // `Tensor::new` guarantees data.len() == numel * 4, which libtorch's copy relies on.
-        match tch::Tensor::f_from_data_size(t.data(), &dims(shape), Kind::Float) {
+        let (device, kind) = self.target;
+        match tch::Tensor::f_from_data_size(t.data(), &dims(shape), Kind::Float).and_then(|v| {
+            if self.target == (tch::Device::Cpu, Kind::Float) {
+                Ok(v)
+            } else {
+                v.f_to_device_(device, kind, false, false)
+            }
+        }) {
             Ok(v) => Some(v),
             Err(e) => {
                 self.error = Some(torch_err(name)(e));
@@ -570,6 +594,7 @@ pub struct Model {
     named: Vec<(String, tch::Tensor)>,
     in_chans: usize,
     classes: usize,
+    target: Target,
 }
 
 impl std::fmt::Debug for Model {
@@ -587,8 +612,19 @@ impl Model {
     /// must be present, f32, with exactly its shape, and nothing else may be there except
     /// `*.num_batches_tracked`. All problems are reported at once.
     pub fn load(net: &Network, weights: &StateDict) -> Result<Model, TorchError> {
+        Self::load_on(net, weights, None, false)
+    }
+
+    /// [`Model::load`] onto CUDA device `cuda` (else the CPU), in float16 when `half`.
+    /// [`Model::forward`] still takes and returns f32 on the CPU.
+    pub fn load_on(
+        net: &Network,
+        weights: &StateDict,
+        cuda: Option<usize>,
+        half: bool,
+    ) -> Result<Model, TorchError> {
         limit_threads();
-        let mut source = StateDictSource::new(weights);
+        let mut source = StateDictSource::new(weights, target(cuda, half));
         let built = Self::build(net, &mut source);
         let problems = source.finish(weights)?;
         match built {
@@ -619,11 +655,18 @@ impl Model {
         if !builder.complete {
             return None;
         }
+        let target = builder
+            .named
+            .first()
+            .map_or((tch::Device::Cpu, Kind::Float), |(_, t)| {
+                (t.device(), t.kind())
+            });
         Some(Model {
             layers: layers?,
             named: builder.named,
             in_chans: net.in_chans,
             classes: net.classes(),
+            target,
         })
     }
 
@@ -655,8 +698,18 @@ impl Model {
         let _no_grad = tch::no_grad_guard();
         let x = tch::Tensor::f_from_data_size(input_nchw.data(), &dims(shape), Kind::Float)
             .map_err(torch_err("input"))?;
+        let x = if self.target == (tch::Device::Cpu, Kind::Float) {
+            x
+        } else {
+            x.f_to_device_(self.target.0, self.target.1, false, false)
+                .map_err(torch_err("input to device"))?
+        };
         let err = || torch_err("logits");
-        let logits = run(&self.layers, &x, None)?.f_contiguous().map_err(err())?;
+        let logits = run(&self.layers, &x, None)?
+            .f_to_device_(tch::Device::Cpu, Kind::Float, false, false)
+            .map_err(err())?
+            .f_contiguous()
+            .map_err(err())?;
         let values = Vec::<f32>::try_from(&logits.f_view([-1i64]).map_err(err())?).map_err(err())?;
         Ok(Tensor::from_f32(vec![shape[0], self.classes], &values)?)
     }

@@ -22,7 +22,7 @@ mod imp;
 #[path = "disabled.rs"]
 mod imp;
 
-pub use imp::{available, Model};
+pub use imp::{available, cuda_devices, Model};
 
 pub use crate::reference::DEFAULT_TOLERANCE;
 

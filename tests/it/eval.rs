@@ -348,32 +348,103 @@ fn kaggle_layout_reads_loc_val_solution_and_names_missing_labels() {
     );
 }
 
+/// A devkit ground-truth file consistent with the ImageNet-1k validation labels: class `c`
+/// (sorted-wnid order) gets the ILSVRC2012_ID `perm(c)`, a bijection unlike the sorted order, as
+/// `meta.mat`'s is.
+fn ground_truth(lines: usize, edit: impl Fn(usize, u32) -> u32) -> Vec<u8> {
+    use zoo::eval::imagenet::val_label;
+    let id = |c: usize| ((c * 7 + 3) % 1000 + 1) as u32;
+    let mut out = String::new();
+    for n in 1..=lines {
+        let c = val_label(n).unwrap_or(0);
+        out.push_str(&format!("{}\n", edit(n, id(c))));
+    }
+    out.into_bytes()
+}
+
 #[test]
-fn devkit_flat_layout_is_refused_with_the_reason() {
+fn devkit_flat_layout_is_labelled_by_the_shipped_map_and_cross_checked() {
+    use zoo::eval::imagenet::synsets;
     let tmp = tempfile::tempdir().unwrap();
+    let val = tmp.path().join("val");
+    // The first five validation images: n01751748, n09193705, n02105855, n04263257, n03125729.
+    for n in 1..=5u8 {
+        write(
+            &val.join(format!("ILSVRC2012_val_{n:08}.JPEG")),
+            &jpeg(8, 8, n),
+        );
+    }
+    let wnids = |ds: &Dataset| -> Vec<String> {
+        ds.samples
+            .iter()
+            .map(|s| ds.classes[s.label].clone())
+            .collect()
+    };
+    let expected = [
+        "n01751748",
+        "n09193705",
+        "n02105855",
+        "n04263257",
+        "n03125729",
+    ];
+    // Without a ground-truth file: the shipped labels.
+    let ds = Dataset::open(&val).unwrap();
+    assert_eq!(ds.layout, Layout::Devkit);
+    assert_eq!(ds.classes, synsets());
+    assert_eq!(wnids(&ds), expected);
+    assert_eq!(ds.samples[0].id, "ILSVRC2012_val_00000001.JPEG");
+    assert_eq!(ds.label_file, None);
+    // With the devkit's file: labels from its IDs, the ID → wnid map derived and checked.
+    let gt = tmp
+        .path()
+        .join("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt");
+    write(&gt, &ground_truth(50_000, |_, id| id));
+    let ds = Dataset::open(&val).unwrap();
+    assert_eq!(wnids(&ds), expected);
+    assert_eq!(ds.label_file.as_deref(), Some(gt.as_path()));
+    // Line 3 carries line 1's ID: an error naming the line and both wnids.
+    let first = ground_truth(1, |_, id| id);
+    let first: u32 = std::str::from_utf8(&first).unwrap().trim().parse().unwrap();
     write(
-        &tmp.path().join("val/ILSVRC2012_val_00000001.JPEG"),
-        &jpeg(8, 8, 1),
+        &gt,
+        &ground_truth(50_000, |n, id| if n == 3 { first } else { id }),
     );
-    write(
-        &tmp.path()
-            .join("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"),
-        b"65\n",
-    );
-    let e = Dataset::open(&tmp.path().join("val"))
-        .unwrap_err()
-        .to_string();
+    let e = Dataset::open(&val).unwrap_err();
     assert!(
-        e.contains("ILSVRC2012_validation_ground_truth.txt: devkit labels are ILSVRC2012_IDs"),
+        matches!(e, DatasetError::GroundTruthMismatch { line: 3, .. }),
         "{e}"
     );
-    // A flat folder with no label file at all.
-    std::fs::remove_dir_all(tmp.path().join("ILSVRC2012_devkit_t12")).unwrap();
-    let e = Dataset::open(&tmp.path().join("val"))
-        .unwrap_err()
-        .to_string();
+    let e = e.to_string();
     assert!(
-        e.contains("1 images directly in") && e.contains("no label in"),
+        e.contains("ILSVRC2012_validation_ground_truth.txt:3: ILSVRC2012_ID")
+            && e.contains("would be n02105855 here but was n01751748 on line 1"),
+        "{e}"
+    );
+    // A file for a different image count.
+    write(&gt, &ground_truth(49_999, |_, id| id));
+    let e = Dataset::open(&val).unwrap_err().to_string();
+    assert!(
+        e.contains("ILSVRC2012_validation_ground_truth.txt: labels 49999 images")
+            && e.contains("holds 50000"),
+        "{e}"
+    );
+    // Not an ID.
+    write(&gt, b"490\nx\n");
+    let e = Dataset::open(&val).unwrap_err().to_string();
+    assert!(
+        e.contains("ground_truth.txt:2: expected an ILSVRC2012_ID"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(tmp.path().join("ILSVRC2012_devkit_t12")).unwrap();
+    // A flat folder holding an image that is not a validation image.
+    write(&val.join("holiday.jpg"), &jpeg(8, 8, 9));
+    let e = Dataset::open(&val).unwrap_err().to_string();
+    assert!(e.contains("holiday.jpg: no label in"), "{e}");
+    std::fs::remove_file(val.join("holiday.jpg")).unwrap();
+    write(&val.join("ILSVRC2012_val_00050001.JPEG"), &jpeg(8, 8, 9));
+    let e = Dataset::open(&val).unwrap_err().to_string();
+    assert!(
+        e.contains("ILSVRC2012_val_00050001.JPEG: no label in"),
         "{e}"
     );
 }
@@ -517,6 +588,7 @@ fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() 
             workers,
             skip_bad,
             keep_predictions: true,
+            real: None,
         };
         evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {})
     };
@@ -540,6 +612,7 @@ fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() 
         workers: 2,
         skip_bad: false,
         keep_predictions: false,
+        real: None,
     };
     let e = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap_err();
     assert!(matches!(e, RunError::Image(_)), "{e}");
@@ -753,4 +826,296 @@ fn zoo_eval_top5_equals_timms_per_image_with_a_full_width_b0() {
         assert_eq!(o["image"], t["image"]);
         assert_eq!(o["top5"], t["top5"], "{}", o["image"]);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ImageNet-ReaL, shards
+
+use zoo::eval::imagenet::RealLabels;
+use zoo::eval::model::{merge_shards, shard_range, EvalReport, ShardMergeError};
+use zoo::report::Shard;
+
+/// A flat devkit folder of the first `n` validation images.
+fn devkit_folder(dir: &Path, n: usize) {
+    for i in 1..=n {
+        write(
+            &dir.join(format!("ILSVRC2012_val_{i:08}.JPEG")),
+            &jpeg(12 + i % 7, 14 + i % 5, i as u8),
+        );
+    }
+}
+
+/// A 1000-class stand-in: class = image number's val label when the red mean is high, else a
+/// fixed wrong class, so ReaL and plain counts differ in a known way.
+fn thousand_class_classifier(data: &[f32], n: usize) -> Result<Vec<f32>, String> {
+    let per = data.len() / n;
+    Ok(data
+        .chunks_exact(per)
+        .flat_map(|img| {
+            let red = &img[..per / 3];
+            let m = red.iter().sum::<f32>() / red.len() as f32;
+            let c = ((m.abs() * 1000.0) as usize) % 1000;
+            (0..1000).map(move |j| if j == c { 2.0 } else { -(j as f32) / 1e4 })
+        })
+        .collect())
+}
+
+#[test]
+fn real_labels_count_as_timm_does_and_refuse_another_image_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let val = tmp.path().join("val");
+    devkit_folder(&val, 6);
+    let ds = Dataset::open(&val).unwrap();
+    let t = EvalTransform::new(16, 0.875, MEAN, STD).unwrap();
+    let all = Selection::All.indices(&ds.samples).unwrap();
+    // First the predictions, to build ReaL sets around them.
+    let mut opts = RunOptions {
+        batch_size: 4,
+        workers: 2,
+        skip_bad: false,
+        keep_predictions: true,
+        real: None,
+    };
+    let plain = evaluate(
+        &ds,
+        &all,
+        &t,
+        1000,
+        &opts,
+        thousand_class_classifier,
+        |_| {},
+    )
+    .unwrap();
+    let p = &plain.predictions;
+    // Image 1: its top-1 is in the set; 2: only its 3rd guess; 3: empty set (left out);
+    // 4: none of its top-5; 5 and 6: the top-1 among others.
+    let mut sets = vec![Vec::<usize>::new(); 50_000];
+    sets[0] = vec![p[0].top5[0]];
+    sets[1] = vec![p[1].top5[2], 999 - p[1].top5[0].min(998)];
+    sets[3] = vec![(0..1000).find(|c| !p[3].top5.contains(c)).unwrap()];
+    sets[4] = vec![1, p[4].top5[0]];
+    sets[5] = vec![p[5].top5[0], 7];
+    let json = tmp.path().join("real.json");
+    std::fs::write(&json, serde_json::to_vec(&sets).unwrap()).unwrap();
+    let real = RealLabels::read(&json).unwrap();
+    opts.real = Some(std::sync::Arc::new(real.for_samples(&ds.samples).unwrap()));
+    let o = evaluate(
+        &ds,
+        &all,
+        &t,
+        1000,
+        &opts,
+        thousand_class_classifier,
+        |_| {},
+    )
+    .unwrap();
+    let r = o.real.unwrap();
+    assert_eq!((r.n, r.top1, r.top5), (5, 3, 4));
+    assert_eq!((o.n, o.top1, o.top5), (plain.n, plain.top1, plain.top5));
+    // A label file for another image count, and a sample without a validation image name.
+    std::fs::write(&json, serde_json::to_vec(&sets[..49_999]).unwrap()).unwrap();
+    let e = RealLabels::read(&json).unwrap_err().to_string();
+    assert!(
+        e.contains("real.json: labels 49999 images") && e.contains("50000"),
+        "{e}"
+    );
+    sets[2] = vec![1000];
+    std::fs::write(&json, serde_json::to_vec(&sets).unwrap()).unwrap();
+    let e = RealLabels::read(&json).unwrap_err().to_string();
+    assert!(
+        e.contains("real.json") && e.contains("image 3") && e.contains("0..1000"),
+        "{e}"
+    );
+    sets[2] = vec![];
+    std::fs::write(&json, serde_json::to_vec(&sets).unwrap()).unwrap();
+    let folder = tmp.path().join("folder");
+    ten_class_folder(&folder);
+    let other = Dataset::open(&folder).unwrap();
+    let e = RealLabels::read(&json)
+        .unwrap()
+        .for_samples(&other.samples)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "class0/0.jpg (ReaL labels are found by the ILSVRC2012_val_<number> name): no label in"
+        ),
+        "{e}"
+    );
+}
+
+/// The report of evaluating `shard` of `ds` with the stand-in classifier, as `eval_model` builds
+/// it.
+fn shard_report(ds: &Dataset, shard: Shard, skip_bad: bool) -> EvalReport {
+    let t = EvalTransform::new(16, 0.875, MEAN, STD).unwrap();
+    let all = Selection::All.indices(&ds.samples).unwrap();
+    let part = all[shard_range(all.len(), shard)].to_vec();
+    let opts = RunOptions {
+        batch_size: 4,
+        workers: 2,
+        skip_bad,
+        keep_predictions: true,
+        real: None,
+    };
+    let outcome = evaluate(ds, &part, &t, 10, &opts, fake_classifier, |_| {}).unwrap();
+    let mut r = EvalReport {
+        model: "tiny".into(),
+        weights: "w.safetensors".into(),
+        param_count: 0.03,
+        dataset: ds.root.clone(),
+        manifest: ds.manifest(),
+        selection: Selection::All,
+        shard,
+        real_labels: None,
+        transform: t,
+        device: zoo::eval::model::Device::Cpu,
+        half: false,
+        batch_size: 4,
+        zoo_version: env!("CARGO_PKG_VERSION").into(),
+        pipeline_version: zoo::eval::model::PIPELINE_VERSION.into(),
+        outcome,
+        top1: 0.0,
+        top5: 0.0,
+        real_top1: None,
+        real_top5: None,
+        documented: vec![],
+        verdicts: vec![],
+        verdict_skipped: None,
+    };
+    r.conclude();
+    r
+}
+
+#[test]
+fn shards_merge_into_exactly_the_unsharded_result_and_name_a_missing_or_repeated_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    // One unreadable image, so bad-image lists merge too.
+    let victim = tmp.path().join("class5/2.jpg");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 3]).unwrap();
+    let ds = Dataset::open(tmp.path()).unwrap();
+    let whole = shard_report(&ds, Shard::ALL, true);
+    let s = |k| shard_report(&ds, Shard { index: k, count: 3 }, true);
+    let (a, b, c) = (s(1), s(2), s(3));
+    assert_eq!(a.outcome.n + b.outcome.n + c.outcome.n, whole.outcome.n);
+    assert!(a.verdict_skipped.as_deref().unwrap().contains("shard 1/3"));
+    // Through the report file (gzip) and back, in any order.
+    let files: Vec<PathBuf> = [&c, &a, &b]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let p = tmp.path().join(format!("s{i}.json.gz"));
+            zoo::eval::report_file::write(&p, &[(*r).clone()]).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap()[..2], [0x1f, 0x8b]);
+            p
+        })
+        .collect();
+    let back: Vec<EvalReport> = files
+        .iter()
+        .flat_map(|p| zoo::eval::report_file::read(p).unwrap().unwrap().reports)
+        .collect();
+    let mut merged = merge_shards(back).unwrap();
+    let mut expected = whole.clone();
+    merged.outcome.seconds = 0.0;
+    expected.outcome.seconds = 0.0;
+    assert_eq!(merged, expected);
+    assert_eq!(merged.outcome.bad.len(), 1);
+    assert_eq!(merged.outcome.bad[0].image, "class5/2.jpg");
+    // A missing and a repeated shard are errors naming them.
+    let e = merge_shards(vec![a.clone(), c.clone()]).unwrap_err();
+    assert!(matches!(e, ShardMergeError::Missing { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "tiny: shard 2/3 missing: the merge would not cover the selection"
+    );
+    let e = merge_shards(vec![a.clone(), b.clone(), b.clone(), c.clone()]).unwrap_err();
+    assert_eq!(e.to_string(), "tiny: shard 2/3 given twice");
+    let mut other = b.clone();
+    other.manifest.listing_sha256 = "0".repeat(64);
+    let e = merge_shards(vec![a, other, c]).unwrap_err().to_string();
+    assert!(
+        e.contains("shard 2/3: the dataset listing differs from shard 1/3's"),
+        "{e}"
+    );
+}
+
+#[test]
+fn vanished_and_garbage_images_are_named_or_counted_and_listed_with_skip_bad() {
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    let ds = Dataset::open(tmp.path()).unwrap();
+    // After listing: one file disappears (unreadable), one becomes garbage of the same size.
+    std::fs::remove_file(tmp.path().join("class2/0.jpg")).unwrap();
+    let garbage = tmp.path().join("class7/2.jpg");
+    let len = std::fs::metadata(&garbage).unwrap().len() as usize;
+    std::fs::write(&garbage, vec![0x42u8; len]).unwrap();
+    let t = EvalTransform::new(16, 0.875, MEAN, STD).unwrap();
+    let all = Selection::All.indices(&ds.samples).unwrap();
+    let mut opts = RunOptions::new(4, 2);
+    let e = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("class2/0.jpg")
+            || e.contains("class7/2.jpg: not a JPEG or PNG (first bytes 42424242"),
+        "{e}"
+    );
+    opts.skip_bad = true;
+    let o = evaluate(&ds, &all, &t, 10, &opts, fake_classifier, |_| {}).unwrap();
+    assert_eq!(o.n, 28);
+    let bad: Vec<(&str, &str)> = o
+        .bad
+        .iter()
+        .map(|b| (b.image.as_str(), b.error.as_str()))
+        .collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert_eq!(bad[0].0, "class2/0.jpg");
+    assert!(
+        bad[0].1.contains("class2/0.jpg") && bad[0].1.contains("No such file"),
+        "{bad:?}"
+    );
+    assert_eq!(bad[1].0, "class7/2.jpg");
+    assert!(bad[1].1.contains("not a JPEG or PNG"), "{bad:?}");
+}
+
+#[test]
+fn zoo_eval_on_a_missing_gpu_or_half_on_cpu_is_a_clear_error() {
+    if zoo::torch::cuda_devices() > 0 {
+        return; // a GPU machine: --device cuda just works there
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    let registry = fixture("registry-tiny");
+    let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "--registry",
+            registry.to_str().unwrap(),
+            "eval",
+            "tiny",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--dataset",
+            tmp.path().to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        crate::zoo(&a)
+    };
+    for (extra, expected) in [
+        (&["--device", "cuda"][..], "--device cuda:0: libtorch sees 0 CUDA device(s) (no GPU or driver here); use --device cpu"),
+        (&["--device", "cuda:1"][..], "--device cuda:1: libtorch sees 0 CUDA device(s)"),
+        (&["--half"][..], "--half: float16 inference needs --device cuda"),
+    ] {
+        let (code, _, err) = run(extra);
+        assert_eq!(code, 2, "{err}");
+        if cfg!(feature = "torch") {
+            assert!(err.contains(expected), "{extra:?}: {err}");
+        } else {
+            assert!(err.contains("built without libtorch"), "{err}");
+        }
+    }
+    let (code, _, err) = run(&["--device", "gpu"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`gpu`: expected cpu, cuda or cuda:N"), "{err}");
 }

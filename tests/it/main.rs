@@ -10,10 +10,12 @@ mod export;
 mod flops;
 mod hf_cards;
 mod interrupt;
+mod layering;
 mod output_paths;
 mod pipes;
 mod registry;
 mod schema_file;
+mod tf_fixtures;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -230,14 +230,36 @@ fn registry_standard_fields_equal_the_published_cards() {
     let start = published.find("```yaml\n").unwrap() + 8;
     let end = published.rfind("```").unwrap();
     let index = strip("efficientnet/tf-efficientnet.yml");
+    let l2 = index
+        .models
+        .iter()
+        .flatten()
+        .filter(|m| m.name() == "tf_efficientnet_l2_ns_475")
+        .map(FieldValue::to_node)
+        .collect();
     let models = Node::Seq(Seq {
-        items: index
-            .models
-            .unwrap()
-            .iter()
-            .map(FieldValue::to_node)
-            .collect(),
+        items: l2,
         pos: Default::default(),
     });
     assert_eq!(emit(&models), &published[start..end]);
+
+    // Every other collection is one of timm's 2021 cards, model for model.
+    for name in [
+        "tf-efficientnet",
+        "advprop",
+        "tf-efficientnet-lite",
+        "tf-efficientnet-condconv",
+        "tf-mixnet",
+        "tf-mobilenet-v3",
+    ] {
+        let published =
+            std::fs::read_to_string(crate::fixture(&format!("cards/timm-2021/{name}.md"))).unwrap();
+        let start = published.find("<!--\n").unwrap() + 5;
+        let end = published.rfind("-->").unwrap();
+        assert_eq!(
+            strip(&format!("efficientnet/{name}.yml")).to_yaml(),
+            &published[start..end],
+            "{name}"
+        );
+    }
 }
