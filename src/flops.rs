@@ -15,6 +15,14 @@
 //! under TF 'same' padding (timm's `Conv2dSame` subclass, which thop did not recognise) counts 0;
 //! BatchNorm counts `2·C·h·w`; the global average pool counts `C·(h·w + 1)`; the classifier
 //! (timm's `Linear` subclass) counts 0; activations, the SE mean and gate, residual adds count 0.
+//!
+//! CondConv (timm `CondConv2d`, `tf_efficientnet_cc_*`): `macs` counts each expert conv plus its
+//! expert mixing (`routing [1, E] @ weight [E, P]`, a matmul torch counts) and the routing
+//! `Linear` (`in · E`), which equals `FlopCounterMode` / 2 (checked against timm in
+//! `tests/timm_arch.rs`); `fvcore` adds the routing's functional mean (one per input element);
+//! `thop-2020` counts 0 for `CondConv2d` (not a module thop 0.0.31 hooked) and `in · E` for the
+//! routing's plain `nn.Linear`. The CondConv `thop-2020` and `fvcore` rules follow those tools'
+//! documented hooks and have not been checked against a card.
 //! Its input is not square: for a card `Image Size` S it is `S × floor(S·1546/1213)`, the docs'
 //! example image (1546×1213) resized to short side S without a crop.
 //!

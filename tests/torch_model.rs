@@ -223,3 +223,62 @@ fn b0_with_random_weights_gives_1000_logits_at_224() {
     assert!(values.iter().all(|v| v.is_finite()), "non-finite logits");
     assert!(values.iter().any(|&v| v != values[0]), "constant logits");
 }
+
+fn read_safetensors_at(path: &Path) -> StateDict {
+    tch::Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| {
+            let z = to_zoo(&k, &t);
+            (k, z)
+        })
+        .collect()
+}
+
+/// The interpreter's new ops (ReLU6, hard-swish and hard-sigmoid, mixed kernels, grouped 1×1,
+/// `er` and `cn` blocks, CondConv routing, MobileNetV3's pool-before-head) against timm's own
+/// forward pass on a seeded random model of each family, at an odd, non-square input.
+#[test]
+#[ignore = "needs ZOO_PYTHON (python with torch/timm/safetensors); `make test` runs it"]
+fn every_family_reproduces_timms_logits() {
+    let python = std::env::var("ZOO_PYTHON").expect("set ZOO_PYTHON");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/timm_reference.py");
+    let mut wrong = vec![];
+    for name in [
+        "tf_efficientnet_lite0",
+        "tf_efficientnet_es",
+        "tf_efficientnet_cc_b0_4e",
+        "tf_mixnet_s",
+        "tf_mobilenetv3_large_100",
+        "tf_mobilenetv3_small_minimal_100",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(name)
+            .arg(dir.path())
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .expect("run ZOO_PYTHON");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let net = spec(name);
+        let model = Model::load(
+            &net,
+            &read_safetensors_at(&dir.path().join("weights.safetensors")),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let io = read_safetensors_at(&dir.path().join("io.safetensors"));
+        let get = |k: &str| io.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        let logits = model.forward(&get("input")).unwrap();
+        let c = compare_logits(&logits, &get("logits"), DEFAULT_TOLERANCE).unwrap();
+        eprintln!("{name}: {c:?}");
+        if !c.passed {
+            wrong.push(format!("{name}: {c:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -14,7 +14,8 @@ use crate::registry::Registry;
 #[derive(Debug, clap::Args)]
 pub struct FlopsArgs {
     /// A registry model or alias (`b6_ns`, `tf_efficientnet_b6.ns_jft_in1k`): counted at its
-    /// card's input and compared with its card. Or an architecture: a variant (`b0`…`l2`) or
+    /// card's input and compared with its card. Or an architecture: a timm name
+    /// (`tf_efficientnet_b6`, `tf_mixnet_l`, `tf_mobilenetv3_large_100`, …) or
     /// `efficientnet:width=…,depth=…,classes=…`.
     #[arg(value_name = "NAME")]
     pub name: String,

@@ -86,8 +86,8 @@ pub struct Cli {
 enum Command {
     /// Print the resolved architecture of an EfficientNet description or a registry model.
     Arch {
-        /// A registry model or alias (`b6_ns`), a variant (`b0`…`l2`), or
-        /// `efficientnet:width=…,depth=…,classes=…`.
+        /// A registry model or alias (`b6_ns`), a timm architecture (`tf_efficientnet_b6`,
+        /// `tf_mixnet_l`, …), or `efficientnet:width=…,depth=…,classes=…`.
         spec: String,
     },
     /// Count operations under every named convention (macs, flops, fvcore, thop-2020).
