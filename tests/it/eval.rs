@@ -1234,8 +1234,9 @@ fn zoo_eval_without_weights_uses_the_registrys_verified_file() {
     let (code, _, err) = run(&[], true);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("efficientnet-tiny.tar.gz of efficientnet_tiny (tf-checkpoint) is not in the cache")
-            && err.contains("zoo fetch efficientnet_tiny --role tf-checkpoint"),
+        err.contains(
+            "efficientnet-tiny.tar.gz of efficientnet_tiny (tf-checkpoint) is not in the cache"
+        ) && err.contains("zoo fetch efficientnet_tiny --role tf-checkpoint"),
         "{err}"
     );
     let mirror = format!("file://{}/", fixture("efficientnet-tiny").display());
