@@ -538,9 +538,19 @@ impl Network {
         self.classifier().map_or(0, |c| c.out_features)
     }
 
-    /// Features entering the classifier (timm's `num_features`).
+    /// Channels of the features the global pool reduces (timm's `num_features`: the output
+    /// of `forward_features`). For EfficientNet that is the head conv's output, which the
+    /// classifier reads; MobileNetV3 pools first, so its `conv_head` widens the pooled
+    /// features afterwards and the classifier reads more than `num_features`.
     pub fn num_features(&self) -> usize {
-        self.classifier().map_or(0, |c| c.in_features)
+        let mut last = None;
+        let mut pooled = None;
+        visit(&self.ops, &mut |op| match op {
+            Op::Conv(c) if pooled.is_none() => last = Some(c.out_chs),
+            Op::GlobalPool { .. } if pooled.is_none() => pooled = last,
+            _ => {}
+        });
+        pooled.unwrap_or_else(|| self.classifier().map_or(0, |c| c.in_features))
     }
 
     /// Blocks: scopes named `blocks.<stage>.<index>`.

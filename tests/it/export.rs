@@ -289,7 +289,7 @@ fn config_json_equals_timms_save_for_hf_for_every_registry_model() {
     let text = check_hub_export(&args);
     assert_eq!(
         text.matches("config.json equals timm's").count(),
-        10,
+        48,
         "{text}"
     );
 }
