@@ -596,27 +596,35 @@ pub struct SizeCheck {
     pub passed: bool,
 }
 
-/// The first layout of [`Metadata::ALL`] (other than `layout`'s own) whose prediction is
-/// exactly `documented`: the rule that explains a card value the default layout does not
-/// reproduce. The other fields of `layout` are kept.
+/// Every layout of [`Metadata::ALL`] other than `layout`'s own, with its prediction (the other
+/// fields of `layout` kept), in [`Metadata::ALL`] order; each is predicted as it is taken.
+pub fn other_layouts<'a>(
+    net: &'a Network,
+    container: Container,
+    layout: &'a SaveLayout,
+) -> impl Iterator<Item = (SaveLayout, SizePrediction)> + 'a {
+    Metadata::ALL
+        .into_iter()
+        .filter(|m| *m != layout.metadata)
+        .map(move |metadata| {
+            let l = SaveLayout {
+                metadata,
+                ..layout.clone()
+            };
+            let p = predict(net, &l, container);
+            (l, p)
+        })
+}
+
+/// The first of [`other_layouts`] whose prediction is exactly `documented`: the rule that
+/// explains a card value the default layout does not reproduce.
 pub fn explaining_layout(
     net: &Network,
     documented: u64,
     container: Container,
     layout: &SaveLayout,
 ) -> Option<(SaveLayout, SizePrediction)> {
-    Metadata::ALL
-        .into_iter()
-        .filter(|m| *m != layout.metadata)
-        .map(|metadata| SaveLayout {
-            metadata,
-            ..layout.clone()
-        })
-        .map(|l| {
-            let p = predict(net, &l, container);
-            (l, p)
-        })
-        .find(|(_, p)| p.total == documented)
+    other_layouts(net, container, layout).find(|(_, p)| p.total == documented)
 }
 
 /// The layout a file of `documented` bytes was saved with: `default` when it predicts the

@@ -708,7 +708,8 @@ fn size_result(
             format!("{}{default}", cached(actual.unwrap_or(0))),
         );
     }
-    match filesize::explaining_layout(spec, doc, Container::Legacy, &layout) {
+    let others: Vec<_> = filesize::other_layouts(spec, Container::Legacy, &layout).collect();
+    match others.iter().find(|(_, p)| p.total == doc) {
         Some((l, _)) => result(
             Status::Explained,
             format!(
@@ -720,24 +721,21 @@ fn size_result(
             ),
         ),
         None => {
-            let others: Vec<String> = filesize::Metadata::ALL
-                .into_iter()
-                .filter(|m| *m != layout.metadata)
-                .map(|metadata| {
-                    let l = SaveLayout {
-                        metadata,
-                        ..layout.clone()
-                    };
-                    let p = filesize::predict(spec, &l, Container::Legacy).total;
-                    format!("{} {p}", metadata.describe())
-                })
+            let others: Vec<String> = others
+                .iter()
+                .map(|(l, p)| format!("{} {}", l.metadata.describe(), p.total))
                 .collect();
             result(
                 Status::Fail,
                 format!(
-                    "{default}; no known layout gives the card's value ({}); the file is not \
-                     cached, so these are predictions",
-                    others.join(", ")
+                    "{}{default}; no known layout gives the card's value ({}){}",
+                    actual.map(cached).unwrap_or_default(),
+                    others.join(", "),
+                    if actual.is_some() {
+                        ""
+                    } else {
+                        "; the file is not cached, so these are predictions"
+                    }
                 ),
             )
         }

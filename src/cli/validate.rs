@@ -261,6 +261,15 @@ fn word(s: CheckStatus) -> &'static str {
     s.as_str()
 }
 
+/// Every line of each result.
+fn print_each(results: &[&CheckResult], paint: &Paint) {
+    for r in results {
+        for line in result_lines(r, paint) {
+            outln!("{line}");
+        }
+    }
+}
+
 /// A status in a table cell, at most as wide as the narrowest column (4).
 fn cell_word(s: CheckStatus) -> &'static str {
     match s {
@@ -658,11 +667,7 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
             "pinned ({}): checked only against a hash pinned on first use, not a pass:",
             pinned.len()
         );
-        for r in pinned {
-            for line in result_lines(r, &paint) {
-                outln!("{line}");
-            }
-        }
+        print_each(&pinned, &paint);
     }
 
     // Explained differences: with `-v` each with its rule and its difference; by default one
@@ -680,11 +685,7 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
             if verbose { "" } else { " (-v shows each)" }
         );
         if verbose {
-            for r in explained {
-                for line in result_lines(r, &paint) {
-                    outln!("{line}");
-                }
-            }
+            print_each(&explained, &paint);
         } else {
             // The rule is the detail's first clause (the differences come after it).
             let mut groups: Vec<(CheckKind, &str, Vec<&str>)> = vec![];
