@@ -138,10 +138,11 @@ fn tf_fixtures_load_in_timm_strict_and_match_tf() {
     }
 }
 
-/// The families whose TF names zoo maps (tensorflow/tpu's `efficientnet` tree): `zoo convert`
-/// of the real-TF checkpoint gives exactly the tensors of timm's own conversion of it, and
-/// (with libtorch) zoo's model reproduces TF's EMA logits within 1e-4. CondConv and MixNet
-/// name their convs by a Keras counter, which zoo does not map yet.
+/// For each family: `zoo convert` of the real-TF checkpoint gives exactly the tensors of
+/// timm's own conversion of it, and (with libtorch) zoo's model reproduces TF's EMA logits
+/// within 1e-4. CondConv and MixNet name their Keras layers by graph-wide counters
+/// (`cond_conv2d_7`, `conv2d_78`) under the Keras model's scope, which zoo's map reduces to
+/// ranks per scope.
 #[test]
 fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
     for (name, arch, timm_file) in [
@@ -154,6 +155,16 @@ fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
             "efficientnet-edgetpu-tiny",
             "tf_efficientnet_es:width=0.05,depth=0.25,classes=10",
             "tf_efficientnet_edgetpu_tiny.safetensors",
+        ),
+        (
+            "efficientnet-condconv-tiny",
+            "tf_efficientnet_cc_b0_4e:width=0.025,depth=0.3,classes=10",
+            "tf_efficientnet_condconv_tiny.safetensors",
+        ),
+        (
+            "mixnet-tiny",
+            "tf_mixnet_s:width=0.05,head=128,classes=10",
+            "tf_mixnet_tiny.safetensors",
         ),
     ] {
         let dir = fixture(name);
