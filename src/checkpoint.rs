@@ -266,11 +266,11 @@ fn read_planned(
     let mut tensors = Vec::with_capacity(plan.items.len());
     for item in &plan.items {
         let t = bundle.read(&item.source)?;
-        let t = match item.map.layout.permutation() {
-            None => t,
+        let t = if item.map.layout.is_same() {
+            t
+        } else {
             // The plan checked the shape, so the layout change applies.
-            Some(_) => item
-                .map
+            item.map
                 .to_timm(&t, vec![])
                 .ok_or_else(|| CheckpointError::Mismatch {
                     path: path.to_owned(),
@@ -282,7 +282,7 @@ fn read_planned(
                         item.map.layout
                     )],
                     diagnosis: None,
-                })?,
+                })?
         };
         tensors.push((item.map.target.name.clone(), t));
     }

@@ -187,7 +187,7 @@ fn act_token(act: Act) -> Option<&'static str> {
         Act::Relu6 => Some("r6"),
         Act::HardSwish => Some("hs"),
         Act::Silu => Some("sw"),
-        Act::Identity | Act::Sigmoid | Act::HardSigmoid => None,
+        Act::Identity | Act::Sigmoid | Act::HardSigmoid | Act::HardSigmoidSlim => None,
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Adding a member of an existing family is one [`MEMBERS`] row; a new family is one [`Family`]
 //! variant with its [`Family::blocks`] and [`Family::options`].
-use super::graph::Act;
+use super::graph::{Act, TfVariables};
 
 /// A timm generator function: the block strings and builder options shared by its members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -65,14 +65,27 @@ pub enum TfNaming {
     TpuEfficientNet,
     /// tensorflow/tpu `models/official/mnasnet/mixnet`: plain `batch_normalization` layers.
     TpuMixNet,
+    /// tensorflow/models `research/slim/nets/mobilenet` (MobileNetV3): scopes by op
+    /// (`Conv`, `expanded_conv_3/expand`, `…/depthwise`, `…/squeeze_excite/Conv`,
+    /// `…/project`, each with its `BatchNorm`), the classifier `Logits/Conv2d_1c_1x1`.
+    SlimMobileNetV3,
 }
 
 impl TfNaming {
-    /// The layer type of its BatchNorms.
+    /// The layer type of its BatchNorms (tensorflow/tpu).
     pub fn batch_norm(self) -> &'static str {
         match self {
             TfNaming::TpuEfficientNet => "tpu_batch_normalization",
             TfNaming::TpuMixNet => "batch_normalization",
+            TfNaming::SlimMobileNetV3 => "BatchNorm",
+        }
+    }
+
+    /// How its variables are named inside a layer.
+    pub fn variables(self) -> TfVariables {
+        match self {
+            TfNaming::TpuEfficientNet | TfNaming::TpuMixNet => TfVariables::Keras,
+            TfNaming::SlimMobileNetV3 => TfVariables::Slim,
         }
     }
 }
@@ -306,6 +319,7 @@ impl Family {
                 fix_stem: width < 0.75,
                 fix_head: true,
                 head: Head::PoolConv,
+                tf: Some(TfNaming::SlimMobileNetV3),
                 ..base
             },
             Family::MobileNetV3LargeMinimal | Family::MobileNetV3SmallMinimal => Options {
@@ -314,6 +328,7 @@ impl Family {
                 fix_stem: width < 0.75,
                 fix_head: true,
                 head: Head::PoolConv,
+                tf: Some(TfNaming::SlimMobileNetV3),
                 ..base
             },
         }

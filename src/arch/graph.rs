@@ -28,6 +28,26 @@ pub enum Act {
     Sigmoid,
     /// `relu6(x + 3) / 6`.
     HardSigmoid,
+    /// `relu6(x + 3) · 0.16667`: TF-slim MobileNetV3's squeeze-excite gate, which timm's port
+    /// replaced by [`Act::HardSigmoid`]. Only [`Network::as_tf_computes`] uses it, to check a
+    /// conversion against the TF original's own logits.
+    HardSigmoidSlim,
+}
+
+/// TF-slim's hard-sigmoid factor (`mobilenet_v3.py`: `relu6(x + 3) * 0.16667`).
+pub const SLIM_HARD_SIGMOID_FACTOR: f64 = 0.16667;
+
+/// How a network's TF original names the variables of a layer and lays out its classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TfVariables {
+    /// Keras and `tf.layers` (tensorflow/tpu): `kernel`, `depthwise_kernel`, `bias`; the
+    /// classifier is a dense `[in, classes]`.
+    Keras,
+    /// TF-slim (tensorflow/models `research/slim`): `weights`, `depthwise_weights`, `biases`;
+    /// the classifier is a 1×1 conv `[1, 1, in, 1 + classes]` whose class 0 is slim's
+    /// background class, which timm's classifier does not have.
+    Slim,
 }
 
 /// A convolution's kernel: one square size, or MixNet's mixed kernels, one per channel split.
@@ -458,6 +478,8 @@ pub struct Network {
     pub in_chans: usize,
     /// The ops, in execution order.
     pub ops: Vec<Op>,
+    /// How the TF original names its variables, when layers name a TF original.
+    pub tf_variables: Option<TfVariables>,
 }
 
 /// Calls `f` on every op in pre-order (a scope or residual before its body).
@@ -474,6 +496,30 @@ pub fn visit<'a>(ops: &'a [Op], f: &mut impl FnMut(&'a Op)) {
 }
 
 impl Network {
+    /// The network as its TF original computes it, where timm's port changed the arithmetic:
+    /// TF-slim's squeeze-excite gate ([`Act::HardSigmoidSlim`]). Other networks are returned
+    /// unchanged. A conversion is checked against the TF original's logits with this.
+    pub fn as_tf_computes(&self) -> Network {
+        let mut net = self.clone();
+        if self.tf_variables == Some(TfVariables::Slim) {
+            fn walk(ops: &mut [Op]) {
+                for op in ops {
+                    match op {
+                        Op::SqueezeExcite(se) if se.gate == Act::HardSigmoid => {
+                            se.gate = Act::HardSigmoidSlim;
+                        }
+                        Op::Residual(body) | Op::Scope { body, .. } | Op::CondConv { body, .. } => {
+                            walk(body)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            walk(&mut net.ops);
+        }
+        net
+    }
+
     /// Every parameterised layer in timm `state_dict()` order.
     pub fn layers(&self) -> Vec<Layer<'_>> {
         fn walk<'a>(ops: &'a [Op], out: &mut Vec<Layer<'a>>) {

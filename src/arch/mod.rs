@@ -9,6 +9,7 @@ pub mod timm_builder;
 pub use efficientnet::ArchConfig;
 pub use graph::{
     Act, BatchNorm, Conv, Kernel, Layer, Linear, ModuleKind, Network, Op, SqueezeExcite,
+    TfVariables,
 };
 
 /// What a tensor in a state dict is for.

@@ -42,18 +42,28 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             round_channels(cfg.stem, cfg.width)
         },
     )?;
-    ops.push(b.conv(
-        "conv_stem".into(),
-        b.tf(|_| "stem/conv2d".into()).into_iter().collect(),
-        (cfg.in_chans, stem_chs),
-        Kernel::Square(3),
-        2,
-        1,
-        false,
-    ));
+    ops.push(
+        b.conv(
+            "conv_stem".into(),
+            b.tf(|n| match n {
+                TfNaming::SlimMobileNetV3 => "Conv".into(),
+                _ => "stem/conv2d".into(),
+            })
+            .into_iter()
+            .collect(),
+            (cfg.in_chans, stem_chs),
+            Kernel::Square(3),
+            2,
+            1,
+            false,
+        ),
+    );
     ops.push(b.norm(
         "bn1".into(),
-        b.tf(|n| format!("stem/{}", n.batch_norm())),
+        b.tf(|n| match n {
+            TfNaming::SlimMobileNetV3 => "Conv/BatchNorm".into(),
+            _ => format!("stem/{}", n.batch_norm()),
+        }),
         stem_chs,
     ));
     ops.push(act("act1".into(), opts.act));
@@ -61,6 +71,8 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
     let mut stages = vec![];
     let mut in_chs = stem_chs;
     let mut flat = 0;
+    // TF-slim numbers its ops per kind: `Conv` (the stem is `Conv`), `expanded_conv`.
+    let (mut slim_convs, mut slim_expanded) = (1, 0);
     let mut total_blocks = 0usize;
     let last_stage = cfg.blocks.len().saturating_sub(1);
     for (stage_idx, s) in cfg.blocks.iter().enumerate() {
@@ -105,7 +117,33 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
                 let p = format!("blocks.{stage_idx}.{index}");
                 // timm: only the first block of a stage strides.
                 let stride = if index == 0 { bs.stride } else { 1 };
-                blocks.push(b.block(&p, flat, bs, in_chs, out_chs, stride)?);
+                // Where the TF original has this block: tensorflow/tpu numbers every block
+                // (`blocks_<flat>`); a TF block with `expand_ratio` 1 has no expansion conv,
+                // where timm's `ir` has one, so such blocks have no TF names.
+                let mappable = bs.kind != BlockKind::InvertedResidual || bs.expand != 1.0;
+                let tf_scope = match (opts.tf, bs.kind) {
+                    (None, _) => None,
+                    (Some(TfNaming::SlimMobileNetV3), BlockKind::ConvBnAct) => {
+                        slim_convs += 1;
+                        Some(slim_scope("Conv", slim_convs - 1))
+                    }
+                    (
+                        Some(TfNaming::SlimMobileNetV3),
+                        BlockKind::DepthwiseSeparable | BlockKind::InvertedResidual,
+                    ) => {
+                        slim_expanded += 1;
+                        mappable.then(|| slim_scope("expanded_conv", slim_expanded - 1))
+                    }
+                    (Some(TfNaming::SlimMobileNetV3), _) => None,
+                    (
+                        Some(_),
+                        BlockKind::DepthwiseSeparable
+                        | BlockKind::EdgeResidual
+                        | BlockKind::InvertedResidual,
+                    ) => mappable.then(|| format!("blocks_{flat}")),
+                    (Some(_), _) => None,
+                };
+                blocks.push(b.block(&p, tf_scope, bs, in_chs, out_chs, stride)?);
                 flat += 1;
                 in_chs = out_chs;
             }
@@ -153,15 +191,19 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
         }
         Head::PoolConv => {
             ops.push(pool);
-            ops.push(b.conv(
-                "conv_head".into(),
-                vec![],
-                (in_chs, num_features),
-                Kernel::Square(1),
-                1,
-                1,
-                true,
-            ));
+            ops.push(
+                b.conv(
+                    "conv_head".into(),
+                    b.tf(|_| slim_scope("Conv", slim_convs))
+                        .into_iter()
+                        .collect(),
+                    (in_chs, num_features),
+                    Kernel::Square(1),
+                    1,
+                    1,
+                    true,
+                ),
+            );
             ops.push(act("act2".into(), opts.act));
             ops.push(Op::Flatten {
                 module: Some("flatten".into()),
@@ -172,12 +214,16 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
         name: "classifier".into(),
         in_features: num_features,
         out_features: cfg.classes,
-        source: b.tf(|_| "head/dense".into()),
+        source: b.tf(|n| match n {
+            TfNaming::SlimMobileNetV3 => "Logits/Conv2d_1c_1x1".into(),
+            _ => "head/dense".into(),
+        }),
     }));
     let net = Network {
         arch: b.arch.clone(),
         in_chans: cfg.in_chans,
         ops,
+        tf_variables: opts.tf.map(TfNaming::variables),
     };
     // Every element count, summed exactly: the bounds keep this far below 2^64, and this
     // makes it a checked fact for every built network (so the saturating sums in
@@ -207,6 +253,8 @@ fn act(module: String, act: Act) -> Op {
 
 /// conv → BN (→ activation) inside a block: one unit of timm's block classes.
 struct Unit<'a> {
+    /// Its conv in TF terms.
+    role: UnitRole,
     conv: &'a str,
     bn: &'a str,
     act: Option<(&'a str, Act)>,
@@ -214,14 +262,19 @@ struct Unit<'a> {
     kernel: &'a Kernel,
     stride: usize,
     groups: usize,
-    /// A depthwise conv (TF `DepthwiseConv2D`, its own name).
-    depthwise: bool,
 }
 
 impl<'a> Unit<'a> {
     /// A dense stride-1 unit without activation.
-    fn new(conv: &'a str, bn: &'a str, chs: (usize, usize), kernel: &'a Kernel) -> Self {
+    fn new(
+        role: UnitRole,
+        conv: &'a str,
+        bn: &'a str,
+        chs: (usize, usize),
+        kernel: &'a Kernel,
+    ) -> Self {
         Unit {
+            role,
             conv,
             bn,
             act: None,
@@ -229,7 +282,6 @@ impl<'a> Unit<'a> {
             kernel,
             stride: 1,
             groups: 1,
-            depthwise: false,
         }
     }
     fn act(self, module: &'a str, act: Act) -> Self {
@@ -246,7 +298,6 @@ impl<'a> Unit<'a> {
         Unit {
             stride,
             groups: self.chs.0,
-            depthwise: true,
             ..self
         }
     }
@@ -258,19 +309,38 @@ struct Builder<'c> {
     arch: String,
 }
 
-/// The TF layer names of one tensorflow/tpu block (`MBConvBlock`,
-/// `MBConvBlockWithoutDepthwise` for `er`, `CondConvBlock`, `MixnetBlock`), numbered
-/// `blocks_<flat>`: the layers of each type are named in construction order, `conv2d`,
-/// `conv2d_1`, … This is the canonical form of `mapping::keras_names`: MixNet's and CondConv's
-/// Keras layers carry graph-wide counters in a checkpoint, which the map reduces to these ranks.
-struct TpuNames {
-    flat: usize,
-    naming: TfNaming,
-    /// CondConv blocks name their convs `cond_conv2d` / `depthwise_cond_conv2d`.
-    cond: bool,
-    conv: usize,
-    depthwise: usize,
-    bn: usize,
+/// Which conv of a block a unit is, as TF-slim names it.
+#[derive(Clone, Copy)]
+enum UnitRole {
+    /// The 1×1 (or `er` k×k) expansion.
+    Expand,
+    /// The depthwise conv.
+    Depthwise,
+    /// The projection back to the block's output channels.
+    Project,
+    /// A `cn` block's one conv.
+    Conv,
+}
+
+/// The TF layer names of one block, in the order the block creates its layers.
+enum BlockNames {
+    /// A tensorflow/tpu block (`MBConvBlock`, `MBConvBlockWithoutDepthwise` for `er`,
+    /// `CondConvBlock`, `MixnetBlock`) in scope `blocks_<flat>`: the layers of each type are
+    /// named in construction order, `conv2d`, `conv2d_1`, … This is the canonical form of
+    /// `mapping::keras_names`: MixNet's and CondConv's Keras layers carry graph-wide counters
+    /// in a checkpoint, which the map reduces to these ranks.
+    Tpu {
+        scope: String,
+        naming: TfNaming,
+        /// CondConv blocks name their convs `cond_conv2d` / `depthwise_cond_conv2d`.
+        cond: bool,
+        conv: usize,
+        depthwise: usize,
+        bn: usize,
+    },
+    /// A TF-slim MobileNetV3 op (`expanded_conv_<n>`, or `Conv_<n>` for a `cn` block): layers
+    /// named by role.
+    Slim { scope: String },
 }
 
 /// `<scope>/<base>` for the first layer of a type, `<scope>/<base>_<n>` after.
@@ -281,10 +351,18 @@ fn numbered(scope: &str, base: &str, n: usize) -> String {
     }
 }
 
-impl TpuNames {
-    fn new(flat: usize, naming: TfNaming, cond: bool) -> Self {
-        TpuNames {
-            flat,
+/// A TF-slim op scope: `Conv`, `Conv_1`, ….
+fn slim_scope(base: &str, n: usize) -> String {
+    match n {
+        0 => base.to_owned(),
+        n => format!("{base}_{n}"),
+    }
+}
+
+impl BlockNames {
+    fn tpu(scope: String, naming: TfNaming, cond: bool) -> Self {
+        BlockNames::Tpu {
+            scope,
             naming,
             cond,
             conv: 0,
@@ -292,42 +370,61 @@ impl TpuNames {
             bn: 0,
         }
     }
-    fn scope(&self) -> String {
-        format!("blocks_{}", self.flat)
+
+    /// The next unit's conv, one name per part (MixNet's splits are separate layers), and
+    /// its BatchNorm.
+    fn unit(&mut self, role: UnitRole, parts: usize) -> (Vec<String>, String) {
+        match self {
+            BlockNames::Tpu {
+                scope,
+                naming,
+                cond,
+                conv,
+                depthwise,
+                bn,
+            } => {
+                let (base, counter) = match (role, *cond) {
+                    (UnitRole::Depthwise, false) => ("depthwise_conv2d", depthwise),
+                    (UnitRole::Depthwise, true) => ("depthwise_cond_conv2d", depthwise),
+                    (_, false) => ("conv2d", conv),
+                    (_, true) => ("cond_conv2d", conv),
+                };
+                let first = *counter;
+                *counter += parts;
+                let convs = (first..*counter)
+                    .map(|i| numbered(scope, base, i))
+                    .collect();
+                let norm = numbered(scope, naming.batch_norm(), *bn);
+                *bn += 1;
+                (convs, norm)
+            }
+            BlockNames::Slim { scope } => {
+                let conv = match role {
+                    UnitRole::Expand => format!("{scope}/expand"),
+                    UnitRole::Depthwise => format!("{scope}/depthwise"),
+                    UnitRole::Project => format!("{scope}/project"),
+                    UnitRole::Conv => scope.clone(),
+                };
+                let norm = format!("{conv}/BatchNorm");
+                (vec![conv; parts], norm)
+            }
+        }
     }
-    /// The next `n` convs (one per part of a mixed conv).
-    fn convs(&mut self, n: usize) -> Vec<String> {
-        let base = if self.cond { "cond_conv2d" } else { "conv2d" };
-        let first = self.conv;
-        self.conv += n;
-        (first..self.conv)
-            .map(|i| numbered(&self.scope(), base, i))
-            .collect()
-    }
-    /// The next `n` depthwise convs.
-    fn depthwise(&mut self, n: usize) -> Vec<String> {
-        let base = if self.cond {
-            "depthwise_cond_conv2d"
-        } else {
-            "depthwise_conv2d"
-        };
-        let first = self.depthwise;
-        self.depthwise += n;
-        (first..self.depthwise)
-            .map(|i| numbered(&self.scope(), base, i))
-            .collect()
-    }
-    fn bn(&mut self) -> String {
-        let n = self.bn;
-        self.bn += 1;
-        numbered(&self.scope(), self.naming.batch_norm(), n)
-    }
+
+    /// The squeeze-excite's reduce (`i = 0`) and expand (`i = 1`) conv.
     fn se(&self, i: usize) -> String {
-        numbered(&format!("{}/se", self.scope()), "conv2d", i)
+        match self {
+            BlockNames::Tpu { scope, .. } => numbered(&format!("{scope}/se"), "conv2d", i),
+            BlockNames::Slim { scope } => slim_scope(&format!("{scope}/squeeze_excite/Conv"), i),
+        }
     }
+
     /// CondConv's routing function.
-    fn routing(&self) -> String {
-        format!("{}/dense", self.scope())
+    fn routing(&self) -> Option<String> {
+        match self {
+            BlockNames::Tpu { scope, .. } => Some(format!("{scope}/dense")),
+            BlockNames::Slim { .. } => None,
+        }
     }
 }
 
@@ -397,15 +494,17 @@ impl Builder<'_> {
     }
 
     /// Appends a conv → BN (→ act) unit of the block `p`, naming its TF layers in order.
-    fn unit(&self, p: &str, body: &mut Vec<Op>, tf: &mut Option<TpuNames>, u: Unit<'_>) {
+    fn unit(&self, p: &str, body: &mut Vec<Op>, tf: &mut Option<BlockNames>, u: Unit<'_>) {
         let parts = match u.kernel {
             Kernel::Square(_) => 1,
             Kernel::Mixed(ks) => ks.len(),
         };
-        let conv_tf = match tf {
-            Some(t) if u.depthwise => t.depthwise(parts),
-            Some(t) => t.convs(parts),
-            None => vec![],
+        let (conv_tf, bn_tf) = match tf {
+            Some(t) => {
+                let (convs, norm) = t.unit(u.role, parts);
+                (convs, Some(norm))
+            }
+            None => (vec![], None),
         };
         body.push(self.conv(
             format!("{p}.{}", u.conv),
@@ -416,11 +515,7 @@ impl Builder<'_> {
             u.groups,
             false,
         ));
-        body.push(self.norm(
-            format!("{p}.{}", u.bn),
-            tf.as_mut().map(TpuNames::bn),
-            u.chs.1,
-        ));
+        body.push(self.norm(format!("{p}.{}", u.bn), bn_tf, u.chs.1));
         if let Some((module, a)) = u.act {
             body.push(act(format!("{p}.{module}"), a));
         }
@@ -433,7 +528,7 @@ impl Builder<'_> {
         bs: &BlockString,
         chs: usize,
         block_act: Act,
-        tf: Option<&TpuNames>,
+        tf: Option<&BlockNames>,
     ) -> Result<Option<Op>, ArchError> {
         if bs.se_ratio <= 0.0 {
             return Ok(None);
@@ -483,11 +578,11 @@ impl Builder<'_> {
         })))
     }
 
-    /// One block, a scope named `p`, TF block number `flat`.
+    /// One block, a scope named `p`, its TF original in scope `tf_scope`.
     fn block(
         &self,
         p: &str,
-        flat: usize,
+        tf_scope: Option<String>,
         bs: &BlockString,
         in_chs: usize,
         out_chs: usize,
@@ -502,15 +597,9 @@ impl Builder<'_> {
             experts,
             format!("at most {}", Bounds::MAX_EXPERTS),
         )?;
-        // tensorflow/tpu blocks exist for `ds`, `er` and expanding `ir` (a TF block with
-        // `expand_ratio` 1 has no expansion conv, where timm's `ir` has one).
-        let mut tf = match (self.opts.tf, bs.kind) {
-            (Some(naming), BlockKind::DepthwiseSeparable | BlockKind::EdgeResidual) => {
-                Some(TpuNames::new(flat, naming, experts > 0))
-            }
-            (Some(naming), BlockKind::InvertedResidual) if bs.expand != 1.0 => {
-                Some(TpuNames::new(flat, naming, experts > 0))
-            }
+        let mut tf = match (self.opts.tf, tf_scope) {
+            (Some(TfNaming::SlimMobileNetV3), Some(scope)) => Some(BlockNames::Slim { scope }),
+            (Some(naming), Some(scope)) => Some(BlockNames::tpu(scope, naming, experts > 0)),
             _ => None,
         };
         let mut body = vec![];
@@ -522,9 +611,15 @@ impl Builder<'_> {
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv_dw", "bn1", (in_chs, in_chs), &bs.kernel)
-                        .depthwise(stride)
-                        .act("act1", block_act),
+                    Unit::new(
+                        UnitRole::Depthwise,
+                        "conv_dw",
+                        "bn1",
+                        (in_chs, in_chs),
+                        &bs.kernel,
+                    )
+                    .depthwise(stride)
+                    .act("act1", block_act),
                 );
                 body.extend(self.squeeze_excite(p, bs, in_chs, block_act, tf.as_ref())?);
                 // timm ≤ 0.4 DepthwiseSeparableConv: `act2` is an identity without `pw_act`.
@@ -533,7 +628,14 @@ impl Builder<'_> {
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv_pw", "bn2", (in_chs, out_chs), &bs.pw_kernel).act("act2", pw),
+                    Unit::new(
+                        UnitRole::Project,
+                        "conv_pw",
+                        "bn2",
+                        (in_chs, out_chs),
+                        &bs.pw_kernel,
+                    )
+                    .act("act2", pw),
                 );
                 // `dsa` never has a residual.
                 skip_ok && !pw_act && bs.skip != Some(false)
@@ -547,23 +649,41 @@ impl Builder<'_> {
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv_pw", "bn1", (in_chs, mid), &bs.exp_kernel)
-                        .act("act1", block_act),
+                    Unit::new(
+                        UnitRole::Expand,
+                        "conv_pw",
+                        "bn1",
+                        (in_chs, mid),
+                        &bs.exp_kernel,
+                    )
+                    .act("act1", block_act),
                 );
                 self.unit(
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv_dw", "bn2", (mid, mid), &bs.kernel)
-                        .depthwise(stride)
-                        .act("act2", block_act),
+                    Unit::new(
+                        UnitRole::Depthwise,
+                        "conv_dw",
+                        "bn2",
+                        (mid, mid),
+                        &bs.kernel,
+                    )
+                    .depthwise(stride)
+                    .act("act2", block_act),
                 );
                 body.extend(self.squeeze_excite(p, bs, mid, block_act, tf.as_ref())?);
                 self.unit(
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv_pwl", "bn3", (mid, out_chs), &bs.pw_kernel),
+                    Unit::new(
+                        UnitRole::Project,
+                        "conv_pwl",
+                        "bn3",
+                        (mid, out_chs),
+                        &bs.pw_kernel,
+                    ),
                 );
                 if experts > 0 {
                     // CondConvResidual: the three convs are CondConv2d, routed from the block
@@ -578,7 +698,7 @@ impl Builder<'_> {
                             name: format!("{p}.routing_fn"),
                             in_features: in_chs,
                             out_features: experts,
-                            source: tf.as_ref().map(TpuNames::routing),
+                            source: tf.as_ref().and_then(BlockNames::routing),
                         },
                         body,
                     }];
@@ -599,16 +719,28 @@ impl Builder<'_> {
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv_exp", "bn1", (in_chs, mid), &bs.kernel)
-                        .strided(stride)
-                        .act("act1", block_act),
+                    Unit::new(
+                        UnitRole::Expand,
+                        "conv_exp",
+                        "bn1",
+                        (in_chs, mid),
+                        &bs.kernel,
+                    )
+                    .strided(stride)
+                    .act("act1", block_act),
                 );
                 body.extend(self.squeeze_excite(p, bs, mid, block_act, tf.as_ref())?);
                 self.unit(
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv_pwl", "bn2", (mid, out_chs), &bs.pw_kernel),
+                    Unit::new(
+                        UnitRole::Project,
+                        "conv_pwl",
+                        "bn2",
+                        (mid, out_chs),
+                        &bs.pw_kernel,
+                    ),
                 );
                 skip_ok && bs.skip != Some(false)
             }
@@ -617,7 +749,7 @@ impl Builder<'_> {
                     p,
                     &mut body,
                     &mut tf,
-                    Unit::new("conv", "bn1", (in_chs, out_chs), &bs.kernel)
+                    Unit::new(UnitRole::Conv, "conv", "bn1", (in_chs, out_chs), &bs.kernel)
                         .strided(stride)
                         .act("act1", block_act),
                 );

@@ -8,7 +8,7 @@ use zoo_converters::{StateDict, Tensor};
 
 use super::output::{Format, Output, OutputError, Staging};
 use super::stream::{convert_streaming, StreamError, StreamOutputs};
-use crate::arch::Network;
+use crate::arch::{Network, TfVariables};
 use crate::checkpoint::{self, CheckpointError, SourceFormat};
 use crate::fingerprint::{fingerprint, Fingerprint, Fingerprinter};
 use crate::mapping::tf_efficientnet::MAPPING_VERSION;
@@ -57,7 +57,11 @@ impl std::fmt::Display for InferenceCheck {
                 r.max_abs,
                 r.tolerance,
                 r.top1_agree * 100.0
-            ),
+            )
+            .and_then(|()| match &r.note {
+                Some(note) => write!(f, " ({note})"),
+                None => Ok(()),
+            }),
             InferenceCheck::Skipped { reason } => write!(f, "skipped ({reason})"),
         }
     }
@@ -197,6 +201,9 @@ fn runnable(reference: Option<&ReferenceVectors>) -> Result<&ReferenceVectors, S
 }
 
 /// Runs the converted model on the reference input and compares with the reference logits.
+/// Reference logits are the original framework's ([`ReferenceVectors`]), so the model runs
+/// with the original's arithmetic where timm's port changed it ([`Network::as_tf_computes`]),
+/// and a TF-slim reference's background class 0 is dropped; the comparison's note says so.
 pub fn check_inference(
     spec: &Network,
     tensors: &StateDict,
@@ -210,14 +217,48 @@ pub fn check_inference(
         zoo_converters::npy::read(p).map_err(|e| ConvertError::Reference(Box::new(e.into())))
     };
     let input = read(&r.input)?;
-    let expected = read(&r.logits)?;
+    let mut expected = read(&r.logits)?;
+    let mut notes = vec![];
+    let as_tf = spec.as_tf_computes();
+    let spec = if as_tf == *spec {
+        spec
+    } else {
+        notes.push(format!(
+            "run as TF-slim computes it (squeeze-excite gate relu6(x + 3) · {}, timm: / 6)",
+            crate::arch::graph::SLIM_HARD_SIGMOID_FACTOR
+        ));
+        &as_tf
+    };
+    if spec.tf_variables == Some(TfVariables::Slim)
+        && expected.shape().len() == 2
+        && expected.shape()[1] == spec.classes() + 1
+    {
+        expected = drop_background_class(expected)?;
+        notes.push("the reference's background class 0 dropped (TF-slim's 1 + classes)".into());
+    }
     let model = Model::load(spec, tensors)?;
     let logits = model.forward(&input)?;
-    Ok(InferenceCheck::Ran(compare_logits(
-        &logits,
-        &expected,
-        r.tolerance,
-    )?))
+    let mut comparison = compare_logits(&logits, &expected, r.tolerance)?;
+    comparison.note = (!notes.is_empty()).then(|| notes.join("; "));
+    Ok(InferenceCheck::Ran(comparison))
+}
+
+/// `[N, 1 + K]` logits without column 0.
+fn drop_background_class(logits: Tensor) -> Result<Tensor, ConvertError> {
+    let (rows, cols) = (logits.shape()[0], logits.shape()[1]);
+    let element = logits.dtype().size();
+    let data: Vec<u8> = logits
+        .data()
+        .chunks_exact(cols * element)
+        .flat_map(|row| row[element..].iter().copied())
+        .collect();
+    Tensor::new(
+        "reference logits",
+        logits.dtype(),
+        vec![rows, cols - 1],
+        data,
+    )
+    .map_err(|e| ConvertError::Reference(Box::new(e.into())))
 }
 
 /// Reports the progress of the conversion proper: bytes converted so far, and in all.

@@ -354,22 +354,21 @@ fn read_stage<'a>(
                 actual_dtype: tensor.dtype().name(),
             });
         }
-        let tensor = match item.map.layout.permutation() {
-            None => tensor,
-            // The rank equals the permutation's: the shape was checked against the layout above.
-            Some(_) => {
-                let permuted = item
-                    .map
-                    .to_timm(&tensor, pool.take(tensor.data().len()))
-                    .ok_or_else(|| StreamError::Shape {
-                        name: item.source.clone(),
-                        expected: item.map.tf_shape(),
-                        actual: tensor.shape().to_vec(),
-                        actual_dtype: tensor.dtype().name(),
-                    })?;
-                pool.give(tensor.into_data());
-                permuted
-            }
+        let tensor = if item.map.layout.is_same() {
+            tensor
+        } else {
+            // The shape was checked against the layout above.
+            let permuted = item
+                .map
+                .to_timm(&tensor, pool.take(tensor.data().len()))
+                .ok_or_else(|| StreamError::Shape {
+                    name: item.source.clone(),
+                    expected: item.map.tf_shape(),
+                    actual: tensor.shape().to_vec(),
+                    actual_dtype: tensor.dtype().name(),
+                })?;
+            pool.give(tensor.into_data());
+            permuted
         };
         let name = item.map.target.name.as_str();
         let tensor = Arc::new(Pooled {

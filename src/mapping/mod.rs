@@ -116,7 +116,7 @@ impl std::fmt::Display for MappingIssue {
         use zoo_converters::text::esc;
         match self {
             MappingIssue::Scope { found } if found.is_empty() => f.write_str(
-                "no `<scope>/stem/conv2d/kernel` variable: not a TF EfficientNet checkpoint",
+                "no `<scope>/stem/conv2d/kernel` (tensorflow/tpu) or `<scope>/Conv/weights` (TF-slim) variable: not a TF checkpoint of a family zoo maps",
             ),
             MappingIssue::Scope { found } => {
                 let found: Vec<String> = found.iter().map(|s| esc(s).to_string()).collect();
@@ -238,19 +238,34 @@ pub fn inventory(bundle: &zoo_converters::tf_bundle::Bundle) -> Vec<SourceTensor
         .collect()
 }
 
-/// Finds the single TF model scope: the `X` of `X/stem/conv2d/kernel` (or of its EMA shadow, for
-/// checkpoints that hold only the EMA weights).
+/// Finds the single TF model scope: the `X` of `X/stem/conv2d/kernel` (tensorflow/tpu) or
+/// `X/Conv/weights` (TF-slim), or of its EMA shadow, for checkpoints that hold only the EMA
+/// weights.
 fn model_scope(inventory: &[SourceTensor]) -> Result<String, Vec<String>> {
     let scopes: BTreeSet<String> = inventory
         .iter()
         .filter_map(|t| {
             let name = t.name.strip_suffix(EMA_SUFFIX).unwrap_or(&t.name);
-            name.strip_suffix("/stem/conv2d/kernel").map(str::to_owned)
+            // tensorflow/tpu's stem conv, or TF-slim's.
+            name.strip_suffix("/stem/conv2d/kernel")
+                .or_else(|| name.strip_suffix("/Conv/weights"))
+                .map(str::to_owned)
         })
         .collect();
-    match scopes.len() {
-        1 => Ok(scopes.into_iter().next().unwrap_or_default()),
-        _ => Err(scopes.into_iter().collect()),
+    // TF-slim's squeeze-excite convs are `Conv` too (`X/expanded_conv_3/squeeze_excite/Conv`):
+    // a scope inside another found scope is not a model scope.
+    let outer: Vec<String> = scopes
+        .iter()
+        .filter(|s| {
+            !scopes.iter().any(|o| {
+                s.len() > o.len() && s.starts_with(o.as_str()) && s[o.len()..].starts_with('/')
+            })
+        })
+        .cloned()
+        .collect();
+    match outer.len() {
+        1 => Ok(outer.into_iter().next().unwrap_or_default()),
+        _ => Err(outer),
     }
 }
 

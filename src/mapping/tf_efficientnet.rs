@@ -23,7 +23,7 @@
 //! moving_variance become weight/bias/running_mean/running_var unchanged.
 use zoo_converters::tensor::Tensor;
 
-use crate::arch::{Layer, Network, ParamKind, ParamSpec};
+use crate::arch::{Layer, Network, ParamKind, ParamSpec, TfVariables};
 
 /// Version of this mapping; recorded in converted files' provenance.
 pub const MAPPING_VERSION: &str = "tf-efficientnet/1";
@@ -50,6 +50,11 @@ pub enum Layout {
         /// One expert's TF kernel shape.
         kernel: [usize; 4],
     },
+    /// TF-slim's classifier, a 1×1 conv `[1, 1, F, 1 + K]` whose class 0 is the background:
+    /// `[K, F]` without it.
+    SlimLogits,
+    /// TF-slim's classifier bias `[1 + K]`: `[K]` without the background class.
+    DropBackground,
 }
 
 impl Layout {
@@ -61,7 +66,14 @@ impl Layout {
             Layout::Depthwise => Some(&[2, 3, 0, 1]),
             Layout::Dense => Some(&[1, 0]),
             Layout::CondConv { .. } => Some(&[0, 4, 3, 1, 2]),
+            Layout::SlimLogits => Some(&[3, 2, 0, 1]),
+            Layout::DropBackground => None,
         }
+    }
+
+    /// Whether the tensor is stored as TF stores it.
+    pub fn is_same(self) -> bool {
+        self == Layout::Same
     }
 
     /// The shape the TF tensor is viewed as before [`Layout::permutation`] applies (its own
@@ -79,9 +91,14 @@ impl Layout {
 
     /// The TF shape that yields `torch_shape` after the permutation.
     pub fn tf_shape(self, torch_shape: &[usize]) -> Vec<usize> {
-        match self.permutation() {
+        match (self, torch_shape) {
             // CondConv banks are `[E, n]` on both sides.
-            _ if matches!(self, Layout::CondConv { .. }) => torch_shape.to_vec(),
+            (Layout::CondConv { .. }, _) => return torch_shape.to_vec(),
+            (Layout::SlimLogits, &[k, f]) => return vec![1, 1, f, k.saturating_add(1)],
+            (Layout::DropBackground, &[k]) => return vec![k.saturating_add(1)],
+            _ => {}
+        }
+        match self.permutation() {
             None => torch_shape.to_vec(),
             Some(perm) => {
                 let mut tf = vec![0; perm.len()];
@@ -118,8 +135,22 @@ impl TensorMap {
         if tensor.shape() != self.tf_shape() {
             return None;
         }
-        let Some(perm) = self.layout.permutation() else {
-            return Some(tensor.clone());
+        let element = tensor.dtype().size();
+        // Drops slim's background class: the first row of a `[1 + K, …]` tensor.
+        let drop_first_row = |t: Tensor| {
+            let row = t.shape().iter().skip(1).product::<usize>() * element;
+            let data = t.data().get(row..)?.to_vec();
+            Tensor::new("", t.dtype(), self.target.shape.clone(), data).ok()
+        };
+        let perm = match self.layout {
+            Layout::Same => return Some(tensor.clone()),
+            Layout::DropBackground => return drop_first_row(tensor.clone()),
+            Layout::SlimLogits => {
+                // `[1, 1, F, 1 + K]` → `[1 + K, F, 1, 1]` → rows 1.. as `[K, F]`.
+                let perm = self.layout.permutation()?;
+                return drop_first_row(tensor.permute_into(perm, buf)?);
+            }
+            _ => self.layout.permutation()?,
         };
         let view = self.layout.view(tensor.shape());
         let permuted = if view == tensor.shape() {
@@ -145,6 +176,12 @@ pub struct NoSource {
 /// in timm `state_dict()` order — the same order as [`Network::params`]: one generic walk over
 /// the layers, each naming its TF layer ([`Layer::source`], set by the builder).
 pub fn tensor_maps(net: &Network, model_scope: &str) -> Result<Vec<TensorMap>, NoSource> {
+    let slim = net.tf_variables == Some(TfVariables::Slim);
+    let (kernel, depthwise_kernel, bias) = if slim {
+        ("weights", "depthwise_weights", "biases")
+    } else {
+        ("kernel", "depthwise_kernel", "bias")
+    };
     let mut out = vec![];
     for layer in net.layers() {
         let params = layer.params_with_source().ok_or_else(|| NoSource {
@@ -154,7 +191,9 @@ pub fn tensor_maps(net: &Network, model_scope: &str) -> Result<Vec<TensorMap>, N
         for (p, source) in params {
             let tf = |leaf: &str| format!("{model_scope}/{source}/{leaf}");
             let (tf_name, layout) = match (layer, p.kind) {
-                (Layer::Conv(_) | Layer::Linear(_), ParamKind::Bias) => (tf("bias"), Layout::Same),
+                (Layer::Linear(_), ParamKind::Bias) if slim => (tf(bias), Layout::DropBackground),
+                (Layer::Linear(_), _) if slim => (tf(kernel), Layout::SlimLogits),
+                (Layer::Conv(_) | Layer::Linear(_), ParamKind::Bias) => (tf(bias), Layout::Same),
                 (Layer::Conv(c), _) if c.experts > 0 => {
                     // One expert's kernel as TF lays it out (`[kh, kw, C, 1]` when depthwise).
                     let k = c.max_kernel();
@@ -167,10 +206,10 @@ pub fn tensor_maps(net: &Network, model_scope: &str) -> Result<Vec<TensorMap>, N
                     }
                 }
                 (Layer::Conv(c), _) if c.is_depthwise() => {
-                    (tf("depthwise_kernel"), Layout::Depthwise)
+                    (tf(depthwise_kernel), Layout::Depthwise)
                 }
-                (Layer::Conv(_), _) => (tf("kernel"), Layout::ConvHwio),
-                (Layer::Linear(_), _) => (tf("kernel"), Layout::Dense),
+                (Layer::Conv(_), _) => (tf(kernel), Layout::ConvHwio),
+                (Layer::Linear(_), _) => (tf(kernel), Layout::Dense),
                 (Layer::Norm(_), kind) => (
                     tf(match kind {
                         ParamKind::Weight => "gamma",

@@ -483,6 +483,10 @@ fn activate(act: Act, x: &tch::Tensor, name: &str) -> Result<tch::Tensor, TorchE
         Act::HardSwish => x.f_hardswish().map_err(err()),
         Act::Sigmoid => x.f_sigmoid().map_err(err()),
         Act::HardSigmoid => x.f_hardsigmoid().map_err(err()),
+        Act::HardSigmoidSlim => (x + 3.0)
+            .f_clamp(0.0, 6.0)
+            .map(|t| t * crate::arch::graph::SLIM_HARD_SIGMOID_FACTOR)
+            .map_err(err()),
     }
 }
 

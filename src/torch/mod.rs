@@ -225,6 +225,10 @@ pub struct LogitsComparison {
     pub tolerance: f64,
     /// `max_abs <= tolerance`.
     pub passed: bool,
+    /// How the model was run or the reference read, where that differs from running timm's
+    /// model on the reference as given (e.g. a TF original's own arithmetic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Compares logits `[N, classes]` (both f32) element by element and by ranking.
@@ -286,6 +290,7 @@ pub fn compare_logits(
         top5_agree: top5 as f64 / rows as f64,
         tolerance,
         passed: max_abs <= tolerance,
+        note: None,
     })
 }
 
