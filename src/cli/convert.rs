@@ -343,6 +343,9 @@ fn print_report(r: &ConvertReport) {
                 format!("{:.0e}", c.tolerance),
             ]);
             outln!("{t}");
+            if let Some(note) = &c.note {
+                outln!("  inference: {note}");
+            }
             if !c.passed {
                 outln!(
                     "  the converted model's logits differ from the reference by {:.3e} > {:.0e}: wrong weight set (EMA vs raw), \
