@@ -268,17 +268,21 @@ fn read_planned(
         let t = bundle.read(&item.source)?;
         let t = match item.map.layout.permutation() {
             None => t,
-            // The plan checked rank and shape, so the permutation is valid.
-            Some(perm) => t.permute(perm).ok_or_else(|| CheckpointError::Mismatch {
-                path: path.to_owned(),
-                arch: spec.arch.clone(),
-                problems: vec![format!(
-                    "`{}`: cannot permute {:?} by {perm:?}",
-                    item.source,
-                    t.shape()
-                )],
-                diagnosis: None,
-            })?,
+            // The plan checked the shape, so the layout change applies.
+            Some(_) => item
+                .map
+                .to_timm(&t, vec![])
+                .ok_or_else(|| CheckpointError::Mismatch {
+                    path: path.to_owned(),
+                    arch: spec.arch.clone(),
+                    problems: vec![format!(
+                        "`{}`: cannot rearrange {:?} as {:?}",
+                        item.source,
+                        t.shape(),
+                        item.map.layout
+                    )],
+                    diagnosis: None,
+                })?,
         };
         tensors.push((item.map.target.name.clone(), t));
     }

@@ -144,6 +144,12 @@ impl Tensor {
         self.data
     }
 
+    /// The same bytes viewed with another shape of the same element count (`None` otherwise).
+    pub fn reshape(self, shape: Vec<usize>) -> Option<Tensor> {
+        let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        (numel == self.numel()).then_some(Tensor { shape, ..self })
+    }
+
     /// The values as f32, for F32 tensors (others: `None`).
     pub fn to_f32(&self) -> Option<Vec<f32>> {
         (self.dtype == DType::F32).then(|| {
@@ -411,6 +417,17 @@ pub use crate::limits::Limits;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reshape_keeps_the_bytes_and_checks_the_count() {
+        let t =
+            Tensor::from_f32(vec![2, 6], &(0..12).map(|v| v as f32).collect::<Vec<_>>()).unwrap();
+        let data = t.data().to_vec();
+        let r = t.clone().reshape(vec![2, 1, 3, 2]).unwrap();
+        assert_eq!((r.shape(), r.data()), (&[2, 1, 3, 2][..], &data[..]));
+        assert!(t.clone().reshape(vec![5, 2]).is_none());
+        assert!(t.reshape(vec![usize::MAX, 2]).is_none());
+    }
 
     #[test]
     fn permute_hwio_to_oihw() {

@@ -1143,8 +1143,8 @@ mod tests {
         assert_eq!((se.in_chs, se.out_chs), (96, 4));
         let pwl = net.conv("blocks.5.1.conv_pwl").unwrap();
         assert_eq!(
-            (pwl.out_chs, pwl.source.as_deref()),
-            (16, Some("blocks_8/conv2d_1"))
+            (pwl.out_chs, pwl.source.as_slice()),
+            (16, ["blocks_8/conv2d_1".to_string()].as_slice())
         );
         let mut residuals = vec![];
         crate::arch::graph::visit(&net.ops, &mut |op| {

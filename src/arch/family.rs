@@ -60,8 +60,21 @@ pub enum Head {
 /// Where a family's TF variable names come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TfNaming {
-    /// tensorflow/tpu `models/official/efficientnet` (EfficientNet, Lite, EdgeTPU).
+    /// tensorflow/tpu `models/official/efficientnet` (EfficientNet, Lite, EdgeTPU, CondConv):
+    /// `tpu_batch_normalization` layers.
     TpuEfficientNet,
+    /// tensorflow/tpu `models/official/mnasnet/mixnet`: plain `batch_normalization` layers.
+    TpuMixNet,
+}
+
+impl TfNaming {
+    /// The layer type of its BatchNorms.
+    pub fn batch_norm(self) -> &'static str {
+        match self {
+            TfNaming::TpuEfficientNet => "tpu_batch_normalization",
+            TfNaming::TpuMixNet => "batch_normalization",
+        }
+    }
 }
 
 /// Builder options of a family (timm `_gen_*` kwargs).
@@ -270,16 +283,21 @@ impl Family {
                 tf: Some(TfNaming::TpuEfficientNet),
                 ..base
             },
-            Family::EfficientNetCondConv => base,
+            Family::EfficientNetCondConv => Options {
+                tf: Some(TfNaming::TpuEfficientNet),
+                ..base
+            },
             Family::MixNetS => Options {
                 act: Act::Relu,
                 fix_head: true,
+                tf: Some(TfNaming::TpuMixNet),
                 ..base
             },
             Family::MixNetM => Options {
                 act: Act::Relu,
                 fix_head: true,
                 depth_round: true,
+                tf: Some(TfNaming::TpuMixNet),
                 ..base
             },
             Family::MobileNetV3Large | Family::MobileNetV3Small => Options {

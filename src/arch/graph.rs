@@ -70,8 +70,10 @@ pub struct Conv {
     pub bias: bool,
     /// Padding rule.
     pub padding: Padding,
-    /// The TF layer this conv comes from, relative to the model scope (`blocks_4/conv2d_1`).
-    pub source: Option<String>,
+    /// The TF layers this conv comes from, relative to the model scope (`blocks_4/conv2d_1`):
+    /// one per part ([`Conv::parts`]; MixNet's splits are separate TF layers), or none when
+    /// the network has no TF original.
+    pub source: Vec<String>,
     /// CondConv experts (timm `CondConv2d`), 0 for a plain conv: the weight is stored as
     /// `[experts, out·in/groups·k·k]` and mixed per sample by the enclosing [`Op::CondConv`]'s
     /// routing weights.
@@ -402,12 +404,47 @@ impl Layer<'_> {
         }
     }
 
-    /// The TF layer it comes from.
-    pub fn source(&self) -> Option<&str> {
+    /// The timm module.
+    pub fn name(&self) -> &str {
         match self {
-            Layer::Conv(c) => c.source.as_deref(),
-            Layer::Norm(n) => n.source.as_deref(),
-            Layer::Linear(l) => l.source.as_deref(),
+            Layer::Conv(c) => &c.name,
+            Layer::Norm(n) => &n.name,
+            Layer::Linear(l) => &l.name,
+        }
+    }
+
+    /// Each of [`Layer::params`] with the TF layer it comes from; `None` when the builder
+    /// named no TF layer for it (or not one per part).
+    pub fn params_with_source(&self) -> Option<Vec<(ParamSpec, &str)>> {
+        fn all_from(
+            params: Vec<ParamSpec>,
+            source: Option<&str>,
+        ) -> Option<Vec<(ParamSpec, &str)>> {
+            let s = source?;
+            Some(params.into_iter().map(|p| (p, s)).collect())
+        }
+        match self {
+            Layer::Norm(n) => all_from(n.params(), n.source.as_deref()),
+            Layer::Linear(l) => all_from(l.params(), l.source.as_deref()),
+            // A CondConv bank is one TF layer, whatever its parts.
+            Layer::Conv(c) if c.experts > 0 => {
+                all_from(c.params(), c.source.first().map(String::as_str))
+            }
+            Layer::Conv(c) => {
+                let parts = c.parts().len();
+                if c.source.len() != parts {
+                    return None;
+                }
+                // `params` lists each part's weight (and bias) in part order.
+                let per_part = c.params().len() / parts;
+                Some(
+                    c.params()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, p)| (p, c.source[i / per_part].as_str()))
+                        .collect(),
+                )
+            }
         }
     }
 }
@@ -605,7 +642,7 @@ mod tests {
             groups: 10,
             bias: false,
             padding: Padding::TfSame,
-            source: None,
+            source: vec![],
             experts: 0,
         };
         let shapes: Vec<(String, Vec<usize>)> =

@@ -44,7 +44,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
     )?;
     ops.push(b.conv(
         "conv_stem".into(),
-        b.tf(|| "stem/conv2d".into()),
+        b.tf(|_| "stem/conv2d".into()).into_iter().collect(),
         (cfg.in_chans, stem_chs),
         Kernel::Square(3),
         2,
@@ -53,7 +53,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
     ));
     ops.push(b.norm(
         "bn1".into(),
-        b.tf(|| "stem/tpu_batch_normalization".into()),
+        b.tf(|n| format!("stem/{}", n.batch_norm())),
         stem_chs,
     ));
     ops.push(act("act1".into(), opts.act));
@@ -135,7 +135,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
         Head::ConvNormPool => {
             ops.push(b.conv(
                 "conv_head".into(),
-                b.tf(|| "head/conv2d".into()),
+                b.tf(|_| "head/conv2d".into()).into_iter().collect(),
                 (in_chs, num_features),
                 Kernel::Square(1),
                 1,
@@ -144,7 +144,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             ));
             ops.push(b.norm(
                 "bn2".into(),
-                b.tf(|| "head/tpu_batch_normalization".into()),
+                b.tf(|n| format!("head/{}", n.batch_norm())),
                 num_features,
             ));
             ops.push(act("act2".into(), opts.act));
@@ -155,7 +155,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             ops.push(pool);
             ops.push(b.conv(
                 "conv_head".into(),
-                None,
+                vec![],
                 (in_chs, num_features),
                 Kernel::Square(1),
                 1,
@@ -172,7 +172,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
         name: "classifier".into(),
         in_features: num_features,
         out_features: cfg.classes,
-        source: b.tf(|| "head/dense".into()),
+        source: b.tf(|_| "head/dense".into()),
     }));
     let net = Network {
         arch: b.arch.clone(),
@@ -258,40 +258,76 @@ struct Builder<'c> {
     arch: String,
 }
 
-/// The TF layer names of one tensorflow/tpu `MBConvBlock` (or `MBConvBlockWithoutDepthwise`
-/// for `er`), numbered `blocks_<flat>`: Keras names the layers of a block in construction
-/// order, `conv2d`, `conv2d_1`, … and `tpu_batch_normalization`, `…_1`, ….
+/// The TF layer names of one tensorflow/tpu block (`MBConvBlock`,
+/// `MBConvBlockWithoutDepthwise` for `er`, `CondConvBlock`, `MixnetBlock`), numbered
+/// `blocks_<flat>`: the layers of each type are named in construction order, `conv2d`,
+/// `conv2d_1`, … This is the canonical form of `mapping::keras_names`: MixNet's and CondConv's
+/// Keras layers carry graph-wide counters in a checkpoint, which the map reduces to these ranks.
 struct TpuNames {
     flat: usize,
+    naming: TfNaming,
+    /// CondConv blocks name their convs `cond_conv2d` / `depthwise_cond_conv2d`.
+    cond: bool,
     conv: usize,
+    depthwise: usize,
     bn: usize,
 }
 
+/// `<scope>/<base>` for the first layer of a type, `<scope>/<base>_<n>` after.
+fn numbered(scope: &str, base: &str, n: usize) -> String {
+    match n {
+        0 => format!("{scope}/{base}"),
+        n => format!("{scope}/{base}_{n}"),
+    }
+}
+
 impl TpuNames {
-    fn conv(&mut self) -> String {
-        let n = self.conv;
-        self.conv += 1;
-        match n {
-            0 => format!("blocks_{}/conv2d", self.flat),
-            n => format!("blocks_{}/conv2d_{n}", self.flat),
+    fn new(flat: usize, naming: TfNaming, cond: bool) -> Self {
+        TpuNames {
+            flat,
+            naming,
+            cond,
+            conv: 0,
+            depthwise: 0,
+            bn: 0,
         }
+    }
+    fn scope(&self) -> String {
+        format!("blocks_{}", self.flat)
+    }
+    /// The next `n` convs (one per part of a mixed conv).
+    fn convs(&mut self, n: usize) -> Vec<String> {
+        let base = if self.cond { "cond_conv2d" } else { "conv2d" };
+        let first = self.conv;
+        self.conv += n;
+        (first..self.conv)
+            .map(|i| numbered(&self.scope(), base, i))
+            .collect()
+    }
+    /// The next `n` depthwise convs.
+    fn depthwise(&mut self, n: usize) -> Vec<String> {
+        let base = if self.cond {
+            "depthwise_cond_conv2d"
+        } else {
+            "depthwise_conv2d"
+        };
+        let first = self.depthwise;
+        self.depthwise += n;
+        (first..self.depthwise)
+            .map(|i| numbered(&self.scope(), base, i))
+            .collect()
     }
     fn bn(&mut self) -> String {
         let n = self.bn;
         self.bn += 1;
-        match n {
-            0 => format!("blocks_{}/tpu_batch_normalization", self.flat),
-            n => format!("blocks_{}/tpu_batch_normalization_{n}", self.flat),
-        }
-    }
-    fn depthwise(&self) -> String {
-        format!("blocks_{}/depthwise_conv2d", self.flat)
+        numbered(&self.scope(), self.naming.batch_norm(), n)
     }
     fn se(&self, i: usize) -> String {
-        match i {
-            0 => format!("blocks_{}/se/conv2d", self.flat),
-            i => format!("blocks_{}/se/conv2d_{i}", self.flat),
-        }
+        numbered(&format!("{}/se", self.scope()), "conv2d", i)
+    }
+    /// CondConv's routing function.
+    fn routing(&self) -> String {
+        format!("{}/dense", self.scope())
     }
 }
 
@@ -308,15 +344,15 @@ impl Builder<'_> {
     }
 
     /// A TF name, when the family has TF names.
-    fn tf(&self, name: impl FnOnce() -> String) -> Option<String> {
-        self.opts.tf.map(|_| name())
+    fn tf(&self, name: impl FnOnce(TfNaming) -> String) -> Option<String> {
+        self.opts.tf.map(name)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn conv_layer(
         &self,
         name: String,
-        source: Option<String>,
+        source: Vec<String>,
         (in_chs, out_chs): (usize, usize),
         kernel: Kernel,
         stride: usize,
@@ -341,7 +377,7 @@ impl Builder<'_> {
     fn conv(
         &self,
         name: String,
-        source: Option<String>,
+        source: Vec<String>,
         chs: (usize, usize),
         kernel: Kernel,
         stride: usize,
@@ -362,10 +398,14 @@ impl Builder<'_> {
 
     /// Appends a conv → BN (→ act) unit of the block `p`, naming its TF layers in order.
     fn unit(&self, p: &str, body: &mut Vec<Op>, tf: &mut Option<TpuNames>, u: Unit<'_>) {
+        let parts = match u.kernel {
+            Kernel::Square(_) => 1,
+            Kernel::Mixed(ks) => ks.len(),
+        };
         let conv_tf = match tf {
-            Some(t) if u.depthwise => Some(t.depthwise()),
-            Some(t) => Some(t.conv()),
-            None => None,
+            Some(t) if u.depthwise => t.depthwise(parts),
+            Some(t) => t.convs(parts),
+            None => vec![],
         };
         body.push(self.conv(
             format!("{p}.{}", u.conv),
@@ -414,8 +454,10 @@ impl Builder<'_> {
             round_half_even(chs as f64 * ratio)
         };
         let rd = self.channels("SE channels", rd.max(1))?;
-        let names = tf.map(|t| (t.se(0), t.se(1)));
-        let (reduce_tf, expand_tf) = names.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        let (reduce_tf, expand_tf) = match tf {
+            Some(t) => (vec![t.se(0)], vec![t.se(1)]),
+            None => (vec![], vec![]),
+        };
         Ok(Some(Op::SqueezeExcite(SqueezeExcite {
             module: format!("{p}.se"),
             reduce: self.conv_layer(
@@ -460,21 +502,14 @@ impl Builder<'_> {
             experts,
             format!("at most {}", Bounds::MAX_EXPERTS),
         )?;
-        // tensorflow/tpu names exist for `ds`, `er` and expanding `ir` blocks (not CondConv).
+        // tensorflow/tpu blocks exist for `ds`, `er` and expanding `ir` (a TF block with
+        // `expand_ratio` 1 has no expansion conv, where timm's `ir` has one).
         let mut tf = match (self.opts.tf, bs.kind) {
-            _ if experts > 0 => None,
-            (Some(TfNaming::TpuEfficientNet), BlockKind::DepthwiseSeparable)
-            | (Some(TfNaming::TpuEfficientNet), BlockKind::EdgeResidual) => Some(TpuNames {
-                flat,
-                conv: 0,
-                bn: 0,
-            }),
-            (Some(TfNaming::TpuEfficientNet), BlockKind::InvertedResidual) if bs.expand != 1.0 => {
-                Some(TpuNames {
-                    flat,
-                    conv: 0,
-                    bn: 0,
-                })
+            (Some(naming), BlockKind::DepthwiseSeparable | BlockKind::EdgeResidual) => {
+                Some(TpuNames::new(flat, naming, experts > 0))
+            }
+            (Some(naming), BlockKind::InvertedResidual) if bs.expand != 1.0 => {
+                Some(TpuNames::new(flat, naming, experts > 0))
             }
             _ => None,
         };
@@ -543,7 +578,7 @@ impl Builder<'_> {
                             name: format!("{p}.routing_fn"),
                             in_features: in_chs,
                             out_features: experts,
-                            source: None,
+                            source: tf.as_ref().map(TpuNames::routing),
                         },
                         body,
                     }];

@@ -357,9 +357,10 @@ fn read_stage<'a>(
         let tensor = match item.map.layout.permutation() {
             None => tensor,
             // The rank equals the permutation's: the shape was checked against the layout above.
-            Some(perm) => {
-                let permuted = tensor
-                    .permute_into(perm, pool.take(tensor.data().len()))
+            Some(_) => {
+                let permuted = item
+                    .map
+                    .to_timm(&tensor, pool.take(tensor.data().len()))
                     .ok_or_else(|| StreamError::Shape {
                         name: item.source.clone(),
                         expected: item.map.tf_shape(),
@@ -779,10 +780,7 @@ mod tests {
             .iter()
             .map(|i| {
                 let t = bundle.read(&i.source).unwrap();
-                let t = match i.map.layout.permutation() {
-                    Some(p) => t.permute(p).unwrap(),
-                    None => t,
-                };
+                let t = i.map.to_timm(&t, vec![]).unwrap();
                 (i.map.target.name.clone(), t)
             })
             .collect();

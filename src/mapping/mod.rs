@@ -7,8 +7,11 @@
 //! [`plan_tf`] matches a checkpoint's inventory (names, dtypes, shapes) against the
 //! built [`Network`] through [`tf_efficientnet::tensor_maps`]. It is strict: every source tensor is
 //! either mapped or ignored for a stated reason, every target tensor is produced, every shape is
-//! checked, and all problems are reported together in one [`MappingError`].
+//! checked, and all problems are reported together in one [`MappingError`]. Checkpoint names
+//! are matched in their canonical form ([`keras_names`]: Keras's graph-wide layer counters
+//! reduced to ranks per scope), and reported as the checkpoint spells them.
 pub mod fit;
+pub mod keras_names;
 pub mod tf_efficientnet;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,6 +92,14 @@ pub enum MappingIssue {
         /// timm module.
         layer: String,
     },
+    /// Two checkpoint tensors with one canonical name ([`keras_names`]): which one a layer
+    /// comes from cannot be told.
+    Ambiguous {
+        /// The canonical name.
+        canonical: String,
+        /// The checkpoint's names for it.
+        sources: Vec<String>,
+    },
     /// A source tensor that nothing maps and no rule ignores.
     Unexpected {
         /// TF name.
@@ -132,6 +143,16 @@ impl std::fmt::Display for MappingIssue {
             ),
             MappingIssue::Dtype { source, actual } => {
                 write!(f, "`{}` is {actual}, expected F32", esc(source))
+            }
+            MappingIssue::Ambiguous { canonical, sources } => {
+                let sources: Vec<String> =
+                    sources.iter().map(|s| format!("`{}`", esc(s))).collect();
+                write!(
+                    f,
+                    "{} all stand for `{}`: the layer order in their scope is ambiguous",
+                    sources.join(", "),
+                    esc(canonical)
+                )
             }
             MappingIssue::Unexpected { source, shape } => write!(
                 f,
@@ -236,6 +257,77 @@ fn model_scope(inventory: &[SourceTensor]) -> Result<String, Vec<String>> {
 /// Matches a TF EfficientNet checkpoint's inventory to `spec`. When it does not match, the
 /// error says which architecture the checkpoint's shapes fit ([`fit::Diagnosis`]).
 pub fn plan_tf(
+    net: &Network,
+    inventory: &[SourceTensor],
+    weights: WeightSet,
+) -> Result<Plan, MappingError> {
+    let canonical = keras_names::canonical_names(inventory.iter().map(|t| t.name.as_str()));
+    let mut spelled: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (c, t) in canonical.iter().zip(inventory) {
+        spelled.entry(c).or_default().push(&t.name);
+    }
+    let ambiguous: Vec<MappingIssue> = spelled
+        .iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(c, names)| MappingIssue::Ambiguous {
+            canonical: (*c).to_owned(),
+            sources: names.iter().map(|n| (*n).to_owned()).collect(),
+        })
+        .collect();
+    if !ambiguous.is_empty() {
+        return Err(MappingError {
+            arch: net.arch.clone(),
+            issues: ambiguous,
+            diagnosis: None,
+        });
+    }
+    let as_spelled = |name: &mut String| {
+        if let Some(original) = spelled.get(name.as_str()).and_then(|n| n.first()) {
+            *name = (*original).to_owned();
+        }
+    };
+    let inventory: Vec<SourceTensor> = canonical
+        .iter()
+        .zip(inventory)
+        .map(|(name, t)| SourceTensor {
+            name: name.clone(),
+            ..t.clone()
+        })
+        .collect();
+    match plan_canonical(net, &inventory, weights) {
+        Ok(mut plan) => {
+            for item in &mut plan.items {
+                as_spelled(&mut item.source);
+            }
+            plan.ignored = std::mem::take(&mut plan.ignored)
+                .into_iter()
+                .map(|(mut name, reason)| {
+                    as_spelled(&mut name);
+                    (name, reason)
+                })
+                .collect();
+            Ok(plan)
+        }
+        Err(mut e) => {
+            for issue in &mut e.issues {
+                match issue {
+                    MappingIssue::Shape { source, .. }
+                    | MappingIssue::Dtype { source, .. }
+                    | MappingIssue::Unexpected { source, .. } => as_spelled(source),
+                    // A missing tensor has only the canonical name.
+                    MappingIssue::Missing { .. }
+                    | MappingIssue::Scope { .. }
+                    | MappingIssue::NoSource { .. }
+                    | MappingIssue::Ambiguous { .. } => {}
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// [`plan_tf`] on an inventory in canonical names.
+fn plan_canonical(
     net: &Network,
     inventory: &[SourceTensor],
     weights: WeightSet,
@@ -346,11 +438,129 @@ mod tests {
     use crate::arch::ArchConfig;
 
     fn manifest() -> serde_json::Value {
-        let p = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/efficientnet-tiny/MANIFEST.json"
+        manifest_of("efficientnet-tiny")
+    }
+
+    fn manifest_of(fixture: &str) -> serde_json::Value {
+        let p = format!(
+            "{}/tests/fixtures/{fixture}/MANIFEST.json",
+            env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    /// `item` reads the manifest entry `w`'s tensor (`key`: `tf` or `tf_ema`) into its timm key
+    /// with its permutation.
+    fn assert_item_as_manifest(item: &PlanItem, w: &serde_json::Value, key: &str) {
+        assert_eq!(item.source, w[key].as_str().unwrap());
+        assert_eq!(item.map.target.name, w["timm"].as_str().unwrap());
+        let perm: Option<Vec<usize>> = w["permute"]
+            .as_array()
+            .map(|a| a.iter().map(|d| d.as_u64().unwrap() as usize).collect());
+        assert_eq!(
+            item.map.layout.permutation().map(<[usize]>::to_vec),
+            perm,
+            "{}",
+            item.source
+        );
+    }
+
+    /// The real-TF fixtures whose Keras layers carry graph-wide counters, and the architecture
+    /// each was built as.
+    const KERAS_COUNTER_FIXTURES: [(&str, &str); 2] = [
+        (
+            "efficientnet-condconv-tiny",
+            "tf_efficientnet_cc_b0_4e:width=0.025,depth=0.3,classes=10",
+        ),
+        ("mixnet-tiny", "tf_mixnet_s:width=0.05,head=128,classes=10"),
+    ];
+
+    /// The map of CondConv and MixNet, which name convs `cond_conv2d_7` / `conv2d_78` from one
+    /// counter per graph, equals the generator's (made from the TF layer objects), tensor for
+    /// tensor, on both weight sets, and is spelled as the checkpoint spells it.
+    #[test]
+    fn keras_counter_plans_equal_manifest_mappings() {
+        for (fixture, arch) in KERAS_COUNTER_FIXTURES {
+            let m = manifest_of(fixture);
+            let net = arch.parse::<ArchConfig>().unwrap().resolve().unwrap();
+            let want = m["mapping"].as_array().unwrap();
+            for (weights, key) in [(WeightSet::Ema, "tf_ema"), (WeightSet::Raw, "tf")] {
+                let plan = plan_tf(&net, &inventory(&m), weights).unwrap();
+                assert_eq!(plan.items.len(), want.len(), "{fixture}");
+                for (item, w) in plan.items.iter().zip(want) {
+                    assert_item_as_manifest(item, w, key);
+                }
+                // Every other tensor is accounted for under its own name.
+                let names: BTreeSet<String> = inventory(&m).into_iter().map(|t| t.name).collect();
+                assert!(plan.ignored.keys().all(|k| names.contains(k)), "{fixture}");
+                // Mapped: both copies of each variable; the rest ignored.
+                assert_eq!(2 * plan.items.len() + plan.ignored.len(), names.len());
+            }
+        }
+    }
+
+    /// The counters themselves do not matter, only their order within a scope: the same
+    /// checkpoint written by a graph that had built other layers first maps the same.
+    #[test]
+    fn shifted_keras_counters_map_the_same() {
+        let (fixture, arch) = KERAS_COUNTER_FIXTURES[1];
+        let m = manifest_of(fixture);
+        let net = arch.parse::<ArchConfig>().unwrap().resolve().unwrap();
+        let shift = |name: &str| -> String {
+            name.split('/')
+                .map(|c| match c.strip_prefix("conv2d") {
+                    Some("") => "conv2d_3".to_string(),
+                    Some(n) if n.starts_with('_') => {
+                        format!("conv2d_{}", n[1..].parse::<u64>().unwrap() + 7)
+                    }
+                    _ => c.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let shifted: Vec<SourceTensor> = inventory(&m)
+            .into_iter()
+            .map(|t| SourceTensor {
+                name: shift(&t.name),
+                ..t
+            })
+            .collect();
+        let a = plan_tf(&net, &inventory(&m), WeightSet::Ema).unwrap();
+        let b = plan_tf(&net, &shifted, WeightSet::Ema).unwrap();
+        let targets = |p: &Plan, f: &dyn Fn(&str) -> String| -> Vec<(String, String)> {
+            p.items
+                .iter()
+                .map(|i| (f(&i.source), i.map.target.name.clone()))
+                .collect()
+        };
+        assert_eq!(targets(&a, &shift), targets(&b, &|s| s.to_string()));
+        assert!(b.items.iter().any(|i| i.source.contains("/conv2d_85/")));
+    }
+
+    /// Two tensors that reduce to one canonical name are refused, naming both.
+    #[test]
+    fn ambiguous_canonical_names_are_refused() {
+        let (fixture, arch) = KERAS_COUNTER_FIXTURES[1];
+        let m = manifest_of(fixture);
+        let net = arch.parse::<ArchConfig>().unwrap().resolve().unwrap();
+        let mut inv = inventory(&m);
+        inv.push(SourceTensor {
+            name: "mixnet-s/blocks_0/conv2d/kernel".into(),
+            dtype: DType::F32,
+            shape: vec![1, 1, 8, 8],
+        });
+        let err = plan_tf(&net, &inv, WeightSet::Ema).unwrap_err();
+        assert_eq!(
+            err.issues,
+            [MappingIssue::Ambiguous {
+                canonical: "mixnet-s/blocks_0/conv2d/kernel".into(),
+                sources: vec![
+                    "mixnet-s/mixnet_model/blocks_0/conv2d/kernel".into(),
+                    "mixnet-s/blocks_0/conv2d/kernel".into(),
+                ],
+            }]
+        );
+        assert!(err.to_string().contains("ambiguous"), "{err}");
     }
 
     fn inventory(m: &serde_json::Value) -> Vec<SourceTensor> {
@@ -391,17 +601,7 @@ mod tests {
         let want = m["mapping"].as_array().unwrap();
         assert_eq!(plan.items.len(), want.len());
         for (item, w) in plan.items.iter().zip(want) {
-            assert_eq!(item.source, w["tf_ema"].as_str().unwrap());
-            assert_eq!(item.map.target.name, w["timm"].as_str().unwrap());
-            let perm: Option<Vec<usize>> = w["permute"]
-                .as_array()
-                .map(|a| a.iter().map(|d| d.as_u64().unwrap() as usize).collect());
-            assert_eq!(
-                item.map.layout.permutation().map(<[usize]>::to_vec),
-                perm,
-                "{}",
-                item.source
-            );
+            assert_item_as_manifest(item, w, "tf_ema");
         }
         assert_eq!(plan.ignored.len(), 135 * 2 + 1);
         let raw = plan_tf(&tiny(), &inventory(&m), WeightSet::Raw).unwrap();

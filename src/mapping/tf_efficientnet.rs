@@ -21,6 +21,8 @@
 //! are `[kh, kw, C, 1]` and become `[C, 1, kh, kw]` (permute `[2,3,0,1]`, not the conv
 //! permutation); dense kernels `[in, out]` become `[out, in]`; BN gamma/beta/moving_mean/
 //! moving_variance become weight/bias/running_mean/running_var unchanged.
+use zoo_converters::tensor::Tensor;
+
 use crate::arch::{Layer, Network, ParamKind, ParamSpec};
 
 /// Version of this mapping; recorded in converted files' provenance.
@@ -41,6 +43,13 @@ pub enum Layout {
     Depthwise,
     /// `[in, out]` → `[out, in]`.
     Dense,
+    /// A CondConv expert bank: TF stores each expert's kernel flattened, `[E, kh·kw·i·o]`
+    /// (`kernel` = `[kh, kw, i, o]` as TF lays it out; `[kh, kw, C, 1]` for a depthwise bank),
+    /// timm `[E, o·i·kh·kw]`: viewed as `[E, kh, kw, i, o]`, permuted to `[E, o, i, kh, kw]`.
+    CondConv {
+        /// One expert's TF kernel shape.
+        kernel: [usize; 4],
+    },
 }
 
 impl Layout {
@@ -51,12 +60,28 @@ impl Layout {
             Layout::ConvHwio => Some(&[3, 2, 0, 1]),
             Layout::Depthwise => Some(&[2, 3, 0, 1]),
             Layout::Dense => Some(&[1, 0]),
+            Layout::CondConv { .. } => Some(&[0, 4, 3, 1, 2]),
+        }
+    }
+
+    /// The shape the TF tensor is viewed as before [`Layout::permutation`] applies (its own
+    /// shape except for CondConv's flattened expert kernels).
+    fn view(self, tf_shape: &[usize]) -> Vec<usize> {
+        match self {
+            Layout::CondConv { kernel } => {
+                let mut v = vec![tf_shape.first().copied().unwrap_or(0)];
+                v.extend(kernel);
+                v
+            }
+            _ => tf_shape.to_vec(),
         }
     }
 
     /// The TF shape that yields `torch_shape` after the permutation.
     pub fn tf_shape(self, torch_shape: &[usize]) -> Vec<usize> {
         match self.permutation() {
+            // CondConv banks are `[E, n]` on both sides.
+            _ if matches!(self, Layout::CondConv { .. }) => torch_shape.to_vec(),
             None => torch_shape.to_vec(),
             Some(perm) => {
                 let mut tf = vec![0; perm.len()];
@@ -85,6 +110,25 @@ impl TensorMap {
     pub fn tf_shape(&self) -> Vec<usize> {
         self.layout.tf_shape(&self.target.shape)
     }
+
+    /// `tensor` (of [`TensorMap::tf_shape`]) in timm's layout, written into `buf`'s allocation;
+    /// `None` when its shape is not the one the map expects. A [`Layout::Same`] tensor is
+    /// copied; callers that can avoid the copy check [`Layout::permutation`] first.
+    pub fn to_timm(&self, tensor: &Tensor, buf: Vec<u8>) -> Option<Tensor> {
+        if tensor.shape() != self.tf_shape() {
+            return None;
+        }
+        let Some(perm) = self.layout.permutation() else {
+            return Some(tensor.clone());
+        };
+        let view = self.layout.view(tensor.shape());
+        let permuted = if view == tensor.shape() {
+            tensor.permute_into(perm, buf)?
+        } else {
+            tensor.clone().reshape(view)?.permute_into(perm, buf)?
+        };
+        permuted.reshape(self.target.shape.clone())
+    }
 }
 
 /// A layer the network gives no TF name for: the network was not built from a TF original.
@@ -103,18 +147,25 @@ pub struct NoSource {
 pub fn tensor_maps(net: &Network, model_scope: &str) -> Result<Vec<TensorMap>, NoSource> {
     let mut out = vec![];
     for layer in net.layers() {
-        let source = layer.source().ok_or_else(|| NoSource {
+        let params = layer.params_with_source().ok_or_else(|| NoSource {
             arch: net.arch.clone(),
-            layer: match layer {
-                Layer::Conv(c) => c.name.clone(),
-                Layer::Norm(n) => n.name.clone(),
-                Layer::Linear(l) => l.name.clone(),
-            },
+            layer: layer.name().to_owned(),
         })?;
-        let tf = |leaf: &str| format!("{model_scope}/{source}/{leaf}");
-        for p in layer.params() {
+        for (p, source) in params {
+            let tf = |leaf: &str| format!("{model_scope}/{source}/{leaf}");
             let (tf_name, layout) = match (layer, p.kind) {
                 (Layer::Conv(_) | Layer::Linear(_), ParamKind::Bias) => (tf("bias"), Layout::Same),
+                (Layer::Conv(c), _) if c.experts > 0 => {
+                    // One expert's kernel as TF lays it out (`[kh, kw, C, 1]` when depthwise).
+                    let k = c.max_kernel();
+                    if c.is_depthwise() {
+                        let kernel = [k, k, c.in_chs, 1];
+                        (tf("depthwise_condconv_kernel"), Layout::CondConv { kernel })
+                    } else {
+                        let kernel = [k, k, c.in_chs / c.groups.max(1), c.out_chs];
+                        (tf("condconv_kernel"), Layout::CondConv { kernel })
+                    }
+                }
                 (Layer::Conv(c), _) if c.is_depthwise() => {
                     (tf("depthwise_kernel"), Layout::Depthwise)
                 }

@@ -150,10 +150,12 @@ fn tf_fixtures_load_in_timm_strict_and_match_tf() {
     }
 }
 
-/// The families whose TF names zoo maps (tensorflow/tpu's `efficientnet` tree): `zoo convert`
-/// of the real-TF checkpoint gives exactly the tensors of timm's own conversion of it, and
-/// (with libtorch) zoo's model reproduces TF's EMA logits within 1e-4. CondConv and MixNet
-/// name their convs by a Keras counter, which zoo does not map yet.
+/// For each family: `zoo convert` of the real-TF checkpoint gives exactly the tensors of
+/// timm's own conversion of it, and (with libtorch) zoo's model reproduces TF's EMA logits
+/// within 1e-4, and all containers of the weights have one fingerprint. CondConv and MixNet
+/// name their Keras layers by graph-wide counters
+/// (`cond_conv2d_7`, `conv2d_78`) under the Keras model's scope, which zoo's map reduces to
+/// ranks per scope.
 #[test]
 fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
     for (name, arch, timm_file) in [
@@ -167,6 +169,16 @@ fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
             "tf_efficientnet_es:width=0.05,depth=0.25,classes=10",
             "tf_efficientnet_edgetpu_tiny.safetensors",
         ),
+        (
+            "efficientnet-condconv-tiny",
+            "tf_efficientnet_cc_b0_4e:width=0.025,depth=0.3,classes=10",
+            "tf_efficientnet_condconv_tiny.safetensors",
+        ),
+        (
+            "mixnet-tiny",
+            "tf_mixnet_s:width=0.05,head=128,classes=10",
+            "tf_mixnet_tiny.safetensors",
+        ),
     ] {
         let dir = fixture(name);
         let out = tempfile::tempdir().unwrap();
@@ -178,8 +190,6 @@ fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
             arch,
             "--out",
             out.path().to_str().unwrap(),
-            "--format",
-            "safetensors",
             "--reference-input",
             dir.join("input_preprocessed_nchw.npy").to_str().unwrap(),
             "--reference-logits",
@@ -205,5 +215,25 @@ fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
             assert_eq!(o.shape(), t.shape(), "{name} {k}");
             assert!(o.data() == t.data(), "{name} {k}: not bit-identical");
         }
+        // One fingerprint for the weights in every container: the TF bundle (through the map),
+        // timm's safetensors, and zoo's .pth and safetensors.
+        let mut files = vec![dir.join("ckpt"), dir.join(timm_file)];
+        files.extend(
+            std::fs::read_dir(out.path())
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+        assert_eq!(files.len(), 4, "{name}: {files:?}");
+        let mut args = vec!["fingerprint", "--json", "--arch", arch];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        let (code, stdout, stderr) = crate::zoo(&args);
+        assert_eq!(code, 0, "{name}: {stdout}{stderr}");
+        let prints: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+        let distinct: BTreeSet<&str> = prints
+            .iter()
+            .map(|p| p["fingerprint"]["fingerprint"].as_str().unwrap())
+            .collect();
+        assert_eq!(prints.len(), 4, "{name}");
+        assert_eq!(distinct.len(), 1, "{name}: {stdout}");
     }
 }
