@@ -118,9 +118,15 @@ fn tf_fixture_mapping_is_complete() {
             // MobileNetV3: slim's SE gate is relu6(x + 3) * 0.16667, timm's divides by 6; the
             // conversion is held to 1e-4 on timm with TF's constant, plain timm to its limit
             let gated = d["timm_tf_gate_ema_vs_tf_ema"].as_f64().unwrap();
-            assert!(gated <= 1e-4, "{name}: recorded |timm(TF gate) - tf| {gated}");
+            assert!(
+                gated <= 1e-4,
+                "{name}: recorded |timm(TF gate) - tf| {gated}"
+            );
             let limit = d["plain_timm_limit"].as_f64().unwrap();
-            assert!(diff <= limit, "{name}: recorded |timm - tf| {diff} > {limit}");
+            assert!(
+                diff <= limit,
+                "{name}: recorded |timm - tf| {diff} > {limit}"
+            );
         } else {
             assert!(diff <= 1e-4, "{name}: recorded |timm - tf| {diff}");
         }
