@@ -469,6 +469,18 @@ mod tests {
     fn assert_item_as_manifest(item: &PlanItem, w: &serde_json::Value, key: &str) {
         assert_eq!(item.source, w[key].as_str().unwrap());
         assert_eq!(item.map.target.name, w["timm"].as_str().unwrap());
+        if w["transform"].get("slice").is_some() {
+            // TF-slim's classifier: the generator slices the background class off first.
+            assert!(
+                matches!(
+                    item.map.layout,
+                    tf_efficientnet::Layout::SlimLogits | tf_efficientnet::Layout::DropBackground
+                ),
+                "{}",
+                item.source
+            );
+            return;
+        }
         let perm: Option<Vec<usize>> = w["permute"]
             .as_array()
             .map(|a| a.iter().map(|d| d.as_u64().unwrap() as usize).collect());
@@ -490,12 +502,25 @@ mod tests {
         ("mixnet-tiny", "tf_mixnet_s:width=0.05,head=128,classes=10"),
     ];
 
-    /// The map of CondConv and MixNet, which name convs `cond_conv2d_7` / `conv2d_78` from one
-    /// counter per graph, equals the generator's (made from the TF layer objects), tensor for
-    /// tensor, on both weight sets, and is spelled as the checkpoint spells it.
+    /// The TF-slim MobileNetV3 fixtures.
+    const SLIM_FIXTURES: [(&str, &str); 2] = [
+        (
+            "mobilenetv3-tiny",
+            "tf_mobilenetv3_large_100:width=0.05,stem=8,head=64,classes=10",
+        ),
+        (
+            "mobilenetv3-small-tiny",
+            "tf_mobilenetv3_small_100:width=0.05,stem=8,head=48,classes=10",
+        ),
+    ];
+
+    /// The map of CondConv and MixNet (which name convs `cond_conv2d_7` / `conv2d_78` from one
+    /// counter per graph) and of TF-slim's MobileNetV3 equals the generator's (made from the
+    /// TF layer objects), tensor for tensor, on both weight sets, and is spelled as the
+    /// checkpoint spells it.
     #[test]
-    fn keras_counter_plans_equal_manifest_mappings() {
-        for (fixture, arch) in KERAS_COUNTER_FIXTURES {
+    fn keras_counter_and_slim_plans_equal_manifest_mappings() {
+        for (fixture, arch) in KERAS_COUNTER_FIXTURES.into_iter().chain(SLIM_FIXTURES) {
             let m = manifest_of(fixture);
             let net = arch.parse::<ArchConfig>().unwrap().resolve().unwrap();
             let want = m["mapping"].as_array().unwrap();

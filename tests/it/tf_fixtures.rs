@@ -159,9 +159,9 @@ fn tf_fixtures_load_in_timm_strict_and_match_tf() {
 /// For each family: `zoo convert` of the real-TF checkpoint gives exactly the tensors of
 /// timm's own conversion of it, and (with libtorch) zoo's model reproduces TF's EMA logits
 /// within 1e-4, and all containers of the weights have one fingerprint. CondConv and MixNet
-/// name their Keras layers by graph-wide counters
-/// (`cond_conv2d_7`, `conv2d_78`) under the Keras model's scope, which zoo's map reduces to
-/// ranks per scope.
+/// name their Keras layers by graph-wide counters (`cond_conv2d_7`, `conv2d_78`) under the
+/// Keras model's scope, which zoo's map reduces to ranks per scope; MobileNetV3 comes from
+/// TF-slim (scopes by op, a background class, its own SE gate constant).
 #[test]
 fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
     for (name, arch, timm_file) in [
@@ -185,6 +185,16 @@ fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
             "tf_mixnet_s:width=0.05,head=128,classes=10",
             "tf_mixnet_tiny.safetensors",
         ),
+        (
+            "mobilenetv3-tiny",
+            "tf_mobilenetv3_large_100:width=0.05,stem=8,head=64,classes=10",
+            "tf_mobilenetv3_tiny.safetensors",
+        ),
+        (
+            "mobilenetv3-small-tiny",
+            "tf_mobilenetv3_small_100:width=0.05,stem=8,head=48,classes=10",
+            "tf_mobilenetv3_small_tiny.safetensors",
+        ),
     ] {
         let dir = fixture(name);
         let out = tempfile::tempdir().unwrap();
@@ -204,6 +214,12 @@ fn tf_fixtures_convert_to_timms_tensors_and_tf_logits() {
         assert_eq!(code, 0, "{name}: {stdout}{stderr}");
         if cfg!(feature = "torch") {
             assert!(stdout.contains("│ pass"), "{name}: {stdout}");
+            // TF-slim's logits: its SE gate constant, its background class.
+            assert_eq!(
+                stdout.contains("as TF-slim computes it") && stdout.contains("class 0 dropped"),
+                name.starts_with("mobilenetv3"),
+                "{name}: {stdout}"
+            );
         }
         let ours = std::fs::read_dir(out.path())
             .unwrap()
