@@ -36,12 +36,11 @@ fn main() {
         let (cpu, wall) = (ProcessTime::now(), Instant::now());
         let spec = arch.resolve().expect("resolves");
         let mut thop = 0;
-        for c in Convention::ALL {
-            let v = flops::count(&spec, c, c.input_for_image_size(*s)).expect("fits in 64 bits");
-            if c == Convention::Thop2020 {
-                thop = v;
+        for count in flops::count_all(&spec, *s, None).expect("fits in 64 bits") {
+            if count.convention == Convention::Thop2020 {
+                thop = count.value;
             }
-            sink = sink.wrapping_add(v);
+            sink = sink.wrapping_add(count.value);
         }
         let params = spec.trainable_params();
         let layout = filesize::layout_for(

@@ -461,20 +461,26 @@ pub struct Count {
 }
 
 /// Every convention's total, each at the input the convention uses for image size `s`
-/// (square, or the 1546:1213 rule for `thop-2020`), or all at `fixed` when given.
+/// (square, or the 1546:1213 rule for `thop-2020`), or all at `fixed` when given. The graph is
+/// walked once per distinct input (twice, or once with `fixed`), not once per convention.
 pub fn count_all(
     net: &Network,
     image_size: usize,
     fixed: Option<InputSize>,
 ) -> Result<Vec<Count>, FlopsError> {
+    let mut walked: Option<(InputSize, Vec<Layer<'_>>)> = None;
     Convention::ALL
         .into_iter()
         .map(|convention| {
             let input = fixed.unwrap_or_else(|| convention.input_for_image_size(image_size));
+            let layers = match &mut walked {
+                Some((at, layers)) if *at == input => layers,
+                slot => &slot.insert((input, layers(net, input)?)).1,
+            };
             Ok(Count {
                 convention,
                 input,
-                value: count(net, convention, input)?,
+                value: total(layers, convention, input)?,
             })
         })
         .collect()

@@ -182,11 +182,9 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
     // Every element count, summed exactly: the bounds keep this far below 2^64, and this
     // makes it a checked fact for every built network (so the saturating sums in
     // `trainable_params`, `buffer_elements` and `filesize` are exact).
-    let total = net.params().iter().try_fold(0u64, |a, p| {
-        p.shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-            .and_then(|n| a.checked_add(n))
+    let mut total = Some(0u64);
+    net.for_each_tensor(&mut |t| {
+        total = total.and_then(|a| a.checked_add(t.checked_numel()?));
     });
     in_range(
         total.is_some_and(|t| t <= u64::MAX >> 8),
