@@ -75,7 +75,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             &b.arch,
             "block strings in a stage",
             strings.len(),
-            format!("at most {}", Bounds::MAX_STAGES),
+            format_args!("at most {}", Bounds::MAX_STAGES),
         )?;
         let depth = if opts.fix_first_last && (stage_idx == 0 || stage_idx == last_stage) {
             1.0
@@ -95,7 +95,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             &b.arch,
             "blocks after depth scaling",
             total_blocks,
-            format!("at most {}", Bounds::MAX_BLOCKS),
+            format_args!("at most {}", Bounds::MAX_BLOCKS),
         )?;
         let mut blocks = vec![];
         for (bs, reps) in strings.iter().zip(repeats) {
@@ -300,7 +300,7 @@ impl Builder<'_> {
             &self.arch,
             key,
             n,
-            format!("at most {} channels", Bounds::MAX_CHANNELS),
+            format_args!("at most {} channels", Bounds::MAX_CHANNELS),
         )
         .map(|()| n)
     }
@@ -456,7 +456,7 @@ impl Builder<'_> {
             &self.arch,
             "CondConv experts",
             experts,
-            format!("at most {}", Bounds::MAX_EXPERTS),
+            format_args!("at most {}", Bounds::MAX_EXPERTS),
         )?;
         // tensorflow/tpu names exist for `ds`, `er` and expanding `ir` blocks (not CondConv).
         let mut tf = match (self.opts.tf, bs.kind) {
