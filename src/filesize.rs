@@ -31,8 +31,7 @@
 //! Sizes are summed with saturating arithmetic, so nothing here panics or wraps. A built
 //! [`Network`] is bounded (`arch::efficientnet::Bounds`) far below where a size could reach
 //! `u64::MAX`, so for any network `ArchConfig::resolve` returned the prediction is exact.
-use crate::arch::graph::Name;
-use crate::arch::{ModuleKind, Network, ParamKind};
+use crate::arch::{ModuleKind, Name, Network, ParamKind};
 
 /// pickle `BATCHSIZE` (CPython `Modules/_pickle.c`): items per MARK … SETITEMS/APPENDS.
 const BATCH: u64 = 1000;

@@ -747,6 +747,36 @@ mod tests {
         assert!("65536x65536".parse::<InputSize>().is_ok());
     }
 
+    /// `count_all` walks once per distinct input; every total equals its own `count`.
+    #[test]
+    fn count_all_equals_count_per_convention() {
+        for (arch, ..) in crate::arch::family::MEMBERS {
+            let net = crate::arch::ArchConfig::variant(arch)
+                .unwrap()
+                .resolve()
+                .unwrap();
+            for (size, fixed) in [
+                (224, None),
+                (475, None),
+                (224, Some(InputSize::thop_2020(300))),
+            ] {
+                let all = count_all(&net, size, fixed).unwrap();
+                let each: Vec<Count> = Convention::ALL
+                    .into_iter()
+                    .map(|convention| {
+                        let input = fixed.unwrap_or_else(|| convention.input_for_image_size(size));
+                        Count {
+                            convention,
+                            input,
+                            value: count(&net, convention, input).unwrap(),
+                        }
+                    })
+                    .collect();
+                assert_eq!(all, each, "{arch} at {size} {fixed:?}");
+            }
+        }
+    }
+
     #[test]
     fn input_sizes() {
         assert_eq!(

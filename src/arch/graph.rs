@@ -87,9 +87,9 @@ impl<'a> Name<'a> {
 
     /// Bytes of the written name.
     pub fn len(&self) -> usize {
-        let index = self.index.map_or(0, |i| {
-            1 + i.checked_ilog10().map_or(1, |d| d as usize + 1)
-        });
+        let index = self
+            .index
+            .map_or(0, |i| 1 + i.checked_ilog10().map_or(1, |d| d as usize + 1));
         self.base.len() + index + self.leaf.map_or(0, |l| 1 + l.len())
     }
 
@@ -755,11 +755,53 @@ impl Network {
 mod tests {
     use super::*;
 
+    /// The file-size predictor uses `Name::len` for the key lengths it pickles: it must be the
+    /// length of the name `Display` writes, for every name of every architecture zoo builds.
+    #[test]
+    fn name_len_is_the_written_length() {
+        let root = Name::module("");
+        assert_eq!((root.to_string().as_str(), root.len()), ("", 0));
+        assert!(root.is_empty());
+        for index in [None, Some(0), Some(9), Some(10), Some(123)] {
+            for leaf in [None, Some("weight"), Some("num_batches_tracked")] {
+                let name = Name {
+                    base: "blocks.1.0.conv_dw",
+                    index,
+                    leaf,
+                };
+                assert_eq!(name.len(), name.to_string().len(), "{name}");
+            }
+        }
+        for (arch, ..) in crate::arch::family::MEMBERS {
+            let net = crate::arch::ArchConfig::variant(arch)
+                .unwrap()
+                .resolve()
+                .unwrap();
+            let mut tensors = vec![];
+            net.for_each_tensor(&mut |t| tensors.push((t.name.to_string(), t.name.len())));
+            let mut modules = vec![];
+            net.for_each_module(&mut |m, _| modules.push((m.to_string(), m.len())));
+            for (name, len) in tensors.iter().chain(&modules) {
+                assert_eq!(name.len(), *len, "{arch} {name}");
+            }
+            let params: Vec<String> = net.params().into_iter().map(|p| p.name).collect();
+            let names: Vec<&String> = tensors.iter().map(|(n, _)| n).collect();
+            assert_eq!(params.iter().collect::<Vec<_>>(), names, "{arch}");
+        }
+    }
+
     #[test]
     fn split_channels_puts_the_remainder_first() {
         assert_eq!(split_channels(10, 3), vec![4, 3, 3]);
         assert_eq!(split_channels(96, 2), vec![48, 48]);
         assert_eq!(split_channels(8, 1), vec![8]);
+        for (channels, parts) in [(10, 3), (96, 2), (8, 1), (7, 4), (1, 3)] {
+            let each: Vec<usize> = (0..parts)
+                .map(|i| split_channel(channels, parts, i))
+                .collect();
+            assert_eq!(each, split_channels(channels, parts), "{channels}/{parts}");
+            assert_eq!(each.iter().sum::<usize>(), channels);
+        }
     }
 
     #[test]
