@@ -31,7 +31,7 @@
 //! Sizes are summed with saturating arithmetic, so nothing here panics or wraps. A built
 //! [`Network`] is bounded (`arch::efficientnet::Bounds`) far below where a size could reach
 //! `u64::MAX`, so for any network `ArchConfig::resolve` returned the prediction is exact.
-use crate::arch::{ModuleKind, Network, ParamKind};
+use crate::arch::{ModuleKind, Name, Network, ParamKind};
 
 /// pickle `BATCHSIZE` (CPython `Modules/_pickle.c`): items per MARK … SETITEMS/APPENDS.
 const BATCH: u64 = 1000;
@@ -130,11 +130,13 @@ impl SaveLayout {
     }
 }
 
-/// One entry of the saved dict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry of the saved dict: what its pickle and storage sizes depend on (the length of its
+/// key, not the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
-    name: String,
-    shape: Vec<usize>,
+    name_len: usize,
+    dims: [usize; 4],
+    ndim: usize,
     dtype: StorageType,
 }
 
@@ -160,8 +162,12 @@ impl StorageType {
 }
 
 impl Entry {
+    fn shape(&self) -> &[usize] {
+        &self.dims[..self.ndim]
+    }
+
     fn numel(&self) -> u64 {
-        self.shape
+        self.shape()
             .iter()
             .fold(1u64, |n, &d| n.saturating_mul(d as u64))
     }
@@ -169,22 +175,28 @@ impl Entry {
 
 fn entries(net: &Network, layout: &SaveLayout) -> Vec<Entry> {
     let mut out = vec![];
-    for p in net.params() {
-        let nbt = layout.num_batches_tracked && p.kind == ParamKind::RunningVar;
-        let prefix = p.name.strip_suffix(".running_var").map(str::to_owned);
+    net.for_each_tensor(&mut |t| {
+        let mut dims = [0; 4];
+        dims[..t.shape().len()].copy_from_slice(t.shape());
         out.push(Entry {
-            name: p.name,
-            shape: p.shape,
+            name_len: t.name.len(),
+            dims,
+            ndim: t.shape().len(),
             dtype: StorageType::Float,
         });
-        if let (true, Some(prefix)) = (nbt, prefix) {
+        if layout.num_batches_tracked && t.kind == ParamKind::RunningVar {
+            let nbt = Name {
+                leaf: Some("num_batches_tracked"),
+                ..t.name
+            };
             out.push(Entry {
-                name: format!("{prefix}.num_batches_tracked"),
-                shape: vec![],
+                name_len: nbt.len(),
+                dims: [0; 4],
+                ndim: 0,
                 dtype: StorageType::Long,
             });
         }
-    }
+    });
     out
 }
 
@@ -194,13 +206,25 @@ fn entries(net: &Network, layout: &SaveLayout) -> Vec<Entry> {
 /// that the graph does not model: timm 0.1's `se.avg_pool` (the SE squeeze was a module) and
 /// `global_pool.pool` (inside `SelectAdaptivePool2d`).
 pub fn metadata_entries(net: &Network, metadata: Metadata) -> Vec<(String, u8)> {
+    let mut m = vec![];
+    for_each_metadata_entry(net, metadata, |name, version| {
+        m.push((name.to_string(), version))
+    });
+    m
+}
+
+/// Calls `f` on each of [`metadata_entries`], in that order, without building names.
+fn for_each_metadata_entry<'a>(
+    net: &'a Network,
+    metadata: Metadata,
+    mut f: impl FnMut(Name<'a>, u8),
+) {
     if matches!(metadata, Metadata::None | Metadata::Stripped) {
-        return vec![];
+        return;
     }
-    let mut m: Vec<(String, u8)> = vec![];
-    for (name, kind) in net.modules() {
+    net.for_each_module(&mut |name, kind| {
         if kind == ModuleKind::Act && metadata == Metadata::Timm2019 {
-            continue;
+            return;
         }
         let version = match kind {
             ModuleKind::BatchNorm => 2,
@@ -213,18 +237,15 @@ pub fn metadata_entries(net: &Network, metadata: Metadata) -> Vec<(String, u8)> 
             | ModuleKind::Linear => 1,
         };
         let child = match kind {
-            ModuleKind::SqueezeExcite if metadata == Metadata::Timm2020 => {
-                Some(format!("{name}.avg_pool"))
-            }
-            ModuleKind::Pool => Some(format!("{name}.pool")),
+            ModuleKind::SqueezeExcite if metadata == Metadata::Timm2020 => Some("avg_pool"),
+            ModuleKind::Pool => Some("pool"),
             _ => None,
         };
-        m.push((name, version));
+        f(name, version);
         if let Some(child) = child {
-            m.push((child, 1));
+            f(name.child(child), 1);
         }
-    }
-    m
+    });
 }
 
 /// Byte counter for a protocol-2 pickle as CPython's C pickler writes it: tracks the memo so
@@ -340,7 +361,7 @@ struct Memo {
 /// Size of the state-dict pickle. `key_len(i)` is the length of storage `i`'s key.
 fn state_dict_pickle(
     entries: &[Entry],
-    metadata: &[(String, u8)],
+    metadata: &[(usize, u8)],
     ordered: bool,
     legacy: bool,
     key_len: impl Fn(usize) -> usize,
@@ -361,7 +382,7 @@ fn state_dict_pickle(
         p.op(exact_dict_framing(entries.len() as u64));
     }
     for (i, e) in entries.iter().enumerate() {
-        p.str(e.name.len());
+        p.str(e.name_len);
         p.once(&mut memo.rebuild, |p| {
             p.global("torch._utils", "_rebuild_tensor_v2")
         });
@@ -382,15 +403,16 @@ fn state_dict_pickle(
         p.put();
         p.op(1); // BINPERSID
         p.int(0); // storage_offset
-        let shape: Vec<u64> = e.shape.iter().map(|&d| d as u64).collect();
-        let mut stride = vec![0u64; shape.len()];
+        let shape = e.dims.map(|d| d as u64);
+        let shape = &shape[..e.ndim];
+        let mut stride = [0u64; 4];
         let mut acc = 1;
-        for (s, &d) in stride.iter_mut().zip(&shape).rev() {
+        for (s, &d) in stride.iter_mut().zip(shape).rev() {
             *s = acc;
             acc *= d;
         }
-        p.int_tuple(&shape);
-        p.int_tuple(&stride);
+        p.int_tuple(shape);
+        p.int_tuple(&stride[..e.ndim]);
         p.op(1); // NEWFALSE: requires_grad
         p.once(&mut memo.ordered_dict, |p| {
             p.global("collections", "OrderedDict")
@@ -413,12 +435,12 @@ fn state_dict_pickle(
         p.op(2); // EMPTY_TUPLE, REDUCE
         p.put();
         p.op(iter_dict_framing(metadata.len() as u64));
-        for (name, version) in metadata {
-            p.str(name.len());
+        for &(name_len, version) in metadata {
+            p.str(name_len);
             p.op(1); // EMPTY_DICT
             p.put();
             p.once(&mut memo.version, |p| p.op(5 + "version".len() as u64));
-            p.int(u64::from(*version));
+            p.int(u64::from(version));
             p.op(1); // SETITEM
         }
         p.op(2); // SETITEM ('_metadata'), BUILD
@@ -475,7 +497,10 @@ pub struct SizePrediction {
 /// Predicts the size of `torch.save(state_dict)` for `spec` under `layout`.
 pub fn predict(net: &Network, layout: &SaveLayout, container: Container) -> SizePrediction {
     let entries = entries(net, layout);
-    let metadata = metadata_entries(net, layout.metadata);
+    let mut metadata = vec![];
+    for_each_metadata_entry(net, layout.metadata, |name, version| {
+        metadata.push((name.len(), version))
+    });
     let ordered = layout.metadata != Metadata::None;
     let data: Vec<u64> = entries
         .iter()
@@ -516,21 +541,21 @@ pub fn predict(net: &Network, layout: &SaveLayout, container: Container) -> Size
             let pickle = state_dict_pickle(&entries, &metadata, ordered, false, |i| {
                 decimal_digits(i as u64)
             });
-            let root = &layout.archive_name;
-            let mut records: Vec<(String, u64)> = vec![
-                (format!("{root}/data.pkl"), pickle),
-                (format!("{root}/.format_version"), 1),
-                (format!("{root}/.storage_alignment"), 2),
-                (format!("{root}/byteorder"), "little".len() as u64),
+            // Records as (name length, data size): `<root>/<record>`.
+            let root = layout.archive_name.len() + 1;
+            let named = |record: &str, size: u64| (root + record.len(), size);
+            let head = [
+                named("data.pkl", pickle),
+                named(".format_version", 1),
+                named(".storage_alignment", 2),
+                named("byteorder", "little".len() as u64),
             ];
-            records.extend(
-                data.iter()
-                    .enumerate()
-                    .map(|(i, &d)| (format!("{root}/data/{i}"), d)),
-            );
-            records.push((format!("{root}/version"), 2));
-            records.push((format!("{root}/.data/serialization_id"), 40));
-            let total = zip_size(&records);
+            let storages = data
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| (root + "data/".len() + decimal_digits(i as u64), d));
+            let tail = [named("version", 2), named(".data/serialization_id", 40)];
+            let total = zip_size(head.into_iter().chain(storages).chain(tail));
             let storages = data.iter().fold(0u64, |s, d| s.saturating_add(*d));
             SizePrediction {
                 container,
@@ -550,8 +575,9 @@ fn decimal_digits(v: u64) -> usize {
     v.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
-/// Size of an uncompressed zip as PyTorch's `PyTorchStreamWriter` (miniz) writes it.
-fn zip_size(records: &[(String, u64)]) -> u64 {
+/// Size of an uncompressed zip as PyTorch's `PyTorchStreamWriter` (miniz) writes it, from its
+/// records' name lengths and data sizes in order.
+fn zip_size(records: impl IntoIterator<Item = (usize, u64)>) -> u64 {
     const LOCAL: u64 = 30;
     const CENTRAL: u64 = 46;
     const ALIGN: u64 = 64;
@@ -559,14 +585,14 @@ fn zip_size(records: &[(String, u64)]) -> u64 {
     let mut cursor = 0u64;
     let mut central = 0u64;
     for (name, size) in records {
-        let name = name.len() as u64;
+        let name = name as u64;
         // PyTorch `getPadding`: data starts after the header, name and a 4-byte FB header
         // (plus zip64 fields for large sizes/offsets), rounded up to ALIGN.
         let mut start = cursor.saturating_add(LOCAL + 4).saturating_add(name);
         let mut zip64 = 0;
-        if *size >= U32_MAX || cursor >= U32_MAX {
+        if size >= U32_MAX || cursor >= U32_MAX {
             zip64 += 4;
-            if *size >= U32_MAX {
+            if size >= U32_MAX {
                 zip64 += 16;
             }
             if cursor >= U32_MAX {
@@ -575,10 +601,10 @@ fn zip_size(records: &[(String, u64)]) -> u64 {
             start = start.saturating_add(zip64);
         }
         let data_start = start.div_ceil(ALIGN).saturating_mul(ALIGN);
-        let descriptor = if *size >= U32_MAX { 24 } else { 16 };
+        let descriptor = if size >= U32_MAX { 24 } else { 16 };
         // miniz repeats the zip64 fields in the central directory entry.
         central = central.saturating_add(CENTRAL + zip64).saturating_add(name);
-        cursor = data_start.saturating_add(*size).saturating_add(descriptor);
+        cursor = data_start.saturating_add(size).saturating_add(descriptor);
     }
     cursor.saturating_add(central).saturating_add(56 + 20 + 22)
 }

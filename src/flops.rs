@@ -461,20 +461,26 @@ pub struct Count {
 }
 
 /// Every convention's total, each at the input the convention uses for image size `s`
-/// (square, or the 1546:1213 rule for `thop-2020`), or all at `fixed` when given.
+/// (square, or the 1546:1213 rule for `thop-2020`), or all at `fixed` when given. The graph is
+/// walked once per distinct input (twice, or once with `fixed`), not once per convention.
 pub fn count_all(
     net: &Network,
     image_size: usize,
     fixed: Option<InputSize>,
 ) -> Result<Vec<Count>, FlopsError> {
+    let mut walked: Option<(InputSize, Vec<Layer<'_>>)> = None;
     Convention::ALL
         .into_iter()
         .map(|convention| {
             let input = fixed.unwrap_or_else(|| convention.input_for_image_size(image_size));
+            let layers = match &mut walked {
+                Some((at, layers)) if *at == input => layers,
+                slot => &slot.insert((input, layers(net, input)?)).1,
+            };
             Ok(Count {
                 convention,
                 input,
-                value: count(net, convention, input)?,
+                value: total(layers, convention, input)?,
             })
         })
         .collect()
@@ -739,6 +745,36 @@ mod tests {
         assert_eq!(InputSize::thop_2020(usize::MAX).width, usize::MAX);
         assert!("65537x1".parse::<InputSize>().is_err());
         assert!("65536x65536".parse::<InputSize>().is_ok());
+    }
+
+    /// `count_all` walks once per distinct input; every total equals its own `count`.
+    #[test]
+    fn count_all_equals_count_per_convention() {
+        for (arch, ..) in crate::arch::family::MEMBERS {
+            let net = crate::arch::ArchConfig::variant(arch)
+                .unwrap()
+                .resolve()
+                .unwrap();
+            for (size, fixed) in [
+                (224, None),
+                (475, None),
+                (224, Some(InputSize::thop_2020(300))),
+            ] {
+                let all = count_all(&net, size, fixed).unwrap();
+                let each: Vec<Count> = Convention::ALL
+                    .into_iter()
+                    .map(|convention| {
+                        let input = fixed.unwrap_or_else(|| convention.input_for_image_size(size));
+                        Count {
+                            convention,
+                            input,
+                            value: count(&net, convention, input).unwrap(),
+                        }
+                    })
+                    .collect();
+                assert_eq!(all, each, "{arch} at {size} {fixed:?}");
+            }
+        }
     }
 
     #[test]

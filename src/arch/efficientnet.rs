@@ -138,7 +138,7 @@ pub(crate) fn in_range(
     arch: &str,
     key: &'static str,
     value: impl fmt::Display,
-    bound: impl Into<String>,
+    bound: impl fmt::Display,
 ) -> Result<(), ArchError> {
     if ok {
         Ok(())
@@ -147,7 +147,7 @@ pub(crate) fn in_range(
             arch: arch.into(),
             key,
             value: value.to_string().into(),
-            bound: bound.into().into(),
+            bound: bound.to_string().into(),
         })
     }
 }
@@ -192,14 +192,22 @@ fn act_token(act: Act) -> Option<&'static str> {
 }
 
 /// A kernel-size token value: `3` or mixed `3.5.7`.
-fn kernel_token(k: &Kernel) -> String {
-    match k {
-        Kernel::Square(k) => k.to_string(),
-        Kernel::Mixed(ks) => ks
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("."),
+struct KernelToken<'a>(&'a Kernel);
+
+impl fmt::Display for KernelToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Kernel::Square(k) => write!(f, "{k}"),
+            Kernel::Mixed(ks) => {
+                for (i, k) in ks.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    write!(f, "{k}")?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -398,14 +406,15 @@ impl FromStr for BlockString {
 impl BlockString {
     /// Checks every value against [`Bounds`]; `text` names the block string in the error.
     pub fn check_bounds(&self, text: &str) -> Result<(), ArchError> {
-        let b = |ok, key, value: &dyn fmt::Display, bound: String| {
+        // The bound is formatted only for an error: this runs for every block string resolved.
+        let b = |ok, key, value: &dyn fmt::Display, bound: fmt::Arguments<'_>| {
             in_range(ok, text, key, value, bound)
         };
         b(
             (1..=Bounds::MAX_REPEATS).contains(&self.repeats),
             "r",
             &self.repeats,
-            format!("1 <= r <= {}", Bounds::MAX_REPEATS),
+            format_args!("1 <= r <= {}", Bounds::MAX_REPEATS),
         )?;
         for (key, kernel) in [
             ("k", &self.kernel),
@@ -421,8 +430,8 @@ impl BlockString {
                     .all(|k| (1..=Bounds::MAX_KERNEL).contains(k) && k % 2 == 1)
                     && ks.len() <= Bounds::MAX_KERNEL_SPLITS,
                 key,
-                &kernel_token(kernel),
-                format!(
+                &KernelToken(kernel),
+                format_args!(
                     "odd, 1 <= {key} <= {}, at most {} sizes",
                     Bounds::MAX_KERNEL,
                     Bounds::MAX_KERNEL_SPLITS
@@ -433,37 +442,37 @@ impl BlockString {
             (1..=Bounds::MAX_STRIDE).contains(&self.stride),
             "s",
             &self.stride,
-            format!("1 <= s <= {}", Bounds::MAX_STRIDE),
+            format_args!("1 <= s <= {}", Bounds::MAX_STRIDE),
         )?;
         b(
             self.expand.is_finite() && (0.0..=Bounds::MAX_EXPAND).contains(&self.expand),
             "e",
             &self.expand,
-            format!("0 <= e <= {}", Bounds::MAX_EXPAND),
+            format_args!("0 <= e <= {}", Bounds::MAX_EXPAND),
         )?;
         b(
             (1..=Bounds::MAX_BLOCK_CHANNELS).contains(&self.out_chs),
             "c",
             &self.out_chs,
-            format!("1 <= c <= {}", Bounds::MAX_BLOCK_CHANNELS),
+            format_args!("1 <= c <= {}", Bounds::MAX_BLOCK_CHANNELS),
         )?;
         b(
             self.force_in_chs <= Bounds::MAX_BLOCK_CHANNELS,
             "fc",
             &self.force_in_chs,
-            format!("0 <= fc <= {}", Bounds::MAX_BLOCK_CHANNELS),
+            format_args!("0 <= fc <= {}", Bounds::MAX_BLOCK_CHANNELS),
         )?;
         b(
             self.experts <= Bounds::MAX_EXPERTS,
             "cc",
             &self.experts,
-            format!("0 <= cc <= {}", Bounds::MAX_EXPERTS),
+            format_args!("0 <= cc <= {}", Bounds::MAX_EXPERTS),
         )?;
         b(
             self.se_ratio.is_finite() && (0.0..=Bounds::MAX_SE).contains(&self.se_ratio),
             "se",
             &self.se_ratio,
-            format!("0 <= se <= {}", Bounds::MAX_SE),
+            format_args!("0 <= se <= {}", Bounds::MAX_SE),
         )
     }
 }
@@ -475,13 +484,13 @@ impl fmt::Display for BlockString {
             "{}_r{}_k{}",
             self.kind.token(),
             self.repeats,
-            kernel_token(&self.kernel)
+            KernelToken(&self.kernel)
         )?;
         if self.exp_kernel != Kernel::Square(1) {
-            write!(f, "_a{}", kernel_token(&self.exp_kernel))?;
+            write!(f, "_a{}", KernelToken(&self.exp_kernel))?;
         }
         if self.pw_kernel != Kernel::Square(1) {
-            write!(f, "_p{}", kernel_token(&self.pw_kernel))?;
+            write!(f, "_p{}", KernelToken(&self.pw_kernel))?;
         }
         write!(f, "_s{}_e{}_c{}", self.stride, self.expand, self.out_chs)?;
         if self.se_ratio > 0.0 {
@@ -648,63 +657,66 @@ impl ArchConfig {
 
     /// Checks every number against [`Bounds`]; the error names the key, the value and the bound.
     pub fn check_bounds(&self) -> Result<(), ArchError> {
-        let arch = self.to_string();
-        let b = |ok, key, value: &dyn fmt::Display, bound: String| {
-            in_range(ok, &arch, key, value, bound)
+        // The architecture's text and the bound are formatted only for an error.
+        let b = |ok, key, value: &dyn fmt::Display, bound: fmt::Arguments<'_>| {
+            if ok {
+                return Ok(());
+            }
+            in_range(ok, &self.to_string(), key, value, bound)
         };
         b(
             self.width.is_finite() && self.width > 0.0 && self.width <= Bounds::MAX_WIDTH,
             "width",
             &format_args!("{:?}", self.width),
-            format!("0 < width <= {}", Bounds::MAX_WIDTH),
+            format_args!("0 < width <= {}", Bounds::MAX_WIDTH),
         )?;
         b(
             self.depth.is_finite() && self.depth > 0.0 && self.depth <= Bounds::MAX_DEPTH,
             "depth",
             &format_args!("{:?}", self.depth),
-            format!("0 < depth <= {}", Bounds::MAX_DEPTH),
+            format_args!("0 < depth <= {}", Bounds::MAX_DEPTH),
         )?;
         b(
             (1..=Bounds::MAX_CLASSES).contains(&self.classes),
             "classes",
             &self.classes,
-            format!("1 <= classes <= {}", Bounds::MAX_CLASSES),
+            format_args!("1 <= classes <= {}", Bounds::MAX_CLASSES),
         )?;
         b(
             (1..=Bounds::MAX_IN_CHANS).contains(&self.in_chans),
             "in-chans",
             &self.in_chans,
-            format!("1 <= in-chans <= {}", Bounds::MAX_IN_CHANS),
+            format_args!("1 <= in-chans <= {}", Bounds::MAX_IN_CHANS),
         )?;
         b(
             (1..=Bounds::MAX_STEM).contains(&self.stem),
             "stem",
             &self.stem,
-            format!("1 <= stem <= {}", Bounds::MAX_STEM),
+            format_args!("1 <= stem <= {}", Bounds::MAX_STEM),
         )?;
         b(
             (1..=Bounds::MAX_HEAD).contains(&self.head),
             "head",
             &self.head,
-            format!("1 <= head <= {}", Bounds::MAX_HEAD),
+            format_args!("1 <= head <= {}", Bounds::MAX_HEAD),
         )?;
         b(
             self.bn_eps.is_finite() && self.bn_eps > 0.0 && self.bn_eps <= Bounds::MAX_BN_EPS,
             "bn-eps",
             &format_args!("{:?}", self.bn_eps),
-            format!("0 < bn-eps <= {}", Bounds::MAX_BN_EPS),
+            format_args!("0 < bn-eps <= {}", Bounds::MAX_BN_EPS),
         )?;
         b(
             (1..=Bounds::MAX_EXPERTS_MULTIPLIER).contains(&self.experts),
             "experts",
             &self.experts,
-            format!("1 <= experts <= {}", Bounds::MAX_EXPERTS_MULTIPLIER),
+            format_args!("1 <= experts <= {}", Bounds::MAX_EXPERTS_MULTIPLIER),
         )?;
         b(
             (1..=Bounds::MAX_STAGES).contains(&self.blocks.len()),
             "stages",
             &self.blocks.len(),
-            format!("1 <= stages <= {}", Bounds::MAX_STAGES),
+            format_args!("1 <= stages <= {}", Bounds::MAX_STAGES),
         )
     }
 }

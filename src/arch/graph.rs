@@ -63,10 +63,127 @@ pub enum Kernel {
 
 /// timm's `_split_channels(num_chan, num_groups)`: equal parts, the remainder in the first.
 pub fn split_channels(channels: usize, parts: usize) -> Vec<usize> {
+    (0..parts.max(1))
+        .map(|i| split_channel(channels, parts, i))
+        .collect()
+}
+
+/// Part `i` of [`split_channels`]`(channels, parts)`, without building the list.
+pub fn split_channel(channels: usize, parts: usize, i: usize) -> usize {
     let parts = parts.max(1);
-    let mut split = vec![channels / parts; parts];
-    split[0] += channels - channels / parts * parts;
-    split
+    channels / parts + if i == 0 { channels % parts } else { 0 }
+}
+
+/// A dotted timm name, `<base>[.<index>][.<leaf>]`, kept in its parts: a consumer that needs
+/// only its length (the file-size predictor) does not build the string. `Display` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Name<'a> {
+    /// A module path (`blocks.1.0.conv_dw`; `""` for the root module).
+    pub base: &'a str,
+    /// A numbered child (one split of a [`Kernel::Mixed`] conv).
+    pub index: Option<usize>,
+    /// A named child module or tensor (`act1`, `weight`).
+    pub leaf: Option<&'static str>,
+}
+
+impl<'a> Name<'a> {
+    /// The module path itself.
+    pub fn module(base: &'a str) -> Name<'a> {
+        Name {
+            base,
+            index: None,
+            leaf: None,
+        }
+    }
+
+    /// `<self>.<leaf>`, for a name without a leaf (a module, or one split of a mixed conv).
+    pub fn child(self, leaf: &'static str) -> Name<'a> {
+        debug_assert!(self.leaf.is_none(), "{self}.{leaf}: a name has one leaf");
+        Name {
+            leaf: Some(leaf),
+            ..self
+        }
+    }
+
+    /// Bytes of the written name.
+    pub fn len(&self) -> usize {
+        let index = self
+            .index
+            .map_or(0, |i| 1 + i.checked_ilog10().map_or(1, |d| d as usize + 1));
+        self.base.len() + index + self.leaf.map_or(0, |l| 1 + l.len())
+    }
+
+    /// Whether the written name is empty (the root module).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.base)?;
+        if let Some(i) = self.index {
+            write!(f, ".{i}")?;
+        }
+        if let Some(leaf) = self.leaf {
+            write!(f, ".{leaf}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One state-dict tensor as the graph describes it: a [`ParamSpec`] whose name is not built
+/// yet ([`Tensor::spec`] builds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tensor<'a> {
+    /// timm's state-dict key, in parts.
+    pub name: Name<'a>,
+    /// What it is.
+    pub kind: ParamKind,
+    dims: [usize; 4],
+    ndim: usize,
+}
+
+impl<'a> Tensor<'a> {
+    /// A tensor of at most four dimensions (every tensor the graph has).
+    fn new(name: Name<'a>, shape: &[usize], kind: ParamKind) -> Tensor<'a> {
+        let mut dims = [0; 4];
+        dims[..shape.len()].copy_from_slice(shape);
+        Tensor {
+            name,
+            kind,
+            dims,
+            ndim: shape.len(),
+        }
+    }
+
+    /// torch layout shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.dims[..self.ndim]
+    }
+
+    /// Number of elements, saturating like [`ParamSpec::numel`].
+    pub fn numel(&self) -> u64 {
+        self.shape()
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64))
+    }
+
+    /// Number of elements; `None` when it does not fit in 64 bits.
+    pub fn checked_numel(&self) -> Option<u64> {
+        self.shape()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+    }
+
+    /// The tensor with its name written.
+    pub fn spec(&self) -> ParamSpec {
+        ParamSpec {
+            name: self.name.to_string(),
+            shape: self.shape().to_vec(),
+            kind: self.kind,
+        }
+    }
 }
 
 /// A 2-D convolution, named by its timm module path (`blocks.1.0.conv_dw`).
@@ -133,33 +250,34 @@ impl Conv {
         self.groups > 1 && self.groups == self.in_chs && self.in_chs == self.out_chs
     }
 
-    /// The convs torch runs: one for a square kernel, one per split for a mixed kernel.
-    pub fn parts(&self) -> Vec<ConvPart> {
-        match &self.kernel {
-            Kernel::Square(k) => vec![ConvPart {
-                index: None,
-                in_chs: self.in_chs,
-                out_chs: self.out_chs,
-                kernel: *k,
-                groups: self.groups,
-            }],
-            Kernel::Mixed(ks) => {
-                let depthwise = self.groups == self.in_chs && self.groups > 1;
-                let ins = split_channels(self.in_chs, ks.len());
-                let outs = split_channels(self.out_chs, ks.len());
-                ks.iter()
-                    .zip(ins.into_iter().zip(outs))
-                    .enumerate()
-                    .map(|(i, (&k, (in_chs, out_chs)))| ConvPart {
-                        index: Some(i),
-                        in_chs,
-                        out_chs,
-                        kernel: k,
-                        groups: if depthwise { in_chs } else { 1 },
-                    })
-                    .collect()
+    /// The convs torch runs: one for a square kernel, one per split for a mixed kernel (the
+    /// channels split by [`split_channels`]).
+    pub fn parts(&self) -> impl Iterator<Item = ConvPart> + '_ {
+        let (sizes, mixed) = match &self.kernel {
+            Kernel::Square(k) => (std::slice::from_ref(k), false),
+            Kernel::Mixed(ks) => (ks.as_slice(), true),
+        };
+        let depthwise = self.groups == self.in_chs && self.groups > 1;
+        let n = sizes.len();
+        sizes.iter().enumerate().map(move |(i, &kernel)| {
+            if !mixed {
+                return ConvPart {
+                    index: None,
+                    in_chs: self.in_chs,
+                    out_chs: self.out_chs,
+                    kernel,
+                    groups: self.groups,
+                };
             }
-        }
+            let in_chs = split_channel(self.in_chs, n, i);
+            ConvPart {
+                index: Some(i),
+                in_chs,
+                out_chs: split_channel(self.out_chs, n, i),
+                kernel,
+                groups: if depthwise { in_chs } else { 1 },
+            }
+        })
     }
 
     /// The largest kernel size (the one that fixes the output size under every padding rule
@@ -182,53 +300,58 @@ impl Conv {
     /// The weights and optional biases, torch layout `[out, in/groups, k, k]`, in timm order
     /// (CondConv: `[experts, out·in/groups·k·k]` and `[experts, out]`).
     pub fn params(&self) -> Vec<ParamSpec> {
+        let mut v = vec![];
+        self.for_each_tensor(&mut |t| v.push(t.spec()));
+        v
+    }
+
+    /// Calls `f` on each tensor of [`Conv::params`], in that order, without building names.
+    pub fn for_each_tensor<'a>(&'a self, f: &mut impl FnMut(Tensor<'a>)) {
+        let module = Name::module(&self.name);
         if self.experts > 0 {
             let per_expert = self
                 .parts()
-                .iter()
                 .map(|p| p.weight_shape().iter().product::<usize>())
                 .sum();
-            let mut v = vec![ParamSpec {
-                name: format!("{}.weight", self.name),
-                shape: vec![self.experts, per_expert],
-                kind: ParamKind::Weight,
-            }];
+            f(Tensor::new(
+                module.child("weight"),
+                &[self.experts, per_expert],
+                ParamKind::Weight,
+            ));
             if self.bias {
-                v.push(ParamSpec {
-                    name: format!("{}.bias", self.name),
-                    shape: vec![self.experts, self.out_chs],
-                    kind: ParamKind::Bias,
-                });
+                f(Tensor::new(
+                    module.child("bias"),
+                    &[self.experts, self.out_chs],
+                    ParamKind::Bias,
+                ));
             }
-            return v;
+            return;
         }
-        let mut v = vec![];
         for part in self.parts() {
-            let prefix = match part.index {
-                None => self.name.clone(),
-                Some(i) => format!("{}.{i}", self.name),
+            let prefix = Name {
+                index: part.index,
+                ..module
             };
-            v.push(ParamSpec {
-                name: format!("{prefix}.weight"),
-                shape: part.weight_shape().to_vec(),
-                kind: ParamKind::Weight,
-            });
+            f(Tensor::new(
+                prefix.child("weight"),
+                &part.weight_shape(),
+                ParamKind::Weight,
+            ));
             if self.bias {
-                v.push(ParamSpec {
-                    name: format!("{prefix}.bias"),
-                    shape: vec![part.out_chs],
-                    kind: ParamKind::Bias,
-                });
+                f(Tensor::new(
+                    prefix.child("bias"),
+                    &[part.out_chs],
+                    ParamKind::Bias,
+                ));
             }
         }
-        v
     }
 
     /// Multiply-accumulates at an output size (excluding bias); `None` when they do not fit
     /// in 64 bits. A CondConv adds the expert mixing (`routing [1, E] @ weight [E, P]`: `E·P`,
     /// plus `E·out` for a bias), which torch runs as a matmul.
     pub fn macs(&self, out_h: usize, out_w: usize) -> Option<u64> {
-        let conv = self.parts().iter().try_fold(0u64, |sum, part| {
+        let conv = self.parts().try_fold(0u64, |sum, part| {
             let [o, i, kh, kw] = part.weight_shape();
             let m = [out_h, out_w, o, i, kh, kw]
                 .iter()
@@ -244,12 +367,11 @@ impl Conv {
 
     /// Weight (and bias) elements; `None` when they do not fit in 64 bits.
     pub fn param_count(&self) -> Option<u64> {
-        self.params().iter().try_fold(0u64, |sum, p| {
-            p.shape
-                .iter()
-                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-                .and_then(|n| sum.checked_add(n))
-        })
+        let mut sum = Some(0u64);
+        self.for_each_tensor(&mut |t| {
+            sum = sum.and_then(|s| s.checked_add(t.checked_numel()?));
+        });
+        sum
     }
 }
 
@@ -269,19 +391,25 @@ pub struct BatchNorm {
 impl BatchNorm {
     /// weight, bias, running_mean, running_var (timm order; `num_batches_tracked` is not listed).
     pub fn params(&self) -> Vec<ParamSpec> {
-        [
+        let mut v = vec![];
+        self.for_each_tensor(&mut |t| v.push(t.spec()));
+        v
+    }
+
+    /// Calls `f` on each tensor of [`BatchNorm::params`], in that order.
+    pub fn for_each_tensor<'a>(&'a self, f: &mut impl FnMut(Tensor<'a>)) {
+        for (leaf, kind) in [
             ("weight", ParamKind::Weight),
             ("bias", ParamKind::Bias),
             ("running_mean", ParamKind::RunningMean),
             ("running_var", ParamKind::RunningVar),
-        ]
-        .into_iter()
-        .map(|(suffix, kind)| ParamSpec {
-            name: format!("{}.{suffix}", self.name),
-            shape: vec![self.channels],
-            kind,
-        })
-        .collect()
+        ] {
+            f(Tensor::new(
+                Name::module(&self.name).child(leaf),
+                &[self.channels],
+                kind,
+            ));
+        }
     }
 }
 
@@ -301,18 +429,24 @@ pub struct Linear {
 impl Linear {
     /// weight `[out, in]` and bias `[out]`.
     pub fn params(&self) -> Vec<ParamSpec> {
-        vec![
-            ParamSpec {
-                name: format!("{}.weight", self.name),
-                shape: vec![self.out_features, self.in_features],
-                kind: ParamKind::Weight,
-            },
-            ParamSpec {
-                name: format!("{}.bias", self.name),
-                shape: vec![self.out_features],
-                kind: ParamKind::Bias,
-            },
-        ]
+        let mut v = vec![];
+        self.for_each_tensor(&mut |t| v.push(t.spec()));
+        v
+    }
+
+    /// Calls `f` on each tensor of [`Linear::params`], in that order.
+    pub fn for_each_tensor<'a>(&'a self, f: &mut impl FnMut(Tensor<'a>)) {
+        let module = Name::module(&self.name);
+        f(Tensor::new(
+            module.child("weight"),
+            &[self.out_features, self.in_features],
+            ParamKind::Weight,
+        ));
+        f(Tensor::new(
+            module.child("bias"),
+            &[self.out_features],
+            ParamKind::Bias,
+        ));
     }
 }
 
@@ -414,13 +548,20 @@ pub enum Layer<'a> {
     Linear(&'a Linear),
 }
 
-impl Layer<'_> {
+impl<'a> Layer<'a> {
     /// This layer's tensors in timm order.
     pub fn params(&self) -> Vec<ParamSpec> {
-        match self {
-            Layer::Conv(c) => c.params(),
-            Layer::Norm(n) => n.params(),
-            Layer::Linear(l) => l.params(),
+        let mut v = vec![];
+        self.for_each_tensor(&mut |t| v.push(t.spec()));
+        v
+    }
+
+    /// Calls `f` on each tensor of [`Layer::params`], in that order, without building names.
+    pub fn for_each_tensor(&self, f: &mut impl FnMut(Tensor<'a>)) {
+        match *self {
+            Layer::Conv(c) => c.for_each_tensor(f),
+            Layer::Norm(n) => n.for_each_tensor(f),
+            Layer::Linear(l) => l.for_each_tensor(f),
         }
     }
 
@@ -451,7 +592,7 @@ impl Layer<'_> {
                 all_from(c.params(), c.source.first().map(String::as_str))
             }
             Layer::Conv(c) => {
-                let parts = c.parts().len();
+                let parts = c.parts().count();
                 if c.source.len() != parts {
                     return None;
                 }
@@ -522,82 +663,104 @@ impl Network {
 
     /// Every parameterised layer in timm `state_dict()` order.
     pub fn layers(&self) -> Vec<Layer<'_>> {
-        fn walk<'a>(ops: &'a [Op], out: &mut Vec<Layer<'a>>) {
+        let mut out = vec![];
+        self.for_each_layer(&mut |l| out.push(l));
+        out
+    }
+
+    /// Calls `f` on every parameterised layer in timm `state_dict()` order.
+    pub fn for_each_layer<'a>(&'a self, f: &mut impl FnMut(Layer<'a>)) {
+        fn walk<'a>(ops: &'a [Op], f: &mut impl FnMut(Layer<'a>)) {
             for op in ops {
                 match op {
-                    Op::Conv(c) => out.push(Layer::Conv(c)),
-                    Op::Norm(n) => out.push(Layer::Norm(n)),
-                    Op::Linear(l) => out.push(Layer::Linear(l)),
+                    Op::Conv(c) => f(Layer::Conv(c)),
+                    Op::Norm(n) => f(Layer::Norm(n)),
+                    Op::Linear(l) => f(Layer::Linear(l)),
                     Op::SqueezeExcite(se) => {
-                        out.push(Layer::Conv(&se.reduce));
-                        out.push(Layer::Conv(&se.expand));
+                        f(Layer::Conv(&se.reduce));
+                        f(Layer::Conv(&se.expand));
                     }
-                    Op::Residual(body) | Op::Scope { body, .. } => walk(body, out),
+                    Op::Residual(body) | Op::Scope { body, .. } => walk(body, f),
                     Op::CondConv { routing, body } => {
-                        walk(body, out);
-                        out.push(Layer::Linear(routing));
+                        walk(body, f);
+                        f(Layer::Linear(routing));
                     }
                     Op::Act { .. } | Op::GlobalPool { .. } | Op::Flatten { .. } => {}
                 }
             }
         }
-        let mut out = vec![];
-        walk(&self.ops, &mut out);
-        out
+        walk(&self.ops, f);
     }
 
     /// Every state-dict entry in timm `state_dict()` order (without `num_batches_tracked`).
     pub fn params(&self) -> Vec<ParamSpec> {
-        self.layers().iter().flat_map(Layer::params).collect()
+        let mut v = vec![];
+        self.for_each_tensor(&mut |t| v.push(t.spec()));
+        v
+    }
+
+    /// Calls `f` on each tensor of [`Network::params`], in that order, without building names.
+    pub fn for_each_tensor<'a>(&'a self, f: &mut impl FnMut(Tensor<'a>)) {
+        self.for_each_layer(&mut |l| l.for_each_tensor(f));
     }
 
     /// The module tree in `named_modules()` pre-order, the root (`""`) first: what a
     /// `state_dict()`'s `_metadata` lists.
     pub fn modules(&self) -> Vec<(String, ModuleKind)> {
-        fn walk(ops: &[Op], out: &mut Vec<(String, ModuleKind)>) {
+        let mut out = vec![];
+        self.for_each_module(&mut |name, kind| out.push((name.to_string(), kind)));
+        out
+    }
+
+    /// Calls `f` on every module of [`Network::modules`], in that order, without building names.
+    pub fn for_each_module<'a>(&'a self, f: &mut impl FnMut(Name<'a>, ModuleKind)) {
+        fn walk<'a>(ops: &'a [Op], f: &mut impl FnMut(Name<'a>, ModuleKind)) {
+            let module = |m: &'a String| Name::module(m);
             for op in ops {
                 match op {
                     Op::Conv(c) => {
-                        let parts = c.parts();
-                        if parts.iter().any(|p| p.index.is_some()) {
+                        if c.parts().any(|p| p.index.is_some()) {
                             // timm's MixedConv2d: a ModuleDict of one conv per kernel size.
-                            out.push((c.name.clone(), ModuleKind::Container));
-                            for i in parts.iter().filter_map(|p| p.index) {
-                                out.push((format!("{}.{i}", c.name), ModuleKind::Conv));
+                            f(module(&c.name), ModuleKind::Container);
+                            for index in c.parts().filter_map(|p| p.index) {
+                                let split = Name {
+                                    index: Some(index),
+                                    ..module(&c.name)
+                                };
+                                f(split, ModuleKind::Conv);
                             }
                         } else {
-                            out.push((c.name.clone(), ModuleKind::Conv));
+                            f(module(&c.name), ModuleKind::Conv);
                         }
                     }
-                    Op::Norm(n) => out.push((n.name.clone(), ModuleKind::BatchNorm)),
+                    Op::Norm(n) => f(module(&n.name), ModuleKind::BatchNorm),
                     Op::Act {
                         module: Some(m), ..
-                    } => out.push((m.clone(), ModuleKind::Act)),
+                    } => f(module(m), ModuleKind::Act),
                     Op::SqueezeExcite(se) => {
-                        out.push((se.module.clone(), ModuleKind::SqueezeExcite));
-                        out.push((se.reduce.name.clone(), ModuleKind::Conv));
-                        out.push((format!("{}.act1", se.module), ModuleKind::Act));
-                        out.push((se.expand.name.clone(), ModuleKind::Conv));
+                        f(module(&se.module), ModuleKind::SqueezeExcite);
+                        f(module(&se.reduce.name), ModuleKind::Conv);
+                        f(module(&se.module).child("act1"), ModuleKind::Act);
+                        f(module(&se.expand.name), ModuleKind::Conv);
                     }
-                    Op::Scope { module, body } => {
-                        out.push((module.clone(), ModuleKind::Container));
-                        walk(body, out);
+                    Op::Scope { module: m, body } => {
+                        f(module(m), ModuleKind::Container);
+                        walk(body, f);
                     }
-                    Op::Residual(body) => walk(body, out),
+                    Op::Residual(body) => walk(body, f),
                     Op::CondConv { routing, body } => {
-                        walk(body, out);
-                        out.push((routing.name.clone(), ModuleKind::Linear));
+                        walk(body, f);
+                        f(module(&routing.name), ModuleKind::Linear);
                     }
-                    Op::GlobalPool { module } => out.push((module.clone(), ModuleKind::Pool)),
-                    Op::Flatten { module: Some(m) } => out.push((m.clone(), ModuleKind::Flatten)),
-                    Op::Linear(l) => out.push((l.name.clone(), ModuleKind::Linear)),
+                    Op::GlobalPool { module: m } => f(module(m), ModuleKind::Pool),
+                    Op::Flatten { module: Some(m) } => f(module(m), ModuleKind::Flatten),
+                    Op::Linear(l) => f(module(&l.name), ModuleKind::Linear),
                     Op::Act { module: None, .. } | Op::Flatten { module: None } => {}
                 }
             }
         }
-        let mut out = vec![(String::new(), ModuleKind::Container)];
-        walk(&self.ops, &mut out);
-        out
+        f(Name::module(""), ModuleKind::Container);
+        walk(&self.ops, f);
     }
 
     /// The conv named `name`.
@@ -651,18 +814,23 @@ impl Network {
 
     /// Exact trainable parameter count (buffers excluded).
     pub fn trainable_params(&self) -> u64 {
-        self.params()
-            .iter()
-            .filter(|p| p.kind.is_trainable())
-            .fold(0u64, |a, p| a.saturating_add(p.numel()))
+        self.elements(ParamKind::is_trainable)
     }
 
     /// Elements in buffers (BN running statistics).
     pub fn buffer_elements(&self) -> u64 {
-        self.params()
-            .iter()
-            .filter(|p| !p.kind.is_trainable())
-            .fold(0u64, |a, p| a.saturating_add(p.numel()))
+        self.elements(|k| !k.is_trainable())
+    }
+
+    /// Elements of the tensors whose kind `counts` (saturating, exact for every built network).
+    fn elements(&self, counts: impl Fn(ParamKind) -> bool) -> u64 {
+        let mut n = 0u64;
+        self.for_each_tensor(&mut |t| {
+            if counts(t.kind) {
+                n = n.saturating_add(t.numel());
+            }
+        });
+        n
     }
 }
 
@@ -670,11 +838,53 @@ impl Network {
 mod tests {
     use super::*;
 
+    /// The file-size predictor uses `Name::len` for the key lengths it pickles: it must be the
+    /// length of the name `Display` writes, for every name of every architecture zoo builds.
+    #[test]
+    fn name_len_is_the_written_length() {
+        let root = Name::module("");
+        assert_eq!((root.to_string().as_str(), root.len()), ("", 0));
+        assert!(root.is_empty());
+        for index in [None, Some(0), Some(9), Some(10), Some(123)] {
+            for leaf in [None, Some("weight"), Some("num_batches_tracked")] {
+                let name = Name {
+                    base: "blocks.1.0.conv_dw",
+                    index,
+                    leaf,
+                };
+                assert_eq!(name.len(), name.to_string().len(), "{name}");
+            }
+        }
+        for (arch, ..) in crate::arch::family::MEMBERS {
+            let net = crate::arch::ArchConfig::variant(arch)
+                .unwrap()
+                .resolve()
+                .unwrap();
+            let mut tensors = vec![];
+            net.for_each_tensor(&mut |t| tensors.push((t.name.to_string(), t.name.len())));
+            let mut modules = vec![];
+            net.for_each_module(&mut |m, _| modules.push((m.to_string(), m.len())));
+            for (name, len) in tensors.iter().chain(&modules) {
+                assert_eq!(name.len(), *len, "{arch} {name}");
+            }
+            let params: Vec<String> = net.params().into_iter().map(|p| p.name).collect();
+            let names: Vec<&String> = tensors.iter().map(|(n, _)| n).collect();
+            assert_eq!(params.iter().collect::<Vec<_>>(), names, "{arch}");
+        }
+    }
+
     #[test]
     fn split_channels_puts_the_remainder_first() {
         assert_eq!(split_channels(10, 3), vec![4, 3, 3]);
         assert_eq!(split_channels(96, 2), vec![48, 48]);
         assert_eq!(split_channels(8, 1), vec![8]);
+        for (channels, parts) in [(10, 3), (96, 2), (8, 1), (7, 4), (1, 3)] {
+            let each: Vec<usize> = (0..parts)
+                .map(|i| split_channel(channels, parts, i))
+                .collect();
+            assert_eq!(each, split_channels(channels, parts), "{channels}/{parts}");
+            assert_eq!(each.iter().sum::<usize>(), channels);
+        }
     }
 
     #[test]

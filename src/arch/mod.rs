@@ -8,8 +8,8 @@ pub mod timm_builder;
 
 pub use efficientnet::ArchConfig;
 pub use graph::{
-    Act, BatchNorm, Conv, Kernel, Layer, Linear, ModuleKind, Network, Op, SqueezeExcite,
-    TfVariables,
+    Act, BatchNorm, Conv, Kernel, Layer, Linear, ModuleKind, Name, Network, Op, SqueezeExcite,
+    Tensor, TfVariables,
 };
 
 /// What a tensor in a state dict is for.

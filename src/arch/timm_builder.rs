@@ -87,7 +87,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             &b.arch,
             "block strings in a stage",
             strings.len(),
-            format!("at most {}", Bounds::MAX_STAGES),
+            format_args!("at most {}", Bounds::MAX_STAGES),
         )?;
         let depth = if opts.fix_first_last && (stage_idx == 0 || stage_idx == last_stage) {
             1.0
@@ -107,7 +107,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             &b.arch,
             "blocks after depth scaling",
             total_blocks,
-            format!("at most {}", Bounds::MAX_BLOCKS),
+            format_args!("at most {}", Bounds::MAX_BLOCKS),
         )?;
         let mut blocks = vec![];
         for (bs, reps) in strings.iter().zip(repeats) {
@@ -228,11 +228,9 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
     // Every element count, summed exactly: the bounds keep this far below 2^64, and this
     // makes it a checked fact for every built network (so the saturating sums in
     // `trainable_params`, `buffer_elements` and `filesize` are exact).
-    let total = net.params().iter().try_fold(0u64, |a, p| {
-        p.shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-            .and_then(|n| a.checked_add(n))
+    let mut total = Some(0u64);
+    net.for_each_tensor(&mut |t| {
+        total = total.and_then(|a| a.checked_add(t.checked_numel()?));
     });
     in_range(
         total.is_some_and(|t| t <= u64::MAX >> 8),
@@ -435,7 +433,7 @@ impl Builder<'_> {
             &self.arch,
             key,
             n,
-            format!("at most {} channels", Bounds::MAX_CHANNELS),
+            format_args!("at most {} channels", Bounds::MAX_CHANNELS),
         )
         .map(|()| n)
     }
@@ -595,7 +593,7 @@ impl Builder<'_> {
             &self.arch,
             "CondConv experts",
             experts,
-            format!("at most {}", Bounds::MAX_EXPERTS),
+            format_args!("at most {}", Bounds::MAX_EXPERTS),
         )?;
         let mut tf = match (self.opts.tf, tf_scope) {
             (Some(TfNaming::SlimMobileNetV3), Some(scope)) => Some(BlockNames::Slim { scope }),
