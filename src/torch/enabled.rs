@@ -194,7 +194,7 @@ impl<S: Source> Builder<'_, S> {
     fn conv(&mut self, c: &Conv) -> Option<Conv2d> {
         if c.experts > 0 {
             // CondConv2d: one `[experts, P]` weight (and `[experts, out]` bias), mixed per sample.
-            let part = c.parts().into_iter().next()?;
+            let part = c.parts().next()?;
             let params = c.params();
             let weight = self.take(params[0].name.clone(), &params[0].shape);
             let bias = params.get(1).map(|b| self.take(b.name.clone(), &b.shape));
@@ -214,7 +214,6 @@ impl<S: Source> Builder<'_, S> {
         }
         let parts: Vec<Option<ConvPart2d>> = c
             .parts()
-            .into_iter()
             .map(|part| {
                 let prefix = match part.index {
                     None => c.name.clone(),
