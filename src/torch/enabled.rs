@@ -494,22 +494,26 @@ struct BatchNorm2d {
 
 impl BatchNorm2d {
     /// Inference BatchNorm; on the CPU, an owned `x` is normalised in place: the same kernel
-    /// (`native_batch_norm`, which `batch_norm` calls) writing each element over its input, so
-    /// the same values (checked bit for bit against timm by the eval parity tests).
+    /// (`native_batch_norm`, which `batch_norm` calls) writes each element over its input, the
+    /// value a new buffer would hold.
     fn forward(&self, x: Value) -> Result<Value, TorchError> {
+        let owned = x.owned;
         let err = || torch_err(&self.name);
-        if x.owned && x.tensor.device() == tch::Device::Cpu && x.tensor.kind() == Kind::Float {
+        let (w, b) = (Some(&self.weight), Some(&self.bias));
+        let (mean, var) = (Some(&self.running_mean), Some(&self.running_var));
+        let x = x.tensor;
+        if owned && x.device() == tch::Device::Cpu && x.kind() == Kind::Float {
             let unused = || tch::Tensor::f_empty([0i64], (Kind::Float, tch::Device::Cpu));
+            let (save_mean, save_invstd) = (unused().map_err(err())?, unused().map_err(err())?);
             let (y, _, _) = x
-                .tensor
                 .f_native_batch_norm_out(
-                    &x.tensor,
-                    &unused().map_err(err())?,
-                    &unused().map_err(err())?,
-                    Some(&self.weight),
-                    Some(&self.bias),
-                    Some(&self.running_mean),
-                    Some(&self.running_var),
+                    &x,
+                    &save_mean,
+                    &save_invstd,
+                    w,
+                    b,
+                    mean,
+                    var,
                     false,
                     0.0,
                     self.eps,
@@ -517,21 +521,9 @@ impl BatchNorm2d {
                 .map_err(err())?;
             return Ok(Value::fresh(y));
         }
-        self.forward_new(&x.tensor).map(Value::fresh)
-    }
-
-    fn forward_new(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
-        x.f_batch_norm(
-            Some(&self.weight),
-            Some(&self.bias),
-            Some(&self.running_mean),
-            Some(&self.running_var),
-            false,
-            0.0,
-            self.eps,
-            false,
-        )
-        .map_err(torch_err(&self.name))
+        x.f_batch_norm(w, b, mean, var, false, 0.0, self.eps, false)
+            .map(Value::fresh)
+            .map_err(err())
     }
 }
 
