@@ -164,24 +164,28 @@ fn end_to_end(python: &str, dir: &Path, workers: usize) {
         return;
     };
     println!("end to end, tf_efficientnet_b0 (random weights) on CPU, {n} JPEGs, {workers} workers, batch 32:");
-    println!("  side  images/s  top-1  top-5  peak RSS MiB");
+    println!("  side  images/s  top-1  top-5  peak RSS MiB  CPU user s  CPU sys s");
     for (label, line) in [("timm", &timm), ("zoo ", &zoo)] {
         println!(
-            "  {label}  {:>8}  {:>5}  {:>5}  {:>12}",
+            "  {label}  {:>8}  {:>5}  {:>5}  {:>12}  {:>10}  {:>9}",
             field(line, "images/s").unwrap_or_default(),
             field(line, "top1").unwrap_or_default(),
             field(line, "top5").unwrap_or_default(),
-            field(line, "maxrss_mib").unwrap_or_default()
+            field(line, "maxrss_mib").unwrap_or_default(),
+            field(line, "user_s").unwrap_or_default(),
+            field(line, "sys_s").unwrap_or_default()
         );
     }
     let rate = |l: &str| field(l, "images/s").and_then(|v| v.parse::<f64>().ok());
+    let same_top5 = side("same_top5").unwrap_or_default();
     if let (Some(t), Some(z)) = (rate(&timm), rate(&zoo)) {
         let same = field(&timm, "top1") == field(&zoo, "top1")
             && field(&timm, "top5") == field(&zoo, "top5");
         println!(
-            "  zoo {:.2}x timm; counts {}",
+            "  zoo {:.2}x timm; counts {}; per-image top-5 equal for {} images",
             z / t,
-            if same { "equal" } else { "DIFFER" }
+            if same { "equal" } else { "DIFFER" },
+            same_top5.strip_prefix("same_top5 ").unwrap_or("?")
         );
     }
 }

@@ -10,7 +10,10 @@ Then runs, each twice (the first run warms the page cache; the second is timed):
   batch_size=32) + model(x).topk(5), as timm's validate.py without the CUDA prefetcher;
 - zoo: `ZOO_BINARY eval b0_ns --weights DIR/b0.pth --dataset DIR/val --workers WORKERS
   --batch-size 32 --json`, in a child process.
-Prints one line per side: `<side> images/s <v> top1 <count> top5 <count> maxrss_mib <v>`.
+Prints one line per side: `<side> images/s <v> top1 <count> top5 <count> maxrss_mib <v> user_s <v>
+sys_s <v>` (CPU seconds of the timed run, all processes), then `same_top5 <k> of <n>`: the images
+whose top-5 (classes, in order) zoo's `--predictions` and timm's loop agree on (the counts alone
+prove little with random weights: the 10 folder labels are rarely in a random 1000-way top-5).
 The peak RSS of timm is the largest of this process and its DataLoader workers (each is a
 process with its own copy of the interpreter); zoo's is its process's (measured through a small
 wrapper process whose only child is zoo). zoo's time includes its start-up and model load.
@@ -58,10 +61,18 @@ model.eval()
 cfg = resolve_data_config({}, model=model)
 
 
+def cpu_seconds():
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + kids.ru_utime, own.ru_stime + kids.ru_stime
+
+
 def timm_loop():
     dataset = ImageDataset(val, transform=create_transform(**cfg, is_training=False))
+    names = [os.path.relpath(p, val) for p, _ in dataset.reader.samples]
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False, num_workers=workers)
     top1 = top5 = seen = 0
+    tops = []
+    cpu = cpu_seconds()
     start = time.perf_counter()
     with torch.no_grad():
         for x, target in loader:
@@ -69,22 +80,31 @@ def timm_loop():
             top1 += int((top[:, 0] == target).sum())
             top5 += int((top == target[:, None]).any(dim=1).sum())
             seen += len(target)
-    return seen / (time.perf_counter() - start), top1, top5
+            tops += top.tolist()
+    elapsed = time.perf_counter() - start
+    del loader  # its worker processes exit, and their CPU time is counted
+    user, sys_ = (b - a for a, b in zip(cpu, cpu_seconds()))
+    return seen / elapsed, top1, top5, user, sys_, dict(zip(names, tops))
 
 
 # Runs a command as this wrapper's only child and reports the child's peak RSS (KiB) on stderr.
 WRAP = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
+        "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(r.ru_maxrss, r.ru_utime, r.ru_stime, file=sys.stderr)")
 
 
 def zoo_run():
+    preds = os.path.join(d, "zoo-predictions.jsonl")
     cmd = [zoo, "eval", "b0_ns", "--weights", weights, "--dataset", val, "--workers", str(workers),
-           "--batch-size", "32", "--json"]
+           "--batch-size", "32", "--json", "--predictions", preds]
     start = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", WRAP, *cmd], check=True, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     r = json.loads(p.stdout)[0]["outcome"]
-    return r["n"] / elapsed, r["top1"], r["top5"], int(p.stderr.strip().splitlines()[-1])
+    rss, user, sys_ = p.stderr.strip().splitlines()[-1].split()
+    with open(preds) as f:
+        tops = {p["image"]: p["top5"] for p in map(json.loads, f)}
+    return r["n"] / elapsed, r["top1"], r["top5"], int(rss), float(user), float(sys_), tops
 
 
 def mib(kib):
@@ -92,10 +112,14 @@ def mib(kib):
 
 
 timm_loop()
-rate, top1, top5 = timm_loop()
+rate, top1, top5, user, sys_, timm_tops = timm_loop()
 timm_rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(f"timm images/s {rate:.2f} top1 {top1} top5 {top5} maxrss_mib {mib(timm_rss):.0f}", flush=True)
+print(f"timm images/s {rate:.2f} top1 {top1} top5 {top5} maxrss_mib {mib(timm_rss):.0f} "
+      f"user_s {user:.1f} sys_s {sys_:.1f}", flush=True)
 zoo_run()
-rate, top1, top5, zoo_rss = zoo_run()
-print(f"zoo images/s {rate:.2f} top1 {top1} top5 {top5} maxrss_mib {mib(zoo_rss):.0f}", flush=True)
+rate, top1, top5, zoo_rss, user, sys_, zoo_tops = zoo_run()
+print(f"zoo images/s {rate:.2f} top1 {top1} top5 {top5} maxrss_mib {mib(zoo_rss):.0f} "
+      f"user_s {user:.1f} sys_s {sys_:.1f}", flush=True)
+same = sum(zoo_tops.get(k) == v for k, v in timm_tops.items())
+print(f"same_top5 {same} of {len(timm_tops)}", flush=True)

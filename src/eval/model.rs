@@ -282,6 +282,7 @@ pub fn eval_model(
         Device::Cuda(n) => Some(n),
     };
     let net = Model::load_on(&spec, &opened.tensors, cuda, req.half)?;
+    let passes = forward_passes(net, req.device, req.run.workers);
     let mut selected = req
         .selection
         .indices(&req.dataset.samples)
@@ -300,6 +301,13 @@ pub fn eval_model(
         |data, n| {
             let x = zoo_converters::Tensor::from_f32(vec![n, 3, s, s], data)
                 .map_err(|e| e.to_string())?;
+            // A free replica, else wait for the first.
+            let net = match passes.iter().find_map(|m| m.try_lock().ok()) {
+                Some(net) => net,
+                None => passes[0]
+                    .lock()
+                    .map_err(|_| "another forward pass panicked".to_string())?,
+            };
             let y = net.forward(&x).map_err(|e| e.to_string())?;
             y.to_f32().ok_or_else(|| "logits are not f32".to_string())
         },
@@ -331,6 +339,25 @@ pub fn eval_model(
     };
     report.conclude();
     Ok(report)
+}
+
+/// Forward passes that may run at once on the CPU: each holds a batch's activations.
+pub const CPU_PASSES: usize = 2;
+
+/// The models the workers' forward passes run on, one pass each at a time: on the CPU up to
+/// [`CPU_PASSES`] replicas (one per worker, sharing the weights), each on an equal share of the
+/// cores (see the schedule in `run.rs`); on a GPU the one model.
+fn forward_passes(net: Model, device: Device, workers: usize) -> Vec<std::sync::Mutex<Model>> {
+    match device {
+        Device::Cpu => {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            let passes = workers.clamp(1, CPU_PASSES);
+            (0..passes)
+                .map(|_| std::sync::Mutex::new(net.replica((cores / passes).max(1))))
+                .collect()
+        }
+        Device::Cuda(_) => vec![std::sync::Mutex::new(net)],
+    }
 }
 
 /// Checks that `device` exists (and `half` is asked on a GPU) before any weights are read.

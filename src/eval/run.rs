@@ -1,9 +1,21 @@
-//! The evaluation loop: decode and transform on a pool of worker threads, in parallel with
-//! inference on the calling thread, with a bounded number of batches in flight.
+//! The evaluation loop: each worker thread reads, decodes and transforms a whole batch and then
+//! classifies it; the calling thread only counts.
 //!
 //! Batch `b` always holds the same samples (positions `b·B ..` of the selection), whichever
-//! worker builds it and in whatever order batches arrive, so the counts do not depend on the
-//! number of workers. Memory is bounded by `workers + IN_FLIGHT` batches.
+//! worker builds it and in whatever order batches finish, so the counts do not depend on the
+//! number of workers.
+//!
+//! The schedule. Decoding and inference both want every core. When a pool of decode threads
+//! feeds one forward pass spread over all cores (libtorch's OpenMP threads), the two compete
+//! for the cores: every op of the pass waits for its slowest thread, and a thread that the
+//! kernel gave to a decoder is slow. So each worker runs its own batch's forward pass, and the
+//! classifier decides how many passes run at once and on how many threads each (on the CPU,
+//! `src/eval/model.rs`: up to two passes on half the cores each; with two cores, one thread
+//! each, and each core alternates between decoding a batch and classifying it). On a GPU one
+//! pass runs at a time while the other workers decode.
+//!
+//! Memory is bounded by one batch per worker (its pixels, then the classifier's activations)
+//! plus [`IN_FLIGHT`] classified batches (their logits) waiting to be counted.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,7 +26,7 @@ use sha2::{Digest, Sha256};
 use super::dataset::{Dataset, DatasetError};
 use super::{decode, EvalError, EvalTransform};
 
-/// Finished batches waiting for inference, beyond the one each worker holds.
+/// Classified batches waiting to be counted, beyond the one each worker holds.
 pub const IN_FLIGHT: usize = 2;
 
 /// How to run.
@@ -22,7 +34,7 @@ pub const IN_FLIGHT: usize = 2;
 pub struct RunOptions {
     /// Images per forward pass.
     pub batch_size: usize,
-    /// Decode/resize threads.
+    /// Threads that decode, resize and classify batches.
     pub workers: usize,
     /// Count and list unreadable images instead of stopping at the first.
     pub skip_bad: bool,
@@ -149,7 +161,10 @@ pub enum RunError {
 struct Batch {
     /// Positions in the selection of the images in `data`, in order.
     positions: Vec<usize>,
+    /// The transformed images (freed once classified).
     data: Vec<f32>,
+    /// The classifier's logits, `positions.len() · classes`.
+    logits: Vec<f32>,
     digests: Vec<(usize, [u8; 32])>,
     bad: Vec<(usize, BadImage)>,
 }
@@ -163,14 +178,15 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<usize> {
 }
 
 /// Evaluates `selection` (sample indices of `ds`) with `classify`, which maps a batch (f32 NCHW,
-/// `n` images) to `n · classes` logits.
+/// `n` images) to `n · classes` logits. `classify` is called from the worker threads, by as many
+/// at once as there are workers.
 pub fn evaluate(
     ds: &Dataset,
     selection: &[usize],
     transform: &EvalTransform,
     classes: usize,
     opts: &RunOptions,
-    mut classify: impl FnMut(&[f32], usize) -> Result<Vec<f32>, String>,
+    classify: impl Fn(&[f32], usize) -> Result<Vec<f32>, String> + Sync,
     mut progress: impl FnMut(Progress),
 ) -> Result<Outcome, RunError> {
     let start = Instant::now();
@@ -193,14 +209,14 @@ pub fn evaluate(
         let (tx, rx) = mpsc::sync_channel::<Result<Batch, RunError>>(IN_FLIGHT);
         for _ in 0..opts.workers.max(1) {
             let tx = tx.clone();
-            let (next, stop, tables) = (&next, &stop, &tables);
+            let (next, stop, tables, classify) = (&next, &stop, &tables, &classify);
             scope.spawn(move || loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
                 if b >= batches || stop.load(Ordering::Relaxed) {
                     return;
                 }
                 let positions: Vec<usize> = (b * bs..((b + 1) * bs).min(selection.len())).collect();
-                let built = build_batch(
+                let done = build_batch(
                     ds,
                     selection,
                     &positions,
@@ -208,11 +224,19 @@ pub fn evaluate(
                     tables,
                     per_image,
                     opts.skip_bad,
-                );
-                if built.is_err() {
+                )
+                .and_then(|mut batch| {
+                    let m = batch.positions.len();
+                    if m > 0 {
+                        batch.logits = classify(&batch.data, m).map_err(RunError::Classifier)?;
+                    }
+                    batch.data = Vec::new();
+                    Ok(batch)
+                });
+                if done.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
-                if tx.send(built).is_err() {
+                if tx.send(done).is_err() {
                     return;
                 }
             });
@@ -233,10 +257,7 @@ pub fn evaluate(
             bad.extend(batch.bad);
             let m = batch.positions.len();
             if m > 0 {
-                let logits = classify(&batch.data, m).map_err(|e| {
-                    stop.store(true, Ordering::Relaxed);
-                    RunError::Classifier(e)
-                })?;
+                let logits = batch.logits;
                 if logits.len() != m * classes {
                     stop.store(true, Ordering::Relaxed);
                     return Err(RunError::Logits {
@@ -319,6 +340,7 @@ fn build_batch(
     let mut batch = Batch {
         positions: Vec::with_capacity(positions.len()),
         data: vec![0f32; positions.len() * per_image],
+        logits: Vec::new(),
         digests: Vec::with_capacity(positions.len()),
         bad: Vec::new(),
     };

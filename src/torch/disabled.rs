@@ -43,6 +43,11 @@ impl Model {
     }
 
     /// Unreachable: no `Model` exists in this build.
+    pub fn replica(&self, _threads: usize) -> Model {
+        match self._unavailable {}
+    }
+
+    /// Unreachable: no `Model` exists in this build.
     pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
         match self._unavailable {}
     }

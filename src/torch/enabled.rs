@@ -3,7 +3,9 @@
 //! Each layer takes its tensors by timm key from a [`Source`] while the network is assembled, in
 //! timm's `state_dict()` order; the same walk serves loading a state dict (strictly) and building
 //! a zero-filled model for structure checks. Inference is functional (`conv2d`, `batch_norm` with
-//! `training = false`), so there is no train mode to forget to switch off.
+//! `training = false`), so there is no train mode to forget to switch off. The ops are timm's
+//! ops, down to where the padding happens; on the CPU they run in the channels-last layout
+//! (see [`channels_last`]).
 use std::collections::HashMap;
 use std::sync::Once;
 
@@ -11,6 +13,7 @@ use tch::{Kind, TchError};
 use zoo_converters::{DType, StateDict, Tensor};
 
 use super::{ParamProblem, TorchError};
+use crate::arch::graph::SLIM_HARD_SIGMOID_FACTOR;
 use crate::arch::{Act, BatchNorm, Conv, Network, Op, Padding};
 
 /// Intra-op threads libtorch may use: CI machines have two cores.
@@ -170,6 +173,24 @@ impl Source for ZeroSource {
     }
 }
 
+/// A CPU f32 `[N, C, H, W]` tensor in the channels-last layout (NHWC in memory, the same shape),
+/// which oneDNN's CPU convolutions run on directly; anything else as it is.
+///
+/// In NCHW every convolution reorders its input into oneDNN's blocked layout and its output
+/// back, two more large buffers per conv (see [`Model::forward`] on what a buffer costs): b0 at
+/// batch 32 takes about half the page faults and 30 % less arithmetic in channels-last. The
+/// sums are then accumulated in another order, so the logits differ from timm's NCHW ones in
+/// the last bits (about 3e-8 on b0's); the eval parity tests hold zoo's per-image top-5 equal to
+/// timm's.
+fn channels_last(t: &tch::Tensor) -> Result<tch::Tensor, TchError> {
+    if t.dim() != 4 || t.device() != tch::Device::Cpu || t.kind() != Kind::Float {
+        return Ok(t.shallow_clone());
+    }
+    t.f_permute([0i64, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0i64, 3, 1, 2])
+}
+
 fn dims(shape: &[usize]) -> Vec<i64> {
     shape.iter().map(|&d| d as i64).collect()
 }
@@ -225,8 +246,10 @@ impl<S: Source> Builder<'_, S> {
                 } else {
                     None
                 };
+                let weight = weight?;
                 Some(ConvPart2d {
-                    weight: weight?,
+                    // An optimisation only: the plain weight computes the same function.
+                    weight: channels_last(&weight).unwrap_or(weight),
                     bias: bias.map_or(Some(None), |b| b.map(Some))?,
                     kernel: part.kernel,
                     in_chs: part.in_chs as i64,
@@ -342,8 +365,9 @@ struct Conv2d {
 
 impl Conv2d {
     /// Per part: pads as the graph's rule says for this input's size and that part's kernel
-    /// (TF 'same': the odd pixel goes right/bottom), then convolves with no further padding. A
-    /// mixed conv splits the input channels, convolves each split, and concatenates.
+    /// (TF 'same': the odd pixel goes right/bottom), inside the conv where timm does, else
+    /// before it. A mixed conv splits the input channels, convolves each split, and
+    /// concatenates.
     fn forward(
         &self,
         x: &tch::Tensor,
@@ -362,8 +386,20 @@ impl Conv2d {
         for (part, x) in self.parts.iter().zip(&inputs) {
             let (_, top, bottom) = self.padding.resolve(h, part.kernel, self.stride);
             let (_, left, right) = self.padding.resolve(w, part.kernel, self.stride);
+            // timm pads inside the conv where the padding is static (symmetric padding, and TF
+            // 'same' at stride 1, which is symmetric for odd kernels) and with `F.pad` before
+            // it otherwise (`Conv2dSame`); doing the same keeps every op equal to timm's, and
+            // saves a padded copy of the input.
+            let inside = top == bottom
+                && left == right
+                && (self.padding == Padding::Symmetric || self.stride == 1);
+            let conv_padding = if inside {
+                [top as i64, left as i64]
+            } else {
+                [0, 0]
+            };
             let padded;
-            let input = if top + bottom + left + right > 0 {
+            let input = if !inside && top + bottom + left + right > 0 {
                 padded = x
                     .f_constant_pad_nd([left as i64, right as i64, top as i64, bottom as i64])
                     .map_err(err())?;
@@ -373,7 +409,7 @@ impl Conv2d {
             };
             let s = self.stride as i64;
             if let Some(shape) = part.shape {
-                outs.push(self.cond_conv(part, shape, input, routing, s)?);
+                outs.push(self.cond_conv(part, shape, input, routing, s, conv_padding)?);
                 continue;
             }
             outs.push(
@@ -382,7 +418,7 @@ impl Conv2d {
                         &part.weight,
                         part.bias.as_ref(),
                         [s, s],
-                        [0i64, 0],
+                        conv_padding,
                         [1i64, 1],
                         part.groups,
                     )
@@ -407,6 +443,7 @@ impl Conv2d {
         x: &tch::Tensor,
         routing: Option<&tch::Tensor>,
         stride: i64,
+        padding: [i64; 2],
     ) -> Result<tch::Tensor, TorchError> {
         let err = || torch_err(&self.name);
         let routing = routing.ok_or_else(|| TorchError::Libtorch {
@@ -435,7 +472,7 @@ impl Conv2d {
                     &weight,
                     bias.as_ref(),
                     [stride, stride],
-                    [0i64, 0],
+                    padding,
                     [1i64, 1],
                     part.groups * b,
                 )
@@ -456,37 +493,136 @@ struct BatchNorm2d {
 }
 
 impl BatchNorm2d {
-    fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor, TorchError> {
-        x.f_batch_norm(
-            Some(&self.weight),
-            Some(&self.bias),
-            Some(&self.running_mean),
-            Some(&self.running_var),
-            false,
-            0.0,
-            self.eps,
-            false,
-        )
-        .map_err(torch_err(&self.name))
+    /// Inference BatchNorm; on the CPU, an owned `x` is normalised in place: the same kernel
+    /// (`native_batch_norm`, which `batch_norm` calls) writes each element over its input, the
+    /// value a new buffer would hold.
+    fn forward(&self, x: Value) -> Result<Value, TorchError> {
+        let owned = x.owned;
+        let err = || torch_err(&self.name);
+        let (w, b) = (Some(&self.weight), Some(&self.bias));
+        let (mean, var) = (Some(&self.running_mean), Some(&self.running_var));
+        let x = x.tensor;
+        if owned && x.device() == tch::Device::Cpu && x.kind() == Kind::Float {
+            let unused = || tch::Tensor::f_empty([0i64], (Kind::Float, tch::Device::Cpu));
+            let (save_mean, save_invstd) = (unused().map_err(err())?, unused().map_err(err())?);
+            let (y, _, _) = x
+                .f_native_batch_norm_out(
+                    &x,
+                    &save_mean,
+                    &save_invstd,
+                    w,
+                    b,
+                    mean,
+                    var,
+                    false,
+                    0.0,
+                    self.eps,
+                )
+                .map_err(err())?;
+            return Ok(Value::fresh(y));
+        }
+        x.f_batch_norm(w, b, mean, var, false, 0.0, self.eps, false)
+            .map(Value::fresh)
+            .map_err(err())
     }
 }
 
-/// Applies an activation.
-fn activate(act: Act, x: &tch::Tensor, name: &str) -> Result<tch::Tensor, TorchError> {
-    let err = || torch_err(name);
-    match act {
-        Act::Identity => Ok(x.shallow_clone()),
-        Act::Relu => x.f_relu().map_err(err()),
-        Act::Relu6 => x.f_clamp(0.0, 6.0).map_err(err()),
-        Act::Silu => x.f_silu().map_err(err()),
-        Act::HardSwish => x.f_hardswish().map_err(err()),
-        Act::Sigmoid => x.f_sigmoid().map_err(err()),
-        Act::HardSigmoid => x.f_hardsigmoid().map_err(err()),
-        Act::HardSigmoidSlim => (x + 3.0)
-            .f_clamp(0.0, 6.0)
-            .map(|t| t * crate::arch::graph::SLIM_HARD_SIGMOID_FACTOR)
-            .map_err(err()),
+impl ConvPart2d {
+    fn replicate(&self) -> ConvPart2d {
+        ConvPart2d {
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.as_ref().map(tch::Tensor::shallow_clone),
+            kernel: self.kernel,
+            in_chs: self.in_chs,
+            groups: self.groups,
+            shape: self.shape,
+        }
     }
+}
+
+impl Conv2d {
+    fn replicate(&self) -> Conv2d {
+        Conv2d {
+            name: self.name.clone(),
+            parts: self.parts.iter().map(ConvPart2d::replicate).collect(),
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+}
+
+impl BatchNorm2d {
+    fn replicate(&self) -> BatchNorm2d {
+        BatchNorm2d {
+            name: self.name.clone(),
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.shallow_clone(),
+            running_mean: self.running_mean.shallow_clone(),
+            running_var: self.running_var.shallow_clone(),
+            eps: self.eps,
+        }
+    }
+}
+
+/// An activation between layers, and whether the walk holds the only reference to its storage.
+/// An owned value may be overwritten by the next layer, as timm's `inplace=True` activations
+/// are: the same kernels write the same values, with no new buffer (on the CPU each new buffer
+/// of a large activation costs page faults, see [`Model::forward`]).
+struct Value {
+    tensor: tch::Tensor,
+    owned: bool,
+}
+
+impl Value {
+    fn fresh(tensor: tch::Tensor) -> Value {
+        Value {
+            tensor,
+            owned: true,
+        }
+    }
+
+    fn borrowed(tensor: &tch::Tensor) -> Value {
+        Value {
+            tensor: tensor.shallow_clone(),
+            owned: false,
+        }
+    }
+}
+
+/// Applies an activation, in place when `x` is owned.
+fn activate(act: Act, x: Value, name: &str) -> Result<Value, TorchError> {
+    let err = || torch_err(name);
+    let Value { mut tensor, owned } = x;
+    if act == Act::Identity {
+        return Ok(Value { tensor, owned });
+    }
+    let y = if owned {
+        match act {
+            Act::Identity | Act::Relu => tensor.f_relu_(),
+            Act::Relu6 => tensor.f_clamp_(0.0, 6.0),
+            Act::Silu => tensor.f_silu_(),
+            Act::HardSwish => tensor.f_hardswish_(),
+            Act::Sigmoid => tensor.f_sigmoid_(),
+            Act::HardSigmoid => tensor.f_hardsigmoid_(),
+            Act::HardSigmoidSlim => tensor
+                .f_add_scalar_(3.0)
+                .and_then(|mut t| t.f_clamp_(0.0, 6.0))
+                .and_then(|mut t| t.f_mul_scalar_(SLIM_HARD_SIGMOID_FACTOR)),
+        }
+    } else {
+        match act {
+            Act::Identity | Act::Relu => tensor.f_relu(),
+            Act::Relu6 => tensor.f_clamp(0.0, 6.0),
+            Act::Silu => tensor.f_silu(),
+            Act::HardSwish => tensor.f_hardswish(),
+            Act::Sigmoid => tensor.f_sigmoid(),
+            Act::HardSigmoid => tensor.f_hardsigmoid(),
+            Act::HardSigmoidSlim => (&tensor + 3.0)
+                .f_clamp(0.0, 6.0)
+                .map(|t| t * SLIM_HARD_SIGMOID_FACTOR),
+        }
+    };
+    y.map(Value::fresh).map_err(err())
 }
 
 /// The interpreted graph: one [`Op`] each, holding its tensors.
@@ -522,27 +658,65 @@ enum Layer {
     },
 }
 
+impl Layer {
+    /// The same layer on the same tensors (shallow clones: nothing is copied).
+    fn replicate(&self) -> Layer {
+        let all = |layers: &[Layer]| layers.iter().map(Layer::replicate).collect();
+        match self {
+            Layer::Conv(c) => Layer::Conv(c.replicate()),
+            Layer::Norm(bn) => Layer::Norm(bn.replicate()),
+            Layer::Act { act, name } => Layer::Act {
+                act: *act,
+                name: name.clone(),
+            },
+            Layer::SqueezeExcite {
+                reduce,
+                act,
+                expand,
+                gate,
+            } => Layer::SqueezeExcite {
+                reduce: reduce.replicate(),
+                act: *act,
+                expand: expand.replicate(),
+                gate: *gate,
+            },
+            Layer::Residual(body) => Layer::Residual(all(body)),
+            Layer::Seq(body) => Layer::Seq(all(body)),
+            Layer::CondConv {
+                name,
+                weight,
+                bias,
+                body,
+            } => Layer::CondConv {
+                name: name.clone(),
+                weight: weight.shallow_clone(),
+                bias: bias.shallow_clone(),
+                body: all(body),
+            },
+            Layer::GlobalPool { name } => Layer::GlobalPool { name: name.clone() },
+            Layer::Flatten => Layer::Flatten,
+            Layer::Linear { name, weight, bias } => Layer::Linear {
+                name: name.clone(),
+                weight: weight.shallow_clone(),
+                bias: bias.shallow_clone(),
+            },
+        }
+    }
+}
+
 /// Runs `layers` in order; `routing` is the enclosing CondConv block's routing weights.
-fn run(
-    layers: &[Layer],
-    x: &tch::Tensor,
-    routing: Option<&tch::Tensor>,
-) -> Result<tch::Tensor, TorchError> {
-    let mut x = x.shallow_clone();
+fn run(layers: &[Layer], x: Value, routing: Option<&tch::Tensor>) -> Result<Value, TorchError> {
+    let mut x = x;
     for layer in layers {
-        x = layer.forward(&x, routing)?;
+        x = layer.forward(x, routing)?;
     }
     Ok(x)
 }
 
 impl Layer {
-    fn forward(
-        &self,
-        x: &tch::Tensor,
-        routing: Option<&tch::Tensor>,
-    ) -> Result<tch::Tensor, TorchError> {
+    fn forward(&self, x: Value, routing: Option<&tch::Tensor>) -> Result<Value, TorchError> {
         match self {
-            Layer::Conv(c) => c.forward(x, routing),
+            Layer::Conv(c) => c.forward(&x.tensor, routing).map(Value::fresh),
             Layer::Norm(bn) => bn.forward(x),
             Layer::Act { act, name } => activate(*act, x, name),
             Layer::SqueezeExcite {
@@ -553,15 +727,32 @@ impl Layer {
             } => {
                 let err = || torch_err(&reduce.name);
                 let s = x
+                    .tensor
                     .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
                     .map_err(err())?;
-                let s = activate(*act, &reduce.forward(&s, routing)?, &reduce.name)?;
-                let s = activate(*gate, &expand.forward(&s, routing)?, &expand.name)?;
-                x.f_mul(&s).map_err(err())
+                let s = reduce.forward(&s, routing).map(Value::fresh)?;
+                let s = activate(*act, s, &reduce.name)?;
+                let s = expand.forward(&s.tensor, routing).map(Value::fresh)?;
+                let s = activate(*gate, s, &expand.name)?.tensor;
+                // timm: `x * self.gate(x_se)`.
+                let Value { mut tensor, owned } = x;
+                let y = if owned {
+                    tensor.f_mul_(&s)
+                } else {
+                    tensor.f_mul(&s)
+                };
+                y.map(Value::fresh).map_err(err())
             }
-            Layer::Residual(body) => run(body, x, routing)?
-                .f_add(x)
-                .map_err(torch_err("residual")),
+            Layer::Residual(body) => {
+                // timm: `x = self.drop_path(x) + shortcut`, the body's output first.
+                let Value { mut tensor, owned } = run(body, Value::borrowed(&x.tensor), routing)?;
+                let y = if owned {
+                    tensor.f_add_(&x.tensor)
+                } else {
+                    tensor.f_add(&x.tensor)
+                };
+                y.map(Value::fresh).map_err(torch_err("residual"))
+            }
             Layer::Seq(body) => run(body, x, routing),
             Layer::CondConv {
                 name,
@@ -571,6 +762,7 @@ impl Layer {
             } => {
                 let err = || torch_err(name);
                 let pooled = x
+                    .tensor
                     .f_mean_dim(&[2i64, 3][..], false, None::<Kind>)
                     .map_err(err())?;
                 let r = pooled
@@ -580,12 +772,20 @@ impl Layer {
                 run(body, x, Some(&r))
             }
             Layer::GlobalPool { name } => x
+                .tensor
                 .f_mean_dim(&[2i64, 3][..], true, None::<Kind>)
+                .map(Value::fresh)
                 .map_err(torch_err(name)),
-            Layer::Flatten => x.f_flatten(1, -1).map_err(torch_err("flatten")),
-            Layer::Linear { name, weight, bias } => {
-                x.f_linear(weight, Some(bias)).map_err(torch_err(name))
-            }
+            // A view of `x`, which is dropped: it stays owned if `x` was.
+            Layer::Flatten => Ok(Value {
+                tensor: x.tensor.f_flatten(1, -1).map_err(torch_err("flatten"))?,
+                owned: x.owned,
+            }),
+            Layer::Linear { name, weight, bias } => x
+                .tensor
+                .f_linear(weight, Some(bias))
+                .map(Value::fresh)
+                .map_err(torch_err(name)),
         }
     }
 }
@@ -598,6 +798,8 @@ pub struct Model {
     in_chans: usize,
     classes: usize,
     target: Target,
+    /// libtorch threads of each forward pass (`None`: the process-wide limit).
+    threads: Option<usize>,
 }
 
 impl std::fmt::Debug for Model {
@@ -670,7 +872,27 @@ impl Model {
             in_chans: net.in_chans,
             classes: net.classes(),
             target,
+            threads: None,
         })
+    }
+
+    /// The same model on the same weights (nothing is copied), for another thread, whose
+    /// forward passes use `threads` libtorch (OpenMP) threads of the thread that runs them.
+    /// Several replicas then run at once, each on its own cores, instead of one pass spread
+    /// over all cores (and competing with other work for them).
+    pub fn replica(&self, threads: usize) -> Model {
+        Model {
+            layers: self.layers.iter().map(Layer::replicate).collect(),
+            named: self
+                .named
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+            in_chans: self.in_chans,
+            classes: self.classes,
+            target: self.target,
+            threads: Some(threads.max(1)),
+        }
     }
 
     /// The model's tensors as (timm key, shape), in the order the model was built (timm's
@@ -684,6 +906,13 @@ impl Model {
 
     /// Runs the network on an f32 `[N, C, H, W]` batch (already normalised) and returns f32
     /// logits `[N, classes]`.
+    ///
+    /// Activations no other op still needs are overwritten in place (activation functions,
+    /// BatchNorm on the CPU, the squeeze-excite product, the residual sum), with the same
+    /// kernels and so the same values as timm's modules. A large new buffer costs more than
+    /// the arithmetic of such an op: glibc maps each allocation over 32 MiB afresh, and every
+    /// page of it faults on first touch (b0 at batch 32 spent more time in those faults than
+    /// in computing).
     pub fn forward(&self, input_nchw: &Tensor) -> Result<Tensor, TorchError> {
         let shape = input_nchw.shape();
         if input_nchw.dtype() != DType::F32
@@ -697,18 +926,25 @@ impl Model {
                 shape: shape.to_vec(),
             });
         }
-        limit_threads();
+        match self.threads {
+            // OpenMP's thread count is a setting of the calling thread. Setting it also clears
+            // oneDNN's caches: only when it changes, once per thread.
+            Some(n) if tch::get_num_threads() != n as i32 => tch::set_num_threads(n as i32),
+            Some(_) => {}
+            None => limit_threads(),
+        }
         let _no_grad = tch::no_grad_guard();
         let x = tch::Tensor::f_from_data_size(input_nchw.data(), &dims(shape), Kind::Float)
             .map_err(torch_err("input"))?;
         let x = if self.target == (tch::Device::Cpu, Kind::Float) {
-            x
+            channels_last(&x).map_err(torch_err("input"))?
         } else {
             x.f_to_device_(self.target.0, self.target.1, false, false)
                 .map_err(torch_err("input to device"))?
         };
         let err = || torch_err("logits");
-        let logits = run(&self.layers, &x, None)?
+        let logits = run(&self.layers, Value::fresh(x), None)?
+            .tensor
             .f_to_device_(tch::Device::Cpu, Kind::Float, false, false)
             .map_err(err())?
             .f_contiguous()
