@@ -11,9 +11,9 @@
 //! `ZOO_BENCH_E2E_IMAGES` (default 320) sets the image count; `0` skips it.
 //!
 //! Measured (2 cores, `OMP_WAIT_POLICY=PASSIVE`, other jobs on the machine; the bench at
-//! `nice -n -15`): zoo 29.7 / 29.2 images/s, timm 11.8 / 13.2 (2.5× / 2.2×), top-5 equal for
-//! 320 of 320 images; peak RSS zoo 1025–1060 MiB, timm 1260 MiB; CPU seconds zoo 5.9 user +
-//! 4.6 sys, timm 9.0 + 15.7. Most of timm's time is page faults: every activation over 32 MiB
+//! `nice -n -15`; three runs): zoo 29.7 / 29.2 / 54.3 images/s, timm 11.8 / 13.2 / 21.3
+//! (2.5× / 2.2× / 2.55×), top-5 equal for 320 of 320 images; peak RSS zoo 1025–1060 MiB, timm
+//! 1260 MiB; CPU seconds zoo 5.6–5.9 user + 4.6–4.8 sys, timm 8.6–9.1 + 15.0–15.7. Most of timm's time is page faults: every activation over 32 MiB
 //! is a fresh mapping. zoo was at 0.84× before its forward pass ran in place and channels-last
 //! (see `src/torch/enabled.rs`) and each worker classified its own batch (`src/eval/run.rs`).
 //!
