@@ -258,7 +258,7 @@ fn drop_background_class(logits: Tensor) -> Result<Tensor, ConvertError> {
         vec![rows, cols - 1],
         data,
     )
-    .map_err(|e| ConvertError::Reference(Box::new(e.into())))
+    .map_err(|e| ConvertError::Reference(Box::new(e)))
 }
 
 /// Reports the progress of the conversion proper: bytes converted so far, and in all.
