@@ -10,11 +10,15 @@
 //! side's peak RSS and CPU user/sys seconds. Target: zoo ≥ 1.2×.
 //! `ZOO_BENCH_E2E_IMAGES` (default 320) sets the image count; `0` skips it.
 //!
-//! Measured (2 cores, `OMP_WAIT_POLICY=PASSIVE`, other jobs on the machine; the bench at
-//! `nice -n -15`; three runs): zoo 29.7 / 29.2 / 54.3 images/s, timm 11.8 / 13.2 / 21.3
-//! (2.5× / 2.2× / 2.55×), top-5 equal for 320 of 320 images; peak RSS zoo 1025–1060 MiB, timm
-//! 1260 MiB; CPU seconds zoo 5.6–5.9 user + 4.6–4.8 sys, timm 8.6–9.1 + 15.0–15.7. Most of timm's time is page faults: every activation over 32 MiB
-//! is a fresh mapping. zoo was at 0.84× before its forward pass ran in place and channels-last
+//! Measured on 2 cores, `OMP_WAIT_POLICY=PASSIVE`. End to end, idle machine, two runs: zoo
+//! 58.1 / 58.7 images/s, timm 21.8 / 21.5 (2.66× / 2.74×), top-5 equal for 320 of 320 images,
+//! peak RSS zoo 948 / 1027 MiB, timm 1336 / 1364 MiB, CPU seconds zoo 5.3–5.6 user + 4.4–5.0
+//! sys, timm 8.9–9.4 + 14.7–14.8; with other jobs on the machine (the bench at `nice -n -15`)
+//! 2.2–2.55×. Most of timm's time is page faults: every activation over 32 MiB is a fresh
+//! mapping. Preprocessing alone, idle machine, eight runs: 1.32–2.11× (median about 1.7×; zoo
+//! 590–740 images/s, Pillow 350–445), below the 2× target on most runs; half of zoo's time is
+//! libjpeg-turbo's Huffman decoding (`decode_mcu`), which both sides run, and 40 % the two
+//! resize passes. zoo was at 0.84× before its forward pass ran in place and channels-last
 //! (see `src/torch/enabled.rs`) and each worker classified its own batch (`src/eval/run.rs`).
 //!
 //! Run: `cargo bench --bench eval`. Environment: `ZOO_BENCH_PYTHON` (default `.venv/bin/python`;

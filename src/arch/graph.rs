@@ -5,7 +5,7 @@
 //! module name (so its state-dict keys) and, where the network has a TensorFlow original, the TF
 //! layer it comes from, assigned when the builder creates it. The consumers — the parameter list,
 //! the FLOP conventions (`flops`), the `.pth` `_metadata` tree (`filesize`), the TF→timm map
-//! (`convert::tf_efficientnet`), the wrong-architecture diagnosis (`convert::fit`) and the tch
+//! (`mapping::tf_efficientnet`), the wrong-architecture diagnosis (`mapping::fit`) and the tch
 //! interpreter (`torch`) — each walk it with one `match` over [`Op`]. A new block type is a
 //! builder change; a new kind of layer is one new arm per consumer that needs it.
 use super::{Padding, ParamKind, ParamSpec};

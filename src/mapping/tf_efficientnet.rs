@@ -1,7 +1,10 @@
-//! TensorFlow EfficientNet variable names and layouts → timm state-dict keys and layouts.
+//! TensorFlow variable names and layouts → timm state-dict keys and layouts, for the
+//! tensorflow/tpu families (EfficientNet, Lite, EdgeTPU, CondConv, MixNet) and TF-slim's
+//! MobileNetV3 ([`TfVariables`] says which leaf names and classifier layout a network's
+//! original uses).
 //!
 //! Derived entirely from the built [`Network`], whose builder names each layer's TF original
-//! ([`Layer::source`]) as it creates it: TF numbers its blocks with one flat counter
+//! ([`Layer::params_with_source`]) as it creates it: tensorflow/tpu numbers its blocks with one flat counter
 //! (`blocks_<n>`), timm by (stage, index), so the map needs the expanded architecture, never the
 //! scope name. Keras auto-numbers the layers inside a block, in construction order
 //! (tensorflow/tpu `models/official/efficientnet/efficientnet_model.py`, `MBConvBlock._build`):
