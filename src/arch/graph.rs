@@ -637,28 +637,31 @@ pub fn visit<'a>(ops: &'a [Op], f: &mut impl FnMut(&'a Op)) {
 }
 
 impl Network {
-    /// The network as its TF original computes it, where timm's port changed the arithmetic:
-    /// TF-slim's squeeze-excite gate ([`Act::HardSigmoidSlim`]). Other networks are returned
-    /// unchanged. A conversion is checked against the TF original's logits with this.
-    pub fn as_tf_computes(&self) -> Network {
-        let mut net = self.clone();
-        if self.tf_variables == Some(TfVariables::Slim) {
-            fn walk(ops: &mut [Op]) {
-                for op in ops {
-                    match op {
-                        Op::SqueezeExcite(se) if se.gate == Act::HardSigmoid => {
-                            se.gate = Act::HardSigmoidSlim;
-                        }
-                        Op::Residual(body) | Op::Scope { body, .. } | Op::CondConv { body, .. } => {
-                            walk(body)
-                        }
-                        _ => {}
+    /// The network as its TF original computes it, when timm's port changed the arithmetic:
+    /// TF-slim's squeeze-excite gate ([`Act::HardSigmoidSlim`]); `None` when the two compute
+    /// the same. A conversion is checked against the TF original's logits with this.
+    pub fn as_tf_computes(&self) -> Option<Network> {
+        fn walk(ops: &mut [Op]) -> bool {
+            let mut changed = false;
+            for op in ops {
+                match op {
+                    Op::SqueezeExcite(se) if se.gate == Act::HardSigmoid => {
+                        se.gate = Act::HardSigmoidSlim;
+                        changed = true;
                     }
+                    Op::Residual(body) | Op::Scope { body, .. } | Op::CondConv { body, .. } => {
+                        changed |= walk(body)
+                    }
+                    _ => {}
                 }
             }
-            walk(&mut net.ops);
+            changed
         }
-        net
+        if self.tf_variables != Some(TfVariables::Slim) {
+            return None;
+        }
+        let mut net = self.clone();
+        walk(&mut net.ops).then_some(net)
     }
 
     /// Every parameterised layer in timm `state_dict()` order.

@@ -220,14 +220,15 @@ pub fn check_inference(
     let mut expected = read(&r.logits)?;
     let mut notes = vec![];
     let as_tf = spec.as_tf_computes();
-    let spec = if as_tf == *spec {
-        spec
-    } else {
-        notes.push(format!(
-            "run as TF-slim computes it (squeeze-excite gate relu6(x + 3) · {}, timm: / 6)",
-            crate::arch::graph::SLIM_HARD_SIGMOID_FACTOR
-        ));
-        &as_tf
+    let spec = match &as_tf {
+        Some(net) => {
+            notes.push(format!(
+                "run as TF-slim computes it (squeeze-excite gate relu6(x + 3) · {}, timm: / 6)",
+                crate::arch::graph::SLIM_HARD_SIGMOID_FACTOR
+            ));
+            net
+        }
+        None => spec,
     };
     if spec.tf_variables == Some(TfVariables::Slim)
         && expected.shape().len() == 2

@@ -322,24 +322,17 @@ mod inference {
 #[test]
 #[ignore = "needs ZOO_PYTHON (python with torch/timm); `make test` runs it"]
 fn converted_pth_loads_in_timm_strict() {
-    let python =
-        std::env::var("ZOO_PYTHON").expect("set ZOO_PYTHON to a python with torch and timm");
     let tmp = tempfile::tempdir().unwrap();
     assert_eq!(convert(tmp.path(), &["--format", "pth"]).0, 0);
     let pth = outputs(tmp.path())[0].clone();
-    let out = std::process::Command::new(python)
-        .arg(crate::root().join("tests/python/check_timm_strict.py"))
-        .arg(&pth)
-        .arg(fixture("efficientnet-tiny/input_preprocessed_nchw.npy"))
-        .arg(fixture("efficientnet-tiny/logits.npy"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let text = crate::python_script(
+        "check_timm_strict.py",
+        [
+            pth,
+            fixture("efficientnet-tiny/input_preprocessed_nchw.npy"),
+            fixture("efficientnet-tiny/logits.npy"),
+        ],
     );
-    assert!(out.status.success(), "{text}");
     assert!(text.contains("strict=True ok"), "{text}");
 }
 

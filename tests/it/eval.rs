@@ -9,24 +9,9 @@ use crate::fixture;
 const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 const STD: [f64; 3] = [0.229, 0.224, 0.225];
 
-pub fn python() -> String {
-    std::env::var("ZOO_PYTHON")
-        .expect("set ZOO_PYTHON to a python with torch, timm and Pillow 13.0.0")
-}
-
-/// Runs `tests/python/<script>` with the given arguments; panics with its stderr on failure.
+/// Runs `tests/python/<script>` with the given arguments; panics with its output on failure.
 pub fn run_python(script: &str, args: &[&Path]) {
-    let out = Command::new(python())
-        .arg(crate::root().join("tests/python").join(script))
-        .args(args)
-        .output()
-        .expect("run ZOO_PYTHON");
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::python_script(script, args);
 }
 
 fn read_f32(path: &Path) -> Vec<f32> {

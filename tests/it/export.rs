@@ -256,24 +256,9 @@ fn write_registry_configs(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn python() -> String {
-    std::env::var("ZOO_PYTHON")
-        .expect("set ZOO_PYTHON to a python with torch, timm and huggingface_hub")
-}
-
 /// Runs `tests/python/check_hub_export.py ARGS…`; returns its output, panicking on failure.
 fn check_hub_export(args: &[&std::ffi::OsStr]) -> String {
-    let out = std::process::Command::new(python())
-        .arg(root().join("tests/python/check_hub_export.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let text = crate::python_script("check_hub_export.py", args);
     assert!(text.contains("ok"), "{text}");
     text
 }

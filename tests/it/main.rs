@@ -46,6 +46,29 @@ pub fn zoo(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `tests/python/<script> ARGS…` with `$ZOO_PYTHON` (a python with torch, timm, Pillow
+/// and huggingface_hub, as `scripts/setup.sh` makes it); returns its stdout and stderr, and
+/// panics with them when it fails.
+pub fn python_script<A: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    args: impl IntoIterator<Item = A>,
+) -> String {
+    let python = std::env::var("ZOO_PYTHON")
+        .expect("set ZOO_PYTHON to a python with torch, timm, Pillow and huggingface_hub");
+    let out = Command::new(python)
+        .arg(root().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("run ZOO_PYTHON");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    text
+}
+
 /// Copies a directory tree (a registry or a project) for a test to edit.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

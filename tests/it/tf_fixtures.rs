@@ -2,7 +2,7 @@
 //! made by tests/fixtures/generate). Checks that each is intact and self-consistent, and (with
 //! ZOO_PYTHON) that timm loads its converted state dict with strict=True and reproduces TF's
 //! logits within 1e-4.
-use super::{fixture, root};
+use super::fixture;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -138,20 +138,8 @@ fn tf_fixture_mapping_is_complete() {
 #[test]
 #[ignore = "needs ZOO_PYTHON (python with torch/timm); `make test` runs it"]
 fn tf_fixtures_load_in_timm_strict_and_match_tf() {
-    let python =
-        std::env::var("ZOO_PYTHON").expect("set ZOO_PYTHON to a python with torch and timm");
     for name in FIXTURES {
-        let out = std::process::Command::new(&python)
-            .arg(root().join("tests/python/check_tf_fixture.py"))
-            .arg(fixture(name))
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{name}: {text}");
+        let text = crate::python_script("check_tf_fixture.py", [fixture(name)]);
         assert!(text.contains("strict=True ok"), "{name}: {text}");
     }
 }
