@@ -10,16 +10,19 @@
 //! side's peak RSS and CPU user/sys seconds. Target: zoo ≥ 1.2×.
 //! `ZOO_BENCH_E2E_IMAGES` (default 320) sets the image count; `0` skips it.
 //!
-//! Measured on 2 cores, `OMP_WAIT_POLICY=PASSIVE`. End to end, idle machine, two runs: zoo
-//! 58.1 / 58.7 images/s, timm 21.8 / 21.5 (2.66× / 2.74×), top-5 equal for 320 of 320 images,
-//! peak RSS zoo 948 / 1027 MiB, timm 1336 / 1364 MiB, CPU seconds zoo 5.3–5.6 user + 4.4–5.0
-//! sys, timm 8.9–9.4 + 14.7–14.8; with other jobs on the machine (the bench at `nice -n -15`)
-//! 2.2–2.55×. Most of timm's time is page faults: every activation over 32 MiB is a fresh
-//! mapping. Preprocessing alone, idle machine, eight runs: 1.32–2.11× (median about 1.7×; zoo
-//! 590–740 images/s, Pillow 350–445), below the 2× target on most runs; half of zoo's time is
-//! libjpeg-turbo's Huffman decoding (`decode_mcu`), which both sides run, and 40 % the two
-//! resize passes. zoo was at 0.84× before its forward pass ran in place and channels-last
-//! (see `src/torch/enabled.rs`) and each worker classified its own batch (`src/eval/run.rs`).
+//! Measured on 2 cores (AVX2), `OMP_WAIT_POLICY=PASSIVE`, idle machine.
+//! - Preprocessing alone, seven runs: zoo 1067–1242 images/s, Pillow + timm 370–477:
+//!   2.24–3.05× (median 2.8×). Half of zoo's time is now libjpeg-turbo's Huffman decoding
+//!   (`decode_mcu`), which both sides run; the two resize passes are the AVX2 kernels of
+//!   `src/eval/resize/avx2.rs` (vertical: 8 `i32` lanes, 32 bytes a step; horizontal: two rows a
+//!   vector, `vpmaddwd` on weights split into `i16` halves). With the portable kernels the same
+//!   runs gave 1.32–2.11× (zoo 590–865 images/s), the two passes taking 40 % of zoo's time.
+//! - End to end, two runs: zoo 53.1 / 55.5 images/s, timm 16.9 / 19.7 (3.14× / 2.82×), top-5
+//!   equal for 320 of 320 images, peak RSS zoo 1042 / 869 MiB, timm 1288 / 1259 MiB, CPU seconds
+//!   zoo 5.5–5.6 user + 4.7–5.3 sys, timm 9.4–9.6 + 16.2–18.0. Most of timm's time is page
+//!   faults: every activation over 32 MiB is a fresh mapping. zoo was at 0.84× before its
+//!   forward pass ran in place and channels-last (see `src/torch/enabled.rs`) and each worker
+//!   classified its own batch (`src/eval/run.rs`).
 //!
 //! Run: `cargo bench --bench eval`. Environment: `ZOO_BENCH_PYTHON` (default `.venv/bin/python`;
 //! empty skips the Python side), `ZOO_BENCH_IMAGES` (default 400), `ZOO_BENCH_WORKERS` (default:

@@ -13,6 +13,7 @@
 //! typed error that names the file, the offset or entry, and the expected vs actual value.
 //! Nothing here panics on bad input, and nothing substitutes zeros or defaults for data.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod alloc;
 pub mod error;

@@ -12,9 +12,16 @@
 //!   `0..=255` after `>> 22`.
 //! - Two separable passes through an 8-bit intermediate image; an axis whose size is unchanged
 //!   is not resampled. Which pass runs first changes the result ([`PassOrder`]).
+//!
+//! On x86-64 CPUs with AVX2 both passes run the kernels of `resize/avx2.rs` (the same integer
+//! sums, 8 lanes at a time; the workspace's one `unsafe` is their call after CPU detection),
+//! elsewhere the portable ones here. A test holds the two to the same bytes.
 use serde::Serialize;
 
 use super::image::RgbImage;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 /// The order of the two passes: the one setting in which Pillow releases differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
@@ -180,6 +187,22 @@ fn horizontal(
     c: &Coeffs,
     cols: std::ops::Range<usize>,
 ) -> Vec<u8> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, the one requirement of the kernel (which is safe code).
+        #[allow(unsafe_code)]
+        return unsafe { avx2::horizontal(src, stride, rows, c, cols) };
+    }
+    horizontal_portable(src, stride, rows, c, cols)
+}
+
+fn horizontal_portable(
+    src: &[u8],
+    stride: usize,
+    rows: usize,
+    c: &Coeffs,
+    cols: std::ops::Range<usize>,
+) -> Vec<u8> {
     let out_w = cols.len();
     let mut out = vec![0u8; out_w * rows * 3];
     for (row, out_row) in src
@@ -188,27 +211,47 @@ fn horizontal(
         .zip(out.chunks_exact_mut(out_w * 3))
     {
         for (i, px) in cols.clone().zip(out_row.chunks_exact_mut(3)) {
-            let k = &c.k[i * c.ksize..][..c.len[i]];
-            let inp = &row[c.start[i] * 3..][..c.len[i] * 3];
-            let (mut s0, mut s1, mut s2) = (INIT, INIT, INIT);
-            for (&kx, p) in k.iter().zip(inp.chunks_exact(3)) {
-                s0 += i32::from(p[0]) * kx;
-                s1 += i32::from(p[1]) * kx;
-                s2 += i32::from(p[2]) * kx;
-            }
-            px[0] = clip8(s0);
-            px[1] = clip8(s1);
-            px[2] = clip8(s2);
+            horizontal_pixel(row, c, i, px);
         }
     }
     out
 }
 
+/// Output pixel `i` of a row (`px`: its 3 bytes).
+fn horizontal_pixel(row: &[u8], c: &Coeffs, i: usize, px: &mut [u8]) {
+    let k = &c.k[i * c.ksize..][..c.len[i]];
+    let inp = &row[c.start[i] * 3..][..c.len[i] * 3];
+    let (mut s0, mut s1, mut s2) = (INIT, INIT, INIT);
+    for (&kx, p) in k.iter().zip(inp.chunks_exact(3)) {
+        s0 += i32::from(p[0]) * kx;
+        s1 += i32::from(p[1]) * kx;
+        s2 += i32::from(p[2]) * kx;
+    }
+    px[0] = clip8(s0);
+    px[1] = clip8(s1);
+    px[2] = clip8(s2);
+}
+
 /// Resamples columns: reads `src` (`stride` pixels a row; its row 0 is input row `first_row`),
-/// takes the pixels `x0..x0 + width` of each row, and writes the output rows `rows`. Rows are
-/// accumulated whole (the same integer sums as Pillow's per-pixel loop, in a cache-friendly
-/// order).
+/// takes the pixels `x0..x0 + width` of each row, and writes the output rows `rows`.
 fn vertical(
+    src: &[u8],
+    stride: usize,
+    first_row: usize,
+    cols: (usize, usize),
+    c: &Coeffs,
+    rows: std::ops::Range<usize>,
+) -> Vec<u8> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, the one requirement of the kernel (which is safe code).
+        #[allow(unsafe_code)]
+        return unsafe { avx2::vertical(src, stride, first_row, cols, c, rows) };
+    }
+    vertical_portable(src, stride, first_row, cols, c, rows)
+}
+
+fn vertical_portable(
     src: &[u8],
     stride: usize,
     first_row: usize,
@@ -218,21 +261,39 @@ fn vertical(
 ) -> Vec<u8> {
     let line = width * 3;
     let mut out = vec![0u8; line * rows.len()];
-    let mut acc = vec![0i32; line];
     for (i, out_row) in rows.zip(out.chunks_exact_mut(line)) {
-        acc.fill(INIT);
         let k = &c.k[i * c.ksize..][..c.len[i]];
-        for (y, &ky) in (c.start[i] - first_row..).zip(k) {
-            let row = &src[(y * stride + x0) * 3..][..line];
+        vertical_tail(src, stride, c.start[i] - first_row, x0, k, out_row, 0);
+    }
+    out
+}
+
+/// Bytes `from..` of one output row of the vertical pass (`out`: those bytes), whose inputs are
+/// the rows `first..` of `src` with the weights `k`. Rows are accumulated 64 bytes at a time (the
+/// same integer sums as Pillow's per-pixel loop, in a cache-friendly order).
+fn vertical_tail(
+    src: &[u8],
+    stride: usize,
+    first: usize,
+    x0: usize,
+    k: &[i32],
+    out: &mut [u8],
+    from: usize,
+) {
+    const BLOCK: usize = 64;
+    for (b, dst) in out.chunks_mut(BLOCK).enumerate() {
+        let x = from + b * BLOCK;
+        let mut acc = [INIT; BLOCK];
+        for (t, &ky) in k.iter().enumerate() {
+            let row = &src[((first + t) * stride + x0) * 3 + x..][..dst.len()];
             for (a, &p) in acc.iter_mut().zip(row) {
                 *a += i32::from(p) * ky;
             }
         }
-        for (o, &a) in out_row.iter_mut().zip(&acc) {
+        for (o, &a) in dst.iter_mut().zip(&acc) {
             *o = clip8(a);
         }
     }
-    out
 }
 
 /// `Image.resize((out_w, out_h), Image.BICUBIC)` on an RGB image, with the given pass order.
@@ -404,6 +465,71 @@ mod tests {
                         );
                     }
                     assert_eq!(part.data, want, "{w}x{h} -> {ow}x{oh} {order:?} {win:?}");
+                }
+            }
+        }
+    }
+
+    /// The AVX2 kernels give the portable kernels' bytes: every size pair below (down- and
+    /// upscaling, a kernel wider than the input, windows touching either edge, lines that are
+    /// and are not a multiple of 32 bytes), on pixels that hit both clips.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_pass_equals_the_portable_pass() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("skipped: this CPU has no AVX2, so the AVX2 kernels cannot run");
+            return;
+        }
+        let mut state = 0x9e37_79b9_u32;
+        let mut byte = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            // Mostly extremes, so sums overshoot 255 and undershoot 0.
+            match state % 4 {
+                0 => 0,
+                1 => 255,
+                _ => (state >> 8) as u8,
+            }
+        };
+        for (in_len, out_len) in [
+            (500, 256),
+            (375, 256),
+            (7, 3),
+            (3, 7),
+            (2, 1),
+            (1, 5),
+            (333, 341),
+            (64, 224),
+            (901, 17),
+        ] {
+            let c = coeffs(in_len, out_len);
+            for other in [1, 5, 11, 32, 75] {
+                // Horizontal: `other` rows of `in_len` pixels.
+                let src: Vec<u8> = (0..in_len * other * 3).map(|_| byte()).collect();
+                for cols in [0..out_len, out_len / 3..out_len, 0..1, out_len - 1..out_len] {
+                    assert_eq!(
+                        // SAFETY: AVX2 was detected above.
+                        unsafe { avx2::horizontal(&src, in_len, other, &c, cols.clone()) },
+                        horizontal_portable(&src, in_len, other, &c, cols.clone()),
+                        "horizontal {in_len}->{out_len}, {other} rows, {cols:?}"
+                    );
+                }
+                // Vertical: `in_len` rows of `other + 3` pixels, columns from 2.
+                let stride = other + 3;
+                let src: Vec<u8> = (0..in_len * stride * 3).map(|_| byte()).collect();
+                for rows in [0..out_len, out_len / 2..out_len, 0..1] {
+                    let first = c.start[rows.start];
+                    let part = &src[first * stride * 3..];
+                    assert_eq!(
+                        // SAFETY: AVX2 was detected above.
+                        unsafe {
+                            avx2::vertical(part, stride, first, (2, other), &c, rows.clone())
+                        },
+                        vertical_portable(part, stride, first, (2, other), &c, rows.clone()),
+                        "vertical {in_len}->{out_len}, {other} columns, {rows:?}"
+                    );
                 }
             }
         }
