@@ -24,6 +24,65 @@ use super::efficientnet::{
 use super::family::{Head, Options, TfNaming};
 use super::graph::{Act, BatchNorm, Conv, Kernel, Linear, Network, Op, SqueezeExcite};
 
+/// The stem's output channels: `stem` width-scaled unless the family fixes it.
+pub fn stem_channels(cfg: &ArchConfig) -> usize {
+    if cfg.family.options(cfg.width).fix_stem {
+        cfg.stem
+    } else {
+        round_channels(cfg.stem, cfg.width)
+    }
+}
+
+/// `conv_head`'s output channels (`num_features`): `head` width-scaled unless the family fixes it.
+pub fn head_channels(cfg: &ArchConfig) -> usize {
+    if cfg.family.options(cfg.width).fix_head {
+        cfg.head
+    } else {
+        round_channels(cfg.head, cfg.width)
+    }
+}
+
+/// The block strings of one stage (several are separated by spaces or `+`).
+fn stage_strings(stage: &str) -> Result<Vec<BlockString>, ArchError> {
+    stage
+        .split(|c: char| c == '+' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(str::parse)
+        .collect()
+}
+
+/// The repeats of each block string of stage `stage_idx` after depth scaling.
+fn stage_repeats(
+    cfg: &ArchConfig,
+    opts: &Options,
+    stage_idx: usize,
+    strings: &[BlockString],
+) -> Vec<usize> {
+    let last_stage = cfg.blocks.len().saturating_sub(1);
+    let depth = if opts.fix_first_last && (stage_idx == 0 || stage_idx == last_stage) {
+        1.0
+    } else {
+        cfg.depth
+    };
+    scale_stage_depth_with(
+        &strings.iter().map(|b| b.repeats).collect::<Vec<_>>(),
+        depth,
+        opts.depth_round,
+    )
+}
+
+/// The blocks `cfg` builds over all stages, without building them (saturating).
+pub fn block_count(cfg: &ArchConfig) -> Result<usize, ArchError> {
+    let opts = cfg.family.options(cfg.width);
+    cfg.blocks
+        .iter()
+        .enumerate()
+        .try_fold(0usize, |total, (i, s)| {
+            let repeats = stage_repeats(cfg, &opts, i, &stage_strings(s)?);
+            Ok(repeats.iter().fold(total, |a, &r| a.saturating_add(r)))
+        })
+}
+
 /// Builds `cfg` into its network.
 pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
     cfg.check_bounds()?;
@@ -34,14 +93,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
         arch: cfg.to_string(),
     };
     let mut ops = vec![];
-    let stem_chs = b.channels(
-        "stem channels",
-        if opts.fix_stem {
-            cfg.stem
-        } else {
-            round_channels(cfg.stem, cfg.width)
-        },
-    )?;
+    let stem_chs = b.channels("stem channels", stem_channels(cfg))?;
     ops.push(
         b.conv(
             "conv_stem".into(),
@@ -74,14 +126,8 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
     // TF-slim numbers its ops per kind: `Conv` (the stem is `Conv`), `expanded_conv`.
     let (mut slim_convs, mut slim_expanded) = (1, 0);
     let mut total_blocks = 0usize;
-    let last_stage = cfg.blocks.len().saturating_sub(1);
     for (stage_idx, s) in cfg.blocks.iter().enumerate() {
-        // A stage may hold several block strings separated by spaces or '+'.
-        let strings: Vec<BlockString> = s
-            .split(|c: char| c == '+' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
+        let strings = stage_strings(s)?;
         in_range(
             strings.len() <= Bounds::MAX_STAGES,
             &b.arch,
@@ -89,16 +135,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
             strings.len(),
             format_args!("at most {}", Bounds::MAX_STAGES),
         )?;
-        let depth = if opts.fix_first_last && (stage_idx == 0 || stage_idx == last_stage) {
-            1.0
-        } else {
-            cfg.depth
-        };
-        let repeats = scale_stage_depth_with(
-            &strings.iter().map(|b| b.repeats).collect::<Vec<_>>(),
-            depth,
-            opts.depth_round,
-        );
+        let repeats = stage_repeats(cfg, &opts, stage_idx, &strings);
         total_blocks = repeats
             .iter()
             .fold(total_blocks, |a, &r| a.saturating_add(r));
@@ -158,14 +195,7 @@ pub fn build(cfg: &ArchConfig) -> Result<Network, ArchError> {
         body: stages,
     });
 
-    let num_features = b.channels(
-        "head channels",
-        if opts.fix_head {
-            cfg.head
-        } else {
-            round_channels(cfg.head, cfg.width)
-        },
-    )?;
+    let num_features = b.channels("head channels", head_channels(cfg))?;
     let pool = Op::GlobalPool {
         module: "global_pool".into(),
     };

@@ -1,18 +1,21 @@
-//! Which EfficientNet a checkpoint holds, read from its shapes: the diagnosis of a wrong `--arch`.
+//! Which architecture of its family a checkpoint holds, read from its shapes: the diagnosis of a
+//! wrong `--arch`.
 //!
-//! A checkpoint's shapes fix the stem and head channels (the width multiplier), the number of
-//! blocks (the depth multiplier) and the classifier (the classes). [`fit`] searches width and
-//! depth on a grid of two decimals, where every published variant lies: the stem and head
-//! channels and the block count rule out almost every pair with arithmetic alone, and each pair
+//! A checkpoint's shapes fix the stem and head channels (the width multiplier, where the family
+//! scales them), the number of blocks (the depth multiplier) and the classifier (the classes).
+//! [`fit`] searches width and depth of the requested family on a grid of two decimals, where every
+//! published variant lies, with the builder's own rules for stem, head and depth: the stem and
+//! head channels and the block count rule out most pairs with arithmetic alone, and each pair
 //! left is checked against every tensor shape by the caller's test. Several pairs can build the
 //! same network (repeats are rounded up, channels to multiples of 8); of those, a published
-//! variant is preferred, then the fewest decimals, then the largest depth and the smallest width.
+//! architecture is preferred, then the fewest decimals, then the largest depth and the smallest
+//! width.
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::arch::efficientnet::{
-    round_channels, scale_stage_depth, ArchConfig, BlockString, VARIANTS,
-};
+use crate::arch::efficientnet::ArchConfig;
+use crate::arch::family::MEMBERS;
+use crate::arch::timm_builder::{block_count, head_channels, stem_channels};
 use crate::arch::Network;
 
 use super::tf_efficientnet::EMA_SUFFIX;
@@ -55,8 +58,11 @@ impl Outline {
         }
     }
 
-    /// The outline of a TF EfficientNet checkpoint whose variables live under `scope`
-    /// (HWIO conv kernels, `[in, out]` dense kernel, blocks numbered `blocks_<n>`).
+    /// The outline of a TF checkpoint whose variables live under `scope`, in canonical names
+    /// (HWIO conv kernels): tensorflow/tpu's (`stem/conv2d`, `blocks_<n>`, `head/conv2d`,
+    /// `head/dense` `[in, out]`) or TF-slim MobileNetV3's (`Conv`, `expanded_conv[_<n>]`, the
+    /// `cn` block `Conv_1`, the head `Conv_2`, `Logits/Conv2d_1c_1x1` with its background
+    /// class, which timm drops and the outline does not count).
     pub fn of_tf(inventory: &[SourceTensor], scope: &str) -> Outline {
         let shape = |name: &str| {
             inventory
@@ -64,26 +70,54 @@ impl Outline {
                 .find(|t| t.name.strip_suffix(EMA_SUFFIX).unwrap_or(&t.name) == name)
                 .map(|t| t.shape.as_slice())
         };
-        let stem = shape(&format!("{scope}/stem/conv2d/kernel"));
-        let head = shape(&format!("{scope}/head/conv2d/kernel"));
-        let dense = shape(&format!("{scope}/head/dense/kernel"));
-        let prefix = format!("{scope}/blocks_");
-        let blocks: BTreeSet<usize> = inventory
+        // The first path component under the scope of every tensor.
+        let scopes: BTreeSet<&str> = inventory
             .iter()
             .filter_map(|t| {
                 t.name
-                    .strip_prefix(&prefix)?
+                    .strip_prefix(scope)?
+                    .strip_prefix('/')?
                     .split('/')
-                    .next()?
-                    .parse()
-                    .ok()
+                    .next()
             })
             .collect();
+        let numbered = |prefix: &str| -> BTreeSet<usize> {
+            scopes
+                .iter()
+                .filter_map(|s| {
+                    let rest = s.strip_prefix(prefix)?;
+                    if rest.is_empty() {
+                        Some(0)
+                    } else {
+                        rest.strip_prefix('_')?.parse().ok()
+                    }
+                })
+                .collect()
+        };
+        let out_of = |s: Option<&[usize]>| s.and_then(|s| s.get(3)).copied();
+        if let Some(stem) = shape(&format!("{scope}/Conv/weights")) {
+            // TF-slim: `Conv` is the stem, `Conv_<max>` the head, the `Conv_<n>` between are
+            // `cn` blocks.
+            let convs = numbered("Conv");
+            let head = convs.iter().copied().filter(|&n| n > 0).max();
+            let blocks = numbered("expanded_conv").len() + convs.len().saturating_sub(2);
+            let logits = shape(&format!("{scope}/Logits/Conv2d_1c_1x1/weights"));
+            return Outline {
+                in_chans: stem.get(2).copied(),
+                stem: stem.get(3).copied(),
+                blocks: (blocks > 0).then_some(blocks),
+                head: head.and_then(|n| out_of(shape(&format!("{scope}/Conv_{n}/weights")))),
+                classes: out_of(logits).map(|c| c.saturating_sub(1)),
+            };
+        }
+        let stem = shape(&format!("{scope}/stem/conv2d/kernel"));
+        let dense = shape(&format!("{scope}/head/dense/kernel"));
+        let blocks = numbered("blocks").len();
         Outline {
             in_chans: stem.and_then(|s| s.get(2)).copied(),
-            stem: stem.and_then(|s| s.get(3)).copied(),
-            blocks: (!blocks.is_empty()).then_some(blocks.len()),
-            head: head.and_then(|s| s.get(3)).copied(),
+            stem: out_of(stem),
+            blocks: (blocks > 0).then_some(blocks),
+            head: out_of(shape(&format!("{scope}/head/conv2d/kernel"))),
             classes: dense.and_then(|s| s.get(1)).copied(),
         }
     }
@@ -136,7 +170,7 @@ impl fmt::Display for Outline {
             parts.push(format!("{c} input channels"));
         }
         if parts.is_empty() {
-            f.write_str("no recognisable EfficientNet layers")
+            f.write_str("no recognisable stem, blocks, head or classifier")
         } else {
             f.write_str(&parts.join(", "))
         }
@@ -190,26 +224,18 @@ impl fmt::Display for Diagnosis {
             ),
             Some(a) => write!(f, "\nthe checkpoint fits --arch {a}"),
             None => f.write_str(
-                "\nno EfficientNet width/depth (two decimals, up to 8) fits every shape of the checkpoint",
+                "\nno width/depth multiplier of this family (two decimals, up to 8) fits every shape of the checkpoint",
             ),
         }
     }
 }
 
-/// How `--arch` would spell `cfg`: a variant name (`b0`, `b6:classes=10`) when it is one,
-/// else `efficientnet:width=…,depth=…,classes=…`.
+/// How `--arch` would spell `cfg`: its timm name (`tf_efficientnet_b6`,
+/// `tf_mixnet_l:classes=10`) when it is one, else `<family>:width=…,depth=…,classes=…`.
 pub fn spelling(cfg: &ArchConfig) -> String {
-    let variant = VARIANTS.iter().find(|(name, _, _)| {
-        ArchConfig::variant(name).is_some_and(|v| {
-            ArchConfig {
-                classes: cfg.classes,
-                ..v
-            } == *cfg
-        })
-    });
-    match variant {
-        Some((name, _, _)) if cfg.classes == ArchConfig::base().classes => (*name).to_owned(),
-        Some((name, _, _)) => format!("{name}:classes={}", cfg.classes),
+    match cfg.timm_name() {
+        Some(name) if cfg.classes == ArchConfig::base().classes => name.to_owned(),
+        Some(name) => format!("{name}:classes={}", cfg.classes),
         None => cfg.to_string(),
     }
 }
@@ -225,8 +251,11 @@ fn decimals(k: u32) -> u32 {
     }
 }
 
-/// The architecture (base EfficientNet blocks, `requested`'s stem, head, padding and epsilon)
-/// whose every shape the checkpoint has, searched as the module doc says.
+/// The architecture of `requested`'s family (its blocks, padding and epsilon) whose every
+/// shape the checkpoint has, searched as the module doc says. Stem and head channels come from
+/// the builder's own rules ([`stem_channels`], [`head_channels`]); where the family does not
+/// width-scale one of them (MixNet's and MobileNetV3's head, a narrow MobileNetV3's stem), the
+/// checkpoint's value is taken as that key (`head=128`).
 pub fn fit(
     outline: &Outline,
     requested: &ArchConfig,
@@ -237,68 +266,71 @@ pub fn fit(
         in_chans: outline.in_chans.unwrap_or(requested.in_chans),
         ..requested.clone()
     };
-    let stages: Vec<Vec<usize>> = base
-        .blocks
-        .iter()
-        .map(|s| {
-            s.split(|c: char| c == '+' || c.is_whitespace())
-                .filter(|t| !t.is_empty())
-                .filter_map(|t| t.parse::<BlockString>().ok())
-                .map(|b| b.repeats)
-                .collect()
-        })
-        .collect();
     let grid = 1..=MAX_MULTIPLIER * STEPS;
-    let widths: Vec<u32> = grid
+    let at_width = |k: u32| {
+        let width = f64::from(k) / f64::from(STEPS);
+        let opts = base.family.options(width);
+        ArchConfig {
+            width,
+            stem: outline.stem.filter(|_| opts.fix_stem).unwrap_or(base.stem),
+            head: outline.head.filter(|_| opts.fix_head).unwrap_or(base.head),
+            ..base.clone()
+        }
+    };
+    let widths: Vec<(u32, ArchConfig)> = grid
         .clone()
-        .filter(|&k| {
-            let w = f64::from(k) / f64::from(STEPS);
-            outline
-                .stem
-                .is_none_or(|s| round_channels(base.stem, w) == s)
-                && outline
-                    .head
-                    .is_none_or(|h| round_channels(base.head, w) == h)
+        .map(|k| (k, at_width(k)))
+        .filter(|(_, cfg)| {
+            outline.stem.is_none_or(|s| stem_channels(cfg) == s)
+                && outline.head.is_none_or(|h| head_channels(cfg) == h)
         })
         .collect();
+    // Depth scaling does not depend on the width.
     let depths: Vec<u32> = grid
         .filter(|&k| {
-            let d = f64::from(k) / f64::from(STEPS);
-            outline.blocks.is_none_or(|n| {
-                stages
-                    .iter()
-                    .map(|r| scale_stage_depth(r, d).iter().sum::<usize>())
-                    .sum::<usize>()
-                    == n
+            let cfg = ArchConfig {
+                depth: f64::from(k) / f64::from(STEPS),
+                ..base.clone()
+            };
+            outline
+                .blocks
+                .is_none_or(|n| block_count(&cfg).is_ok_and(|b| b == n))
+        })
+        .collect();
+    let mut candidates: Vec<(u32, u32, ArchConfig)> = widths
+        .iter()
+        .flat_map(|(w, cfg)| {
+            depths.iter().map(move |&d| {
+                let cfg = ArchConfig {
+                    depth: f64::from(d) / f64::from(STEPS),
+                    ..cfg.clone()
+                };
+                (*w, d, cfg)
             })
         })
         .collect();
-    let variant = |w: u32, d: u32| {
-        VARIANTS.iter().any(|&(_, vw, vd)| {
-            (vw * f64::from(STEPS)).round() as u32 == w
-                && (vd * f64::from(STEPS)).round() as u32 == d
-        })
-    };
-    let mut candidates: Vec<(u32, u32)> = widths
+    // A published variant first (`tf_efficientnet_b3`, `tf_mixnet_l`), then the fewest
+    // decimals, then the largest depth and the smallest width.
+    let members: Vec<ArchConfig> = MEMBERS
         .iter()
-        .flat_map(|&w| depths.iter().map(move |&d| (w, d)))
+        .filter_map(|m| ArchConfig::variant(m.0))
+        .map(|m| ArchConfig {
+            classes: base.classes,
+            ..m
+        })
         .collect();
-    candidates.sort_by_key(|&(w, d)| {
+    candidates.sort_by_cached_key(|(w, d, cfg)| {
         (
-            !variant(w, d),
-            decimals(w) + decimals(d),
-            std::cmp::Reverse(d),
-            w,
+            !members.contains(cfg),
+            decimals(*w) + decimals(*d),
+            std::cmp::Reverse(*d),
+            *w,
         )
     });
     candidates
         .into_iter()
         .take(MAX_CHECKS)
-        .map(|(w, d)| ArchConfig {
-            width: f64::from(w) / f64::from(STEPS),
-            depth: f64::from(d) / f64::from(STEPS),
-            ..base.clone()
-        })
+        .map(|(_, _, cfg)| cfg)
         .find(|cfg| cfg.resolve().is_ok_and(|net| fits(&net)))
 }
 
@@ -315,12 +347,21 @@ mod tests {
         Outline::of_timm(params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())))
     }
 
+    /// Every timm architecture zoo builds, from its shapes, asked for as its family at width
+    /// and depth 1: the family's own stem, head and depth rules (fixed heads, a narrow
+    /// MobileNetV3's fixed stem, MixNet-M's rounded depth, Lite's fixed first and last stage).
     #[test]
-    fn every_variant_is_found_from_its_shapes_by_name() {
-        for (name, _, _) in VARIANTS {
-            let spec = ArchConfig::variant(name).unwrap().resolve().unwrap();
-            let found = fit(&outline(&spec), &ArchConfig::base(), timm_fits(&spec)).unwrap();
-            assert_eq!(spelling(&found), name);
+    fn every_family_member_is_found_from_its_shapes_by_name() {
+        for &(name, ..) in &crate::arch::family::MEMBERS {
+            let cfg = ArchConfig::variant(name).unwrap();
+            let spec = cfg.resolve().unwrap();
+            let requested = ArchConfig {
+                width: 1.0,
+                depth: 1.0,
+                ..cfg
+            };
+            let found = fit(&outline(&spec), &requested, timm_fits(&spec));
+            assert_eq!(found.map(|f| spelling(&f)).as_deref(), Some(name));
         }
     }
 
@@ -340,7 +381,7 @@ mod tests {
             classes: 10,
             ..ArchConfig::variant("b6").unwrap()
         };
-        assert_eq!(spelling(&b6_10), "b6:classes=10");
+        assert_eq!(spelling(&b6_10), "tf_efficientnet_b6:classes=10");
         assert_eq!(spelling(&b6_10).parse::<ArchConfig>().unwrap(), b6_10);
     }
 

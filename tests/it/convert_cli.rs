@@ -137,7 +137,7 @@ fn a_wrong_arch_is_reported_in_a_few_lines_with_the_arch_that_fits() {
         );
         assert!(err.contains("… and 301 more"), "{err}");
         assert!(
-            err.contains("the checkpoint has a stem of 8 channels, 10 blocks, a head of 64 channels, 10 classes; `b0` has a stem of 32 channels, 16 blocks, a head of 1280 channels, 1000 classes"),
+            err.contains("the checkpoint has a stem of 8 channels, 10 blocks, a head of 64 channels, 10 classes; `tf_efficientnet_b0` has a stem of 32 channels, 16 blocks, a head of 1280 channels, 1000 classes"),
             "{err}"
         );
         assert!(
@@ -157,6 +157,68 @@ fn a_wrong_arch_is_reported_in_a_few_lines_with_the_arch_that_fits() {
         ]);
         assert_eq!(code, 0, "{err}");
         std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+/// The diagnosis follows each family's own rules (MixNet's and MobileNetV3's unscaled head, a
+/// narrow MobileNetV3's unscaled stem) and reads TF-slim's names; the architecture it suggests
+/// converts.
+#[test]
+fn a_wrong_arch_of_another_family_gets_the_arch_that_fits() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (fixture_dir, requested, outline) in [
+        (
+            "mixnet-tiny",
+            "tf_mixnet_s",
+            "a stem of 8 channels, 16 blocks, a head of 128 channels, 10 classes",
+        ),
+        (
+            "mobilenetv3-tiny",
+            "tf_mobilenetv3_large_100",
+            "a stem of 8 channels, 16 blocks, a head of 64 channels, 10 classes",
+        ),
+        (
+            "mobilenetv3-small-tiny",
+            "tf_mobilenetv3_small_100",
+            "a stem of 8 channels, 12 blocks, a head of 48 channels, 10 classes",
+        ),
+        (
+            "efficientnet-edgetpu-tiny",
+            "tf_efficientnet_es",
+            "a stem of 8 channels, 7 blocks, a head of 64 channels, 10 classes",
+        ),
+    ] {
+        let source = fixture(&format!("{fixture_dir}/ckpt"));
+        let out = tmp.path().join(fixture_dir);
+        let (code, _, err) = zoo(&[
+            "convert",
+            "--from",
+            path(&source),
+            "--arch",
+            requested,
+            "--out",
+            path(&out),
+        ]);
+        assert_eq!(code, 2, "{fixture_dir}: {err}");
+        assert!(
+            err.contains(&format!("the checkpoint has {outline}; `{requested}` has")),
+            "{fixture_dir}: {err}"
+        );
+        let fits = err
+            .lines()
+            .find_map(|l| l.strip_prefix("the checkpoint fits --arch "))
+            .unwrap_or_else(|| panic!("{fixture_dir}: no suggestion in {err}"));
+        assert!(!out.exists());
+        let (code, _, err) = zoo(&[
+            "convert",
+            "--from",
+            path(&source),
+            "--arch",
+            fits,
+            "--out",
+            path(&out),
+        ]);
+        assert_eq!(code, 0, "{fixture_dir} with --arch {fits}: {err}");
     }
 }
 
