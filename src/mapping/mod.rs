@@ -68,6 +68,9 @@ pub enum MappingIssue {
         target: String,
         /// The TF name looked for.
         source: String,
+        /// The checkpoint numbers its Keras layers graph-wide (or has a Keras model scope), so
+        /// `source` is in the canonical form, not the checkpoint's spelling.
+        canonical: bool,
     },
     /// The source has a different shape than the architecture implies.
     Shape {
@@ -128,8 +131,16 @@ impl std::fmt::Display for MappingIssue {
                     "{layer}: the architecture names no TensorFlow variable for it"
                 )
             }
-            MappingIssue::Missing { target, source } => {
-                write!(f, "{target}: missing source tensor `{}`", esc(source))
+            MappingIssue::Missing {
+                target,
+                source,
+                canonical,
+            } => {
+                write!(f, "{target}: missing source tensor `{}`", esc(source))?;
+                if *canonical {
+                    f.write_str(" (Keras layers numbered per scope, without the model scope)")?;
+                }
+                Ok(())
             }
             MappingIssue::Shape {
                 target,
@@ -296,6 +307,7 @@ pub fn plan_tf(
             diagnosis: None,
         });
     }
+    let renamed = canonical.iter().zip(inventory).any(|(c, t)| *c != t.name);
     let as_spelled = |name: &mut String| {
         if let Some(original) = spelled.get(name.as_str()).and_then(|n| n.first()) {
             *name = (*original).to_owned();
@@ -329,9 +341,10 @@ pub fn plan_tf(
                     MappingIssue::Shape { source, .. }
                     | MappingIssue::Dtype { source, .. }
                     | MappingIssue::Unexpected { source, .. } => as_spelled(source),
-                    // A missing tensor has only the canonical name.
-                    MappingIssue::Missing { .. }
-                    | MappingIssue::Scope { .. }
+                    // A missing tensor has only the canonical name: say so where the
+                    // checkpoint spells its names otherwise.
+                    MappingIssue::Missing { canonical, .. } => *canonical = renamed,
+                    MappingIssue::Scope { .. }
                     | MappingIssue::NoSource { .. }
                     | MappingIssue::Ambiguous { .. } => {}
                 }
@@ -395,6 +408,7 @@ fn plan(
             None => issues.push(MappingIssue::Missing {
                 target: map.target.name.clone(),
                 source,
+                canonical: false,
             }),
             Some(t) => {
                 let expected = map.tf_shape();
@@ -575,6 +589,65 @@ mod tests {
         };
         assert_eq!(targets(&a, &shift), targets(&b, &|s| s.to_string()));
         assert!(b.items.iter().any(|i| i.source.contains("/conv2d_85/")));
+    }
+
+    /// A missing tensor can only be named canonically; where the checkpoint spells its names
+    /// otherwise (Keras counters, the model scope), the message says so.
+    #[test]
+    fn a_missing_tensor_of_a_renumbered_checkpoint_says_its_name_is_canonical() {
+        let (fixture, arch) = KERAS_COUNTER_FIXTURES[1];
+        let m = manifest_of(fixture);
+        let net = arch.parse::<ArchConfig>().unwrap().resolve().unwrap();
+        let mut inv = inventory(&m);
+        let dropped = inv
+            .iter()
+            .position(|t| {
+                t.name
+                    .ends_with("/se/conv2d_48/kernel/ExponentialMovingAverage")
+            })
+            .map(|i| inv.remove(i))
+            .expect("an SE kernel");
+        let err = plan_tf(&net, &inv, WeightSet::Ema).unwrap_err();
+        let missing: Vec<String> = err
+            .issues
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i,
+                    MappingIssue::Missing {
+                        canonical: true,
+                        ..
+                    }
+                )
+            })
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(missing.len(), 1, "{err} (dropped {})", dropped.name);
+        assert!(
+            missing[0].ends_with("(Keras layers numbered per scope, without the model scope)"),
+            "{}",
+            missing[0]
+        );
+        // tensorflow/tpu's per-scope numbering is its own canonical form: no remark.
+        let m = manifest_of("efficientnet-edgetpu-tiny");
+        let net = "tf_efficientnet_es:width=0.05,depth=0.25,classes=10"
+            .parse::<ArchConfig>()
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let mut inv = inventory(&m);
+        inv.retain(|t| {
+            !t.name
+                .ends_with("/stem/conv2d/kernel/ExponentialMovingAverage")
+        });
+        let err = plan_tf(&net, &inv, WeightSet::Ema).unwrap_err();
+        assert!(err.issues.iter().any(|i| matches!(
+            i,
+            MappingIssue::Missing {
+                canonical: false,
+                ..
+            }
+        )));
     }
 
     /// Two tensors that reduce to one canonical name are refused, naming both.
