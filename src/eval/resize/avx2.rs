@@ -50,6 +50,9 @@ struct PixelWeights {
 fn pixel_weights(c: &Coeffs, i: usize) -> Option<PixelWeights> {
     let k = &c.k[i * c.ksize..][..c.len[i]];
     let groups = k.len().div_ceil(4);
+    if groups == 0 {
+        return None;
+    }
     let tap = |t: usize| split(k.get(t).copied().unwrap_or(0));
     let mut v = Vec::with_capacity(groups * 4);
     for g in 0..groups {
