@@ -215,7 +215,8 @@ impl ModelEntry {
     }
 
     /// What the fetcher needs to know about one of this model's weight files, with the model
-    /// and role, so a file without a URL still has an identity.
+    /// and role, so a file without a URL still has an identity. Its name is not known to be
+    /// unique: [`Registry::fetch_spec`] knows the other files.
     pub fn fetch_spec(&self, w: &WeightFile) -> crate::fetch::FileSpec {
         crate::fetch::FileSpec {
             entry: Some(crate::fetch::RegistryFile {
@@ -264,6 +265,7 @@ pub fn file_spec(w: &WeightFile) -> crate::fetch::FileSpec {
         sha256: w.sha256.as_ref().map(|t| t.as_str().to_owned()),
         sha256_prefix: w.sha256_prefix.as_ref().map(|t| t.as_str().to_owned()),
         entry: None,
+        unique_name: false,
     }
 }
 
@@ -340,7 +342,15 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Location, RegistryE
                 "is a directory without a {ROOT_FILE}; a registry starts there"
             )));
         }
-        return Err(not("does not exist".to_string()));
+        // Neither file nor directory: say what it is (missing, unreadable, a FIFO or device).
+        return Err(not(match std::fs::metadata(path) {
+            Ok(meta) => match crate::fsutil::check_regular(&meta) {
+                Err(e) => format!("is {e}, not a registry directory"),
+                Ok(()) => "is not a registry directory".to_string(),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            Err(e) => format!("cannot be read: {e}"),
+        }));
     }
     for (up, dir) in cwd.ancestors().enumerate() {
         if dir.join("registry").join(ROOT_FILE).is_file() {
@@ -860,6 +870,24 @@ fn cross_check(
 }
 
 impl Registry {
+    /// What the fetcher needs to know about `entry`'s weight file `w` ([`ModelEntry::fetch_spec`]),
+    /// and whether its file name is the only one of its kind in this registry: only then may a
+    /// mirror serve it under that bare name (48 files are called `model.safetensors`).
+    pub fn fetch_spec(&self, entry: &ModelEntry, w: &WeightFile) -> crate::fetch::FileSpec {
+        let mut spec = entry.fetch_spec(w);
+        let same_name = self
+            .models()
+            .flat_map(ModelEntry::files)
+            .filter(|f| {
+                f.file
+                    .as_ref()
+                    .is_some_and(|n| n.as_str() == spec.file_name)
+            })
+            .count();
+        spec.unique_name = !spec.file_name.is_empty() && same_name == 1;
+        spec
+    }
+
     /// The registry embedded in the binary.
     pub fn embedded() -> Result<Registry, RegistryError> {
         Registry::from_source(&Embedded)

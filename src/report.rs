@@ -336,6 +336,26 @@ fn list_shards(shards: &[Shard]) -> String {
 }
 
 impl Report {
+    /// This report as a terminal may show it: every text that can come from a file (model
+    /// names, card values, details, locations) with its control and invisible format
+    /// characters escaped ([`esc_text`](zoo_converters::text::esc_text)). The JSON report keeps
+    /// the text as it is (JSON escapes it); the JUnit report escapes it itself.
+    pub fn shown(&self) -> Report {
+        use zoo_converters::text::esc_text;
+        let text = |s: &String| esc_text(s).into_owned();
+        let mut shown = self.clone();
+        shown.selected = self.selected.iter().map(text).collect();
+        shown.models = self.models.iter().map(text).collect();
+        for r in &mut shown.results {
+            r.model = text(&r.model);
+            r.documented = r.documented.as_ref().map(text);
+            r.measured = r.measured.as_ref().map(text);
+            r.location = r.location.as_ref().map(text);
+            r.detail = text(&r.detail);
+        }
+        shown
+    }
+
     /// A report of an unsharded run over the models its results name.
     pub fn new(results: Vec<CheckResult>) -> Report {
         let mut models: Vec<String> = results
@@ -608,8 +628,13 @@ pub fn describe(r: &RegistryInfo) -> String {
     )
 }
 
+/// Text for an XML attribute or element. Control characters (which XML 1.0 does not allow, not
+/// even as character references) and invisible format characters are written as visible
+/// `\u{..}` escapes ([`esc_text`](zoo_converters::text::esc_text)), so a card value or a name
+/// from a file cannot make the report unparsable.
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
+    zoo_converters::text::esc_text(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")

@@ -103,7 +103,7 @@ pub fn locate(
             result: Ok(None),
         };
     };
-    let spec = entry.fetch_spec(file);
+    let spec = registry.fetch_spec(entry, file);
     let fopts = fetch_options(registry, cache, opts);
     let result = if opts.download {
         cache.fetch(&spec, &fopts).map(Some)
@@ -131,7 +131,7 @@ pub fn fetch(
         role: role.as_str(),
     })?;
     let cache = Cache::from_env().map_err(SourceError::Cache)?;
-    let spec = entry.fetch_spec(file);
+    let spec = registry.fetch_spec(entry, file);
     cache
         .fetch(&spec, &fetch_options(registry, &cache, opts))
         .map_err(|error| SourceError::NotFetched {
@@ -198,7 +198,8 @@ pub fn next_steps(err: &FetchError, spec: &FileSpec, cache: &Cache, retry: Retry
     match retry {
         Retry::Convert => out.push_str(&format!(
             "\n  - zoo convert {model} --from PATH, PATH being a copy of {file}\n  - zoo convert \
-             {model} --mirror URL, URL being a server or file:///DIR/ that has {file}"
+             {model} --mirror URL, URL being a server or file:///DIR/ that has {file} where `wget \
+             -m` saves it (<host>/<path of its URL>)"
         )),
         Retry::Fetch => {}
     }

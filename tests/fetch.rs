@@ -258,11 +258,13 @@ fn persistent_server_error_fails_over_to_the_next_mirror() {
     assert_eq!(log.iter().filter(|r| r.status == 500).count(), 3);
 }
 
+/// A mirror is tried before the spec's URLs, at the `wget -m` place of the URL first.
 #[test]
 fn mirror_prefix_is_tried_first() {
     let server = TestServer::start();
     let body = payload(10_000, 6);
-    server.serve("/mirror/m.bin", body.clone());
+    let host = server.url("").trim_start_matches("http://").to_string();
+    server.serve(&format!("/mirror/{host}/origin/m.bin"), body.clone());
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_in(dir.path());
     let opts = FetchOptions {
@@ -278,7 +280,7 @@ fn mirror_prefix_is_tried_first() {
     assert_eq!(
         got.origin,
         Origin::Download {
-            url: server.url("/mirror/m.bin")
+            url: server.url(&format!("/mirror/{host}/origin/m.bin"))
         }
     );
     assert_eq!(server.request_count(), 1);
@@ -1122,6 +1124,171 @@ fn zoo_fetch_of_two_models_sharing_a_file_name_gets_each_its_own_bytes() {
     assert_eq!(server.request_count(), 2);
     let lock = WeightsLock::read(&reg.join("weights.lock")).unwrap();
     assert_eq!(lock.pins.len(), 2);
+}
+
+/// A mirror holds files in the `wget -m` layout, `<prefix>/<host>:<port>/<path>`, so two models'
+/// `model.safetensors` never collide: with the registry's host dead, `zoo fetch m0 m1 --mirror`
+/// gets each model its own bytes, and the flat `<prefix>/model.safetensors` (which could be
+/// either) is never asked for. Before, both got the flat file's bytes, pinned on first use.
+#[test]
+fn mirrors_keep_files_of_one_name_apart() {
+    let server = TestServer::start();
+    let origin = closed_port_url();
+    let host = origin.trim_start_matches("http://").to_string();
+    let (b0, b1) = (payload(10_000, 72), payload(10_001, 73));
+    for (name, body) in [("m0", &b0), ("m1", &b1)] {
+        server.serve(
+            &format!("/A/{host}/timm/{name}/resolve/main/model.safetensors"),
+            body.clone(),
+        );
+    }
+    server.serve("/A/model.safetensors", b0.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    let model = |name: &str| {
+        format!(
+            "- Name: {name}\n  In Collection: Shared Names\n  Zoo:\n    Architecture: tf_efficientnet_b0\n    Files:\n    - Role: hf-safetensors\n      File: model.safetensors\n      Urls:\n      - {origin}/timm/{name}/resolve/main/model.safetensors\n      Format: safetensors\n"
+        )
+    };
+    std::fs::write(
+        reg.join("model-index.yml"),
+        format!(
+            "Type: model-index\nCollections:\n- Name: Shared Names\nModels:\n{}{}",
+            model("m0"),
+            model("m1")
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let mirror = server.url("/A/");
+    let (code, out, err) = registry_zoo(
+        &reg,
+        &cache,
+        &[
+            "fetch",
+            "m0",
+            "m1",
+            "--role",
+            "hf-safetensors",
+            "--mirror",
+            &mirror,
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let got: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&out)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got.len(), 2, "{out}");
+    for (json, body) in got.iter().zip([&b0, &b1]) {
+        assert_eq!(json["sha256"], sha256_hex(body).as_str(), "{json}");
+        let path = PathBuf::from(json["path"].as_str().unwrap());
+        assert_eq!(std::fs::read(path).unwrap(), *body);
+    }
+    assert_eq!(server.full_gets("/A/model.safetensors"), 0);
+    assert_eq!(server.request_count(), 2);
+}
+
+/// The flat `<prefix>/<file name>` still serves a file whose name is unique in the registry or
+/// whose full sha256 is given, after the `wget -m` place; without either it is not asked for.
+#[test]
+fn a_mirror_serves_a_flat_name_only_where_it_cannot_be_mistaken() {
+    let server = TestServer::start();
+    let body = payload(5_000, 74);
+    server.serve("/flat/f.bin", body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(dir.path());
+    let origin = closed_port_url();
+    let opts = FetchOptions {
+        mirrors: vec![server.url("/flat")],
+        ..quick_opts()
+    };
+    let host = origin.trim_start_matches("http://");
+    let unhashed = FileSpec {
+        file_name: "f.bin".into(),
+        urls: vec![format!("{origin}/x/f.bin")],
+        ..FileSpec::default()
+    };
+    assert!(cache.fetch(&unhashed, &opts).is_err());
+    let asked: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(asked, [format!("/flat/{host}/x/f.bin")]);
+    for spec in [
+        FileSpec {
+            unique_name: true,
+            ..unhashed.clone()
+        },
+        FileSpec {
+            sha256: Some(sha256_hex(&body)),
+            ..unhashed.clone()
+        },
+    ] {
+        let got = cache_in(&dir.path().join(format!("{}", spec.unique_name)))
+            .fetch(&spec, &opts)
+            .unwrap();
+        assert_eq!(
+            got.origin,
+            Origin::Download {
+                url: server.url("/flat/f.bin")
+            }
+        );
+    }
+}
+
+/// Query values of URLs (signed URLs' tokens) are never printed, in text or JSON, nor kept in
+/// the cache's lookup record: `?token=…` and `&X-Amz-Signature=…` show as `***`.
+#[test]
+fn query_tokens_are_redacted_in_output_and_records() {
+    let server = TestServer::start();
+    let body = payload(3_000, 75);
+    server.serve("/s.bin?token=S3CRET1&dl=1", body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let sha = sha256_hex(&body);
+    let url = server.url("/s.bin?token=S3CRET1&dl=1");
+    for json in [false, true] {
+        let mut args = vec!["fetch", "--url", &url, "--sha256", &sha];
+        if json {
+            args.push("--json");
+        }
+        let out = zoo(&args, &[("ZOO_CACHE", &cache)]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(
+            !stdout.contains("S3CRET1") && !stderr.contains("S3CRET1"),
+            "{stdout}{stderr}"
+        );
+    }
+    let mut records = vec![];
+    for d in std::fs::read_dir(cache.join("v2/sources")).unwrap() {
+        let text = std::fs::read_to_string(d.unwrap().path().join(".source.json")).unwrap();
+        assert!(!text.contains("S3CRET1"), "{text}");
+        records.push(text);
+    }
+    assert_eq!(records.len(), 1);
+    assert!(
+        records[0].contains("s.bin?token=***&dl=***"),
+        "{}",
+        records[0]
+    );
+    // Cached: the record still finds the file (no second download).
+    let out = zoo(&["fetch", "--url", &url], &[("ZOO_CACHE", &cache)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.full_gets("/s.bin?token=S3CRET1&dl=1"), 1);
+
+    let dead = server.url("/gone.bin?X-Amz-Signature=S3CRET2");
+    let out = zoo(
+        &["fetch", "--url", &dead, "--retries", "0"],
+        &[("ZOO_CACHE", &cache)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("gone.bin?X-Amz-Signature=***"), "{stderr}");
+    assert!(!stderr.contains("S3CRET2"), "{stderr}");
 }
 
 /// `zoo validate --fetch` where every download fails (a 404, or nothing listening) exits 1,

@@ -27,6 +27,28 @@ pub fn esc_bytes(b: &[u8]) -> String {
     out
 }
 
+/// A whole message or report line for a terminal or a report file: like [`esc`] for every
+/// control or invisible format character, but line breaks and tabs stay as they are (a message
+/// may have several lines) and so do backslashes (the parts of the message that need it were
+/// escaped with [`esc`] already). Borrowed when there is nothing to escape.
+pub fn esc_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s
+        .chars()
+        .any(|c| needs_escape(c) && !matches!(c, '\\' | '\n' | '\t'))
+    {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' | '\n' | '\t' => out.push(c),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || c == '\\'
@@ -87,5 +109,10 @@ mod tests {
         );
         assert_eq!(esc("größe").to_string(), "größe");
         assert_eq!(esc_bytes(b"a\xffb\x1b"), "a\\xffb\\u{1b}");
+        assert_eq!(
+            esc_text("line 1\n\tC:\\x \u{1b}[31m\u{7}\r\u{202e}"),
+            "line 1\n\tC:\\x \\u{1b}[31m\\u{7}\\u{d}\\u{202e}"
+        );
+        assert!(matches!(esc_text("plain\n"), std::borrow::Cow::Borrowed(_)));
     }
 }

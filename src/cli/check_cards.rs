@@ -18,8 +18,9 @@ pub(super) fn run(
                 p.display()
             );
         }
-        if !p.is_file() {
-            anyhow::bail!("cannot read {}: no such file", p.display());
+        // Says what is there: missing, unreadable, or a FIFO, socket or device.
+        if let Err(e) = crate::fsutil::require_regular_file(p) {
+            anyhow::bail!("cannot read {}: {e}", p.display());
         }
     }
     let mut diags = crate::registry::check_cards(paths);

@@ -68,8 +68,10 @@ pub struct ConvertArgs {
     /// Never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
-    /// URL prefix tried before the source's own URLs (the file name is appended); repeatable.
-    /// `file:///DIR/` works.
+    /// URL prefix tried before the source's own URLs; repeatable; `file:///DIR/` works. The
+    /// mirror layout: <PREFIX>/<host>[:<port>]/<URL path>, as `wget -m` saves it; the flat
+    /// <PREFIX>/<file name> too where no other registry file has that name or a full sha256 is
+    /// given.
     #[arg(long = "mirror", value_name = "URL-PREFIX", conflicts_with = "from")]
     pub mirrors: Vec<String>,
     /// Print the report as JSON.
@@ -99,7 +101,7 @@ fn stem(path: &Path) -> String {
 }
 
 /// Finds a registry model's source file in the cache, downloading it unless offline (mirrors
-/// first), and warns when nothing will verify its bytes.
+/// first), and warns when nothing verified the bytes of the file it found.
 pub(crate) fn fetch_source(
     registry: &Registry,
     entry: &crate::registry::ModelEntry,
@@ -112,14 +114,18 @@ pub(crate) fn fetch_source(
         download: true,
         mirrors: mirrors.to_vec(),
     };
-    if let Some(file) = entry.file(role) {
-        let spec = entry.fetch_spec(file);
+    let warning = entry.file(role).and_then(|file| {
+        let spec = registry.fetch_spec(entry, file);
         let lock = Cache::from_env()
             .ok()
             .map(|cache| source::lock_file(registry, &cache));
-        super::fetch::warn_if_unverified(&spec, lock.as_deref());
+        super::fetch::unverified_warning(&spec, lock.as_deref())
+    });
+    let fetched = source::fetch(registry, entry, role, &opts, Retry::Convert)?;
+    if let Some(w) = warning {
+        eprintln!("{}", zoo_converters::text::esc_text(&w));
     }
-    Ok(source::fetch(registry, entry, role, &opts, Retry::Convert)?.path)
+    Ok(fetched.path)
 }
 
 /// Runs `zoo convert`.

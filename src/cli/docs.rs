@@ -134,7 +134,8 @@ fn report_failing(failing: &[crate::report::CheckResult]) {
             .as_deref()
             .map_or(String::new(), |l| format!("{l}: "));
         let first = r.detail.lines().next().unwrap_or("");
-        eprintln!("failed: {at}{} {}: {first}", r.model, r.check.as_str());
+        let line = format!("failed: {at}{} {}: {first}", r.model, r.check.as_str());
+        eprintln!("{}", zoo_converters::text::esc_text(&line));
     }
     if failing.len() > SHOWN {
         eprintln!("failed: … and {} more", failing.len() - SHOWN);

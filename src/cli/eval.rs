@@ -35,7 +35,10 @@ pub struct EvalArgs {
     /// With no --weights: read the cache only (also ZOO_OFFLINE); `file:///` mirrors still work.
     #[arg(long)]
     pub offline: bool,
-    /// With no --weights: a server or `file:///DIR/` tried before the registry's URLs.
+    /// With no --weights: a server or `file:///DIR/` tried before the registry's URLs. The
+    /// mirror layout: <PREFIX>/<host>[:<port>]/<URL path>, as `wget -m` saves it; the flat
+    /// <PREFIX>/<file name> too where no other registry file has that name or a full sha256 is
+    /// given.
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
     /// Where inference runs: cpu, cuda or cuda:N.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use zoo_converters::text::esc_text;
 
 use super::Status;
 use crate::fetch::{
@@ -55,7 +56,10 @@ pub struct FetchArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// URL prefix tried before the file's own URLs (the file name is appended); repeatable.
+    /// URL prefix tried before the file's own URLs; repeatable; http(s):// or file:///DIR/. The
+    /// mirror layout: <PREFIX>/<host>[:<port>]/<URL path>, as `wget -m` saves it; the flat
+    /// <PREFIX>/<file name> too where no other registry file has that name or a full sha256 is
+    /// given.
     #[arg(long = "mirror", value_name = "URL-PREFIX")]
     pub mirrors: Vec<String>,
     /// Lock file pinning full sha256s learned from prefix-only hashes.
@@ -149,16 +153,20 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is not a positive byte count below 2^64"))
 }
 
-/// Warns (stderr) when nothing will verify the bytes of `spec`: no sha256, no prefix, and no
-/// pin in the lock file.
-pub(crate) fn warn_if_unverified(spec: &FileSpec, lock_file: Option<&std::path::Path>) {
-    if crate::source::unverified(spec, lock_file) {
-        eprintln!(
+/// The warning for a file nothing will verify (no sha256, no prefix, no pin in the lock file),
+/// decided before the fetch (which pins it) and printed only once the file is there: a fetch
+/// that fails used no bytes.
+pub(crate) fn unverified_warning(
+    spec: &FileSpec,
+    lock_file: Option<&std::path::Path>,
+) -> Option<String> {
+    crate::source::unverified(spec, lock_file).then(|| {
+        format!(
             "warning: {}: no sha256 to verify against (pass --sha256, or --sha256-prefix with at \
              least 8 hex digits); the bytes are taken as they come",
             spec.file_name
-        );
-    }
+        )
+    })
 }
 
 /// Runs `zoo fetch NAME… | --all` over registry files.
@@ -189,8 +197,8 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
             if !args.role.is_empty() && !args.role.contains(&role) {
                 continue;
             }
-            let spec = entry.fetch_spec(file);
-            warn_if_unverified(&spec, opts.lock_file.as_deref());
+            let spec = registry.fetch_spec(entry, file);
+            let warning = unverified_warning(&spec, opts.lock_file.as_deref());
             let result = if args.verify {
                 cache.verify(&spec, &opts)
             } else {
@@ -198,6 +206,9 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
             };
             match result {
                 Ok(fetched) => {
+                    if let Some(w) = &warning {
+                        eprintln!("{}", esc_text(w));
+                    }
                     print_fetched(&fetched, args.json)?;
                     if args.record && file.sha256.is_none() {
                         learned.push(crate::record::LearnedHash {
@@ -224,7 +235,7 @@ fn run_registry(args: &FetchArgs, registry: &crate::registry::Registry) -> anyho
         }
     }
     for f in &failures {
-        eprintln!("error: {f}");
+        eprintln!("error: {}", esc_text(f));
     }
     if !learned.is_empty() {
         for r in crate::record::record_hashes(&learned)? {
@@ -268,9 +279,11 @@ pub fn run(
         sha256: args.sha256.clone(),
         sha256_prefix: args.sha256_prefix.clone(),
         entry: None,
+        // One ad-hoc file: nothing says its name (often `model.safetensors`) is unique.
+        unique_name: false,
     };
     let opts = options(&args, args.lock_file.clone())?;
-    warn_if_unverified(&spec, opts.lock_file.as_deref());
+    let warning = unverified_warning(&spec, opts.lock_file.as_deref());
     let cache = Cache::from_env()?;
     let result = if args.verify {
         match cache.verify(&spec, &opts) {
@@ -282,11 +295,14 @@ pub fn run(
     };
     match result {
         Ok(fetched) => {
+            if let Some(w) = &warning {
+                eprintln!("{}", esc_text(w));
+            }
             print_fetched(&fetched, args.json)?;
             Ok(Status::Ok)
         }
         Err(err) if err.is_verification_failure() => {
-            eprintln!("error: verification failed: {err}");
+            eprintln!("error: verification failed: {}", esc_text(&err.to_string()));
             Ok(Status::Failed)
         }
         Err(err) => Err(err.into()),
@@ -324,13 +340,14 @@ fn print_fetched(fetched: &Fetched, json: bool) -> anyhow::Result<()> {
             None => "unverified: no hash to check".to_string(),
         },
     };
-    outln!(
+    let line = format!(
         "{}  {}  {} bytes  {} ({origin}; {proof})",
         fetched.sha256,
         fetched.file_name,
         fetched.size,
         fetched.path.display()
     );
+    outln!("{}", esc_text(&line));
     Ok(())
 }
 
@@ -358,7 +375,7 @@ impl ProgressSink for BarSink {
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(file_name.to_string());
+        bar.set_message(esc_text(file_name).into_owned());
         bar.set_position(already);
         if let Ok(mut slot) = self.bar.lock() {
             *slot = Some(bar);

@@ -173,7 +173,12 @@ pub fn main() -> ExitCode {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Errors quote names from files (tar members, tensors, URLs): no raw control
+            // characters reach the terminal.
+            eprintln!(
+                "error: {}",
+                zoo_converters::text::esc_text(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

@@ -34,8 +34,10 @@ pub struct ValidateArgs {
     /// Show every check's detail, passes included.
     #[arg(short, long)]
     pub verbose: bool,
-    /// URL prefix tried before each file's own URLs (the file name is appended); repeatable.
-    /// `file:///DIR/` works.
+    /// URL prefix tried before each file's own URLs; repeatable; `file:///DIR/` works. The
+    /// mirror layout: <PREFIX>/<host>[:<port>]/<URL path>, as `wget -m` saves it; the flat
+    /// <PREFIX>/<file name> too where no other registry file has that name or a full sha256 is
+    /// given.
     #[arg(long = "mirror", value_name = "URL-PREFIX")]
     pub mirrors: Vec<String>,
     /// Print the report as JSON.
@@ -201,7 +203,7 @@ pub(crate) fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow:
     if out.json {
         outln!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print_human(report, out.verbose, cx);
+        print_human(&report.shown(), out.verbose, cx);
     }
     Ok(if report.passed() {
         Status::Ok

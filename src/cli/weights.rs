@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use zoo_converters::text::{esc, esc_text};
 
 use super::Status;
 use crate::arch::Network;
@@ -72,9 +73,20 @@ pub fn fingerprint_cmd(
 ) -> anyhow::Result<Status> {
     let spec = spec(&args.arch, registry)?;
     let mut rows = vec![];
+    let mut failed = 0usize;
     for f in &args.files {
-        refuse_special(f)?;
-        let opened = checkpoint::open(f, spec.as_ref(), args.weights)?;
+        // One unreadable file does not hide the others' results: each failure is said, in
+        // order, and the run fails at the end.
+        let opened =
+            refuse_special(f).and_then(|()| Ok(checkpoint::open(f, spec.as_ref(), args.weights)?));
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}", esc_text(&format!("{e:#}")));
+                continue;
+            }
+        };
         let fp = fingerprint(opened.tensors.iter().map(|(k, t)| (k, t)));
         rows.push(serde_json::json!({"file": f, "format": opened.format, "fingerprint": fp}));
         if !args.json {
@@ -89,6 +101,12 @@ pub fn fingerprint_cmd(
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} file(s) could not be fingerprinted",
+            args.files.len()
+        );
     }
     Ok(Status::Ok)
 }
@@ -107,14 +125,15 @@ pub fn diff_cmd(
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&d)?);
     } else {
+        // Tensor names come from the files: shown escaped (no terminal control characters).
         for k in &d.only_in_a {
-            outln!("only in A: {k}");
+            outln!("only in A: {}", esc(k));
         }
         for k in &d.only_in_b {
-            outln!("only in B: {k}");
+            outln!("only in B: {}", esc(k));
         }
         for m in &d.mismatched {
-            outln!("shape/dtype: {}: A {} vs B {}", m.key, m.a, m.b);
+            outln!("shape/dtype: {}: A {} vs B {}", esc(&m.key), m.a, m.b);
         }
         let differing: Vec<_> = d.differing().collect();
         if !differing.is_empty() {
@@ -123,7 +142,7 @@ pub fn diff_cmd(
             t.set_header(["tensor", "max |A-B|", "max rel"]);
             for x in &differing {
                 t.add_row([
-                    x.key.clone(),
+                    esc(&x.key).to_string(),
                     format!("{:.3e}", x.max_abs),
                     format!("{:.3e}", x.max_rel),
                 ]);

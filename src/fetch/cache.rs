@@ -45,7 +45,9 @@ pub struct Cache {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SourceRecord {
-    /// The full source key (the directory name holds only part of its hash).
+    /// The source key with its URL's credentials and query values redacted ([`redact_url`]):
+    /// the record needs no secret (the directory name is the full key's hash), and a cache
+    /// directory is often shared or shown. Records from before held the full key; both match.
     key: String,
     /// The file name it was fetched under.
     file: String,
@@ -783,7 +785,8 @@ impl Cache {
     fn read_record(&self, key: &str) -> Option<SourceRecord> {
         let text = fs::read_to_string(self.source_dir(key).join(RECORD_FILE)).ok()?;
         let rec: SourceRecord = serde_json::from_str(&text).ok()?;
-        (rec.key == key && is_sha256_hex(&rec.sha256)).then_some(rec)
+        let matches = rec.key == redact_url(key) || rec.key == key;
+        (matches && is_sha256_hex(&rec.sha256)).then_some(rec)
     }
 
     /// Points `sources/<dir>/<file_name>` at the blob (replacing any older link atomically) and
@@ -817,7 +820,7 @@ impl Cache {
             fs::rename(&tmp, &path).map_err(|e| FetchError::io(&path, e))?;
         }
         let record = SourceRecord {
-            key: key.clone(),
+            key: redact_url(&key).into_owned(),
             file: spec.file_name.clone(),
             sha256: sha256.to_string(),
             size,
@@ -918,23 +921,44 @@ fn source_label(key: &str) -> String {
     }
 }
 
-/// Mirror-prefixed URLs first (prefix + file name), then the spec's URLs; no duplicates.
+/// The URLs to try: each mirror's candidates first ([`mirror_urls`]), then the spec's URLs; no
+/// duplicates.
 fn source_urls(spec: &FileSpec, opts: &FetchOptions) -> Vec<String> {
     let mut urls: Vec<String> = Vec::new();
     for prefix in &opts.mirrors {
-        let url = if prefix.ends_with('/') {
-            format!("{prefix}{}", spec.file_name)
-        } else {
-            format!("{prefix}/{}", spec.file_name)
-        };
-        if !urls.contains(&url) {
-            urls.push(url);
+        for url in mirror_urls(prefix, spec) {
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
         }
     }
     for url in &spec.urls {
         if !urls.contains(url) {
             urls.push(url.clone());
         }
+    }
+    urls
+}
+
+/// Where a mirror at `prefix` may hold `spec`'s file: `<prefix>/<host>[:<port>]/<path>` for each
+/// http(s) URL of the spec (the `wget -m` layout: distinct URLs never share a place), then
+/// `<prefix>/<file_name>` where that name cannot be mistaken for another file's (the spec's
+/// name is unique, or its full sha256 rejects any other file).
+fn mirror_urls(prefix: &str, spec: &FileSpec) -> Vec<String> {
+    let base = prefix.trim_end_matches('/');
+    let mut urls: Vec<String> = spec
+        .urls
+        .iter()
+        .filter_map(|u| reqwest::Url::parse(u).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .filter_map(|u| {
+            let host = u.host_str()?;
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            Some(format!("{base}/{host}{port}{}", u.path()))
+        })
+        .collect();
+    if spec.unique_name || spec.sha256.is_some() {
+        urls.push(format!("{base}/{}", spec.file_name));
     }
     urls
 }

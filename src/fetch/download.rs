@@ -23,6 +23,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE};
 use sha2::{Digest, Sha256};
 
 use super::hash::{hash_reader, BUF_SIZE};
+use zoo_converters::text::esc;
+
 use super::{redact_url, FetchError, ProgressSink};
 
 /// Result of a finished transfer: the content's full sha256 and size (the `.part` is fsynced).
@@ -179,15 +181,19 @@ pub fn download_http(
             .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
             .map(str::to_owned)
     };
-    let content_length = match header(CONTENT_LENGTH) {
-        Some(v) => Some(
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| protocol(format!("Content-Length {v:?} is not a byte count")))?,
-        ),
-        None => None,
-    };
+    let content_length =
+        match header(CONTENT_LENGTH) {
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                protocol(format!("Content-Length: {} is not a byte count", esc(&v)))
+            })?),
+            None => None,
+        };
     let content_range = header(CONTENT_RANGE);
+    // The header as the server sent it (escaped: it is the server's text), for messages.
+    let shown_range = content_range.as_deref().map_or_else(
+        || "no Content-Range".to_string(),
+        |v| format!("Content-Range: {}", esc(v)),
+    );
     match status {
         206 if have > 0 => {
             let range = content_range.as_deref().and_then(ContentRange::parse);
@@ -196,8 +202,7 @@ pub fn download_http(
                     let span = r.end - r.start + 1; // parse() guarantees start <= end
                     if content_length.is_some_and(|len| len != span) {
                         return Err(protocol(format!(
-                            "Content-Range {content_range:?} holds {span} bytes, but \
-                             Content-Length says {}",
+                            "{shown_range} holds {span} bytes, but Content-Length says {}",
                             content_length.unwrap_or_default()
                         )));
                     }
@@ -212,8 +217,7 @@ pub fn download_http(
                     // Not the range we asked for: drop the part so the retry starts clean.
                     file.set_len(0).map_err(io_err)?;
                     return Err(protocol(format!(
-                        "asked for bytes={have}-, got Content-Range {content_range:?}; \
-                         restarting from zero"
+                        "asked for bytes={have}-, got {shown_range}; restarting from zero"
                     )));
                 }
             }

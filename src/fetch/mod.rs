@@ -84,6 +84,9 @@ pub struct FileSpec {
     pub sha256_prefix: Option<String>,
     /// The registry model and role, when the file comes from the registry.
     pub entry: Option<RegistryFile>,
+    /// No other file the caller knows of (the registry's) has this file name, so a mirror may
+    /// also serve it flat, as `<prefix>/<file_name>` ([`FetchOptions::mirrors`]).
+    pub unique_name: bool,
 }
 
 impl FileSpec {
@@ -135,7 +138,11 @@ pub struct FetchOptions {
     /// (a `file:///DIR/` mirror) are consulted.
     pub offline: bool,
     /// URL prefixes (e.g. `file:///mnt/weights/`, `http://mirror.internal/zoo/`) tried before
-    /// the spec's own URLs; the file name is appended to each.
+    /// the spec's own URLs. A mirror holds each file where `wget -m` puts it:
+    /// `<prefix>/<host>[:<port>]/<path of the URL>` for each of the spec's http(s) URLs (no
+    /// query). The flat `<prefix>/<file_name>` is tried after that only where a file name
+    /// cannot be mistaken for another file's: the spec says so ([`FileSpec::unique_name`]),
+    /// or its full sha256 rejects any other file. So two `model.safetensors` never collide.
     pub mirrors: Vec<String>,
     /// Progress receiver, `None` for quiet operation.
     pub progress: Option<Arc<dyn ProgressSink>>,
@@ -647,8 +654,10 @@ impl FetchError {
 }
 
 /// `text` with the credentials of every URL in it replaced by `***`:
-/// `https://user:secret@host/x` → `https://***@host/x`. Text without `://` comes back
-/// unchanged (borrowed).
+/// `https://user:secret@host/x` → `https://***@host/x`, and every query value too (signed URLs
+/// carry their tokens there): `https://host/x?token=abc&X-Amz-Signature=f0` →
+/// `https://host/x?token=***&X-Amz-Signature=***`. Text without `://` comes back unchanged
+/// (borrowed).
 ///
 /// A URL ends at whitespace, a quote, `<`, `>`, `(`, `)` or a backtick. Its userinfo is what comes
 /// before the last
@@ -678,17 +687,48 @@ pub fn redact_url(text: &str) -> Cow<'_, str> {
                 .is_some_and(|(_, p)| !p.is_empty() && !p.bytes().all(|b| b.is_ascii_digit()));
             looks_like_password.then(|| token.rfind('@')).flatten()
         });
-        match userinfo_end {
+        let token = match userinfo_end {
             Some(at) => {
                 out.push_str("***");
-                out.push_str(&token[at..]);
+                &token[at..]
             }
-            None => out.push_str(token),
-        }
+            None => token,
+        };
+        redact_query(token, &mut out);
         rest = &tail[end..];
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+/// Appends `token` (a URL without its scheme and credentials) with each query value replaced by
+/// `***` (`k=v` → `k=***`, a bare `v` → `***`); the fragment is kept.
+fn redact_query(token: &str, out: &mut String) {
+    let Some(q) = token.find('?') else {
+        out.push_str(token);
+        return;
+    };
+    out.push_str(&token[..=q]);
+    let rest = &token[q + 1..];
+    let (query, fragment) = rest.split_at(rest.find('#').unwrap_or(rest.len()));
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((k, v)) if !v.is_empty() => {
+                out.push_str(k);
+                out.push_str("=***");
+            }
+            Some((k, _)) => {
+                out.push_str(k);
+                out.push('=');
+            }
+            None if !pair.is_empty() => out.push_str("***"),
+            None => {}
+        }
+    }
+    out.push_str(fragment);
 }
 
 /// What the fetched bytes must match, after merging the spec with the lock file.
@@ -779,6 +819,16 @@ mod tests {
             ),
             ("no url here", "no url here"),
             ("http://u:p@[::1]:80/", "http://***@[::1]:80/"),
+            (
+                "https://b.s3.amazonaws.com/m.bin?X-Amz-Credential=AK%2F1&X-Amz-Signature=f00d",
+                "https://b.s3.amazonaws.com/m.bin?X-Amz-Credential=***&X-Amz-Signature=***",
+            ),
+            (
+                "for url (http://u:p@h/f?token=s3cr3t&dl=1#top): refused",
+                "for url (http://***@h/f?token=***&dl=***#top): refused",
+            ),
+            ("http://h/f?s3cr3t", "http://h/f?***"),
+            ("http://h/f?a=&&b", "http://h/f?a=&&***"),
         ];
         for (text, want) in cases {
             assert_eq!(redact_url(text), want, "{text}");

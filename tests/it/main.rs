@@ -16,6 +16,7 @@ mod pipes;
 mod registry;
 mod schema_file;
 mod tf_fixtures;
+mod untrusted_text;
 mod validate;
 
 use std::path::{Path, PathBuf};
