@@ -622,6 +622,7 @@ fn prefix_only_pins_the_full_hash_which_is_then_enforced() {
         sha256: None,
         sha256_prefix: Some(full[..8].to_string()),
         entry: None,
+        unique_name: false,
     };
     let cache = cache_in(dir.path());
     let got = cache.fetch(&spec, &opts).unwrap();
@@ -682,6 +683,7 @@ fn prefix_mismatch_is_a_verification_failure() {
         sha256: None,
         sha256_prefix: Some(wrong_prefix.to_string()),
         entry: None,
+        unique_name: false,
     };
     let err = cache.fetch(&spec, &quick_opts()).unwrap_err();
     assert!(err.is_verification_failure());
@@ -1379,6 +1381,38 @@ fn convert_without_network_ends_with_next_steps() {
     assert!(out.contains(TINY_SHA256), "{out}");
 }
 
+/// `zoo convert` warns that nothing verifies a hash-less file only for a file it used: not
+/// before a fetch that then fails, and after one that succeeds.
+#[test]
+fn convert_warns_of_an_unverified_file_only_once_it_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let sha_line = format!("      Sha256: {TINY_SHA256}\n");
+    let (reg, _) = tiny_registry(dir.path(), &closed_port_url(), |t| {
+        assert!(t.contains(&sha_line));
+        t.replace(&sha_line, "")
+    });
+    let cache = dir.path().join("cache");
+    let out_arg = dir.path().join("out").display().to_string();
+    let (code, out, err) = registry_zoo(&reg, &cache, &["convert", "tiny", "--out", &out_arg]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(!err.contains("no sha256 to verify against"), "{err}");
+
+    let server = TestServer::start();
+    server.serve("/m/efficientnet-tiny.tar.gz", tiny_tarball());
+    let mirror = server.url("/m/");
+    let (code, out, err) = registry_zoo(
+        &reg,
+        &cache,
+        &["convert", "tiny", "--out", &out_arg, "--mirror", &mirror],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("warning: efficientnet-tiny.tar.gz: no sha256 to verify against"),
+        "{err}"
+    );
+}
+
 /// `zoo convert NAME --mirror URL` and `zoo validate --fetch --mirror URL` get the file from the
 /// mirror when the registry's URL is dead.
 #[test]
@@ -1386,7 +1420,8 @@ fn convert_and_validate_take_mirrors() {
     let server = TestServer::start();
     server.serve("/mirror/efficientnet-tiny.tar.gz", tiny_tarball());
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = tiny_registry(dir.path(), &closed_port_url(), |t| t);
+    let closed = closed_port_url();
+    let (reg, _) = tiny_registry(dir.path(), &closed, |t| t);
     let mirror = server.url("/mirror/");
 
     let out_arg = dir.path().join("out").display().to_string();
@@ -1409,7 +1444,13 @@ fn convert_and_validate_take_mirrors() {
         "{out}"
     );
     assert_eq!(server.full_gets("/mirror/efficientnet-tiny.tar.gz"), 2);
-    assert_eq!(server.request_count(), 2);
+    // Each run asked the `wget -m` place first (a 404 here), then the flat name (unique in
+    // the registry).
+    let asked: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    let host = closed.trim_start_matches("http://");
+    let wget = format!("/mirror/{host}/efficientnet-tiny.tar.gz");
+    let flat = "/mirror/efficientnet-tiny.tar.gz".to_string();
+    assert_eq!(asked, [wget.clone(), flat.clone(), wget, flat]);
 }
 
 /// A file with no `Sha256` in the registry is `pinned` after its first fetch, never `pass`

@@ -39,6 +39,7 @@ fn unsized_spec(name: &str, url: String, body: &[u8]) -> FileSpec {
         sha256: Some(sha256_hex(body)),
         sha256_prefix: None,
         entry: None,
+        unique_name: false,
     }
 }
 
@@ -588,6 +589,7 @@ fn short_sha256_prefixes_are_refused() {
         sha256: None,
         sha256_prefix: Some(prefix.into()),
         entry: None,
+        unique_name: false,
     };
     for short in ["5", &full[..7]] {
         let err = cache.fetch(&spec(short), &opts()).unwrap_err();

@@ -335,7 +335,10 @@ fn print_report(r: &EvalReport) {
     if !o.bad.is_empty() {
         outln!("  skipped {} unreadable images:", o.bad.len());
         for b in &o.bad {
-            outln!("    {}", b.error);
+            outln!(
+                "    {}",
+                zoo_converters::text::esc_text(&b.error.to_string())
+            );
         }
     }
     for j in &r.verdicts {

@@ -90,6 +90,7 @@ pub(super) fn run(registry: &Registry, patterns: &[String], json: bool) -> anyho
             .set_alignment(CellAlignment::Right),
         ]);
     }
-    outln!("{table}");
+    // Names and values come from the cards: shown escaped (no terminal control characters).
+    outln!("{}", zoo_converters::text::esc_text(&table.to_string()));
     Ok(Status::Ok)
 }

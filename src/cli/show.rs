@@ -2,6 +2,7 @@
 use std::path::Path;
 
 use serde::Serialize;
+use zoo_converters::text::esc_text;
 
 use super::Status;
 use crate::registry::Registry;
@@ -59,10 +60,11 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
         outln!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(Status::Ok);
     }
-    outln!("{}", entry.name());
-    outln!("  aliases:     {}", entry.aliases().join(", "));
+    // Names come from the card: shown escaped (no terminal control characters).
+    outln!("{}", esc_text(entry.name()));
+    outln!("  aliases:     {}", esc_text(&entry.aliases().join(", ")));
     if let Some(c) = entry.collection.as_ref().and_then(|c| c.name.as_ref()) {
-        outln!("  collection:  {}", c.as_str());
+        outln!("  collection:  {}", esc_text(c.as_str()));
     }
     outln!("  defined at:  {}:{}", entry.file.display(), entry.pos);
     outln!("  trainable parameters (from the architecture): {params}");
