@@ -1,27 +1,12 @@
 //! Out-of-range numbers from cards and the command line are typed errors, never a panic, an
 //! overflow or an unbounded allocation (issue 14: M5 and L10).
 use std::path::Path;
-use std::process::Command;
 
 use crate::{copy_dir, fixture, root, zoo};
 
-/// Runs zoo with an isolated cache; returns (exit code, stdout, stderr).
+/// Runs zoo in the crate root with an isolated cache; returns (exit code, stdout, stderr).
 fn zoo_isolated(cache: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
-        .args(args)
-        .current_dir(root())
-        .env("ZOO_CACHE", cache)
-        .env("TORCH_HOME", cache.join("no-torch"))
-        .env("HF_HOME", cache.join("no-hf"))
-        .env_remove("ZOO_OFFLINE")
-        .env_remove("ZOO_REGISTRY")
-        .output()
-        .expect("run zoo");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::zoo_isolated_in(root(), cache, args)
 }
 
 /// M5: each extreme architecture value is refused by the spec parser, naming the key, the value

@@ -47,6 +47,28 @@ pub fn zoo(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs the built `zoo` binary in `cwd` with the cache at `cache` and no torch.hub or Hugging
+/// Face cache to reuse (`ZOO_OFFLINE`, `ZOO_REGISTRY` and `NO_COLOR` unset); returns (exit
+/// code, stdout, stderr).
+pub fn zoo_isolated_in(cwd: &Path, cache: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(args)
+        .current_dir(cwd)
+        .env("ZOO_CACHE", cache)
+        .env("TORCH_HOME", cache.join("no-torch"))
+        .env("HF_HOME", cache.join("no-hf"))
+        .env_remove("ZOO_OFFLINE")
+        .env_remove("ZOO_REGISTRY")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run zoo");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `tests/python/<script> ARGS…` with `$ZOO_PYTHON` (a python with torch, timm, Pillow
 /// and huggingface_hub, as `scripts/setup.sh` makes it); returns its stdout and stderr, and
 /// panics with them when it fails.

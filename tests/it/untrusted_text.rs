@@ -6,23 +6,9 @@ use std::process::Command;
 
 use crate::{copy_dir, root, zoo};
 
-/// Runs zoo in `cwd` with an isolated cache; returns (exit code, stdout, stderr).
+/// Runs zoo in `cwd` with an isolated cache there; returns (exit code, stdout, stderr).
 fn zoo_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
-        .args(args)
-        .current_dir(cwd)
-        .env("ZOO_CACHE", cwd.join("cache"))
-        .env("TORCH_HOME", cwd.join("no-torch"))
-        .env("HF_HOME", cwd.join("no-hf"))
-        .env_remove("ZOO_OFFLINE")
-        .env_remove("ZOO_REGISTRY")
-        .output()
-        .expect("run zoo");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::zoo_isolated_in(cwd, &cwd.join("cache"), args)
 }
 
 /// No C0/C1 control character but line breaks and tabs, and no bidi override.

@@ -1,6 +1,5 @@
 //! `zoo validate`, shards and `zoo report merge` (issue 7).
 use std::path::Path;
-use std::process::Command;
 
 use crate::{copy_dir, fixture, root};
 
@@ -14,22 +13,7 @@ fn zoo_cached(cache: &Path, args: &[&str]) -> (i32, String, String) {
 
 /// Runs zoo in `cwd` with an isolated, empty cache.
 fn zoo_in(cwd: &Path, cache: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
-        .args(args)
-        .current_dir(cwd)
-        .env("ZOO_CACHE", cache)
-        .env("TORCH_HOME", cache.join("no-torch"))
-        .env("HF_HOME", cache.join("no-hf"))
-        .env_remove("ZOO_OFFLINE")
-        .env_remove("ZOO_REGISTRY")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run zoo");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::zoo_isolated_in(cwd, cache, args)
 }
 
 fn json(out: &str) -> serde_json::Value {
