@@ -820,6 +820,26 @@ mod tests {
             .contains("explained, which --strict fails"));
     }
 
+    /// XML 1.0 allows no C0 control but tab and line breaks, not even as `&#1;`: a detail
+    /// from a card with one is written as a visible escape, and the text report's copy too.
+    #[test]
+    fn junit_and_text_escape_control_characters() {
+        let rep = Report::new(vec![CheckResult::new(
+            "m\u{1b}[31m",
+            CheckKind::Accuracy,
+            Status::Fail,
+            "tensorflow\u{1}\u{1b}tpu\nline two",
+        )]);
+        let x = rep.to_junit();
+        assert!(!x.contains(['\u{1}', '\u{1b}']), "{x}");
+        assert!(x.contains("tensorflow\\u{1}\\u{1b}tpu&#10;line two"), "{x}");
+        assert!(x.contains("classname=\"m\\u{1b}[31m\""), "{x}");
+        let shown = rep.shown();
+        assert_eq!(shown.results[0].detail, "tensorflow\\u{1}\\u{1b}tpu\nline two");
+        assert_eq!(shown.results[0].model, "m\\u{1b}[31m");
+        assert_eq!(rep.results[0].detail, "tensorflow\u{1}\u{1b}tpu\nline two");
+    }
+
     #[test]
     fn junit_marks_skips_and_failures() {
         let rep = Report::new(vec![
