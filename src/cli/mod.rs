@@ -169,7 +169,9 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     signals::install();
-    match run(cli) {
+    let outcome = run(cli);
+    signals::settle();
+    match outcome {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
         Err(err) => {
