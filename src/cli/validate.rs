@@ -31,6 +31,11 @@ pub struct ValidateArgs {
     /// A skipped check fails the run (exit 1): for CI, where "not checked" must not pass.
     #[arg(long)]
     pub strict: bool,
+    /// With --strict: skips of this check do not fail the run (they are still listed as skips,
+    /// and a pinned or explained result of it still fails); repeatable. For a registry whose
+    /// models have no reference vectors: `--allow-skip inference`.
+    #[arg(long = "allow-skip", value_name = "CHECK", requires = "strict")]
+    pub allow_skips: Vec<crate::report::CheckKind>,
     /// Show every check's detail, passes included.
     #[arg(short, long)]
     pub verbose: bool,
@@ -138,6 +143,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
         },
         shard: shard_of,
         strict: args.strict,
+        allowed_skips: args.allow_skips.clone(),
         selected,
         models: checked,
     };
@@ -740,10 +746,13 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         outln!(
             "skipped ({}){}:",
             report.summary.skipped,
-            if report.strict {
-                ", which --strict counts as failures"
-            } else {
-                ""
+            match (report.strict, report.allowed_skips.is_empty()) {
+                (false, _) => String::new(),
+                (true, true) => ", which --strict counts as failures".to_string(),
+                (true, false) => format!(
+                    ", which --strict counts as failures except those of --allow-skip {}",
+                    report.allowed_skips_text()
+                ),
             }
         );
         let mut hints: Vec<String> = vec![];
@@ -827,4 +836,10 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
             (false, true) => "pinned, explained and skipped checks are not passes",
         }
     );
+    if report.strict && !report.allowed_skips.is_empty() {
+        outln!(
+            "  (--allow-skip {}: those skips do not fail the run)",
+            report.allowed_skips_text()
+        );
+    }
 }

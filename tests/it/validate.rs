@@ -732,6 +732,59 @@ fn strict_fails_a_run_with_skips() {
     assert_eq!(json(&out)["strict"], true);
 }
 
+/// `--allow-skip CHECK` (with `--strict` only): skips of the named checks do not fail the run,
+/// every other skip still does; the output, the JSON and the JUnit report say which.
+#[test]
+fn allow_skip_accepts_the_named_checks_skips_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strict = |extra: &[&str]| {
+        let mut args = vec!["validate", "--offline", "--strict", "b0_ns"];
+        args.extend_from_slice(extra);
+        zoo_cached(tmp.path(), &args)
+    };
+    // Nothing is cached: checksum, inference and fingerprint are skipped.
+    let (code, out, err) = strict(&["--allow-skip", "inference", "--allow-skip", "checksum"]);
+    assert_eq!(code, 1, "fingerprint's skip still fails: {out}{err}");
+    assert!(
+        out.contains(
+            "which --strict counts as failures except those of --allow-skip checksum,inference"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = strict(&[
+        "--allow-skip",
+        "inference",
+        "--allow-skip",
+        "checksum",
+        "--allow-skip",
+        "fingerprint",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json(&out);
+    assert_eq!(
+        report["allowed_skips"],
+        serde_json::json!(["checksum", "inference", "fingerprint"])
+    );
+    assert_eq!(report["summary"]["skipped"], 3, "still listed as skips");
+    // Without --strict it means nothing, so it is refused; an unknown check is refused.
+    let (code, _, err) = zoo_cached(
+        tmp.path(),
+        &[
+            "validate",
+            "--offline",
+            "--allow-skip",
+            "inference",
+            "b0_ns",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--strict"), "{err}");
+    let (code, _, err) = strict(&["--allow-skip", "speed"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown check `speed`"), "{err}");
+}
+
 /// The default output is short: the table, failures, skips by reason with how to run them, the
 /// registry and totals; `-v` adds every pass. Piped, the table fits 100 columns.
 #[test]
