@@ -696,6 +696,36 @@ fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
     assert!(err.contains("unknown model `b9_ns`"), "{err}");
 }
 
+/// `list` and `show` read around a broken registry file too: they show every readable model,
+/// print the error and what it leaves out on stderr, and `list` (whose output is then
+/// incomplete) exits 1.
+#[test]
+fn list_and_show_read_around_a_yaml_error() {
+    let tmp = registry_copy();
+    let reg = tmp.path().join("registry");
+    edit(
+        &reg.join("efficientnet/noisy-student.yml"),
+        "    LR: 0.128\n",
+        "    LR: [0.128\n",
+    );
+    let cache = tmp.path().join("cache");
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("tf_efficientnet_b0 "), "{out}");
+    assert!(!out.contains("tf_efficientnet_b0_ns"), "{out}");
+    assert!(
+        err.contains("noisy-student.yml:") && err.contains("error: invalid YAML"),
+        "{err}"
+    );
+    assert!(err.contains("not loaded: tf_efficientnet_b0_ns,"), "{err}");
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["show", "tf_efficientnet_b0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("tf_efficientnet_b0\n"), "{out}");
+    let (code, _, err) = zoo_in(tmp.path(), &cache, &["show", "b0_ns"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("which could not be read"), "{err}");
+}
+
 /// `--strict`: a skipped check fails the run, in the exit code, the JSON and the JUnit report.
 #[test]
 fn strict_fails_a_run_with_skips() {
