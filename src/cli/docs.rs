@@ -21,7 +21,9 @@ pub struct DocsArgs {
     /// Compare the committed files with freshly generated ones; exit 1 with a diff if stale.
     #[arg(long, conflicts_with = "out")]
     check: bool,
-    /// Write into DIR (`DIR/cards/*.md`, `DIR/schemas/*.json`) instead of the registry.
+    /// Write into DIR (`DIR/cards/*.md`, `DIR/schemas/*.json`) instead of the registry's own
+    /// places: `<registry>/cards/` and the schemas in `<registry>/../schemas/` (the project
+    /// root beside the registry directory).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Card formats to write: Papers-with-Code collection cards (`cards/<slug>.md`) and Hugging
