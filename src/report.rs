@@ -12,9 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Pos;
 
-/// Bumped whenever a check's meaning changes; part of the result-cache key.
-pub const CHECK_VERSION: u32 = 2;
-
 /// The checks, in display order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

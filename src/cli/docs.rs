@@ -120,7 +120,7 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        crate::card::write_atomic(path, text)
+        crate::fsutil::write_atomic(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

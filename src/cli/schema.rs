@@ -8,7 +8,7 @@ pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<
     if let Some(dir) = write {
         std::fs::create_dir_all(dir)?;
         for (name, text) in &files {
-            crate::card::write_atomic(&dir.join(name), text)?;
+            crate::fsutil::write_atomic(&dir.join(name), text)?;
             eprintln!("wrote {}", dir.join(name).display());
         }
         return Ok(Status::Ok);

@@ -196,7 +196,7 @@ pub(crate) fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow:
             );
         }
         // The error's kind only: the message of a failed temp file would name the temp file.
-        crate::card::write_atomic(path, &report.to_junit()).map_err(|e| {
+        crate::fsutil::write_atomic(path, &report.to_junit()).map_err(|e| {
             anyhow::anyhow!(
                 "cannot write the JUnit report {}: {}",
                 path.display(),
