@@ -984,6 +984,74 @@ fn tiny_registry(dir: &Path, server: &str) -> String {
     reg.display().to_string()
 }
 
+/// Without reference vectors, the inference check still maps the cached checkpoint onto the
+/// model's architecture (from the index, no tensor read): a checkpoint of another architecture
+/// fails, with the diagnosis; the right one is a skip that says it maps.
+#[test]
+fn without_reference_vectors_a_checkpoint_of_another_architecture_still_fails() {
+    let server = http_server::TestServer::start();
+    let bytes = std::fs::read(fixture("efficientnet-tiny/efficientnet-tiny.tar.gz")).unwrap();
+    server.serve("/efficientnet-tiny.tar.gz", bytes);
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tiny_registry(tmp.path(), &server.url(""));
+    let card = Path::new(&reg).join("tiny.yml");
+    let text = std::fs::read_to_string(&card).unwrap();
+    let at = text.find("    Reference:").unwrap();
+    let end = text[at..].find("Tolerance: 0.0001\n").unwrap() + at + "Tolerance: 0.0001\n".len();
+    std::fs::write(&card, format!("{}{}", &text[..at], &text[end..])).unwrap();
+    let cache = tmp.path().join("cache");
+    let (_, out, err) = zoo_cached(
+        &cache,
+        &["--registry", &reg, "validate", "tiny", "--fetch", "--json"],
+    );
+    let inference = |out: &str| {
+        json(out)["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == "inference")
+            .cloned()
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    let r = inference(&out);
+    assert_eq!(r["status"], "skipped", "{r}{err}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its checkpoint does map onto the architecture"),
+        "{r}"
+    );
+    // The card now claims another width: the cached checkpoint is not that model.
+    let text = std::fs::read_to_string(&card).unwrap();
+    std::fs::write(
+        &card,
+        text.replace("width=0.05,depth=0.5", "width=0.1,depth=0.5"),
+    )
+    .unwrap();
+    let (code, out, err) = zoo_cached(
+        &cache,
+        &[
+            "--registry",
+            &reg,
+            "validate",
+            "tiny",
+            "--offline",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    let r = inference(&out);
+    assert_eq!(r["status"], "fail", "{r}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the checkpoint fits --arch efficientnet:width=0.05,depth=0.5"),
+        "{r}"
+    );
+}
+
 /// The tiny model served by a local HTTP server: downloaded, converted, run, passed; corrupt
 /// bytes fail the checksum.
 #[test]
