@@ -94,7 +94,8 @@ enum Command {
     Flops(flops::FlopsArgs),
     /// List the registry's models (name, aliases, image size, parameters, FLOPs).
     List {
-        /// Glob patterns over names and aliases (`*b6*`, `tf_efficientnet_b?_ns`); all if none.
+        /// Glob patterns over names, aliases and collection names (`*b6*`, `tf_efficientnet_b?_ns`,
+        /// `'Noisy Student'`); all if none.
         patterns: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]

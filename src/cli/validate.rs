@@ -20,7 +20,8 @@ use crate::validate::{
 /// Arguments of `zoo validate`.
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Model names, aliases or glob patterns; all models if none.
+    /// Model names, aliases, collection names (`'Noisy Student'`) or glob patterns over them;
+    /// all models if none.
     pub patterns: Vec<String>,
     /// Use only what is cached; never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long, conflicts_with = "fetch")]
