@@ -1355,6 +1355,21 @@ fn convert_without_network_ends_with_next_steps() {
     }
     assert_eq!(err.matches(&url).count(), 1, "{err}");
     assert_eq!(err.matches("os error").count(), 1, "{err}");
+    // Nothing to resume from a refused connection: no empty `.part` is left in the cache.
+    fn parts(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                parts(&p, found);
+            } else if p.extension().is_some_and(|e| e == "part") {
+                found.push(p);
+            }
+        }
+    }
+    let mut found = vec![];
+    parts(&cache, &mut found);
+    let parts = found;
+    assert_eq!(parts, Vec::<std::path::PathBuf>::new());
 
     // Offline: the same steps, and no request.
     let (code, _, err) = registry_zoo(

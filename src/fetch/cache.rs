@@ -381,6 +381,12 @@ impl Cache {
                 }),
             }
         }
+        // A `.part` with bytes is kept for the next run to resume; an empty one (the connection
+        // was refused, or the first byte never came) is nothing to resume, so it goes. The lock
+        // file stays: another process may be waiting on it.
+        if fs::metadata(&part).is_ok_and(|m| m.len() == 0) {
+            fs::remove_file(&part).map_err(|e| FetchError::io(&part, e))?;
+        }
         Err(FetchError::AllSourcesFailed {
             file_name: spec.file_name.clone(),
             failures,
