@@ -949,7 +949,10 @@ mod tests {
         assert!(x.contains("tensorflow\\u{1}\\u{1b}tpu&#10;line two"), "{x}");
         assert!(x.contains("classname=\"m\\u{1b}[31m\""), "{x}");
         let shown = rep.shown();
-        assert_eq!(shown.results[0].detail, "tensorflow\\u{1}\\u{1b}tpu\nline two");
+        assert_eq!(
+            shown.results[0].detail,
+            "tensorflow\\u{1}\\u{1b}tpu\nline two"
+        );
         assert_eq!(shown.results[0].model, "m\\u{1b}[31m");
         assert_eq!(rep.results[0].detail, "tensorflow\u{1}\u{1b}tpu\nline two");
     }
