@@ -1084,20 +1084,14 @@ fn registry_zoo(reg: &Path, cache: &Path, args: &[&str]) -> (i32, String, String
     )
 }
 
-/// `zoo fetch m0 --role hf-safetensors`, then m1: each model gets its own `model.safetensors`.
-#[test]
-fn zoo_fetch_of_two_models_sharing_a_file_name_gets_each_its_own_bytes() {
-    let server = TestServer::start();
-    let (b0, b1) = (payload(10_000, 70), payload(10_001, 71));
-    server.serve("/timm/m0/resolve/main/model.safetensors", b0.clone());
-    server.serve("/timm/m1/resolve/main/model.safetensors", b1.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let reg = dir.path().join("registry");
+/// A registry at `<dir>/registry` of two models, m0 and m1, each with a hash-less
+/// `model.safetensors` at `<base>/timm/<model>/resolve/main/model.safetensors`.
+fn shared_name_registry(dir: &Path, base: &str) -> PathBuf {
+    let reg = dir.join("registry");
     std::fs::create_dir_all(&reg).unwrap();
     let model = |name: &str| {
         format!(
-            "- Name: {name}\n  In Collection: Shared Names\n  Zoo:\n    Architecture: tf_efficientnet_b0\n    Files:\n    - Role: hf-safetensors\n      File: model.safetensors\n      Urls:\n      - {}\n      Format: safetensors\n",
-            server.url(&format!("/timm/{name}/resolve/main/model.safetensors"))
+            "- Name: {name}\n  In Collection: Shared Names\n  Zoo:\n    Architecture: tf_efficientnet_b0\n    Files:\n    - Role: hf-safetensors\n      File: model.safetensors\n      Urls:\n      - {base}/timm/{name}/resolve/main/model.safetensors\n      Format: safetensors\n"
         )
     };
     std::fs::write(
@@ -1109,6 +1103,18 @@ fn zoo_fetch_of_two_models_sharing_a_file_name_gets_each_its_own_bytes() {
         ),
     )
     .unwrap();
+    reg
+}
+
+/// `zoo fetch m0 --role hf-safetensors`, then m1: each model gets its own `model.safetensors`.
+#[test]
+fn zoo_fetch_of_two_models_sharing_a_file_name_gets_each_its_own_bytes() {
+    let server = TestServer::start();
+    let (b0, b1) = (payload(10_000, 70), payload(10_001, 71));
+    server.serve("/timm/m0/resolve/main/model.safetensors", b0.clone());
+    server.serve("/timm/m1/resolve/main/model.safetensors", b1.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let reg = shared_name_registry(dir.path(), &server.url(""));
     let cache = dir.path().join("cache");
     for (name, body) in [("m0", &b0), ("m1", &b1), ("m0", &b0)] {
         let (code, out, err) = registry_zoo(
@@ -1146,22 +1152,7 @@ fn mirrors_keep_files_of_one_name_apart() {
     }
     server.serve("/A/model.safetensors", b0.clone());
     let dir = tempfile::tempdir().unwrap();
-    let reg = dir.path().join("registry");
-    std::fs::create_dir_all(&reg).unwrap();
-    let model = |name: &str| {
-        format!(
-            "- Name: {name}\n  In Collection: Shared Names\n  Zoo:\n    Architecture: tf_efficientnet_b0\n    Files:\n    - Role: hf-safetensors\n      File: model.safetensors\n      Urls:\n      - {origin}/timm/{name}/resolve/main/model.safetensors\n      Format: safetensors\n"
-        )
-    };
-    std::fs::write(
-        reg.join("model-index.yml"),
-        format!(
-            "Type: model-index\nCollections:\n- Name: Shared Names\nModels:\n{}{}",
-            model("m0"),
-            model("m1")
-        ),
-    )
-    .unwrap();
+    let reg = shared_name_registry(dir.path(), &origin);
     let cache = dir.path().join("cache");
     let mirror = server.url("/A/");
     let (code, out, err) = registry_zoo(
