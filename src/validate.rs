@@ -565,7 +565,7 @@ fn flops_result(entry: &ModelEntry, spec: &Network, documented: Option<&Count>) 
 }
 
 /// Every image size within [`NEARBY_IMAGE_SIZES`] of `s` (not `s`) at which some convention
-/// gives exactly `documented`, with the count, nearest size first: searched over the inputs the
+/// gives exactly `documented`, with the first such count, nearest size first: searched over the inputs the
 /// FLOPs check considers (square, the 1546:1213 rule, and its transpose). More than one size
 /// can give the same count (with TF 'same' padding, S and S+1 often do), so all are kept.
 fn nearby_image_sizes(spec: &Network, documented: u64, s: usize) -> Vec<(usize, flops::Count)> {
@@ -592,7 +592,9 @@ fn nearby_image_sizes(spec: &Network, documented: u64, s: usize) -> Vec<(usize, 
                     input,
                     value,
                 };
-                if value == documented && !found.contains(&(size, count)) {
+                // One count per size (the first of square, rule, transpose): the sizes are
+                // what differ, and a transposed input often counts the same.
+                if value == documented && !found.iter().any(|(at, _)| *at == size) {
                     found.push((size, count));
                 }
             }
