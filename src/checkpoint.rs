@@ -47,7 +47,9 @@ pub enum CheckpointError {
         head: Vec<u8>,
     },
     /// A TF checkpoint needs an architecture to map its names.
-    #[error("{path}: a TensorFlow checkpoint needs an architecture to map its variables to timm names")]
+    #[error(
+        "{path}: a TensorFlow checkpoint needs an architecture to map its variables to timm names"
+    )]
     NeedsArch {
         /// The path.
         path: PathBuf,

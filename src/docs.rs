@@ -37,8 +37,7 @@ use crate::lookup;
 use crate::registry::{ModelEntry, Registry, RegistryError};
 use crate::schema::yaml::{Node, Scalar, Style};
 use crate::schema::{
-    Collection, Count, FileRole, FlopsCounter, Metadata, Model, ModelIndex, Tagged,
-    Text,
+    Collection, Count, FileRole, FlopsCounter, Metadata, Model, ModelIndex, Tagged, Text,
 };
 
 use crate::template::{environment, render_error, TemplateError};

@@ -734,7 +734,13 @@ mod tests {
                         }
                     }
                 }
-                let _ = check_flops(net, 1, side, Convention::Thop2020, InputSize::thop_2020(side));
+                let _ = check_flops(
+                    net,
+                    1,
+                    side,
+                    Convention::Thop2020,
+                    InputSize::thop_2020(side),
+                );
                 let _ = count_all(net, side, None);
             }
         }

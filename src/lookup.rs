@@ -7,9 +7,9 @@
 //! models `…_ns`).
 use crate::arch::efficientnet::ArchError;
 use crate::arch::ArchConfig;
+use crate::filesize::{Container, SaveLayout};
 use crate::flops::{Convention, InputSize};
 use crate::registry::{ModelEntry, Registry, RegistryError};
-use crate::filesize::{Container, SaveLayout};
 use crate::schema::{FileFormat, FileRole, FlopsCounter, InputRule};
 
 /// What a name on the command line refers to.

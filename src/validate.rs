@@ -291,11 +291,7 @@ pub fn validate_model(
     };
     let meta = entry.model.metadata.as_ref();
     let documented = |f: fn(&crate::schema::Metadata) -> Option<&Count>| meta.and_then(f);
-    out.push(flops_result(
-        entry,
-        &spec,
-        documented(|m| m.flops.as_ref()),
-    ));
+    out.push(flops_result(entry, &spec, documented(|m| m.flops.as_ref())));
     out.push(params_result(
         entry,
         &spec,
@@ -716,9 +712,9 @@ fn size_result(
                 cached(a),
                 c.predicted.total
             ),
-            None => format!(
-                "{saved} layout{format}; the file is not cached, so this is a prediction"
-            ),
+            None => {
+                format!("{saved} layout{format}; the file is not cached, so this is a prediction")
+            }
         };
         return result(Status::Pass, how);
     }

@@ -137,7 +137,8 @@ pub(crate) fn fetch_source(
             command,
             from_flag: "--from",
         },
-    )?.path)
+    )?
+    .path)
 }
 
 /// Runs `zoo convert`.

@@ -8,6 +8,7 @@ use crate::checkpoint::CheckpointError;
 use crate::convert::output::OutputError;
 use crate::convert::pipeline::ConvertError;
 use crate::eval::model::ModelEvalError;
+use crate::eval::run::RunError;
 use crate::export::ExportError;
 use crate::mapping::fit::Diagnosis;
 
@@ -25,6 +26,8 @@ pub(crate) struct Flags {
     pub path: Option<&'static str>,
     /// `--name-as STEM`.
     pub name_as: bool,
+    /// `--skip-bad`.
+    pub skip_bad: bool,
 }
 
 impl Flags {
@@ -36,6 +39,7 @@ impl Flags {
             weight_set: false,
             path: None,
             name_as: false,
+            skip_bad: false,
         }
     }
 }
@@ -46,14 +50,13 @@ enum Fact<'e> {
     Several(&'e [std::path::PathBuf]),
     NeedsArch,
     UnsafeName,
+    BadImage,
 }
 
 fn checkpoint_fact(e: &CheckpointError) -> Option<Fact<'_>> {
     match e {
         CheckpointError::Mismatch { diagnosis, .. } => diagnosis.as_deref().map(Fact::Diagnosis),
-        CheckpointError::Mapping { error, .. } => {
-            error.diagnosis.as_deref().map(Fact::Diagnosis)
-        }
+        CheckpointError::Mapping { error, .. } => error.diagnosis.as_deref().map(Fact::Diagnosis),
         CheckpointError::SeveralCheckpoints { indexes, .. } => Some(Fact::Several(indexes)),
         CheckpointError::NeedsArch { .. } => Some(Fact::NeedsArch),
         _ => None,
@@ -78,8 +81,13 @@ fn fact<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<Fact<'a>> {
     if let Some(ExportError::Convert(e)) = cause.downcast_ref::<ExportError>() {
         return convert_fact(e);
     }
-    if let Some(ModelEvalError::Checkpoint(e)) = cause.downcast_ref::<ModelEvalError>() {
-        return checkpoint_fact(e);
+    match cause.downcast_ref::<ModelEvalError>() {
+        Some(ModelEvalError::Checkpoint(e)) => return checkpoint_fact(e),
+        Some(ModelEvalError::Run(RunError::Image(_))) => return Some(Fact::BadImage),
+        _ => {}
+    }
+    if let Some(RunError::Image(_)) = cause.downcast_ref::<RunError>() {
+        return Some(Fact::BadImage);
     }
     if let Some(OutputError::UnsafeName { .. }) = cause.downcast_ref::<OutputError>() {
         return Some(Fact::UnsafeName);
@@ -118,12 +126,15 @@ pub(crate) fn hint(flags: Flags, err: &anyhow::Error) -> Option<String> {
                 None => None,
             }
         }
-        Fact::NeedsArch => flags
-            .arch
-            .then(|| "hint: give the architecture with --arch (a timm name or a registry model)".into()),
+        Fact::NeedsArch => flags.arch.then(|| {
+            "hint: give the architecture with --arch (a timm name or a registry model)".into()
+        }),
         Fact::UnsafeName => flags
             .name_as
             .then(|| "hint: pass --name-as with a plain file name".into()),
+        Fact::BadImage => flags
+            .skip_bad
+            .then(|| "hint: --skip-bad counts and lists such images instead".into()),
     }
 }
 
@@ -135,7 +146,10 @@ mod tests {
 
     fn flags_of(args: &[&str]) -> Flags {
         use clap::Parser;
-        super::super::Cli::try_parse_from(args).unwrap().command.flags()
+        super::super::Cli::try_parse_from(args)
+            .unwrap()
+            .command
+            .flags()
     }
 
     fn mismatch(fits: &str, requested: &str) -> anyhow::Error {
@@ -178,7 +192,11 @@ mod tests {
         // The architecture is right: the other weight set, where the command has one.
         let same = mismatch("tf_efficientnet_b0", "tf_efficientnet_b0");
         assert!(hint(convert, &same).unwrap().contains("--weights raw"));
-        assert_eq!(hint(eval, &same), None, "eval's --weights is a file, not a set");
+        assert_eq!(
+            hint(eval, &same),
+            None,
+            "eval's --weights is a file, not a set"
+        );
 
         let several = || {
             anyhow::Error::new(CheckpointError::SeveralCheckpoints {
@@ -186,11 +204,20 @@ mod tests {
                 indexes: vec![PathBuf::from("d/a.index"), PathBuf::from("d/b.index")],
             })
         };
-        assert_eq!(hint(convert, &several()).unwrap(), "hint: give one as --from d/a");
-        assert_eq!(hint(eval, &several()).unwrap(), "hint: give one as --weights d/a");
+        assert_eq!(
+            hint(convert, &several()).unwrap(),
+            "hint: give one as --from d/a"
+        );
+        assert_eq!(
+            hint(eval, &several()).unwrap(),
+            "hint: give one as --weights d/a"
+        );
         let h = hint(fingerprint, &several()).unwrap();
         assert!(!h.contains("--"), "{h}");
-        assert!(h.contains("`zoo fingerprint` one by its prefix as FILE, e.g. d/a"), "{h}");
+        assert!(
+            h.contains("`zoo fingerprint` one by its prefix as FILE, e.g. d/a"),
+            "{h}"
+        );
         // The library's own message names no flag.
         let text = several().to_string();
         assert!(!text.contains("--"), "{text}");

@@ -195,6 +195,7 @@ impl Command {
                 weight_set: true,
                 path: Some("--from"),
                 name_as: true,
+                skip_bad: false,
             },
             Command::Export(_) => Flags {
                 weight_set: true,
@@ -215,6 +216,7 @@ impl Command {
             },
             Command::Eval(_) => Flags {
                 path: Some("--weights"),
+                skip_bad: true,
                 ..Flags::none("eval")
             },
             Command::Arch { .. } => Flags::none("arch"),

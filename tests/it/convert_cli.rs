@@ -93,7 +93,10 @@ fn convert_from_a_directory_with_two_checkpoints_is_refused_naming_both() {
     // The error, then the hint in convert's own flag.
     assert_eq!(err.lines().count(), 2, "{err}");
     assert!(
-        err.lines().nth(1).unwrap().starts_with("hint: give one as --from "),
+        err.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("hint: give one as --from "),
         "{err}"
     );
     assert!(!out.exists(), "nothing is created for a refused source");
@@ -101,7 +104,10 @@ fn convert_from_a_directory_with_two_checkpoints_is_refused_naming_both() {
     // fingerprint takes the checkpoint as FILE, not --from: its hint says so.
     let (code, _, err) = zoo(&["fingerprint", path(&dir), "--arch", TINY]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("2 TensorFlow checkpoints in this directory"), "{err}");
+    assert!(
+        err.contains("2 TensorFlow checkpoints in this directory"),
+        "{err}"
+    );
     assert!(!err.contains("--from"), "{err}");
     assert!(
         err.contains("hint: give `zoo fingerprint` one by its prefix as FILE, e.g. "),

@@ -615,7 +615,9 @@ fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() 
     assert!(matches!(e, RunError::Image(_)), "{e}");
     assert!(
         e.to_string().starts_with("class3/1.jpg: truncated image")
-            && e.to_string().contains("--skip-bad"),
+            && e.to_string()
+                .contains("unless such images are to be counted and listed")
+            && !e.to_string().contains("--"),
         "{e}"
     );
     let opts = RunOptions {
@@ -754,6 +756,10 @@ fn zoo_eval_top5_equals_timms_per_image() {
     let (code, _, err) = run(&[]);
     assert_eq!(code, 2);
     assert!(err.contains("class4/0.jpg: truncated image"), "{err}");
+    assert!(
+        err.contains("hint: --skip-bad counts and lists such images instead"),
+        "{err}"
+    );
     let (code, out, err) = run(&["--skip-bad"]);
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -123,7 +123,10 @@ fn flops_size_header_names_the_input_that_was_counted() {
         assert!(header.contains(card), "{out}");
         assert!(!header.contains("224x285"), "{header}");
         let report = json(&["flops", name, "--size", "300x200", "--json"]);
-        assert_eq!(report["size"], serde_json::json!({"height": 300, "width": 200}));
+        assert_eq!(
+            report["size"],
+            serde_json::json!({"height": 300, "width": 200})
+        );
         for r in report["counts"].as_array().unwrap() {
             assert_eq!(r["input"], report["size"], "{r}");
         }

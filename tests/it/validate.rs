@@ -891,13 +891,21 @@ fn shards_of_two_registry_contents_with_one_label_do_not_merge() {
         std::fs::write(&p, out).unwrap();
         let sha = r["registry"]["content_sha256"].as_str().unwrap().to_owned();
         assert_eq!(sha.len(), 64, "{sha}");
-        (p.display().to_string(), r["registry"]["source"].clone(), sha)
+        (
+            p.display().to_string(),
+            r["registry"]["source"].clone(),
+            sha,
+        )
     };
     let (one, source_a, sha_a) = shard(a.path(), 1);
     let (two, source_b, sha_b) = shard(b.path(), 2);
     assert_eq!(source_a, source_b, "the same label");
     assert_ne!(sha_a, sha_b);
-    let (code, out, err) = zoo_in(a.path(), &a.path().join("cache"), &["report", "merge", &one, &two]);
+    let (code, out, err) = zoo_in(
+        a.path(),
+        &a.path().join("cache"),
+        &["report", "merge", &one, &two],
+    );
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains("shard 1/2 and shard 2/2 checked different contents of the registry"),
@@ -907,7 +915,11 @@ fn shards_of_two_registry_contents_with_one_label_do_not_merge() {
     // The same content merges.
     let (two_a, _, sha) = shard(a.path(), 2);
     assert_eq!(sha, sha_a);
-    let (code, _, err) = zoo_in(a.path(), &a.path().join("cache"), &["report", "merge", &one, &two_a]);
+    let (code, _, err) = zoo_in(
+        a.path(),
+        &a.path().join("cache"),
+        &["report", "merge", &one, &two_a],
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -1264,7 +1276,11 @@ fn a_card_in_its_own_convention_and_container_passes_and_docs_agrees() {
     let (code, out, err) = zoo_in(tmp.path(), &cache, &["docs"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!err.contains("fails"), "docs saw the card fail: {err}");
-    let (code, out, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "--json", "b0_ns"]);
+    let (code, out, err) = zoo_in(
+        tmp.path(),
+        &cache,
+        &["validate", "--offline", "--json", "b0_ns"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     let r = json(&out);
     let find = |check: &str| {
@@ -1296,8 +1312,14 @@ fn a_card_in_its_own_convention_and_container_passes_and_docs_agrees() {
     );
     // The generated card carries exactly the values validate passed.
     let card = std::fs::read_to_string(tmp.path().join("registry/cards/noisy-student.md")).unwrap();
-    assert!(card.contains("FLOPs: 385814752"), "docs wrote another FLOPs");
-    assert!(card.contains("File Size: 21448401"), "docs wrote another File Size");
+    assert!(
+        card.contains("FLOPs: 385814752"),
+        "docs wrote another FLOPs"
+    );
+    assert!(
+        card.contains("File Size: 21448401"),
+        "docs wrote another File Size"
+    );
     let (code, out, err) = zoo_in(tmp.path(), &cache, &["flops", "b0_ns"]);
     assert_eq!(code, 0, "{err}");
     assert!(
