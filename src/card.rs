@@ -5,7 +5,6 @@
 //! Reading keeps the whole file text; writing replaces only the YAML inside each comment with the
 //! emitted index, so an unchanged card is written back byte for byte. Positions in diagnostics are
 //! those of the file (for markdown, the line numbers of the `.md`).
-use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -237,18 +236,4 @@ impl Card {
             .collect::<Vec<_>>()
             .join("---\n")
     }
-}
-
-/// Writes `contents` to `path` atomically: a temp file beside it, fsync, then rename. The file
-/// gets the mode a newly created file would (`0644` under umask 022), not a temp file's `0600`.
-pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = crate::fsutil::shared_temp_file(parent)?;
-    tmp.write_all(contents.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -53,6 +53,20 @@ pub fn check_component(name: &str) -> Result<(), UnsafeName> {
     }
 }
 
+/// Writes `contents` to `path` atomically: a temp file beside it, fsync, then rename. The file
+/// gets the mode a newly created file would (`0644` under umask 022), not a temp file's `0600`.
+pub fn write_atomic(path: &Path, contents: &str) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = shared_temp_file(parent)?;
+    std::io::Write::write_all(&mut tmp, contents.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// A new temporary file in `dir`, created with mode `0666` minus the process umask, so that
 /// renaming it into place gives the permissions any newly created file would have.
 pub fn shared_temp_file(dir: &Path) -> io::Result<tempfile::NamedTempFile> {

@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::card::{write_atomic, Card, CardKind};
+use crate::card::{Card, CardKind};
 use crate::diagnostic::Diagnostic;
+use crate::fsutil::write_atomic;
 use crate::schema::{Text, WeightFile};
 
 /// A full sha256 learned for one registry file, to be written into its card.

@@ -1124,8 +1124,8 @@ impl Registry {
         self.models.values()
     }
 
-    /// Models whose name or an alias matches any of the glob patterns (all models if none),
-    /// sorted by name. A pattern that matches nothing is an error with suggestions.
+    /// Models whose name, an alias or whose collection's name matches any of the glob patterns
+    /// (all models if none), sorted by name. A pattern that matches nothing is an error with suggestions.
     pub fn select(&self, patterns: &[String]) -> Result<Vec<&ModelEntry>, RegistryError> {
         if patterns.is_empty() {
             return Ok(self.models().collect());
@@ -1146,7 +1146,12 @@ impl Registry {
         let mut out = Vec::new();
         for entry in self.models() {
             let mut matched = false;
-            for n in std::iter::once(entry.name()).chain(entry.aliases()) {
+            // A model is also selected by its collection's name (`'Noisy Student'`).
+            let collection = entry.model.in_collection.as_ref().map(|c| c.as_str());
+            for n in std::iter::once(entry.name())
+                .chain(entry.aliases())
+                .chain(collection)
+            {
                 for i in set.matches(n) {
                     hit[i] = true;
                     matched = true;

@@ -12,9 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Pos;
 
-/// Bumped whenever a check's meaning changes; part of the result-cache key.
-pub const CHECK_VERSION: u32 = 2;
-
 /// The checks, in display order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -59,6 +56,38 @@ impl CheckKind {
             CheckKind::Fingerprint => "fingerprint",
             CheckKind::Docs => "docs",
         }
+    }
+}
+
+impl CheckKind {
+    /// Every check, in display order.
+    pub const ALL: [CheckKind; 11] = [
+        CheckKind::Schema,
+        CheckKind::Input,
+        CheckKind::Flops,
+        CheckKind::Params,
+        CheckKind::FileSize,
+        CheckKind::Accuracy,
+        CheckKind::Checksum,
+        CheckKind::Inference,
+        CheckKind::Measured,
+        CheckKind::Fingerprint,
+        CheckKind::Docs,
+    ];
+}
+
+impl std::str::FromStr for CheckKind {
+    type Err = String;
+
+    /// A column name (`inference`, `file-size`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        CheckKind::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = CheckKind::ALL.iter().map(|c| c.as_str()).collect();
+                format!("unknown check `{s}` (expected one of {})", names.join(", "))
+            })
     }
 }
 
@@ -215,6 +244,8 @@ pub struct Run {
     pub shard: Shard,
     /// `--strict`: a skipped check fails the run.
     pub strict: bool,
+    /// `--allow-skip`: the checks whose skips `--strict` accepts (sorted).
+    pub allowed_skips: Vec<CheckKind>,
     /// Every model selected (all shards together), sorted.
     pub selected: Vec<String>,
     /// The models this run checked (its shard's), sorted.
@@ -232,6 +263,10 @@ pub struct Report {
     pub shard: Shard,
     /// `--strict`: skipped checks fail the run.
     pub strict: bool,
+    /// `--allow-skip`: the checks whose skips `--strict` accepts (sorted); a pinned or explained
+    /// result of them still fails a strict run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_skips: Vec<CheckKind>,
     /// Every model selected, all shards together (sorted).
     pub selected: Vec<String>,
     /// The models this report checked (sorted).
@@ -370,6 +405,7 @@ impl Report {
             },
             shard: Shard::ALL,
             strict: false,
+            allowed_skips: vec![],
             selected: models.clone(),
             models,
         };
@@ -397,6 +433,12 @@ impl Report {
             registry: run.registry,
             shard: run.shard,
             strict: run.strict,
+            allowed_skips: {
+                let mut a = run.allowed_skips;
+                a.sort();
+                a.dedup();
+                a
+            },
             selected: run.selected,
             models: run.models,
             summary,
@@ -409,11 +451,31 @@ impl Report {
         self.summary
     }
 
-    /// True when no check failed and, under `--strict`, none was skipped, explained or rests
-    /// on a first-use pin (under `--strict` every check must be a pass).
+    /// True when no check failed and, under `--strict`, none was skipped (other than a check
+    /// of [`Report::allowed_skips`]), explained or rests on a first-use pin.
     pub fn passed(&self) -> bool {
-        let unproven = self.summary.skipped + self.summary.pinned + self.summary.explained;
-        self.summary.fail == 0 && !(self.strict && unproven > 0)
+        self.summary.fail == 0 && !(self.strict && self.strict_failures() > 0)
+    }
+
+    /// Whether `--strict` fails this result.
+    fn fails_strict(&self, r: &CheckResult) -> bool {
+        match r.status {
+            Status::Pass | Status::Fail => false,
+            Status::Pinned | Status::Explained => true,
+            Status::Skipped => !self.allowed_skips.contains(&r.check),
+        }
+    }
+
+    /// [`Report::allowed_skips`] as `--allow-skip` spells them, comma-separated (empty: none).
+    pub fn allowed_skips_text(&self) -> String {
+        let names: Vec<&str> = self.allowed_skips.iter().map(|c| c.as_str()).collect();
+        names.join(",")
+    }
+
+    /// The results that are not passes and that `--strict` fails (skips of allowed checks
+    /// excepted).
+    pub fn strict_failures(&self) -> usize {
+        self.results.iter().filter(|r| self.fails_strict(r)).count()
     }
 
     /// Combines shard reports into one, as if from a single run. Every shard `1/N … N/N` of one
@@ -487,6 +549,13 @@ impl Report {
             registry: first.registry.clone(),
             shard: Shard::ALL,
             strict: reports.iter().any(|r| r.strict),
+            // A skip is accepted only where every shard accepted it.
+            allowed_skips: first
+                .allowed_skips
+                .iter()
+                .filter(|c| reports.iter().all(|r| r.allowed_skips.contains(c)))
+                .copied()
+                .collect(),
             selected: first.selected.clone(),
             models: first.selected.clone(),
         };
@@ -516,7 +585,8 @@ impl Report {
     pub fn to_junit(&self) -> String {
         let s = self.summary;
         let (failures, skipped) = if self.strict {
-            (s.fail + s.skipped + s.pinned + s.explained, 0)
+            let strict = self.strict_failures();
+            (s.fail + strict, s.skipped + s.pinned + s.explained - strict)
         } else {
             (s.fail, s.skipped + s.pinned + s.explained)
         };
@@ -540,6 +610,7 @@ impl Report {
                 format!("{} of {} selected", self.models.len(), self.selected.len()),
             ),
             ("strict", self.strict.to_string()),
+            ("allowed-skips", self.allowed_skips_text()),
             ("zoo", self.zoo_version.clone()),
         ] {
             let _ = writeln!(
@@ -576,7 +647,7 @@ impl Report {
                         xml(&text)
                     );
                 }
-                Status::Skipped if self.strict => {
+                Status::Skipped if self.strict && self.fails_strict(r) => {
                     let _ = writeln!(
                         x,
                         ">\n      <failure message=\"{}\"/>\n    </testcase>",
@@ -693,6 +764,7 @@ mod tests {
             },
             shard: Shard { index: k, count: n },
             strict: false,
+            allowed_skips: vec![],
             selected: selected.iter().map(|s| s.to_string()).collect(),
             models: mine.iter().map(|s| s.to_string()).collect(),
         };
@@ -752,6 +824,48 @@ mod tests {
         // Every shard there, but a model fell between them.
         let err = Report::merge([s(1), s(2), s(3), shard_report(4, 4, &all, &[])]).unwrap_err();
         assert_eq!(err.to_string(), "no shard checked d");
+    }
+
+    /// `--allow-skip inference` accepts inference skips under `--strict`, and nothing else:
+    /// another check's skip, or a pinned inference result, still fails; JUnit shows the allowed
+    /// skip as `<skipped>` and counts it so.
+    #[test]
+    fn allowed_skips_are_accepted_by_strict_for_their_check_only() {
+        let result = |model: &str, check, status| CheckResult {
+            model: model.into(),
+            check,
+            status,
+            documented: None,
+            measured: None,
+            predicted: false,
+            location: None,
+            detail: "no reference vectors for this model".into(),
+        };
+        let run = |results: Vec<CheckResult>| {
+            let mut r = Report::new(results);
+            r.strict = true;
+            r.allowed_skips = vec![CheckKind::Inference];
+            r
+        };
+        let only_inference = run(vec![
+            result("a", CheckKind::Flops, Status::Pass),
+            result("a", CheckKind::Inference, Status::Skipped),
+        ]);
+        assert!(only_inference.passed());
+        assert_eq!(only_inference.strict_failures(), 0);
+        let junit = only_inference.to_junit();
+        assert!(junit.contains("failures=\"0\" skipped=\"1\""), "{junit}");
+        assert!(junit.contains("<property name=\"allowed-skips\" value=\"inference\"/>"));
+        assert!(!run(vec![result("a", CheckKind::Checksum, Status::Skipped)]).passed());
+        assert!(!run(vec![result("a", CheckKind::Inference, Status::Pinned)]).passed());
+        let mut not_strict = run(vec![result("a", CheckKind::Checksum, Status::Skipped)]);
+        not_strict.strict = false;
+        assert!(not_strict.passed());
+        assert_eq!("file-size".parse::<CheckKind>(), Ok(CheckKind::FileSize));
+        assert!("nope"
+            .parse::<CheckKind>()
+            .unwrap_err()
+            .contains("inference"));
     }
 
     #[test]

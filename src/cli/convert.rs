@@ -30,9 +30,9 @@ pub enum SourceKind {
 
 /// Arguments of `zoo convert`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("checkpoint").required(true).multiple(true).args(["name", "from"])))]
 pub struct ConvertArgs {
     /// A registry model (name or alias); its source comes from the cache or a download.
-    #[arg(required_unless_present = "from")]
     pub name: Option<String>,
     /// A local checkpoint instead: TF bundle prefix/.index/directory/.tar.gz, .pth or .safetensors.
     #[arg(long, value_name = "PATH")]

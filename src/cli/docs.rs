@@ -21,7 +21,9 @@ pub struct DocsArgs {
     /// Compare the committed files with freshly generated ones; exit 1 with a diff if stale.
     #[arg(long, conflicts_with = "out")]
     check: bool,
-    /// Write into DIR (`DIR/cards/*.md`, `DIR/schemas/*.json`) instead of the registry.
+    /// Write into DIR (`DIR/cards/*.md`, `DIR/schemas/*.json`) instead of the registry's own
+    /// places: `<registry>/cards/` and the schemas in `<registry>/../schemas/` (the project
+    /// root beside the registry directory).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Card formats to write: Papers-with-Code collection cards (`cards/<slug>.md`) and Hugging
@@ -118,7 +120,7 @@ pub(super) fn run(args: DocsArgs, registry_dir: Option<&Path>) -> anyhow::Result
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        crate::card::write_atomic(path, text)
+        crate::fsutil::write_atomic(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

@@ -95,7 +95,8 @@ enum Command {
     Flops(flops::FlopsArgs),
     /// List the registry's models (name, aliases, image size, parameters, FLOPs).
     List {
-        /// Glob patterns over names and aliases (`*b6*`, `tf_efficientnet_b?_ns`); all if none.
+        /// Glob patterns over names, aliases and collection names (`*b6*`, `tf_efficientnet_b?_ns`,
+        /// `'Noisy Student'`); all if none.
         patterns: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -171,7 +172,9 @@ pub fn main() -> ExitCode {
     }
     signals::install();
     let flags = cli.command.flags();
-    match run(cli) {
+    let outcome = run(cli);
+    signals::settle();
+    match outcome {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
         Err(err) => {
@@ -244,9 +247,15 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Flops(args) => flops::run(args, || load_registry(&cli.registry)),
         Command::List { patterns, json } => {
-            list::run(&load_registry(&cli.registry)?, &patterns, json)
+            let (registry, errors) = load_registry_reporting_errors(&cli.registry)?;
+            let status = list::run(&registry, &patterns, json)?;
+            // An incomplete listing must not look like a whole one to a script.
+            Ok(if errors > 0 { Status::Failed } else { status })
         }
-        Command::Show { name, json } => show::run(&load_registry(&cli.registry)?, &name, json),
+        Command::Show { name, json } => {
+            let (registry, _) = load_registry_reporting_errors(&cli.registry)?;
+            show::run(&registry, &name, json)
+        }
         Command::Schema { write, check } => schema::run(write.as_deref(), check.as_deref()),
         Command::CheckCards { paths, json } => {
             check_cards::run(&paths, json, || load_registry(&cli.registry))
@@ -303,6 +312,37 @@ fn load_registry(dir: &Option<PathBuf>) -> anyhow::Result<crate::registry::Regis
         }
     }
     Ok(registry)
+}
+
+/// The registry for commands that only read it (`list`, `show`): a file with errors does not stop
+/// them. Its errors go to stderr, with the models they leave out, and their count is returned.
+fn load_registry_reporting_errors(
+    dir: &Option<PathBuf>,
+) -> anyhow::Result<(crate::registry::Registry, usize)> {
+    let registry = crate::registry::Registry::open_keep_errors(&locate_registry(dir.as_deref())?)?;
+    let mut errors = 0;
+    for d in registry.diagnostics() {
+        if d.is_error() {
+            errors += 1;
+        }
+        eprintln!("{d}");
+    }
+    if errors > 0 {
+        let lost: Vec<&str> = registry
+            .unreadable()
+            .iter()
+            .flat_map(|u| u.models.iter().map(|(name, _)| name.as_str()))
+            .collect();
+        eprintln!(
+            "the registry has {errors} error(s) (above; `zoo validate` reports them with every other check){}",
+            if lost.is_empty() {
+                String::new()
+            } else {
+                format!("; not loaded: {}", lost.join(", "))
+            }
+        );
+    }
+    Ok((registry, errors))
 }
 
 /// Most shards `--shard K/N` may split a run into (far more than any CI matrix runs).

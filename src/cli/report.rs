@@ -25,6 +25,10 @@ pub enum ReportCommand {
         /// A skipped check fails the merged run (also when the shards ran with `--strict`).
         #[arg(long)]
         strict: bool,
+        /// With --strict: skips of this check do not fail the merged run (repeatable); a skip
+        /// the shards' own `--allow-skip` all accepted is accepted too.
+        #[arg(long = "allow-skip", value_name = "CHECK", requires = "strict")]
+        allow_skips: Vec<crate::report::CheckKind>,
         /// Show every check's detail, passes included.
         #[arg(short, long)]
         verbose: bool,
@@ -39,6 +43,7 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<Status> {
             json,
             junit,
             strict,
+            allow_skips,
             verbose,
         } => {
             let mut parsed = vec![];
@@ -77,6 +82,9 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<Status> {
                 }
             };
             merged.strict |= strict;
+            merged.allowed_skips.extend(allow_skips);
+            merged.allowed_skips.sort();
+            merged.allowed_skips.dedup();
             let out = Output {
                 json,
                 junit: junit.as_deref(),

@@ -8,7 +8,7 @@ pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<
     if let Some(dir) = write {
         std::fs::create_dir_all(dir)?;
         for (name, text) in &files {
-            crate::card::write_atomic(&dir.join(name), text)?;
+            crate::fsutil::write_atomic(&dir.join(name), text)?;
             eprintln!("wrote {}", dir.join(name).display());
         }
         return Ok(Status::Ok);
@@ -17,15 +17,18 @@ pub(super) fn run(write: Option<&Path>, check: Option<&Path>) -> anyhow::Result<
         let mut stale = false;
         for (name, text) in &files {
             let path = dir.join(name);
-            let current = std::fs::read_to_string(&path).unwrap_or_default();
-            if current != *text {
-                outln!(
-                    "{} is stale; run `zoo schema --write {}`",
-                    path.display(),
-                    dir.display()
-                );
-                stale = true;
-            }
+            let problem = match std::fs::read_to_string(&path) {
+                Ok(current) if current == *text => continue,
+                Ok(_) => "is stale".to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing".to_string(),
+                Err(e) => format!("cannot be read ({e})"),
+            };
+            outln!(
+                "{} {problem}; run `zoo schema --write {}`",
+                path.display(),
+                dir.display()
+            );
+            stale = true;
         }
         return Ok(if stale { Status::Failed } else { Status::Ok });
     }

@@ -1,12 +1,32 @@
 //! SIGINT and SIGTERM: remove the temporary directories this run registered
 //! ([`crate::scratch`]), say so, and exit 130 or 143 (128 + the signal), as a shell reports a
 //! process ended by the signal.
+//!
+//! The exit is `_exit` (`signal_hook::low_level::exit`): no `atexit` handlers and no C++ static
+//! destructors run while other threads (libtorch's) are still working, which `std::process::exit`
+//! would do and which crashed (SIGSEGV, status 139) when Ctrl-C landed in a forward pass. A main
+//! thread that finishes while the cleanup runs waits for it ([`settle`]), so an interrupted run
+//! never ends with the status of a finished one.
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set when a signal arrived; the exit is then the signal thread's.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Starts a thread that waits for SIGINT or SIGTERM. Without it the default action ends the
 /// process at once, leaving a tarball's extraction and the staging directory behind.
 pub(crate) fn install() {
     #[cfg(unix)]
     unix::install();
+}
+
+/// Called by `main` before it returns: when a signal arrived, the signal thread is removing this
+/// run's directories and will end the process with 128 + the signal; wait for it.
+pub(crate) fn settle() {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -31,6 +51,7 @@ mod unix {
     }
 
     fn interrupted(signal: i32) -> ! {
+        super::INTERRUPTED.store(true, super::Ordering::SeqCst);
         let name = match signal {
             SIGINT => "SIGINT",
             SIGTERM => "SIGTERM",
@@ -47,7 +68,7 @@ mod unix {
                     eprintln!("  {}", p.display());
                 }
             }
-            std::process::exit(128 + signal)
+            signal_hook::low_level::exit(128 + signal)
         })
     }
 }

@@ -20,7 +20,8 @@ use crate::validate::{
 /// Arguments of `zoo validate`.
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Model names, aliases or glob patterns; all models if none.
+    /// Model names, aliases, collection names (`'Noisy Student'`) or glob patterns over them;
+    /// all models if none.
     pub patterns: Vec<String>,
     /// Use only what is cached; never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long, conflicts_with = "fetch")]
@@ -31,6 +32,11 @@ pub struct ValidateArgs {
     /// A skipped check fails the run (exit 1): for CI, where "not checked" must not pass.
     #[arg(long)]
     pub strict: bool,
+    /// With --strict: skips of this check do not fail the run (they are still listed as skips,
+    /// and a pinned or explained result of it still fails); repeatable. For a registry whose
+    /// models have no reference vectors: `--allow-skip inference`.
+    #[arg(long = "allow-skip", value_name = "CHECK", requires = "strict")]
+    pub allow_skips: Vec<crate::report::CheckKind>,
     /// Show every check's detail, passes included.
     #[arg(short, long)]
     pub verbose: bool,
@@ -139,6 +145,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
         },
         shard: shard_of,
         strict: args.strict,
+        allowed_skips: args.allow_skips.clone(),
         selected,
         models: checked,
     };
@@ -191,7 +198,7 @@ pub(crate) fn emit(report: &Report, out: &Output<'_>, cx: &Hints<'_>) -> anyhow:
             );
         }
         // The error's kind only: the message of a failed temp file would name the temp file.
-        crate::card::write_atomic(path, &report.to_junit()).map_err(|e| {
+        crate::fsutil::write_atomic(path, &report.to_junit()).map_err(|e| {
             anyhow::anyhow!(
                 "cannot write the JUnit report {}: {}",
                 path.display(),
@@ -741,10 +748,13 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
         outln!(
             "skipped ({}){}:",
             report.summary.skipped,
-            if report.strict {
-                ", which --strict counts as failures"
-            } else {
-                ""
+            match (report.strict, report.allowed_skips.is_empty()) {
+                (false, _) => String::new(),
+                (true, true) => ", which --strict counts as failures".to_string(),
+                (true, false) => format!(
+                    ", which --strict counts as failures except those of --allow-skip {}",
+                    report.allowed_skips_text()
+                ),
             }
         );
         let mut hints: Vec<String> = vec![];
@@ -828,4 +838,10 @@ fn print_human(report: &Report, verbose: bool, cx: &Hints<'_>) {
             (false, true) => "pinned, explained and skipped checks are not passes",
         }
     );
+    if report.strict && !report.allowed_skips.is_empty() {
+        outln!(
+            "  (--allow-skip {}: those skips do not fail the run)",
+            report.allowed_skips_text()
+        );
+    }
 }

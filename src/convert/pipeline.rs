@@ -177,8 +177,10 @@ pub fn provenance(
     );
     m.insert("zoo.source_sha256".into(), sha256.into());
     m.insert("zoo.arch".into(), spec.arch.clone());
-    m.insert("zoo.mapping".into(), MAPPING_VERSION.into());
+    // The TF → timm map applies to TF sources only; a `.pth` or safetensors source is read
+    // under timm's own names.
     if let Some(w) = weights {
+        m.insert("zoo.mapping".into(), MAPPING_VERSION.into());
         m.insert("zoo.weights".into(), w.as_str().into());
     }
     // When not known yet, the streaming writer fills it in.

@@ -194,6 +194,33 @@ fn legacy_pth_converts_bit_identically() {
     );
 }
 
+/// A `.pth` repacked as safetensors records its source, but no TF map or weight set: neither
+/// applies to a source already in timm's names.
+#[test]
+fn a_pth_repack_records_no_tf_mapping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = zoo(&[
+        "convert",
+        "--from",
+        &tiny("tf_efficientnet_tiny.pth"),
+        "--arch",
+        "efficientnet:width=0.05,depth=0.5,classes=10",
+        "--format",
+        "safetensors",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let st = outputs(tmp.path())
+        .into_iter()
+        .find(|f| f.extension().unwrap() == "safetensors")
+        .unwrap();
+    let (_, meta) = zoo_converters::safetensors::read(&st).unwrap();
+    assert_eq!(meta["zoo.source"], "tf_efficientnet_tiny.pth");
+    assert!(!meta.contains_key("zoo.mapping"), "{meta:?}");
+    assert!(!meta.contains_key("zoo.weights"), "{meta:?}");
+}
+
 /// Issue 8: fingerprints agree across containers (and with zoo's own conversion); raw differs.
 #[test]
 fn fingerprints_via_cli() {

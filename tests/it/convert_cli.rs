@@ -243,6 +243,14 @@ fn a_wrong_arch_of_another_family_gets_the_arch_that_fits() {
     }
 }
 
+/// Without a model name or `--from`, the usage error names both ways to give a checkpoint.
+#[test]
+fn convert_without_a_checkpoint_names_both_ways_to_give_one() {
+    let (code, _, err) = zoo(&["convert"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("<NAME|--from <PATH>>"), "{err}");
+}
+
 #[test]
 fn convert_name_from_path_keeps_the_models_reference_vectors() {
     let tmp = tempfile::tempdir().unwrap();

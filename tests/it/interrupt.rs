@@ -192,3 +192,61 @@ fn sigint_during_an_export_leaves_no_folder_and_no_scratch() {
     assert_eq!(entries(&tmp), Vec::<String>::new(), "$TMPDIR is clean");
     assert!(!test.path().join("hub").exists(), "{err}");
 }
+
+/// A signal at any moment of a conversion whose inference check runs libtorch ends the run with
+/// 128 + the signal (or, before zoo's handler is installed, by the signal itself), or (when the
+/// run finished first) 0 without an "interrupted" line: never a
+/// crash (the process used to run C++ static destructors under libtorch's threads: SIGSEGV) and
+/// never an "interrupted" run that exits 0.
+#[cfg(feature = "torch")]
+#[test]
+fn a_signal_at_any_moment_of_an_inference_check_ends_with_its_status() {
+    let dir = fixture("efficientnet-tiny");
+    for (i, after_ms) in [0u64, 60, 150, 300, 500, 800, 1200, 1700, 2300, 3000]
+        .iter()
+        .enumerate()
+    {
+        let test = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_zoo"))
+            .args(["convert", "--from"])
+            .arg(dir.join("efficientnet-tiny.tar.gz"))
+            .args(["--arch", TINY, "--out"])
+            .arg(test.path().join("out"))
+            .arg("--reference-input")
+            .arg(dir.join("input_preprocessed_nchw.npy"))
+            .arg("--reference-logits")
+            .arg(dir.join("logits.npy"))
+            .current_dir(root())
+            .env("TMPDIR", test.path())
+            .env_remove(zoo::cli::convert::TENSOR_DELAY_ENV)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start zoo");
+        std::thread::sleep(Duration::from_millis(*after_ms));
+        let signal = if i % 2 == 0 { "INT" } else { "TERM" };
+        // The run may be over already; kill's status does not matter then.
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
+        let output = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        let code = output.status.code();
+        let interrupted = err.contains("zoo: interrupted");
+        let number = if signal == "INT" { 2 } else { 15 };
+        use std::os::unix::process::ExitStatusExt;
+        match (code, output.status.signal()) {
+            (Some(0), _) => assert!(!interrupted, "after {after_ms} ms: exit 0 but {err}"),
+            (Some(c), _) if c == 128 + number => {
+                assert!(interrupted, "after {after_ms} ms: {err}")
+            }
+            // Before zoo installs its handler, the signal's default action.
+            (None, Some(s)) if s == number => {}
+            _ => panic!(
+                "after {after_ms} ms, SIG{signal}: {:?}\n{err}",
+                output.status
+            ),
+        }
+    }
+}

@@ -128,6 +128,11 @@ fn select_globs_over_names_and_aliases() {
     assert_eq!(names(&["*.ns_jft_in1k"]).len(), 9);
     assert_eq!(names(&["*.ap_in1k"]).len(), 9);
     assert_eq!(names(&["tf_mixnet_*"]).len(), 3);
+    // A collection's name selects its models (timm's card puts l2_ns_475 under TF EfficientNet).
+    let noisy = names(&["Noisy Student"]);
+    assert_eq!(noisy.len(), 9, "{noisy:?}");
+    assert!(noisy.iter().all(|n| n.ends_with("_ns")), "{noisy:?}");
+    assert_eq!(names(&["TF MixNet"]), names(&["tf_mixnet_*"]));
     assert_eq!(names(&[]).len(), 48);
     assert!(reg.select(&["nothing*".to_string()]).is_err());
 }

@@ -31,3 +31,25 @@ fn schema_describes_the_zoo_block_as_closed() {
         "{full:#}"
     );
 }
+
+/// `zoo schema --check DIR` tells a missing file from a stale one, and `--write` then makes the
+/// check pass.
+#[test]
+fn schema_check_names_missing_and_stale_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let (code, out, _) = crate::zoo(&["schema", "--check", dir]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("model-index.schema.json is missing; run `zoo schema --write"),
+        "{out}"
+    );
+    let (code, _, err) = crate::zoo(&["schema", "--write", dir]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = crate::zoo(&["schema", "--check", dir]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    std::fs::write(tmp.path().join("zoo-extension.schema.json"), "{}").unwrap();
+    let (code, out, _) = crate::zoo(&["schema", "--check", dir]);
+    assert_eq!(code, 1);
+    assert!(out.contains("zoo-extension.schema.json is stale"), "{out}");
+}

@@ -722,6 +722,36 @@ fn a_yaml_error_fails_its_files_models_and_leaves_the_others_checked() {
     assert!(err.contains("unknown model `b9_ns`"), "{err}");
 }
 
+/// `list` and `show` read around a broken registry file too: they show every readable model,
+/// print the error and what it leaves out on stderr, and `list` (whose output is then
+/// incomplete) exits 1.
+#[test]
+fn list_and_show_read_around_a_yaml_error() {
+    let tmp = registry_copy();
+    let reg = tmp.path().join("registry");
+    edit(
+        &reg.join("efficientnet/noisy-student.yml"),
+        "    LR: 0.128\n",
+        "    LR: [0.128\n",
+    );
+    let cache = tmp.path().join("cache");
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("tf_efficientnet_b0 "), "{out}");
+    assert!(!out.contains("tf_efficientnet_b0_ns"), "{out}");
+    assert!(
+        err.contains("noisy-student.yml:") && err.contains("error: invalid YAML"),
+        "{err}"
+    );
+    assert!(err.contains("not loaded: tf_efficientnet_b0_ns,"), "{err}");
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["show", "tf_efficientnet_b0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("tf_efficientnet_b0\n"), "{out}");
+    let (code, _, err) = zoo_in(tmp.path(), &cache, &["show", "b0_ns"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("which could not be read"), "{err}");
+}
+
 /// `--strict`: a skipped check fails the run, in the exit code, the JSON and the JUnit report.
 #[test]
 fn strict_fails_a_run_with_skips() {
@@ -756,6 +786,59 @@ fn strict_fails_a_run_with_skips() {
         &["validate", "--offline", "--strict", "--json", "b0_ns"],
     );
     assert_eq!(json(&out)["strict"], true);
+}
+
+/// `--allow-skip CHECK` (with `--strict` only): skips of the named checks do not fail the run,
+/// every other skip still does; the output, the JSON and the JUnit report say which.
+#[test]
+fn allow_skip_accepts_the_named_checks_skips_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strict = |extra: &[&str]| {
+        let mut args = vec!["validate", "--offline", "--strict", "b0_ns"];
+        args.extend_from_slice(extra);
+        zoo_cached(tmp.path(), &args)
+    };
+    // Nothing is cached: checksum, inference and fingerprint are skipped.
+    let (code, out, err) = strict(&["--allow-skip", "inference", "--allow-skip", "checksum"]);
+    assert_eq!(code, 1, "fingerprint's skip still fails: {out}{err}");
+    assert!(
+        out.contains(
+            "which --strict counts as failures except those of --allow-skip checksum,inference"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = strict(&[
+        "--allow-skip",
+        "inference",
+        "--allow-skip",
+        "checksum",
+        "--allow-skip",
+        "fingerprint",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json(&out);
+    assert_eq!(
+        report["allowed_skips"],
+        serde_json::json!(["checksum", "inference", "fingerprint"])
+    );
+    assert_eq!(report["summary"]["skipped"], 3, "still listed as skips");
+    // Without --strict it means nothing, so it is refused; an unknown check is refused.
+    let (code, _, err) = zoo_cached(
+        tmp.path(),
+        &[
+            "validate",
+            "--offline",
+            "--allow-skip",
+            "inference",
+            "b0_ns",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--strict"), "{err}");
+    let (code, _, err) = strict(&["--allow-skip", "speed"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown check `speed`"), "{err}");
 }
 
 /// The default output is short: the table, failures, skips by reason with how to run them, the
@@ -988,6 +1071,74 @@ fn tiny_registry(dir: &Path, server: &str) -> String {
     );
     std::fs::write(&f, text).unwrap();
     reg.display().to_string()
+}
+
+/// Without reference vectors, the inference check still maps the cached checkpoint onto the
+/// model's architecture (from the index, no tensor read): a checkpoint of another architecture
+/// fails, with the diagnosis; the right one is a skip that says it maps.
+#[test]
+fn without_reference_vectors_a_checkpoint_of_another_architecture_still_fails() {
+    let server = http_server::TestServer::start();
+    let bytes = std::fs::read(fixture("efficientnet-tiny/efficientnet-tiny.tar.gz")).unwrap();
+    server.serve("/efficientnet-tiny.tar.gz", bytes);
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tiny_registry(tmp.path(), &server.url(""));
+    let card = Path::new(&reg).join("tiny.yml");
+    let text = std::fs::read_to_string(&card).unwrap();
+    let at = text.find("    Reference:").unwrap();
+    let end = text[at..].find("Tolerance: 0.0001\n").unwrap() + at + "Tolerance: 0.0001\n".len();
+    std::fs::write(&card, format!("{}{}", &text[..at], &text[end..])).unwrap();
+    let cache = tmp.path().join("cache");
+    let (_, out, err) = zoo_cached(
+        &cache,
+        &["--registry", &reg, "validate", "tiny", "--fetch", "--json"],
+    );
+    let inference = |out: &str| {
+        json(out)["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == "inference")
+            .cloned()
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    let r = inference(&out);
+    assert_eq!(r["status"], "skipped", "{r}{err}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its checkpoint does map onto the architecture"),
+        "{r}"
+    );
+    // The card now claims another width: the cached checkpoint is not that model.
+    let text = std::fs::read_to_string(&card).unwrap();
+    std::fs::write(
+        &card,
+        text.replace("width=0.05,depth=0.5", "width=0.1,depth=0.5"),
+    )
+    .unwrap();
+    let (code, out, err) = zoo_cached(
+        &cache,
+        &[
+            "--registry",
+            &reg,
+            "validate",
+            "tiny",
+            "--offline",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    let r = inference(&out);
+    assert_eq!(r["status"], "fail", "{r}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the checkpoint fits --arch efficientnet:width=0.05,depth=0.5"),
+        "{r}"
+    );
 }
 
 /// The tiny model served by a local HTTP server: downloaded, converted, run, passed; corrupt
