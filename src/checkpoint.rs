@@ -47,7 +47,9 @@ pub enum CheckpointError {
         head: Vec<u8>,
     },
     /// A TF checkpoint needs an architecture to map its names.
-    #[error("{path}: a TensorFlow checkpoint needs an architecture (--arch) to map its variables to timm names")]
+    #[error(
+        "{path}: a TensorFlow checkpoint needs an architecture to map its variables to timm names"
+    )]
     NeedsArch {
         /// The path.
         path: PathBuf,
@@ -84,7 +86,7 @@ pub enum CheckpointError {
     },
     /// A directory given as a TF checkpoint holds several; which one is meant is not guessed.
     #[error(
-        "{}: {} TensorFlow checkpoints in this directory ({}); give one as --from {}",
+        "{}: {} TensorFlow checkpoints in this directory ({}); which one is meant is not guessed: name one by its prefix, e.g. {}",
         dir.display(),
         indexes.len(),
         indexes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),

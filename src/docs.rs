@@ -31,13 +31,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::arch::Network;
-use crate::filesize::{self, Container, SaveLayout};
-use crate::flops::{self, Convention, InputSize};
+use crate::filesize;
+use crate::flops;
+use crate::lookup;
 use crate::registry::{ModelEntry, Registry, RegistryError};
 use crate::schema::yaml::{Node, Scalar, Style};
 use crate::schema::{
-    Collection, Count, FileFormat, FileRole, FlopsCounter, Metadata, Model, ModelIndex, Tagged,
-    Text,
+    Collection, Count, FileRole, FlopsCounter, Metadata, Model, ModelIndex, Tagged, Text,
 };
 
 use crate::template::{environment, render_error, TemplateError};
@@ -362,29 +362,17 @@ fn card_model(entry: &ModelEntry) -> Result<Model, DocsError> {
     });
     place_after(&mut meta, FLOPS_CONVENTION_KEY, "FLOPs");
 
-    let pth = entry.files().iter().find(|f| {
-        f.role
-            .as_ref()
-            .is_some_and(|r| r.value == FileRole::TimmPth)
-    });
+    let pth = entry.file(FileRole::TimmPth);
     if let Some(pth) = pth {
-        let container = match pth.format.as_ref().map(|f| f.value) {
-            Some(FileFormat::PthLegacy) => Some(Container::Legacy),
-            Some(FileFormat::PthZip) => Some(Container::Zip),
-            _ => None,
-        };
-        if let Some(container) = container {
-            let file = pth.file.as_ref().map_or(entry.name(), |f| f.as_str());
-            let stem = file.strip_suffix(".pth").unwrap_or(file);
+        if let Some(lookup::CardPth {
+            container: Some(container),
+            layout,
+        }) = lookup::card_pth(entry)
+        {
             // The layout the card's own value is explained by (see validate's file-size
             // check), so a file saved without `_metadata` keeps its real size on the card.
             let documented = meta.file_size.as_ref().map(|c| c.value);
-            let layout = filesize::layout_for(
-                &spec,
-                documented,
-                container,
-                SaveLayout::timm_2020_release(stem),
-            );
+            let layout = filesize::layout_for(&spec, documented, container, layout);
             let size = filesize::predict(&spec, &layout, container).total;
             meta.file_size = Some(plain_count(size));
         }
@@ -429,35 +417,28 @@ fn place_after(meta: &mut Metadata, key: &str, after: &str) {
     meta.order.insert(at, key.to_string());
 }
 
-/// FLOPs under the model's convention at its input rule.
+/// FLOPs under the model's convention at its input rule: the count `zoo validate` checks and
+/// `zoo flops` marks as the card's ([`lookup::card_flops`]).
 fn measured_flops(entry: &ModelEntry, spec: &Network) -> Result<(FlopsCounter, u64), DocsError> {
     let f = entry.zoo().and_then(|z| z.flops.as_ref());
     let counter = f
         .and_then(|f| f.convention.as_ref())
         .ok_or_else(|| missing(entry, "Zoo: Flops: Convention", "FLOPs"))?
         .value;
-    let rule = f
-        .and_then(|f| f.input_rule.as_ref())
-        .ok_or_else(|| missing(entry, "Zoo: Flops: Input Rule", "FLOPs"))?
-        .value;
-    let size = entry
+    f.and_then(|f| f.input_rule.as_ref())
+        .ok_or_else(|| missing(entry, "Zoo: Flops: Input Rule", "FLOPs"))?;
+    entry
         .input()
         .and_then(|i| i.image_size.as_ref())
-        .ok_or_else(|| missing(entry, "Zoo: Input: Image Size", "FLOPs"))?
-        .value;
-    let convention = match counter {
-        FlopsCounter::Thop2020 => Convention::Thop2020,
-        FlopsCounter::Macs => Convention::Macs,
-    };
-    let (height, width) = rule.input_hw(size);
-    let side = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    let input = InputSize {
-        height: side(height),
-        width: side(width),
-    };
-    let value = flops::count(spec, convention, input).map_err(|error| DocsError::Flops {
-        model: entry.name().to_string(),
-        error,
+        .ok_or_else(|| missing(entry, "Zoo: Input: Image Size", "FLOPs"))?;
+    let counted = lookup::card_flops(entry)
+        .counted_as
+        .ok_or_else(|| missing(entry, "Zoo: Flops", "FLOPs"))?;
+    let value = flops::count(spec, counted.convention, counted.input).map_err(|error| {
+        DocsError::Flops {
+            model: entry.name().to_string(),
+            error,
+        }
     })?;
     Ok((counter, value))
 }

@@ -46,6 +46,24 @@ pub enum Container {
     Zip,
 }
 
+impl Container {
+    /// The card's `Format` name.
+    pub fn format_name(self) -> &'static str {
+        match self {
+            Container::Legacy => "pth-legacy",
+            Container::Zip => "pth-zip",
+        }
+    }
+
+    /// What it is, for a verdict's detail.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Container::Legacy => "legacy (pre-1.6) torch.save",
+            Container::Zip => "zip (torch >= 1.6) torch.save",
+        }
+    }
+}
+
 /// The `_metadata` a state dict carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -486,14 +486,14 @@ pub fn count_all(
         .collect()
 }
 
-/// A documented FLOPs value checked against the card convention.
+/// A documented FLOPs value checked against the convention and input the card declares.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FlopsCheck {
     /// The card's number.
     pub documented: u64,
     /// The card's `Image Size`.
     pub image_size: usize,
-    /// `thop-2020` at the rule's input.
+    /// The card's convention at the card's input.
     pub expected: Count,
     /// `expected.value == documented`.
     pub passed: bool,
@@ -513,18 +513,20 @@ pub struct Candidate {
     pub relative: f64,
 }
 
-/// Checks a card's FLOPs: passes when `thop-2020` at `S × floor(S·1546/1213)` equals it exactly.
-/// Otherwise lists which convention and input size come nearest.
+/// Checks a card's FLOPs: passes when `convention` at `input` (what the card declares it was
+/// counted as, for its `Image Size` `image_size`) equals it exactly. Otherwise lists which
+/// convention and input size come nearest.
 pub fn check_flops(
     net: &Network,
     documented: u64,
     image_size: usize,
+    convention: Convention,
+    input: InputSize,
 ) -> Result<FlopsCheck, FlopsError> {
-    let input = InputSize::thop_2020(image_size);
     let expected = Count {
-        convention: Convention::Thop2020,
+        convention,
         input,
-        value: count(net, Convention::Thop2020, input)?,
+        value: count(net, convention, input)?,
     };
     let passed = expected.value == documented;
     let mut nearest = vec![];
@@ -732,7 +734,13 @@ mod tests {
                         }
                     }
                 }
-                let _ = check_flops(net, 1, side);
+                let _ = check_flops(
+                    net,
+                    1,
+                    side,
+                    Convention::Thop2020,
+                    InputSize::thop_2020(side),
+                );
                 let _ = count_all(net, side, None);
             }
         }

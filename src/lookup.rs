@@ -7,9 +7,10 @@
 //! models `…_ns`).
 use crate::arch::efficientnet::ArchError;
 use crate::arch::ArchConfig;
+use crate::filesize::{Container, SaveLayout};
 use crate::flops::{Convention, InputSize};
 use crate::registry::{ModelEntry, Registry, RegistryError};
-use crate::schema::{FlopsCounter, InputRule};
+use crate::schema::{FileFormat, FileRole, FlopsCounter, InputRule};
 
 /// What a name on the command line refers to.
 #[derive(Debug, Clone)]
@@ -126,12 +127,45 @@ impl From<FlopsCounter> for Convention {
     }
 }
 
-/// The input `rule` gives for image size `s`.
+/// The input `rule` gives for image size `s`: the one derivation every command uses.
 pub fn rule_input(rule: InputRule, s: usize) -> InputSize {
-    let (height, width) = rule.input_hw(s as u64);
-    InputSize {
-        height: height as usize,
-        width: width as usize,
+    match rule {
+        InputRule::Square => InputSize::square(s),
+        InputRule::DogJpgShortSide => InputSize::thop_2020(s),
+    }
+}
+
+/// How timm's 2021 model-index cards were counted (thop 0.0.31 at the `dog.jpg` rule): what a
+/// card that declares no `Zoo: Flops` is checked against.
+pub const TIMM_CARDS_COUNTED_AS: (FlopsCounter, InputRule) =
+    (FlopsCounter::Thop2020, InputRule::DogJpgShortSide);
+
+impl CardFlops {
+    /// The convention and input the card's FLOPs are checked under (validate, docs and
+    /// `zoo flops` alike): its own `Zoo: Flops` (`declared`), else [`TIMM_CARDS_COUNTED_AS`];
+    /// `None` without an image size.
+    pub fn checked_as(&self) -> Option<(CountedAs, bool)> {
+        if let Some(c) = self.counted_as {
+            return Some((c, true));
+        }
+        let (counter, rule) = TIMM_CARDS_COUNTED_AS;
+        self.image_size.map(|s| {
+            (
+                CountedAs {
+                    convention: counter.into(),
+                    input: rule_input(rule, s),
+                    rule,
+                },
+                false,
+            )
+        })
+    }
+
+    /// Plain multiply-accumulates at the native `Image Size`², the conventional "GMACs" that
+    /// `zoo list` and `zoo show` print beside the card's number.
+    pub fn macs(&self, spec: &crate::arch::Network) -> Option<u64> {
+        let s = self.image_size?;
+        crate::flops::count(spec, Convention::Macs, InputSize::square(s)).ok()
     }
 }
 
@@ -161,6 +195,32 @@ pub fn card_flops(entry: &ModelEntry) -> CardFlops {
         image_size,
         counted_as,
     }
+}
+
+/// How a card says its released `.pth` (`Role: timm-pth`) was saved: what `zoo docs` writes
+/// its `File Size` from and `zoo validate` checks it against, one derivation for both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardPth {
+    /// The file's `Format` as a container; `None` when it declares none (or a non-`.pth` one).
+    pub container: Option<Container>,
+    /// The layout the 2020 release files were saved with, its zip root named after the file.
+    pub layout: SaveLayout,
+}
+
+/// Reads the `.pth` facts of `entry`'s card; `None` without a `timm-pth` file.
+pub fn card_pth(entry: &ModelEntry) -> Option<CardPth> {
+    let pth = entry.file(FileRole::TimmPth)?;
+    let container = match pth.format.as_ref().map(|f| f.value) {
+        Some(FileFormat::PthLegacy) => Some(Container::Legacy),
+        Some(FileFormat::PthZip) => Some(Container::Zip),
+        _ => None,
+    };
+    let file = pth.file.as_ref().map_or(entry.name(), |f| f.as_str());
+    let stem = file.strip_suffix(".pth").unwrap_or(file);
+    Some(CardPth {
+        container,
+        layout: SaveLayout::timm_2020_release(stem),
+    })
 }
 
 #[cfg(test)]

@@ -1219,6 +1219,31 @@ impl Registry {
         files
     }
 
+    /// The name of the lock file that first-use pins are written to, next to
+    /// `model-index.yml`: state a run adds, not content of the registry.
+    pub const LOCK_FILE: &'static str = "weights.lock";
+
+    /// sha256 of the registry's whole text: every file (path, length and bytes, in path order)
+    /// but [`Registry::LOCK_FILE`], from wherever the registry came from. Two runs saw the same
+    /// registry exactly when this is equal (`zoo report merge` relies on it).
+    pub fn content_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for rel in self.files_under("") {
+            if rel == Self::LOCK_FILE {
+                continue;
+            }
+            let text = self
+                .read_file(&rel)
+                .unwrap_or_else(|e| format!("\0unreadable: {e}"));
+            h.update((rel.len() as u64).to_le_bytes());
+            h.update(rel.as_bytes());
+            h.update((text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+
     /// The text of one registry file (relative, `/`-separated), from wherever the registry
     /// came from.
     pub fn read_file(&self, rel: &str) -> Result<String, RegistryError> {

@@ -204,6 +204,9 @@ pub struct RegistryInfo {
     pub source: String,
     /// How many models it holds (those of unreadable files included).
     pub models: usize,
+    /// sha256 of its whole text ([`crate::registry::Registry::content_sha256`]): shards merge
+    /// only when they checked the same content, not just a registry of the same name and size.
+    pub content_sha256: String,
 }
 
 /// Shard `index` of `count` (1-based), as `--shard K/N` gives it.
@@ -322,6 +325,20 @@ pub enum MergeError {
         /// Another.
         b: String,
     },
+    /// Reports of registries with the same name and model count but different text.
+    #[error("shard {a} and shard {b} checked different contents of the registry {registry}: its text has sha256 {a_sha256} in shard {a} and {b_sha256} in shard {b}")]
+    RegistryContent {
+        /// The registry, as both reports name it.
+        registry: String,
+        /// One shard.
+        a: Shard,
+        /// The registry content it checked.
+        a_sha256: String,
+        /// Another shard.
+        b: Shard,
+        /// The registry content that one checked.
+        b_sha256: String,
+    },
     /// Reports that split different selections.
     #[error("shard {a} and shard {b} were cut from different model selections ({a_count} and {b_count} models)")]
     Selection {
@@ -404,6 +421,7 @@ impl Report {
             registry: RegistryInfo {
                 source: String::new(),
                 models: models.len(),
+                content_sha256: String::new(),
             },
             shard: Shard::ALL,
             strict: false,
@@ -494,10 +512,21 @@ impl Report {
                     b: r.zoo_version.clone(),
                 });
             }
-            if r.registry != first.registry {
+            if (&r.registry.source, r.registry.models)
+                != (&first.registry.source, first.registry.models)
+            {
                 return Err(MergeError::Registry {
                     a: describe(&first.registry),
                     b: describe(&r.registry),
+                });
+            }
+            if r.registry.content_sha256 != first.registry.content_sha256 {
+                return Err(MergeError::RegistryContent {
+                    registry: describe(&first.registry),
+                    a: first.shard,
+                    a_sha256: first.registry.content_sha256.clone(),
+                    b: r.shard,
+                    b_sha256: r.registry.content_sha256.clone(),
                 });
             }
             if r.shard.count != first.shard.count {
@@ -756,6 +785,7 @@ mod tests {
             registry: RegistryInfo {
                 source: "registry".into(),
                 models: 4,
+                content_sha256: "ab".repeat(32),
             },
             shard: Shard { index: k, count: n },
             strict: false,
@@ -780,6 +810,21 @@ mod tests {
         .unwrap();
         assert_eq!(merged, shard_report(1, 1, &all, &all));
         assert_eq!(merged.summary.checks, 3);
+    }
+
+    /// Shards of two registries with the same label and model count, but different text, do
+    /// not merge: the error names both contents.
+    #[test]
+    fn merge_refuses_shards_of_different_registry_contents_naming_both() {
+        let all = ["a", "m"];
+        let mut other = shard_report(2, 2, &all, &["m"]);
+        other.registry.content_sha256 = "cd".repeat(32);
+        let err = Report::merge([shard_report(1, 2, &all, &["a"]), other]).unwrap_err();
+        assert!(matches!(err, MergeError::RegistryContent { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&"ab".repeat(32)), "{text}");
+        assert!(text.contains(&"cd".repeat(32)), "{text}");
+        assert!(text.contains("shard 1/2 and shard 2/2 checked different contents of the registry registry, 4 models"), "{text}");
     }
 
     #[test]

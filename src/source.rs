@@ -40,8 +40,14 @@ pub struct Located {
 pub enum Retry {
     /// `zoo fetch NAME --role ROLE`.
     Fetch,
-    /// `zoo convert NAME` (which also takes `--from PATH` and `--mirror URL`).
-    Convert,
+    /// `zoo COMMAND NAME`, which also takes the file as `FROM_FLAG PATH` and `--mirror URL`
+    /// (`convert`/`export` with `--from`, `eval` with `--weights`).
+    Rerun {
+        /// The subcommand.
+        command: &'static str,
+        /// Its flag that takes the file itself.
+        from_flag: &'static str,
+    },
 }
 
 /// A registry file that could not be had.
@@ -73,8 +79,8 @@ pub enum SourceError {
 /// `weights.lock`, or the cache's for the embedded registry.
 pub fn lock_file(registry: &Registry, cache: &Cache) -> PathBuf {
     match registry.dir() {
-        Some(dir) => dir.join("weights.lock"),
-        None => cache.dir().join("weights.lock"),
+        Some(dir) => dir.join(Registry::LOCK_FILE),
+        None => cache.dir().join(Registry::LOCK_FILE),
     }
 }
 
@@ -196,10 +202,10 @@ pub fn next_steps(err: &FetchError, spec: &FileSpec, cache: &Cache, retry: Retry
         ));
     }
     match retry {
-        Retry::Convert => out.push_str(&format!(
-            "\n  - zoo convert {model} --from PATH, PATH being a copy of {file}\n  - zoo convert \
-             {model} --mirror URL, URL being a server or file:///DIR/ that has {file} where `wget \
-             -m` saves it (<host>/<path of its URL>)"
+        Retry::Rerun { command, from_flag } => out.push_str(&format!(
+            "\n  - zoo {command} {model} {from_flag} PATH, PATH being a copy of {file}\n  - zoo \
+             {command} {model} --mirror URL, URL being a server or file:///DIR/ that has {file} \
+             where `wget -m` saves it (<host>/<path of its URL>)"
         )),
         Retry::Fetch => {}
     }
@@ -207,7 +213,7 @@ pub fn next_steps(err: &FetchError, spec: &FileSpec, cache: &Cache, retry: Retry
         "\n  - zoo fetch {model} --role {role} --mirror URL{}",
         match retry {
             Retry::Fetch => "",
-            Retry::Convert => ", then run this again",
+            Retry::Rerun { .. } => ", then run this again",
         }
     ));
     if matches!(err, FetchError::Offline { .. }) {

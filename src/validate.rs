@@ -25,6 +25,7 @@ use crate::filesize::{self, Container, SaveLayout};
 use crate::fingerprint::fingerprint;
 use crate::flops::InputSize;
 use crate::flops::{self, Convention};
+use crate::lookup;
 use crate::registry::{ModelEntry, Registry, Selection, UnreadableModel};
 use crate::report::{CheckKind, CheckResult, Report, Run, Status};
 use crate::schema::{Count, FileRole, Measure};
@@ -37,7 +38,7 @@ pub struct ValidateOptions {
     pub fetch: bool,
     /// Never touch the network.
     pub offline: bool,
-    /// URL prefixes tried before the files' own URLs (the file name is appended).
+    /// URL prefixes tried before the files' own URLs (the `wget -m` layout, see `--mirror`).
     pub mirrors: Vec<String>,
     /// `--dataset DIR`: measure each model whose weights are cached on this dataset.
     pub eval: Option<EvalOptions>,
@@ -72,7 +73,7 @@ pub const NEARBY_IMAGE_SIZES: usize = 64;
 
 /// Estimated cost of validating a model: FLOPs at its image size, plus its download size.
 pub fn cost(entry: &ModelEntry) -> f64 {
-    let image = image_size(entry).unwrap_or(224);
+    let image = lookup::card_flops(entry).image_size.unwrap_or(224);
     let flops = entry
         .arch()
         .ok()
@@ -86,18 +87,6 @@ pub fn cost(entry: &ModelEntry) -> f64 {
         .map(|c| c.value as f64)
         .sum();
     flops * image as f64 / 1e9 + bytes / 1e6
-}
-
-fn image_size(entry: &ModelEntry) -> Option<usize> {
-    entry
-        .input()
-        .and_then(|i| i.image_size.as_ref())
-        .or(entry
-            .model
-            .metadata
-            .as_ref()
-            .and_then(|m| m.image_size.as_ref()))
-        .map(|c| usize::try_from(c.value).unwrap_or(usize::MAX))
 }
 
 /// Error diagnostics that fall inside a model's entry: same file, from its first line up to the
@@ -302,12 +291,7 @@ pub fn validate_model(
     };
     let meta = entry.model.metadata.as_ref();
     let documented = |f: fn(&crate::schema::Metadata) -> Option<&Count>| meta.and_then(f);
-    out.push(flops_result(
-        entry,
-        &spec,
-        documented(|m| m.flops.as_ref()),
-        image_size(entry),
-    ));
+    out.push(flops_result(entry, &spec, documented(|m| m.flops.as_ref())));
     out.push(params_result(
         entry,
         &spec,
@@ -504,14 +488,12 @@ fn store_atomically(path: &Path, report: &crate::eval::model::EvalReport) -> std
     Ok(())
 }
 
-fn flops_result(
-    entry: &ModelEntry,
-    spec: &Network,
-    documented: Option<&Count>,
-    image: Option<usize>,
-) -> CheckResult {
+fn flops_result(entry: &ModelEntry, spec: &Network, documented: Option<&Count>) -> CheckResult {
     let name = entry.name();
-    let (Some(doc_count), Some(s)) = (documented, image) else {
+    let card = lookup::card_flops(entry);
+    let (Some(doc_count), Some(s), Some((counted, declared))) =
+        (documented, card.image_size, card.checked_as())
+    else {
         return CheckResult::new(
             name,
             CheckKind::Flops,
@@ -520,17 +502,22 @@ fn flops_result(
         );
     };
     let doc = doc_count.value;
-    let c = match flops::check_flops(spec, doc, s) {
+    let c = match flops::check_flops(spec, doc, s, counted.convention, counted.input) {
         Ok(c) => c,
         Err(e) => {
             return CheckResult::new(name, CheckKind::Flops, Status::Fail, e.to_string());
         }
     };
     let conv = format!(
-        "{} at {}x{}",
+        "{} at {}x{}{}",
         c.expected.convention.name(),
         c.expected.input.height,
-        c.expected.input.width
+        c.expected.input.width,
+        if declared {
+            " (`Zoo: Flops`)"
+        } else {
+            " (no `Zoo: Flops` on the card; timm's cards were counted so)"
+        }
     );
     if c.passed {
         return CheckResult::new(
@@ -559,17 +546,13 @@ fn flops_result(
         ));
     }
     if c.nearest.first().is_none_or(|n| n.difference != 0) {
-        if let Some((size, n)) = nearby_image_size(spec, doc, s) {
-            detail.push_str(&format!(
-                "; the card's value is exactly {} at {}x{}, i.e. Image Size {size}, not {s}",
-                n.convention.name(),
-                n.input.height,
-                n.input.width,
-            ));
-        } else {
+        let found = nearby_image_sizes(spec, doc, s);
+        if found.is_empty() {
             detail.push_str(&format!(
                 "; no convention gives it at any Image Size within {NEARBY_IMAGE_SIZES} of {s}"
             ));
+        } else {
+            detail.push_str(&format!("; {}", describe_nearby(&found, s)));
         }
     }
     CheckResult::new(name, CheckKind::Flops, Status::Fail, detail)
@@ -577,15 +560,17 @@ fn flops_result(
         .at(&entry.file, doc_count.raw.pos)
 }
 
-/// An image size near `s` at which some convention gives exactly `documented` (nearest size
-/// first), searched over the inputs the FLOPs check considers (square, the 1546:1213 rule, and
-/// its transpose).
-fn nearby_image_size(spec: &Network, documented: u64, s: usize) -> Option<(usize, flops::Count)> {
+/// Every image size within [`NEARBY_IMAGE_SIZES`] of `s` (not `s`) at which some convention
+/// gives exactly `documented`, with the first such count, nearest size first: searched over the inputs the
+/// FLOPs check considers (square, the 1546:1213 rule, and its transpose). More than one size
+/// can give the same count (with TF 'same' padding, S and S+1 often do), so all are kept.
+fn nearby_image_sizes(spec: &Network, documented: u64, s: usize) -> Vec<(usize, flops::Count)> {
     let mut sizes: Vec<usize> = (s.saturating_sub(NEARBY_IMAGE_SIZES).max(1)
         ..=s + NEARBY_IMAGE_SIZES)
         .filter(|&x| x != s)
         .collect();
     sizes.sort_by_key(|&x| (x.abs_diff(s), x));
+    let mut found = vec![];
     for size in sizes {
         let inputs = [
             InputSize::square(size),
@@ -598,20 +583,48 @@ fn nearby_image_size(spec: &Network, documented: u64, s: usize) -> Option<(usize
             };
             for convention in Convention::ALL {
                 let value: u64 = walked.iter().map(|l| l.count(convention)).sum();
-                if value == documented {
-                    return Some((
-                        size,
-                        flops::Count {
-                            convention,
-                            input,
-                            value,
-                        },
-                    ));
+                let count = flops::Count {
+                    convention,
+                    input,
+                    value,
+                };
+                // One count per size (the first of square, rule, transpose): the sizes are
+                // what differ, and a transposed input often counts the same.
+                if value == documented && !found.iter().any(|(at, _)| *at == size) {
+                    found.push((size, count));
                 }
             }
         }
     }
-    None
+    found
+}
+
+/// The sizes of [`nearby_image_sizes`] in words, every one named: "exactly macs at 463x463
+/// or 464x464, i.e. Image Size 463 or 464 (463 is nearest to 456), not 456".
+fn describe_nearby(found: &[(usize, flops::Count)], s: usize) -> String {
+    let counts: Vec<String> = found
+        .iter()
+        .map(|(_, c)| format!("{} at {}", c.convention.name(), c.input))
+        .collect();
+    let mut sizes: Vec<usize> = found.iter().map(|(size, _)| *size).collect();
+    sizes.dedup();
+    let nearest = sizes[0];
+    let mut listed = sizes.clone();
+    listed.sort_unstable();
+    let listed: Vec<String> = listed.iter().map(usize::to_string).collect();
+    if sizes.len() == 1 {
+        format!(
+            "the card's value is exactly {}, i.e. Image Size {nearest}, not {s}",
+            counts.join(" or ")
+        )
+    } else {
+        format!(
+            "the card's value is exactly {}, i.e. Image Size {} (each gives this count; {nearest} \
+             is nearest to {s}), not {s}",
+            counts.join(" or "),
+            listed.join(" or ")
+        )
+    }
 }
 
 fn params_result(entry: &ModelEntry, spec: &Network, documented: Option<&Count>) -> CheckResult {
@@ -674,30 +687,39 @@ fn size_result(
         );
     };
     let doc = doc_count.value;
-    let layout = SaveLayout::timm_2020_release(name);
-    let c = filesize::check_file_size(spec, doc, Container::Legacy, &layout, actual);
+    // The container and zip root the card declares, as `zoo docs` predicts them.
+    let card = lookup::card_pth(entry);
+    let declared = card.as_ref().and_then(|c| c.container);
+    let container = declared.unwrap_or(Container::Legacy);
+    let layout = card.map_or_else(|| SaveLayout::timm_2020_release(name), |c| c.layout);
+    let c = filesize::check_file_size(spec, doc, container, &layout, actual);
     let result = |status, detail: String| {
         CheckResult::new(name, CheckKind::FileSize, status, detail)
             .values(doc, actual.unwrap_or(c.predicted.total))
             .predicted(actual.is_none())
             .at(&entry.file, doc_count.raw.pos)
     };
+    let saved = container.describe();
+    let format = match declared {
+        Some(d) => format!(" (`Format: {}`)", d.format_name()),
+        None => " (the card declares no `.pth` `Format`; assumed pth-legacy)".to_string(),
+    };
     let cached = |a: u64| format!("cached file is {a} bytes; ");
     if c.passed {
         let how = match actual {
             Some(a) => format!(
-                "{}legacy torch.save prediction {}",
+                "{}{saved} prediction {}{format}",
                 cached(a),
                 c.predicted.total
             ),
-            None => "legacy (pre-1.6) torch.save layout; the file is not cached, so this is a \
-                     prediction"
-                .to_string(),
+            None => {
+                format!("{saved} layout{format}; the file is not cached, so this is a prediction")
+            }
         };
         return result(Status::Pass, how);
     }
     let default = format!(
-        "legacy torch.save with {} predicts {} ({:+} bytes from the card)",
+        "{saved}{format} with {} predicts {} ({:+} bytes from the card)",
         layout.metadata.describe(),
         c.predicted.total,
         i128::from(doc) - i128::from(c.predicted.total)
@@ -708,12 +730,12 @@ fn size_result(
             format!("{}{default}", cached(actual.unwrap_or(0))),
         );
     }
-    let others: Vec<_> = filesize::other_layouts(spec, Container::Legacy, &layout).collect();
+    let others: Vec<_> = filesize::other_layouts(spec, container, &layout).collect();
     match others.iter().find(|(_, p)| p.total == doc) {
         Some((l, _)) => result(
             Status::Explained,
             format!(
-                "{}the card is exactly a legacy torch.save with {}; {:+} bytes from {}",
+                "{}the card is exactly a {saved}{format} with {}; {:+} bytes from {}",
                 actual.map(cached).unwrap_or_default(),
                 l.metadata.describe(),
                 i128::from(doc) - i128::from(c.predicted.total),

@@ -1459,6 +1459,39 @@ fn convert_and_validate_take_mirrors() {
     assert_eq!(asked, [wget.clone(), flat.clone(), wget, flat]);
 }
 
+/// `zoo export NAME` takes `--mirror URL` as convert does, and its failed download names only
+/// its own flags (`zoo export NAME --from PATH`, `--mirror URL`), never another command's.
+#[test]
+fn export_takes_mirrors_and_its_next_steps_name_export() {
+    let server = TestServer::start();
+    server.serve("/mirror/efficientnet-tiny.tar.gz", tiny_tarball());
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = tiny_registry(dir.path(), &closed_port_url(), |t| t);
+    let hf = dir.path().join("hf").display().to_string();
+    let cache = dir.path().join("cache");
+    let (code, out, err) = registry_zoo(&reg, &cache, &["export", "tiny", "--hf", &hf]);
+    assert_eq!(code, 2, "{out}{err}");
+    for needle in [
+        "zoo export efficientnet_tiny --from PATH",
+        "zoo export efficientnet_tiny --mirror URL",
+    ] {
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    }
+    assert!(!err.contains("zoo convert"), "{err}");
+    let mirror = server.url("/mirror/");
+    let (_, out, err) = registry_zoo(
+        &reg,
+        &cache,
+        &["export", "tiny", "--hf", &hf, "--mirror", &mirror],
+    );
+    assert_eq!(
+        server.full_gets("/mirror/efficientnet-tiny.tar.gz"),
+        1,
+        "{out}{err}"
+    );
+    assert!(!err.contains("could not be downloaded"), "{err}");
+}
+
 /// A file with no `Sha256` in the registry is `pinned` after its first fetch, never `pass`
 /// (table, JSON, JUnit, totals), with the lock file named; `zoo fetch --record` writes the
 /// learned hash into the registry file losslessly, after which the check passes.

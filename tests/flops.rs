@@ -28,10 +28,22 @@ fn spec(arch: &str) -> Network {
     arch.parse::<ArchConfig>().unwrap().resolve().unwrap()
 }
 
+/// The FLOPs check of a card declaring thop-2020 at the `dog.jpg` rule (every registry card).
+fn check_thop(net: &Network, documented: u64, s: usize) -> flops::FlopsCheck {
+    flops::check_flops(
+        net,
+        documented,
+        s,
+        Convention::Thop2020,
+        InputSize::thop_2020(s),
+    )
+    .unwrap()
+}
+
 #[test]
 fn thop_2020_reproduces_every_card_flops() {
     for (v, s, documented, ..) in CARD {
-        let check = flops::check_flops(&spec(v), documented, s).unwrap();
+        let check = check_thop(&spec(v), documented, s);
         assert!(check.passed, "{v}: {check:?}");
         assert_eq!(check.expected.value, documented, "{v}");
         assert!(check.nearest.is_empty());
@@ -42,7 +54,7 @@ fn thop_2020_reproduces_every_card_flops() {
 fn thop_2020_reproduces_l2_475() {
     let l2 = spec("l2");
     assert_eq!(InputSize::thop_2020(475), "475x605".parse().unwrap());
-    let check = flops::check_flops(&l2, 217795669644, 475).unwrap();
+    let check = check_thop(&l2, 217795669644, 475);
     assert!(check.passed, "{check:?}");
 }
 
@@ -68,7 +80,7 @@ fn b0_at_224_under_common_conventions() {
 fn a_wrong_flops_value_names_the_nearest_convention() {
     let b0 = spec("b0");
     // Documented as plain MACs at the square size: the check fails and says so.
-    let check = flops::check_flops(&b0, 385_814_752, 224).unwrap();
+    let check = check_thop(&b0, 385_814_752, 224);
     assert!(!check.passed);
     let best = check.nearest[0];
     assert_eq!(best.count.convention, Convention::Macs);
@@ -76,7 +88,7 @@ fn a_wrong_flops_value_names_the_nearest_convention() {
     assert_eq!(best.difference, 0);
     assert_eq!(check.nearest.len(), 12);
     // A value off by one is near the thop-2020 rule input, in either orientation.
-    let check = flops::check_flops(&b0, 488_688_573, 224).unwrap();
+    let check = check_thop(&b0, 488_688_573, 224);
     assert!(!check.passed);
     assert_eq!(check.nearest[0].count.convention, Convention::Thop2020);
     assert_eq!(check.nearest[0].difference, -1);

@@ -65,6 +65,18 @@ pub struct ConvertArgs {
     /// Output file stem (default: the model name, or the source file's stem).
     #[arg(long, value_name = "STEM")]
     pub name_as: Option<String>,
+    /// Where the registry's source comes from.
+    #[command(flatten)]
+    pub fetch: SourceFetchArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `convert` and `export` get a registry model's source file without `--from`: the same
+/// flags, with the same meaning, on both.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceFetchArgs {
     /// Never touch the network (also: ZOO_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -74,9 +86,6 @@ pub struct ConvertArgs {
     /// given.
     #[arg(long = "mirror", value_name = "URL-PREFIX", conflicts_with = "from")]
     pub mirrors: Vec<String>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn stem(path: &Path) -> String {
@@ -106,13 +115,13 @@ pub(crate) fn fetch_source(
     registry: &Registry,
     entry: &crate::registry::ModelEntry,
     role: FileRole,
-    offline: bool,
-    mirrors: &[String],
+    fetch: &SourceFetchArgs,
+    command: &'static str,
 ) -> anyhow::Result<PathBuf> {
     let opts = SourceOptions {
-        offline: offline || super::fetch::offline_from_env(),
+        offline: fetch.offline || super::fetch::offline_from_env(),
         download: true,
-        mirrors: mirrors.to_vec(),
+        mirrors: fetch.mirrors.clone(),
     };
     let warning = entry.file(role).and_then(|file| {
         let spec = registry.fetch_spec(entry, file);
@@ -121,7 +130,16 @@ pub(crate) fn fetch_source(
             .map(|cache| source::lock_file(registry, &cache));
         super::fetch::unverified_warning(&spec, lock.as_deref())
     });
-    let fetched = source::fetch(registry, entry, role, &opts, Retry::Convert)?;
+    let fetched = source::fetch(
+        registry,
+        entry,
+        role,
+        &opts,
+        Retry::Rerun {
+            command,
+            from_flag: "--from",
+        },
+    )?;
     if let Some(w) = warning {
         eprintln!("{}", zoo_converters::text::esc_text(&w));
     }
@@ -162,7 +180,7 @@ pub fn run(
                 SourceKind::Tf => FileRole::TfCheckpoint,
                 SourceKind::Pytorch => FileRole::TimmPth,
             };
-            let path = fetch_source(reg, entry, role, args.offline, &args.mirrors)?;
+            let path = fetch_source(reg, entry, role, &args.fetch, "convert")?;
             (
                 path,
                 Some(entry.arch()?),

@@ -144,7 +144,17 @@ pub fn run(
                     .into_iter()
                     .find(|r| entry.file(*r).is_some())
                     .unwrap_or(FileRole::TimmPth);
-                source::fetch(&registry, entry, role, &opts, Retry::Fetch).map(|f| f.path)
+                source::fetch(
+                    &registry,
+                    entry,
+                    role,
+                    &opts,
+                    Retry::Rerun {
+                        command: "eval",
+                        from_flag: "--weights",
+                    },
+                )
+                .map(|f| f.path)
             })
             .collect::<Result<_, _>>()?
     } else {

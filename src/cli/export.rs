@@ -1,7 +1,7 @@
 //! `zoo export NAME [--from FILE] --hf DIR`: a verified Hugging Face Hub folder.
 use std::path::PathBuf;
 
-use super::convert::SourceKind;
+use super::convert::{SourceFetchArgs, SourceKind};
 use super::Status;
 use crate::convert::pipeline::ReferenceVectors;
 use crate::convert::WeightSet;
@@ -36,9 +36,9 @@ pub struct ExportArgs {
     /// Largest absolute logit difference that passes.
     #[arg(long, default_value_t = crate::torch::DEFAULT_TOLERANCE, value_parser = crate::torch::parse_tolerance)]
     pub tolerance: f64,
-    /// Never touch the network (also: ZOO_OFFLINE=1).
-    #[arg(long)]
-    pub offline: bool,
+    /// Where the registry's source comes from (without `--from`).
+    #[command(flatten)]
+    pub fetch: SourceFetchArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -58,7 +58,7 @@ pub fn run(
                 SourceKind::Tf => FileRole::TfCheckpoint,
                 SourceKind::Pytorch => FileRole::TimmPth,
             };
-            super::convert::fetch_source(&registry, entry, role, args.offline, &[])?
+            super::convert::fetch_source(&registry, entry, role, &args.fetch, "export")?
         }
     };
     let reference = match (&args.reference_input, &args.reference_logits) {

@@ -96,6 +96,9 @@ struct Report<'a> {
     model: Option<&'a str>,
     image_size: usize,
     image_size_from: SizeFrom,
+    /// `--size`: every convention counted at this input instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<InputSize>,
     /// How the card's FLOPs were counted.
     card: Option<CountedAs>,
     parameters: u64,
@@ -225,6 +228,7 @@ pub fn run_target(target: &Target, args: &FlopsArgs) -> anyhow::Result<Status> {
             .then_some(target.name.as_str()),
         image_size,
         image_size_from,
+        size: args.size,
         card: target.counted_as,
         parameters: spec.trainable_params(),
         buffers: spec.buffer_elements(),
@@ -345,6 +349,20 @@ fn print_report(report: &Report<'_>, documented: Option<u64>, documented_given: 
 /// Which input the counts are at, and why.
 fn print_input(report: &Report<'_>) {
     let s = report.image_size;
+    if let Some(size) = report.size {
+        let card = match (report.image_size_from, &report.card) {
+            (SizeFrom::Card, Some(c)) => format!(
+                " (the card's Image Size is {s}: {} at {} by `{}`)",
+                c.convention,
+                c.input,
+                c.rule.as_str()
+            ),
+            (SizeFrom::Card, None) => format!(" (the card's Image Size is {s})"),
+            _ => String::new(),
+        };
+        outln!("  input: {size} (--size), every convention counted there{card}");
+        return;
+    }
     match (report.image_size_from, &report.card) {
         (SizeFrom::Card, Some(c)) => outln!(
             "  input: the card's Image Size {s} (`Zoo: Input`); {} at {} by its input rule `{}` \

@@ -4,7 +4,6 @@ use comfy_table::{presets, Cell, CellAlignment, Table};
 use serde::Serialize;
 
 use super::Status;
-use crate::flops::{self, Convention, InputSize};
 use crate::lookup::{self, CountedAs};
 use crate::registry::{ModelEntry, Registry};
 
@@ -24,13 +23,11 @@ struct Row<'a> {
 fn row(e: &ModelEntry) -> Row<'_> {
     let meta = e.model.metadata.as_ref();
     let card = lookup::card_flops(e);
-    let macs = match (
-        e.arch().ok().and_then(|a| a.resolve().ok()),
-        card.image_size,
-    ) {
-        (Some(spec), Some(s)) => flops::count(&spec, Convention::Macs, InputSize::square(s)).ok(),
-        _ => None,
-    };
+    let macs = e
+        .arch()
+        .ok()
+        .and_then(|a| a.resolve().ok())
+        .and_then(|spec| card.macs(&spec));
     Row {
         name: e.name(),
         aliases: e.aliases(),

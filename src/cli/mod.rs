@@ -61,6 +61,7 @@ pub mod export;
 pub mod fetch;
 pub mod flops;
 pub mod hash;
+mod hint;
 mod list;
 mod report;
 mod schema;
@@ -170,6 +171,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     signals::install();
+    let flags = cli.command.flags();
     let outcome = run(cli);
     signals::settle();
     match outcome {
@@ -182,7 +184,60 @@ pub fn main() -> ExitCode {
                 "error: {}",
                 zoo_converters::text::esc_text(&format!("{err:#}"))
             );
+            if let Some(hint) = hint::hint(flags, &err) {
+                eprintln!("{}", zoo_converters::text::esc_text(&hint));
+            }
             ExitCode::from(2)
+        }
+    }
+}
+
+impl Command {
+    /// The flags of this command that an error's hint may name ([`hint::hint`]).
+    fn flags(&self) -> hint::Flags {
+        use hint::Flags;
+        match self {
+            Command::Convert(_) => Flags {
+                command: "convert",
+                arch: true,
+                weight_set: true,
+                path: Some("--from"),
+                name_as: true,
+                skip_bad: false,
+            },
+            Command::Export(_) => Flags {
+                weight_set: true,
+                path: Some("--from"),
+                ..Flags::none("export")
+            },
+            Command::Fingerprint(_) => Flags {
+                arch: true,
+                weight_set: true,
+                path: Some("FILE"),
+                ..Flags::none("fingerprint")
+            },
+            Command::Diff(_) => Flags {
+                arch: true,
+                weight_set: true,
+                path: Some("A or B"),
+                ..Flags::none("diff")
+            },
+            Command::Eval(_) => Flags {
+                path: Some("--weights"),
+                skip_bad: true,
+                ..Flags::none("eval")
+            },
+            Command::Arch { .. } => Flags::none("arch"),
+            Command::Flops(_) => Flags::none("flops"),
+            Command::List { .. } => Flags::none("list"),
+            Command::Show { .. } => Flags::none("show"),
+            Command::Schema { .. } => Flags::none("schema"),
+            Command::CheckCards { .. } => Flags::none("check-cards"),
+            Command::Validate(_) => Flags::none("validate"),
+            Command::Report(_) => Flags::none("report"),
+            Command::Fetch(_) => Flags::none("fetch"),
+            Command::Hash(_) => Flags::none("hash"),
+            Command::Docs(_) => Flags::none("docs"),
         }
     }
 }

@@ -31,14 +31,7 @@ pub(super) fn run(registry: &Registry, name: &str, json: bool) -> anyhow::Result
     let spec = arch.resolve()?;
     let params = spec.trainable_params();
     let card = crate::lookup::card_flops(entry);
-    let macs = card.image_size.and_then(|s| {
-        crate::flops::count(
-            &spec,
-            crate::flops::Convention::Macs,
-            crate::flops::InputSize::square(s),
-        )
-        .ok()
-    });
+    let macs = card.macs(&spec);
     if json {
         let shown = Shown {
             name: entry.name(),

@@ -143,6 +143,7 @@ pub fn run(args: ValidateArgs, registry_dir: Option<&Path>) -> anyhow::Result<St
         registry: RegistryInfo {
             source: location.describe(),
             models: registry.model_count(),
+            content_sha256: registry.content_sha256(),
         },
         shard: shard_of,
         strict: args.strict,

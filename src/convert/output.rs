@@ -62,7 +62,7 @@ pub enum OutputError {
     },
     /// The output name (registry `Name:`, `--name-as` or the source's stem) is not one safe
     /// path component, so the files could land outside the output directory.
-    #[error("output name {:?}: {reason}; pass --name-as with a plain file name", .name)]
+    #[error("output name {:?}: {reason}; the output needs a plain file name", .name)]
     UnsafeName {
         /// The name.
         name: String,

@@ -143,7 +143,9 @@ pub enum RunError {
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     /// An image could not be decoded (without `--skip-bad`).
-    #[error("{0} (pass --skip-bad to count and list such images instead)")]
+    #[error(
+        "{0} (an unreadable image stops the run unless such images are to be counted and listed)"
+    )]
     Image(#[from] EvalError),
     /// The classifier failed.
     #[error("inference: {0}")]

@@ -497,8 +497,8 @@ fn limit_text(limit: u64, expected: bool) -> String {
         format!("its expected size of {limit} bytes")
     } else {
         format!(
-            "{limit} bytes, the most accepted for a file of unknown size (give its size, or a \
-             larger --max-size)"
+            "{limit} bytes, the most accepted for a file of unknown size (give its size in the \
+             registry, or fetch it with `zoo fetch --max-size BYTES`)"
         )
     }
 }

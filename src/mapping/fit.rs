@@ -220,9 +220,9 @@ impl fmt::Display for Diagnosis {
         match &self.fits {
             Some(a) if *a == self.requested => write!(
                 f,
-                "\nits shapes do fit `{a}`: the problems are not the architecture (the other --weights set? an incomplete file?)"
+                "\nits shapes do fit `{a}`: the problems are not the architecture (another weight set? an incomplete file?)"
             ),
-            Some(a) => write!(f, "\nthe checkpoint fits --arch {a}"),
+            Some(a) => write!(f, "\nthe checkpoint fits `{a}`"),
             None => f.write_str(
                 "\nno width/depth multiplier of this family (two decimals, up to 8) fits every shape of the checkpoint",
             ),

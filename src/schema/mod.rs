@@ -1210,19 +1210,6 @@ keyword! {
     }
 }
 
-impl InputRule {
-    /// Counted (height, width) for image size `s` (exact; a width beyond `u64` saturates).
-    pub fn input_hw(self, s: u64) -> (u64, u64) {
-        match self {
-            InputRule::Square => (s, s),
-            InputRule::DogJpgShortSide => (
-                s,
-                (u128::from(s) * 1546 / 1213).min(u128::from(u64::MAX)) as u64,
-            ),
-        }
-    }
-}
-
 keyword! {
     /// What a weight file is.
     pub enum FileRole {

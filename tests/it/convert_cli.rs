@@ -90,8 +90,29 @@ fn convert_from_a_directory_with_two_checkpoints_is_refused_naming_both() {
     );
     assert!(err.contains("model.ckpt-100.index"), "{err}");
     assert!(err.contains("model.ckpt-200.index"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    // The error, then the hint in convert's own flag.
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(
+        err.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("hint: give one as --from "),
+        "{err}"
+    );
     assert!(!out.exists(), "nothing is created for a refused source");
+
+    // fingerprint takes the checkpoint as FILE, not --from: its hint says so.
+    let (code, _, err) = zoo(&["fingerprint", path(&dir), "--arch", TINY]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("2 TensorFlow checkpoints in this directory"),
+        "{err}"
+    );
+    assert!(!err.contains("--from"), "{err}");
+    assert!(
+        err.contains("hint: give `zoo fingerprint` one by its prefix as FILE, e.g. "),
+        "{err}"
+    );
 
     match zoo::checkpoint::detect(&dir) {
         Err(zoo::checkpoint::CheckpointError::SeveralCheckpoints { indexes, .. }) => {
@@ -206,7 +227,7 @@ fn a_wrong_arch_of_another_family_gets_the_arch_that_fits() {
         );
         let fits = err
             .lines()
-            .find_map(|l| l.strip_prefix("the checkpoint fits --arch "))
+            .find_map(|l| l.strip_prefix("hint: the checkpoint fits --arch "))
             .unwrap_or_else(|| panic!("{fixture_dir}: no suggestion in {err}"));
         assert!(!out.exists());
         let (code, _, err) = zoo(&[

@@ -615,7 +615,9 @@ fn evaluation_loop_counts_the_same_with_any_worker_count_and_lists_bad_images() 
     assert!(matches!(e, RunError::Image(_)), "{e}");
     assert!(
         e.to_string().starts_with("class3/1.jpg: truncated image")
-            && e.to_string().contains("--skip-bad"),
+            && e.to_string()
+                .contains("unless such images are to be counted and listed")
+            && !e.to_string().contains("--"),
         "{e}"
     );
     let opts = RunOptions {
@@ -754,6 +756,10 @@ fn zoo_eval_top5_equals_timms_per_image() {
     let (code, _, err) = run(&[]);
     assert_eq!(code, 2);
     assert!(err.contains("class4/0.jpg: truncated image"), "{err}");
+    assert!(
+        err.contains("hint: --skip-bad counts and lists such images instead"),
+        "{err}"
+    );
     let (code, out, err) = run(&["--skip-bad"]);
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -1083,6 +1089,28 @@ fn zoo_eval_tiny(weights: &Path, dataset: &Path, extra: &[&str]) -> (i32, String
     crate::zoo(&a)
 }
 
+/// Weights of another architecture: the error says which architecture they fit, and the hint
+/// names only what `zoo eval` takes (no `--arch`, which eval does not have).
+#[cfg(feature = "torch")]
+#[test]
+fn zoo_eval_with_the_weights_of_another_architecture_hints_in_evals_own_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    ten_class_folder(tmp.path());
+    let weights = fixture("efficientnet-tiny/tf_efficientnet_tiny.safetensors");
+    let (code, _, err) = crate::zoo(&[
+        "eval",
+        "b0_ns",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the checkpoint fits `"), "{err}");
+    assert!(!err.contains("--arch"), "{err}");
+    assert!(err.contains("hint: the weights are `"), "{err}");
+}
+
 #[test]
 fn zoo_eval_on_a_missing_gpu_or_half_on_cpu_is_a_clear_error() {
     if zoo::torch::cuda_devices() > 0 {
@@ -1222,6 +1250,13 @@ fn zoo_eval_without_weights_uses_the_registrys_verified_file() {
         err.contains(
             "efficientnet-tiny.tar.gz of efficientnet_tiny (tf-checkpoint) is not in the cache"
         ) && err.contains("zoo fetch efficientnet_tiny --role tf-checkpoint"),
+        "{err}"
+    );
+    // The next steps name eval's own flags, not convert's.
+    assert!(
+        err.contains("zoo eval efficientnet_tiny --weights PATH")
+            && err.contains("zoo eval efficientnet_tiny --mirror URL")
+            && !err.contains("--from"),
         "{err}"
     );
     let mirror = format!("file://{}/", fixture("efficientnet-tiny").display());

@@ -108,6 +108,31 @@ fn flops_image_size_overrides_the_card_and_still_compares() {
     );
 }
 
+/// `--size HxW` counts every convention at that input, and the header says so: it names the
+/// input that was counted, not the image size's own inputs.
+#[test]
+fn flops_size_header_names_the_input_that_was_counted() {
+    for (name, card) in [("b6", ""), ("b6_ns", " (the card's Image Size is 528")] {
+        let (code, out, err) = zoo(&["flops", name, "--size", "300x200"]);
+        assert_eq!(code, 0, "{err}");
+        let header = out.lines().find(|l| l.contains("input:")).unwrap();
+        assert!(
+            header.contains("input: 300x200 (--size), every convention counted there"),
+            "{out}"
+        );
+        assert!(header.contains(card), "{out}");
+        assert!(!header.contains("224x285"), "{header}");
+        let report = json(&["flops", name, "--size", "300x200", "--json"]);
+        assert_eq!(
+            report["size"],
+            serde_json::json!({"height": 300, "width": 200})
+        );
+        for r in report["counts"].as_array().unwrap() {
+            assert_eq!(r["input"], report["size"], "{r}");
+        }
+    }
+}
+
 #[test]
 fn flops_of_an_unknown_name_suggests_the_model() {
     let (code, _, err) = zoo(&["flops", "b6ns"]);

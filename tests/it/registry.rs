@@ -93,8 +93,9 @@ fn b6_aliases_resolve_to_one_model() {
         .unwrap()
         .value;
     assert_eq!(rule, InputRule::DogJpgShortSide);
-    assert_eq!(rule.input_hw(224), (224, 285));
-    assert_eq!(rule.input_hw(800), (800, 1019));
+    let at = |s| zoo::lookup::rule_input(rule, s).to_string();
+    assert_eq!(at(224), "224x285");
+    assert_eq!(at(800), "800x1019");
 }
 
 #[test]

@@ -79,7 +79,7 @@ fn checkout_registry_validates_offline() {
                     assert_eq!(status, "explained", "{x}");
                     assert!(
                         x["detail"].as_str().unwrap().contains(&format!(
-                            "the card is exactly a legacy torch.save with {layout}"
+                            "the card is exactly a legacy (pre-1.6) torch.save (`Format: pth-legacy`) with {layout}"
                         )),
                         "{x}"
                     );
@@ -529,6 +529,32 @@ fn flops_mismatch_names_the_image_size_that_gives_the_documented_value() {
     );
 }
 
+/// With TF 'same' padding two image sizes can give the same count: b5's plain MACs are the same
+/// at 463x463 and 464x464. A card holding that count is not pinned on the nearer size alone:
+/// the failure names every size that gives it, and which is nearest to the card's Image Size.
+#[test]
+fn flops_mismatch_names_every_image_size_that_gives_the_documented_value() {
+    let tmp = registry_copy();
+    edit(
+        &tmp.path().join("registry/efficientnet/noisy-student.yml"),
+        "    FLOPs: 13176501888",
+        "    FLOPs: 10360230272",
+    );
+    let (code, out, _) = zoo_in(
+        tmp.path(),
+        &tmp.path().join("cache"),
+        &["validate", "--offline", "b5_ns"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "the card's value is exactly macs at 463x463 or macs at 464x464, i.e. Image Size 463 \
+             or 464 (each gives this count; 463 is nearest to 456), not 456"
+        ),
+        "{out}"
+    );
+}
+
 /// A collection-level edit makes one card stale: one finding for that card, after the real
 /// errors, and no advice to regenerate the cards while the registry fails its checks.
 #[test]
@@ -901,6 +927,69 @@ fn shard_reports(dir: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Shards run against two different registry contents, both labelled `registry` with the same
+/// model count, do not merge: each report records the sha256 of its registry's text, and the
+/// merge fails (exit 1) naming both.
+#[test]
+fn shards_of_two_registry_contents_with_one_label_do_not_merge() {
+    let (a, b) = (registry_copy(), registry_copy());
+    edit(
+        &b.path().join("registry/efficientnet/noisy-student.yml"),
+        "# The Noisy Student EfficientNets.",
+        "# The Noisy Student EfficientNets (edited).",
+    );
+    let shard = |dir: &Path, k: usize| {
+        let (code, out, err) = zoo_in(
+            dir,
+            &dir.join("cache"),
+            &[
+                "validate",
+                "--offline",
+                "--json",
+                "--shard",
+                &format!("{k}/2"),
+                "b0_ns",
+                "b1_ns",
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let r = json(&out);
+        let p = dir.join(format!("shard-{k}.json"));
+        std::fs::write(&p, out).unwrap();
+        let sha = r["registry"]["content_sha256"].as_str().unwrap().to_owned();
+        assert_eq!(sha.len(), 64, "{sha}");
+        (
+            p.display().to_string(),
+            r["registry"]["source"].clone(),
+            sha,
+        )
+    };
+    let (one, source_a, sha_a) = shard(a.path(), 1);
+    let (two, source_b, sha_b) = shard(b.path(), 2);
+    assert_eq!(source_a, source_b, "the same label");
+    assert_ne!(sha_a, sha_b);
+    let (code, out, err) = zoo_in(
+        a.path(),
+        &a.path().join("cache"),
+        &["report", "merge", &one, &two],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("shard 1/2 and shard 2/2 checked different contents of the registry"),
+        "{err}"
+    );
+    assert!(err.contains(&sha_a) && err.contains(&sha_b), "{err}");
+    // The same content merges.
+    let (two_a, _, sha) = shard(a.path(), 2);
+    assert_eq!(sha, sha_a);
+    let (code, _, err) = zoo_in(
+        a.path(),
+        &a.path().join("cache"),
+        &["report", "merge", &one, &two_a],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
 /// Merging 3 of 4 shard reports fails (exit 1) and names the missing shard; so does a shard
 /// given twice.
 #[test]
@@ -1027,13 +1116,13 @@ fn without_reference_vectors_a_checkpoint_of_another_architecture_still_fails() 
     assert_eq!(code, 1, "{out}{err}");
     let r = inference(&out);
     assert_eq!(r["status"], "fail", "{r}");
+    let detail = r["detail"].as_str().unwrap();
     assert!(
-        r["detail"]
-            .as_str()
-            .unwrap()
-            .contains("the checkpoint fits --arch efficientnet:width=0.05,depth=0.5"),
+        detail.contains("the checkpoint fits `efficientnet:width=0.05,depth=0.5"),
         "{r}"
     );
+    // validate has no --arch: the detail names the architecture, not another command's flag.
+    assert!(!detail.contains("--arch"), "{r}");
 }
 
 /// The tiny model served by a local HTTP server: downloaded, converted, run, passed; corrupt
@@ -1289,5 +1378,111 @@ fn a_size_or_accuracy_no_rule_explains_fails() {
             .unwrap()
             .contains("Top 1 Accuracy is 77.28%, but timm results-imagenet.csv reports 76.608%"),
         "{top}"
+    );
+}
+
+/// The b0_ns card of a registry copy, rewritten to count FLOPs as plain MACs at the square input
+/// and to declare its `.pth` a zip `torch.save`, with `flops` and `file_size` as its values.
+fn b0_ns_as_macs_and_zip(flops: &str, file_size: &str) -> tempfile::TempDir {
+    let tmp = registry_copy();
+    let f = tmp.path().join("registry/efficientnet/noisy-student.yml");
+    edit(&f, "    FLOPs: 488688572", &format!("    FLOPs: {flops}"));
+    edit(
+        &f,
+        "    File Size: 21386709",
+        &format!("    File Size: {file_size}"),
+    );
+    edit(
+        &f,
+        "      Convention: thop-2020\n      Input Rule: dog-jpg-short-side",
+        "      Convention: macs\n      Input Rule: square",
+    );
+    edit(&f, "      Format: pth-legacy", "      Format: pth-zip");
+    tmp
+}
+
+/// `validate` counts a card's FLOPs under the card's own `Zoo: Flops` and predicts its File Size
+/// for the card's own `.pth` `Format`: the numbers `zoo flops` and `zoo docs` give for the same
+/// card. So a card that docs wrote passes, and `zoo flops` marks the same count as exact.
+#[test]
+fn a_card_in_its_own_convention_and_container_passes_and_docs_agrees() {
+    let tmp = b0_ns_as_macs_and_zip("385814752", "21448401");
+    let cache = tmp.path().join("cache");
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["docs"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("fails"), "docs saw the card fail: {err}");
+    let (code, out, err) = zoo_in(
+        tmp.path(),
+        &cache,
+        &["validate", "--offline", "--json", "b0_ns"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let r = json(&out);
+    let find = |check: &str| {
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["model"] == "tf_efficientnet_b0_ns" && x["check"] == check)
+            .unwrap()
+            .clone()
+    };
+    let flops = find("flops");
+    assert_eq!(flops["status"], "pass", "{flops}");
+    assert!(
+        flops["detail"]
+            .as_str()
+            .unwrap()
+            .contains("exact under macs at 224x224 (`Zoo: Flops`)"),
+        "{flops}"
+    );
+    let size = find("file-size");
+    assert_eq!(size["status"], "pass", "{size}");
+    assert!(
+        size["detail"]
+            .as_str()
+            .unwrap()
+            .contains("zip (torch >= 1.6) torch.save layout (`Format: pth-zip`)"),
+        "{size}"
+    );
+    // The generated card carries exactly the values validate passed.
+    let card = std::fs::read_to_string(tmp.path().join("registry/cards/noisy-student.md")).unwrap();
+    assert!(
+        card.contains("FLOPs: 385814752"),
+        "docs wrote another FLOPs"
+    );
+    assert!(
+        card.contains("File Size: 21448401"),
+        "docs wrote another File Size"
+    );
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["flops", "b0_ns"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("counted 385814752 under macs at 224x224: exact"),
+        "{out}"
+    );
+}
+
+/// A value wrong in the card's own convention (or container) fails, naming the documented
+/// value, the measured one, and the convention (container) it was measured under.
+#[test]
+fn a_wrong_value_in_the_cards_own_convention_fails_naming_both() {
+    let tmp = b0_ns_as_macs_and_zip("385814753", "21448402");
+    let cache = tmp.path().join("cache");
+    let (code, out, err) = zoo_in(tmp.path(), &cache, &["validate", "--offline", "b0_ns"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(
+            "FAIL tf_efficientnet_b0_ns flops: documented 385814753, measured 385814752; the \
+             card's value is 1 more than macs at 224x224 (`Zoo: Flops`) gives"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "FAIL tf_efficientnet_b0_ns file-size: documented 21448402, predicted 21448401; \
+             zip (torch >= 1.6) torch.save (`Format: pth-zip`)"
+        ),
+        "{out}"
     );
 }
