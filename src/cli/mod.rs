@@ -243,6 +243,7 @@ impl Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Status> {
+    let flags = cli.command.flags();
     match cli.command {
         Command::Arch { spec } => {
             let cfg = arch_named(&spec, || load_registry(&cli.registry))?;
@@ -268,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Convert(args) => convert::run(args, || load_registry(&cli.registry)),
         Command::Export(args) => export::run(args, || load_registry(&cli.registry)),
         Command::Fingerprint(args) => {
-            weights::fingerprint_cmd(args, || load_registry(&cli.registry))
+            weights::fingerprint_cmd(args, flags, || load_registry(&cli.registry))
         }
         Command::Diff(args) => weights::diff_cmd(args, || load_registry(&cli.registry)),
         Command::Validate(args) => validate::run(args, cli.registry.as_deref()),

@@ -67,8 +67,9 @@ fn refuse_special(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Runs `zoo fingerprint`.
-pub fn fingerprint_cmd(
+pub(crate) fn fingerprint_cmd(
     args: FingerprintArgs,
+    flags: super::hint::Flags,
     registry: impl FnOnce() -> anyhow::Result<Registry>,
 ) -> anyhow::Result<Status> {
     let spec = spec(&args.arch, registry)?;
@@ -84,6 +85,9 @@ pub fn fingerprint_cmd(
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {}", esc_text(&format!("{e:#}")));
+                if let Some(hint) = super::hint::hint(flags, &e) {
+                    eprintln!("{}", esc_text(&hint));
+                }
                 continue;
             }
         };
