@@ -856,15 +856,8 @@ mod tests {
     /// skip as `<skipped>` and counts it so.
     #[test]
     fn allowed_skips_are_accepted_by_strict_for_their_check_only() {
-        let result = |model: &str, check, status| CheckResult {
-            model: model.into(),
-            check,
-            status,
-            documented: None,
-            measured: None,
-            predicted: false,
-            location: None,
-            detail: "no reference vectors for this model".into(),
+        let result = |model: &str, check, status| {
+            CheckResult::new(model, check, status, "no reference vectors for this model")
         };
         let run = |results: Vec<CheckResult>| {
             let mut r = Report::new(results);
