@@ -531,6 +531,8 @@ trait Source {
     fn read(&self, rel: &str) -> Result<String, RegistryError>;
     /// How a file is named in diagnostics.
     fn display(&self, rel: &str) -> PathBuf;
+    /// The bytes of one file, whatever they are (not only cards: reference `.npy` files too).
+    fn bytes(&self, rel: &str) -> std::io::Result<Box<dyn std::io::Read + '_>>;
 }
 
 struct Embedded;
@@ -566,6 +568,12 @@ impl Source for Embedded {
     }
     fn display(&self, rel: &str) -> PathBuf {
         Path::new("registry").join(rel)
+    }
+    fn bytes(&self, rel: &str) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        let f = EMBEDDED.get_file(rel).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not in the embedded registry")
+        })?;
+        Ok(Box::new(f.contents()))
     }
 }
 
@@ -617,6 +625,11 @@ impl Source for Disk {
         };
         let _ = self.walk(root, "", &mut out);
         out
+    }
+    fn bytes(&self, rel: &str) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        let path = self.0.join(rel);
+        crate::fsutil::refuse_special_file(&path)?;
+        Ok(Box::new(std::fs::File::open(path)?))
     }
     fn read(&self, rel: &str) -> Result<String, RegistryError> {
         let path = self.0.join(rel);
@@ -1223,23 +1236,32 @@ impl Registry {
     /// `model-index.yml`: state a run adds, not content of the registry.
     pub const LOCK_FILE: &'static str = "weights.lock";
 
-    /// sha256 of the registry's whole text: every file (path, length and bytes, in path order)
-    /// but [`Registry::LOCK_FILE`], from wherever the registry came from. Two runs saw the same
-    /// registry exactly when this is equal (`zoo report merge` relies on it).
+    /// sha256 of the registry's whole content: every file's relative path and the sha256 of its
+    /// bytes (cards, reference `.npy` files, templates: whatever is there), in path order, but
+    /// [`Registry::LOCK_FILE`], from wherever the registry came from. Where the registry lies
+    /// does not count. Two runs saw the same registry exactly when this is equal (`zoo report
+    /// merge` relies on it); a file that cannot be read counts by its path and the kind of error.
     pub fn content_sha256(&self) -> String {
         use sha2::{Digest, Sha256};
+        let source: Box<dyn Source> = match &self.dir {
+            Some(d) => Box::new(Disk(d.clone())),
+            None => Box::new(Embedded),
+        };
         let mut h = Sha256::new();
         for rel in self.files_under("") {
             if rel == Self::LOCK_FILE {
                 continue;
             }
-            let text = self
-                .read_file(&rel)
-                .unwrap_or_else(|e| format!("\0unreadable: {e}"));
             h.update((rel.len() as u64).to_le_bytes());
             h.update(rel.as_bytes());
-            h.update((text.len() as u64).to_le_bytes());
-            h.update(text.as_bytes());
+            let mut file = Sha256::new();
+            match source
+                .bytes(&rel)
+                .and_then(|mut r| std::io::copy(&mut r, &mut file))
+            {
+                Ok(_) => h.update(file.finalize()),
+                Err(e) => h.update(format!("\0unreadable: {:?}", e.kind()).as_bytes()),
+            }
         }
         hex::encode(h.finalize())
     }

@@ -47,6 +47,9 @@ pub enum Retry {
         command: &'static str,
         /// Its flag that takes the file itself.
         from_flag: &'static str,
+        /// The command's other required arguments, as its usage writes them (` --dataset DIR`
+        /// for eval; empty where there are none).
+        required: &'static str,
     },
 }
 
@@ -202,10 +205,14 @@ pub fn next_steps(err: &FetchError, spec: &FileSpec, cache: &Cache, retry: Retry
         ));
     }
     match retry {
-        Retry::Rerun { command, from_flag } => out.push_str(&format!(
-            "\n  - zoo {command} {model} {from_flag} PATH, PATH being a copy of {file}\n  - zoo \
-             {command} {model} --mirror URL, URL being a server or file:///DIR/ that has {file} \
-             where `wget -m` saves it (<host>/<path of its URL>)"
+        Retry::Rerun {
+            command,
+            from_flag,
+            required,
+        } => out.push_str(&format!(
+            "\n  - zoo {command} {model}{required} {from_flag} PATH, PATH being a copy of {file}\n  \
+             - zoo {command} {model}{required} --mirror URL, URL being a server or file:///DIR/ \
+             that has {file} where `wget -m` saves it (<host>/<path of its URL>)"
         )),
         Retry::Fetch => {}
     }

@@ -138,6 +138,7 @@ pub(crate) fn fetch_source(
         Retry::Rerun {
             command,
             from_flag: "--from",
+            required: "",
         },
     )?;
     if let Some(w) = warning {

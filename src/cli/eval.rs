@@ -152,6 +152,7 @@ pub fn run(
                     Retry::Rerun {
                         command: "eval",
                         from_flag: "--weights",
+                        required: " --dataset DIR",
                     },
                 )
                 .map(|f| f.path)

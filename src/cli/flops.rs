@@ -138,7 +138,8 @@ pub fn run(
                 spec,
                 documented: card.documented,
                 image_size: card.image_size,
-                counted_as: card.counted_as,
+                // As validate checks it: the declared convention, else timm's cards' own.
+                counted_as: card.checked_as().map(|(c, _)| c),
                 models_with_arch: None,
             }
         }

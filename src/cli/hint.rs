@@ -108,8 +108,13 @@ pub(crate) fn hint(flags: Flags, err: &anyhow::Error) -> Option<String> {
             Some(a) if flags.arch => Some(format!("hint: the checkpoint fits --arch {a}")),
             Some(a) => Some(format!(
                 "hint: the weights are `{a}`, not the model's architecture: give the weights of \
-                 the model named, or name the model they belong to (`zoo flops {a}` lists the \
-                 registry models built on `{a}`)"
+                 the model named, or name the model they belong to{}",
+                // A timm name: the registry's models of it are named after it.
+                if a.contains([':', '=']) {
+                    String::new()
+                } else {
+                    format!(" (`zoo list '{a}*'` lists the registry models named after it)")
+                }
             )),
             None => None,
         },
@@ -162,6 +167,7 @@ mod tests {
                 architecture: Outline::default(),
                 requested: requested.into(),
                 fits: Some(fits.into()),
+                untried: 0,
             })),
         })
     }
@@ -187,7 +193,7 @@ mod tests {
         for flags in [eval, export] {
             let h = hint(flags, &wrong).unwrap();
             assert!(!h.contains("--arch"), "{h}");
-            assert!(h.contains("`zoo flops tf_efficientnet_b1`"), "{h}");
+            assert!(h.contains("`zoo list 'tf_efficientnet_b1*'`"), "{h}");
         }
         // The architecture is right: the other weight set, where the command has one.
         let same = mismatch("tf_efficientnet_b0", "tf_efficientnet_b0");

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::Status;
 use crate::lookup::{self, CountedAs};
 use crate::registry::{ModelEntry, Registry};
+use zoo_converters::text::esc_text;
 
 #[derive(Serialize)]
 struct Row<'a> {
@@ -70,8 +71,9 @@ pub(super) fn run(registry: &Registry, patterns: &[String], json: bool) -> anyho
         ]);
     for r in &rows {
         table.add_row(vec![
-            Cell::new(r.name),
-            Cell::new(r.aliases.join(", ")),
+            // Names come from the cards: escaped per cell, so the columns stay aligned.
+            Cell::new(esc_text(r.name)),
+            Cell::new(esc_text(&r.aliases.join(", "))),
             Cell::new(r.image_size.map_or("-".into(), |s| s.to_string()))
                 .set_alignment(CellAlignment::Right),
             Cell::new(human(r.parameters)).set_alignment(CellAlignment::Right),
@@ -87,7 +89,6 @@ pub(super) fn run(registry: &Registry, patterns: &[String], json: bool) -> anyho
             .set_alignment(CellAlignment::Right),
         ]);
     }
-    // Names and values come from the cards: shown escaped (no terminal control characters).
-    outln!("{}", zoo_converters::text::esc_text(&table.to_string()));
+    outln!("{table}");
     Ok(Status::Ok)
 }

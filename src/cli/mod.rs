@@ -314,7 +314,7 @@ fn load_registry(dir: &Option<PathBuf>) -> anyhow::Result<crate::registry::Regis
     let registry = crate::registry::Registry::open(&locate_registry(dir.as_deref())?)?;
     for d in registry.diagnostics() {
         if d.severity == crate::diagnostic::Severity::Warning {
-            eprintln!("{d}");
+            eprintln!("{}", zoo_converters::text::esc_text(&d.to_string()));
         }
     }
     Ok(registry)
@@ -331,7 +331,7 @@ fn load_registry_reporting_errors(
         if d.is_error() {
             errors += 1;
         }
-        eprintln!("{d}");
+        eprintln!("{}", zoo_converters::text::esc_text(&d.to_string()));
     }
     if errors > 0 {
         let lost: Vec<&str> = registry
@@ -344,7 +344,10 @@ fn load_registry_reporting_errors(
             if lost.is_empty() {
                 String::new()
             } else {
-                format!("; not loaded: {}", lost.join(", "))
+                format!(
+                    "; not loaded: {}",
+                    zoo_converters::text::esc_text(&lost.join(", "))
+                )
             }
         );
     }

@@ -27,7 +27,12 @@ pub enum ReportCommand {
         strict: bool,
         /// With --strict: skips of this check do not fail the merged run (repeatable); a skip
         /// the shards' own `--allow-skip` all accepted is accepted too.
-        #[arg(long = "allow-skip", value_name = "CHECK", requires = "strict")]
+        #[arg(
+            long = "allow-skip",
+            value_name = "CHECK",
+            requires = "strict",
+            value_delimiter = ','
+        )]
         allow_skips: Vec<crate::report::CheckKind>,
         /// Show every check's detail, passes included.
         #[arg(short, long)]

@@ -35,7 +35,12 @@ pub struct ValidateArgs {
     /// With --strict: skips of this check do not fail the run (they are still listed as skips,
     /// and a pinned or explained result of it still fails); repeatable. For a registry whose
     /// models have no reference vectors: `--allow-skip inference`.
-    #[arg(long = "allow-skip", value_name = "CHECK", requires = "strict")]
+    #[arg(
+        long = "allow-skip",
+        value_name = "CHECK",
+        requires = "strict",
+        value_delimiter = ','
+    )]
     pub allow_skips: Vec<crate::report::CheckKind>,
     /// Show every check's detail, passes included.
     #[arg(short, long)]

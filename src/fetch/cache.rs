@@ -963,7 +963,7 @@ fn mirror_urls(prefix: &str, spec: &FileSpec) -> Vec<String> {
             Some(format!("{base}/{host}{port}{}", u.path()))
         })
         .collect();
-    if spec.unique_name || spec.sha256.is_some() {
+    if (spec.unique_name || spec.sha256.is_some()) && !spec.file_name.is_empty() {
         urls.push(format!("{base}/{}", spec.file_name));
     }
     urls

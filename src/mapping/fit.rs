@@ -188,6 +188,9 @@ pub struct Diagnosis {
     pub requested: String,
     /// An architecture every shape of the checkpoint fits, as `--arch` spells it.
     pub fits: Option<String>,
+    /// Candidates the search left untried (beyond its [`MAX_CHECKS`] most likely ones): when
+    /// nothing fits and this is not 0, "nothing fits" is not proven.
+    pub untried: usize,
 }
 
 impl Diagnosis {
@@ -196,10 +199,11 @@ impl Diagnosis {
     /// for a network built from anything else, `fits` stays `None`.
     pub fn new(checkpoint: Outline, net: &Network, fits: impl Fn(&Network) -> bool) -> Diagnosis {
         let requested = net.arch.parse::<ArchConfig>().ok();
-        let found = requested
+        let (found, untried) = requested
             .as_ref()
-            .and_then(|cfg| fit(&checkpoint, cfg, fits));
+            .map_or((None, 0), |cfg| search(&checkpoint, cfg, fits));
         Diagnosis {
+            untried,
             architecture: Outline::of_network(net),
             requested: requested
                 .as_ref()
@@ -223,6 +227,11 @@ impl fmt::Display for Diagnosis {
                 "\nits shapes do fit `{a}`: the problems are not the architecture (another weight set? an incomplete file?)"
             ),
             Some(a) => write!(f, "\nthe checkpoint fits `{a}`"),
+            None if self.untried > 0 => write!(
+                f,
+                "\nnone of the {MAX_CHECKS} likeliest width/depth multipliers of this family fits every shape of the checkpoint ({} more were not tried)",
+                self.untried
+            ),
             None => f.write_str(
                 "\nno width/depth multiplier of this family (two decimals, up to 8) fits every shape of the checkpoint",
             ),
@@ -261,6 +270,15 @@ pub fn fit(
     requested: &ArchConfig,
     fits: impl Fn(&Network) -> bool,
 ) -> Option<ArchConfig> {
+    search(outline, requested, fits).0
+}
+
+/// [`fit`], and how many candidates were left untried.
+fn search(
+    outline: &Outline,
+    requested: &ArchConfig,
+    fits: impl Fn(&Network) -> bool,
+) -> (Option<ArchConfig>, usize) {
     let base = ArchConfig {
         classes: outline.classes.unwrap_or(requested.classes),
         in_chans: outline.in_chans.unwrap_or(requested.in_chans),
@@ -327,11 +345,14 @@ pub fn fit(
             *w,
         )
     });
-    candidates
+    let untried = candidates.len().saturating_sub(MAX_CHECKS);
+    let found = candidates
         .into_iter()
         .take(MAX_CHECKS)
         .map(|(_, _, cfg)| cfg)
-        .find(|cfg| cfg.resolve().is_ok_and(|net| fits(&net)))
+        .find(|cfg| cfg.resolve().is_ok_and(|net| fits(&net)));
+    let untried = if found.is_some() { 0 } else { untried };
+    (found, untried)
 }
 
 #[cfg(test)]
@@ -383,6 +404,35 @@ mod tests {
         };
         assert_eq!(spelling(&b6_10), "tf_efficientnet_b6:classes=10");
         assert_eq!(spelling(&b6_10).parse::<ArchConfig>().unwrap(), b6_10);
+    }
+
+    /// Where the arithmetic leaves more candidates than the search tries (Lite's stem and head
+    /// are not width-scaled, so they do not narrow the width), a miss is not reported as proof
+    /// that nothing fits.
+    #[test]
+    fn a_search_cut_short_says_so() {
+        let lite = ArchConfig::variant("tf_efficientnet_lite0").unwrap();
+        let spec = ArchConfig {
+            width: 0.37,
+            depth: 1.13,
+            ..lite.clone()
+        }
+        .resolve()
+        .unwrap();
+        let (found, untried) = search(&outline(&spec), &lite, timm_fits(&spec));
+        assert!(found.is_none() && untried > 0, "{found:?} {untried}");
+        let d = Diagnosis {
+            checkpoint: outline(&spec),
+            architecture: outline(&spec),
+            requested: "tf_efficientnet_lite0".into(),
+            fits: None,
+            untried,
+        };
+        assert!(
+            d.to_string()
+                .contains(&format!("({untried} more were not tried)")),
+            "{d}"
+        );
     }
 
     #[test]

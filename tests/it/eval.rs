@@ -1254,8 +1254,8 @@ fn zoo_eval_without_weights_uses_the_registrys_verified_file() {
     );
     // The next steps name eval's own flags, not convert's.
     assert!(
-        err.contains("zoo eval efficientnet_tiny --weights PATH")
-            && err.contains("zoo eval efficientnet_tiny --mirror URL")
+        err.contains("zoo eval efficientnet_tiny --dataset DIR --weights PATH")
+            && err.contains("zoo eval efficientnet_tiny --dataset DIR --mirror URL")
             && !err.contains("--from"),
         "{err}"
     );

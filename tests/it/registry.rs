@@ -274,3 +274,33 @@ fn registry_standard_fields_equal_the_published_cards() {
         );
     }
 }
+
+/// The content hash is the registry's bytes, every file (a binary `.npy` too), wherever it lies.
+#[test]
+fn content_hash_covers_every_files_bytes_and_not_the_location() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for d in [a.path(), b.path()] {
+        copy_registry(d);
+        std::fs::write(
+            d.join("ref.npy"),
+            [0x93, b'N', b'U', b'M', b'P', b'Y', 0xff, 0],
+        )
+        .unwrap();
+    }
+    let hash = |d: &std::path::Path| Registry::load(d).unwrap().content_sha256();
+    assert_eq!(hash(a.path()), hash(b.path()), "two places, one content");
+    std::fs::write(
+        b.path().join("ref.npy"),
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 0xfe, 0],
+    )
+    .unwrap();
+    assert_ne!(hash(a.path()), hash(b.path()), "one byte of a binary file");
+    // The lock file is state a run adds, not content.
+    std::fs::write(a.path().join("weights.lock"), "x").unwrap();
+    std::fs::write(
+        b.path().join("ref.npy"),
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 0xff, 0],
+    )
+    .unwrap();
+    assert_eq!(hash(a.path()), hash(b.path()));
+}
