@@ -314,8 +314,28 @@ pub fn validate_model(
         pth_size,
     ));
     out.push(checksum_result(name, &[&pth, &tf], cache));
-    out.push(inference_result(name, entry, &spec, &tf, cache));
-    out.push(fingerprint_result(name, &spec, &pth.result, &tf.result));
+    // The TF source, mapped and read once for both checks that need it (a release tarball is
+    // unpacked once, not once per check).
+    let tf_opened = match &tf.result {
+        Ok(Some(f)) => Some(
+            checkpoint::open(&f.path, Some(&spec), WeightSet::Ema).map_err(anyhow::Error::from),
+        ),
+        _ => None,
+    };
+    out.push(inference_result(
+        name,
+        entry,
+        &spec,
+        &tf,
+        tf_opened.as_ref(),
+        cache,
+    ));
+    out.push(fingerprint_result(
+        name,
+        &spec,
+        &pth.result,
+        tf_opened.as_ref(),
+    ));
     if let Some(eval) = &opts.eval {
         out.push(measured_result(entry, &[&pth, &tf], cache, eval));
     }
@@ -870,11 +890,12 @@ fn inference_result(
     entry: &ModelEntry,
     spec: &Network,
     tf: &Located,
+    opened: Option<&anyhow::Result<checkpoint::Opened>>,
     cache: Option<&Cache>,
 ) -> CheckResult {
     let reference = entry.reference();
-    let source = match &tf.result {
-        Err(e) => {
+    let (source, opened) = match (&tf.result, opened) {
+        (Err(e), _) => {
             return CheckResult::new(
                 name,
                 CheckKind::Inference,
@@ -882,7 +903,11 @@ fn inference_result(
                 failure_detail(tf, e, cache),
             )
         }
-        Ok(None) => {
+        (Ok(Some(f)), Some(Ok(o))) => (f, o),
+        (Ok(Some(_)), Some(Err(e))) => {
+            return CheckResult::new(name, CheckKind::Inference, Status::Fail, format!("{e:#}"))
+        }
+        (Ok(_), _) => {
             return CheckResult::new(
                 name,
                 CheckKind::Inference,
@@ -890,28 +915,20 @@ fn inference_result(
                 "weights not cached",
             )
         }
-        Ok(Some(f)) => f,
     };
     if reference.is_none() {
-        // Nothing to run the model against, but the checkpoint must still be this model's:
-        // every tensor the architecture needs, with its shape (read from the index, no tensor
-        // data). A checkpoint of another architecture fails here, with the diagnosis.
-        return match plan_only(&source.path, spec) {
-            // One wording for every model, so the skips group into one line.
-            Ok(()) => CheckResult::new(
-                name,
-                CheckKind::Inference,
-                Status::Skipped,
-                "no reference vectors for this model (its checkpoint does map onto the architecture: every tensor there, with its shape)",
-            ),
-            Err(e) => CheckResult::new(name, CheckKind::Inference, Status::Fail, format!("{e:#}")),
-        };
+        // Nothing to run the model against, but the checkpoint was still mapped onto the
+        // architecture (every tensor it needs, with its shape): a checkpoint of another
+        // architecture failed above, with the diagnosis. One wording for every model, so the
+        // skips group into one line.
+        return CheckResult::new(
+            name,
+            CheckKind::Inference,
+            Status::Skipped,
+            "no reference vectors for this model (its checkpoint does map onto the architecture: every tensor there, with its shape)",
+        );
     }
-    let run = || -> anyhow::Result<InferenceCheck> {
-        let opened = checkpoint::open(&source.path, Some(spec), WeightSet::Ema)?;
-        Ok(check_inference(spec, &opened.tensors, reference.as_ref())?)
-    };
-    match run() {
+    match check_inference(spec, &opened.tensors, reference.as_ref()) {
         Ok(InferenceCheck::Skipped { reason }) => {
             CheckResult::new(name, CheckKind::Inference, Status::Skipped, reason)
         }
@@ -930,24 +947,22 @@ fn inference_result(
                 format!("{:.3e}", c.max_abs),
             )
         }
-        Err(e) => CheckResult::new(name, CheckKind::Inference, Status::Fail, format!("{e:#}")),
+        Err(e) => CheckResult::new(
+            name,
+            CheckKind::Inference,
+            Status::Fail,
+            format!("{:#}", anyhow::Error::from(e)),
+        ),
     }
-}
-
-/// Plans the conversion of the TF checkpoint at `path` for `spec` (EMA weights) without reading
-/// a tensor.
-fn plan_only(path: &Path, spec: &Network) -> Result<(), checkpoint::CheckpointError> {
-    let format = checkpoint::detect(path)?;
-    checkpoint::open_tf(path, format, spec, WeightSet::Ema).map(drop)
 }
 
 fn fingerprint_result(
     name: &str,
     spec: &Network,
     pth: &Result<Option<Fetched>, FetchError>,
-    tf: &Result<Option<Fetched>, FetchError>,
+    tf: Option<&anyhow::Result<checkpoint::Opened>>,
 ) -> CheckResult {
-    let (Ok(Some(p)), Ok(Some(t))) = (pth, tf) else {
+    let (Ok(Some(p)), Some(t)) = (pth, tf) else {
         return CheckResult::new(
             name,
             CheckKind::Fingerprint,
@@ -955,11 +970,13 @@ fn fingerprint_result(
             "needs both the TF source and timm's .pth cached",
         );
     };
-    let fp = |path: &Path| -> anyhow::Result<String> {
-        let o = checkpoint::open(path, Some(spec), WeightSet::Ema)?;
-        Ok(fingerprint(o.tensors.iter().map(|(k, t)| (k, t))).fingerprint)
-    };
-    match (fp(&t.path), fp(&p.path)) {
+    let of =
+        |o: &checkpoint::Opened| fingerprint(o.tensors.iter().map(|(k, t)| (k, t))).fingerprint;
+    let tf_fp = t.as_ref().map(of).map_err(|e| format!("{e:#}"));
+    let pth_fp = checkpoint::open(&p.path, Some(spec), WeightSet::Ema)
+        .map(|o| of(&o))
+        .map_err(|e| format!("{:#}", anyhow::Error::from(e)));
+    match (tf_fp, pth_fp) {
         (Ok(a), Ok(b)) if a == b => CheckResult::new(
             name,
             CheckKind::Fingerprint,
@@ -975,7 +992,7 @@ fn fingerprint_result(
         )
         .values(&b, &a),
         (Err(e), _) | (_, Err(e)) => {
-            CheckResult::new(name, CheckKind::Fingerprint, Status::Fail, format!("{e:#}"))
+            CheckResult::new(name, CheckKind::Fingerprint, Status::Fail, e)
         }
     }
 }
