@@ -37,42 +37,46 @@ fn split(k: i32) -> Option<(i16, i16)> {
     Some((hi, (k & 0xFF) as i16))
 }
 
-/// The weights of one output pixel for `vpmaddwd`: per group of four taps, the high and the low
-/// halves of taps `(0, 1)` and `(2, 3)`, each as `[k0 k1 k0 k1 k0 k1 0 0]` (R, G, B, nothing)
-/// in both 128-bit lanes.
+/// Where one output pixel's weights for `vpmaddwd` lie in the shared table: per group of four
+/// taps, the high and the low halves of taps `(0, 1)` and `(2, 3)`, each as
+/// `[k0 k1 k0 k1 k0 k1 0 0]` (R, G, B, nothing) in both 128-bit lanes.
+#[derive(Clone, Copy)]
 struct PixelWeights {
+    /// The first of its `groups · 4` vectors: hi(0,1), hi(2,3), lo(0,1), lo(2,3) per group.
+    at: usize,
     groups: usize,
-    /// `groups · 4` vectors: hi(0,1), hi(2,3), lo(0,1), lo(2,3) per group.
-    v: Vec<__m256i>,
 }
 
+/// Appends output `i`'s split weights to `table` (one table for a whole pass, not an allocation
+/// per pixel); `None`, with `table` unchanged, when a weight does not split.
 #[target_feature(enable = "avx2")]
-fn pixel_weights(c: &Coeffs, i: usize) -> Option<PixelWeights> {
+fn pixel_weights(c: &Coeffs, i: usize, table: &mut Vec<__m256i>) -> Option<PixelWeights> {
     let k = &c.k[i * c.ksize..][..c.len[i]];
     let groups = k.len().div_ceil(4);
     if groups == 0 {
         return None;
     }
     let tap = |t: usize| split(k.get(t).copied().unwrap_or(0));
-    let mut v = Vec::with_capacity(groups * 4);
+    let at = table.len();
     for g in 0..groups {
-        let taps = [
-            tap(4 * g)?,
-            tap(4 * g + 1)?,
-            tap(4 * g + 2)?,
-            tap(4 * g + 3)?,
-        ];
+        let (Some(t0), Some(t1), Some(t2), Some(t3)) =
+            (tap(4 * g), tap(4 * g + 1), tap(4 * g + 2), tap(4 * g + 3))
+        else {
+            table.truncate(at);
+            return None;
+        };
+        let four = [t0, t1, t2, t3];
         for half in [0, 1] {
             for pair in [0, 1] {
                 let pick = |(hi, lo): (i16, i16)| if half == 0 { hi } else { lo };
-                let (a, b) = (pick(taps[2 * pair]), pick(taps[2 * pair + 1]));
-                v.push(_mm256_setr_epi16(
+                let (a, b) = (pick(four[2 * pair]), pick(four[2 * pair + 1]));
+                table.push(_mm256_setr_epi16(
                     a, b, a, b, a, b, 0, 0, a, b, a, b, a, b, 0, 0,
                 ));
             }
         }
     }
-    Some(PixelWeights { groups, v })
+    Some(PixelWeights { at, groups })
 }
 
 /// See [`super::horizontal`]. Two rows per vector (one per 128-bit lane), four taps per step:
@@ -90,7 +94,11 @@ pub(super) fn horizontal(
 ) -> Vec<u8> {
     let out_w = cols.len();
     let mut out = vec![0u8; out_w * rows * 3];
-    let weights: Vec<Option<PixelWeights>> = cols.clone().map(|i| pixel_weights(c, i)).collect();
+    let mut table = Vec::with_capacity(out_w * c.ksize.div_ceil(4) * 4);
+    let weights: Vec<Option<PixelWeights>> = cols
+        .clone()
+        .map(|i| pixel_weights(c, i, &mut table))
+        .collect();
     // Taps (0, 1) and (2, 3) of a group, each channel's pair adjacent; -1 writes a zero.
     let taps01 = _mm256_setr_epi8(
         0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1, //
@@ -124,7 +132,7 @@ pub(super) fn horizontal(
                     _mm256_shuffle_epi8(p, taps01),
                     _mm256_shuffle_epi8(p, taps23),
                 );
-                let k = &w.v[g * 4..][..4];
+                let k = &table[w.at + g * 4..][..4];
                 hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p01, k[0]));
                 hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p23, k[1]));
                 lo = _mm256_add_epi32(lo, _mm256_madd_epi16(p01, k[2]));
